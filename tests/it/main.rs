@@ -1,0 +1,65 @@
+//! Integration tests: one binary (one link against libtorch) for all of them.
+
+mod cli;
+mod e5;
+mod fixtures;
+mod segment;
+mod tagging;
+
+use polars::prelude::*;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn paratag(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_paratag"))
+        .args(args)
+        .env("PARATAG_HOME", home())
+        .output()
+        .expect("run paratag")
+}
+
+/// An empty model home, so tests never pick up models installed on the machine.
+pub fn home() -> PathBuf {
+    let p = std::env::temp_dir().join(format!("paratag-test-home-{}", std::process::id()));
+    std::fs::create_dir_all(&p).unwrap();
+    p
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn read(path: &Path) -> DataFrame {
+    ParquetReader::new(std::fs::File::open(path).unwrap())
+        .finish()
+        .unwrap()
+}
+
+pub fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, content).unwrap();
+    p
+}
+
+pub const CODEBOOK: &str = r#"[codebook]
+name = "test"
+
+[topics]
+multi_label = true
+threshold = 0.5
+
+[[topic]]
+id = "aid_to_ukraine"
+label = "aid to Ukraine"
+
+[[topic]]
+id = "peace_talks"
+label = "peace talks"
+
+[[stance]]
+id = "ukraine_aid"
+target = "further aid to Ukraine"
+favor = "The author supports further aid to Ukraine."
+against = "The author opposes further aid to Ukraine."
+threshold = 0.5
+"#;

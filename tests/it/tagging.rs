@@ -1,0 +1,378 @@
+//! End-to-end tagging with fixture models: NLI label order, entity offsets
+//! across scripts, long-paragraph windows, and batch/thread/order invariance.
+
+use super::fixtures::{self, NER_LABELS};
+use super::*;
+
+fn jsonl(dir: &Path, rows: &[(&str, &str)]) -> PathBuf {
+    let body: String = rows
+        .iter()
+        .map(|(id, t)| {
+            serde_json::json!({"id": id, "text": t, "source": "test"}).to_string() + "\n"
+        })
+        .collect();
+    write(dir, "in.jsonl", &body)
+}
+
+const PARA: &str =
+    "The parliament approved new military aid to Ukraine on Tuesday, officials said.";
+
+fn col_f32(df: &DataFrame, c: &str) -> Vec<Option<f32>> {
+    df.column(c).unwrap().f32().unwrap().iter().collect()
+}
+
+fn col_str(df: &DataFrame, c: &str) -> Vec<Option<String>> {
+    df.column(c)
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .map(|s| s.map(str::to_string))
+        .collect()
+}
+
+fn topic_scores(df: &DataFrame, row: usize) -> Vec<f32> {
+    let l = df
+        .column("topic_scores")
+        .unwrap()
+        .list()
+        .unwrap()
+        .get_as_series(row)
+        .unwrap();
+    l.struct_()
+        .unwrap()
+        .field_by_name("score")
+        .unwrap()
+        .f32()
+        .unwrap()
+        .iter()
+        .map(|x| x.unwrap())
+        .collect()
+}
+
+/// The three NLI label layouts, with a bias forcing entailment, then one
+/// forcing the opposite: the scores must follow the labels, not the index.
+#[test]
+fn nli_label_order_is_read_from_id2label() {
+    let d = tempfile::tempdir().unwrap();
+    let input = jsonl(d.path(), &[("a", PARA)]);
+    let cb = write(d.path(), "cb.toml", CODEBOOK);
+    type Head<'a> = (&'a str, &'a [&'a str], [f32; 3], [f32; 3]);
+    let heads: [Head; 3] = [
+        (
+            "ent0",
+            &["entailment", "neutral", "contradiction"],
+            [6.0, 0.0, -6.0],
+            [-6.0, 0.0, 6.0],
+        ),
+        (
+            "ent2",
+            &["contradiction", "neutral", "entailment"],
+            [-6.0, 0.0, 6.0],
+            [6.0, 0.0, -6.0],
+        ),
+        (
+            "twoway",
+            &["entailment", "not_entailment"],
+            [6.0, -6.0, 0.0],
+            [-6.0, 6.0, 0.0],
+        ),
+    ];
+    for (name, labels, yes, no) in heads {
+        for (bias, entailed) in [(yes, true), (no, false)] {
+            let m = fixtures::nli(
+                &d.path().join(format!("{name}-{entailed}")),
+                labels,
+                &bias[..labels.len()],
+            );
+            let out = d.path().join(format!("{name}-{entailed}.parquet"));
+            let o = paratag(&[
+                "tag",
+                input.to_str().unwrap(),
+                "-o",
+                out.to_str().unwrap(),
+                "-c",
+                cb.to_str().unwrap(),
+                "--nli",
+                m.to_str().unwrap(),
+                "--no-ner",
+                "-q",
+            ]);
+            assert!(o.status.success(), "{name}: {}", stderr(&o));
+            let df = read(&out);
+            let scores = topic_scores(&df, 0);
+            let stance = col_str(&df, "stance_ukraine_aid")[0].clone();
+            if entailed {
+                assert!(scores.iter().all(|&s| s > 0.99), "{name}: {scores:?}");
+                assert_eq!(
+                    col_str(&df, "topic")[0].as_deref(),
+                    Some("aid_to_ukraine"),
+                    "{name}"
+                );
+                assert_eq!(stance.as_deref(), Some("favor"), "{name}");
+            } else {
+                assert!(scores.iter().all(|&s| s < 0.01), "{name}: {scores:?}");
+                assert_eq!(col_str(&df, "topic")[0], None, "{name}");
+                assert_eq!(stance.as_deref(), Some("none"), "{name}");
+            }
+        }
+    }
+    // A head whose labels cannot be read is refused.
+    let m = fixtures::nli(
+        &d.path().join("anon"),
+        &["LABEL_0", "LABEL_1", "LABEL_2"],
+        &[0.0, 0.0, 0.0],
+    );
+    let out = d.path().join("anon.parquet");
+    let o = paratag(&[
+        "tag",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "-c",
+        cb.to_str().unwrap(),
+        "--nli",
+        m.to_str().unwrap(),
+        "--no-ner",
+        "-q",
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("cannot read NLI labels"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!out.exists());
+}
+
+fn entities(df: &DataFrame, row: usize) -> Vec<(String, String, u32, u32)> {
+    let s = df
+        .column("entities")
+        .unwrap()
+        .list()
+        .unwrap()
+        .get_as_series(row)
+        .unwrap();
+    let st = s.struct_().unwrap();
+    let f = |n: &str| st.field_by_name(n).unwrap();
+    let text = f("text");
+    let label = f("label");
+    let start = f("start");
+    let end = f("end");
+    (0..s.len())
+        .map(|i| {
+            (
+                text.str().unwrap().get(i).unwrap().to_string(),
+                label.str().unwrap().get(i).unwrap().to_string(),
+                start.u32().unwrap().get(i).unwrap(),
+                end.u32().unwrap().get(i).unwrap(),
+            )
+        })
+        .collect()
+}
+
+const SCRIPTS: &[(&str, &str)] = &[
+    (
+        "ar",
+        "قال وزير الخارجية إن بلاده ستواصل تقديم المساعدات إلى أوكرانيا، وفق بيان رسمي.",
+    ),
+    (
+        "ru",
+        "Министр заявил, что переговоры продолжатся в Женеве на следующей неделе.",
+    ),
+    (
+        "emoji",
+        "José Müller 👍🏽 met officials in Kyiv 🇺🇦 on Tuesday, a spokesman said.",
+    ),
+    (
+        "combining",
+        "Le ministre e\u{301}tait a\u{300} Kiev; il a annoncé une aide, selon l'AFP.",
+    ),
+];
+
+#[test]
+fn entity_text_is_the_exact_code_point_slice() {
+    let d = tempfile::tempdir().unwrap();
+    let input = jsonl(d.path(), SCRIPTS);
+    // B-PER on every token: every word is an entity, so every word boundary is checked.
+    let m = fixtures::ner(&d.path().join("ner"), NER_LABELS, 1);
+    let out = d.path().join("o.parquet");
+    let o = paratag(&[
+        "tag",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--ner",
+        m.to_str().unwrap(),
+        "-q",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let df = read(&out);
+    assert_eq!(df.height(), SCRIPTS.len());
+    let texts = col_str(&df, "text");
+    for (row, text) in texts.iter().enumerate() {
+        let text = text.as_ref().unwrap();
+        let para: Vec<char> = text.chars().collect();
+        let ents = entities(&df, row);
+        let words: Vec<&str> = text.split_whitespace().collect();
+        assert!(ents.len() >= words.len() - 1, "row {row}: {ents:?}");
+        for (text, label, s, e) in &ents {
+            assert_eq!(label, "PER");
+            let slice: String = para[*s as usize..*e as usize].iter().collect();
+            assert_eq!(&slice, text, "row {row}");
+            assert!(!text.starts_with(char::is_whitespace) && !text.ends_with(char::is_whitespace));
+        }
+        // Combining marks stay with their base letter.
+        for (text, ..) in &ents {
+            assert!(
+                !text.starts_with(|c: char| ('\u{300}'..='\u{36f}').contains(&c)),
+                "{text:?}"
+            );
+        }
+    }
+    // Arabic: the word before the comma loses only the comma.
+    let ar = entities(&df, 0);
+    assert!(ar.iter().any(|e| e.0 == "أوكرانيا"), "{ar:?}");
+    let emoji = entities(&df, 2);
+    assert!(emoji.iter().any(|e| e.0 == "👍🏽"), "{emoji:?}");
+}
+
+#[test]
+fn long_paragraphs_are_windowed_not_truncated() {
+    let d = tempfile::tempdir().unwrap();
+    let words: Vec<String> = (0..150)
+        .map(|i| format!("Kyiv{}", ["", "a", "b"][i % 3]))
+        .collect();
+    let long = format!("{}.", words.join(" "));
+    let input = jsonl(d.path(), &[("long", &long), ("short", PARA)]);
+    let ner = fixtures::ner(&d.path().join("ner"), NER_LABELS, 3); // B-LOC everywhere
+    let enc = fixtures::encoder(&d.path().join("enc"));
+    let cb = write(d.path(), "cb.toml", CODEBOOK);
+    let out = d.path().join("o.parquet");
+    let o = paratag(&[
+        "tag",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--ner",
+        ner.to_str().unwrap(),
+        "--encoder",
+        enc.to_str().unwrap(),
+        "-c",
+        cb.to_str().unwrap(),
+        "-q",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let df = read(&out);
+    let tw: Vec<u16> = df
+        .column("truncated_windows")
+        .unwrap()
+        .u16()
+        .unwrap()
+        .iter()
+        .map(|x| x.unwrap())
+        .collect();
+    assert!(
+        tw[0] >= 3,
+        "the long paragraph needs several 64-token windows: {tw:?}"
+    );
+    assert_eq!(tw[1], 0);
+    // Every word is found exactly once, in order, across the overlapping windows.
+    let ents = entities(&df, 0);
+    let got: Vec<&str> = ents.iter().map(|e| e.0.as_str()).collect();
+    let want: Vec<&str> = words.iter().map(|s| s.as_str()).collect();
+    assert_eq!(got, want);
+    let starts: Vec<u32> = ents.iter().map(|e| e.2).collect();
+    assert!(starts.windows(2).all(|w| w[0] < w[1]));
+    // Classification scored all windows: scores are still a distribution.
+    let s = topic_scores(&df, 0);
+    assert_eq!(s.len(), 2);
+    assert!(s.iter().all(|x| (0.0..=1.0).contains(x)));
+}
+
+/// The same corpus under different --threads, --batch-tokens and input order
+/// gives identical tables.
+#[test]
+fn output_is_invariant_to_threads_batches_and_order() {
+    let d = tempfile::tempdir().unwrap();
+    let mut rows: Vec<(String, String)> = SCRIPTS
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    for i in 0..12 {
+        rows.push((
+            format!("n{i}"),
+            format!(
+                "{PARA} {}",
+                "Talks on a ceasefire will continue next week in Geneva. ".repeat(i % 4 + 1)
+            ),
+        ));
+    }
+    let ner = fixtures::ner(&d.path().join("ner"), NER_LABELS, 1);
+    let enc = fixtures::encoder(&d.path().join("enc"));
+    let cb = write(
+        d.path(),
+        "cb.toml",
+        &CODEBOOK
+            .replace("multi_label = true", "multi_label = false")
+            .replace(
+                "threshold = 0.5\n\n[[topic]]",
+                "threshold = 0.1\n\n[[topic]]",
+            ),
+    );
+    let run = |name: &str, rows: &[(String, String)], extra: &[&str]| -> DataFrame {
+        let refs: Vec<(&str, &str)> = rows.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        let sub = d.path().join(name);
+        std::fs::create_dir_all(&sub).unwrap();
+        let input = jsonl(&sub, &refs);
+        let out = sub.join("o.parquet");
+        let mut args = vec![
+            "tag",
+            input.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--ner",
+            ner.to_str().unwrap(),
+            "--encoder",
+            enc.to_str().unwrap(),
+            "-c",
+            cb.to_str().unwrap(),
+            "-q",
+        ];
+        args.extend_from_slice(extra);
+        let o = paratag(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let df = read(&out);
+        df.sort(["article_id", "paragraph"], Default::default())
+            .unwrap()
+    };
+    let base = run("base", &rows, &["--threads", "1", "--batch-tokens", "64"]);
+    let wide = run(
+        "wide",
+        &rows,
+        &["--threads", "2", "--batch-tokens", "100000"],
+    );
+    let mut rev = rows.clone();
+    rev.reverse();
+    let reversed = run("rev", &rev, &["--threads", "2", "--batch-tokens", "300"]);
+    for (what, other) in [("threads/batch", &wide), ("order", &reversed)] {
+        for c in base.get_column_names() {
+            let (a, b) = (base.column(c).unwrap(), other.column(c).unwrap());
+            assert!(
+                a.as_materialized_series()
+                    .equals_missing(b.as_materialized_series()),
+                "{what}: column {c} differs:\n{:?}\n{:?}",
+                a.as_materialized_series(),
+                b.as_materialized_series()
+            );
+        }
+    }
+    // The encoder really ran: topic scores vary across paragraphs.
+    let ts = col_f32(&base, "topic_score");
+    assert!(
+        ts.iter()
+            .flatten()
+            .any(|&x| (x - ts[0].unwrap()).abs() > 1e-6),
+        "{ts:?}"
+    );
+}
