@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 pub enum Format {
     Jsonl,
     Csv,
+    /// Tab-separated, no quoting (as SIB-200 and many corpora ship).
+    Tsv,
     Parquet,
     Txt,
     Html,
@@ -130,7 +132,8 @@ pub fn read_inputs(inputs: &[PathBuf], opts: &ReadOptions) -> Result<Corpus> {
                 let f = std::fs::File::open(input).map_err(|e| Error::io(input, e))?;
                 read_jsonl(BufReader::new(f), &name, opts, &mut skipped)?
             }
-            Format::Csv => read_csv(input, opts, &mut skipped)?,
+            Format::Csv => read_csv(input, b',', opts, &mut skipped)?,
+            Format::Tsv => read_csv(input, b'\t', opts, &mut skipped)?,
             Format::Parquet => read_parquet(input, opts, &mut skipped)?,
             Format::Txt | Format::Html => {
                 let id = input
@@ -156,6 +159,7 @@ fn format_of(path: &Path) -> Result<Format> {
     Ok(match ext.as_str() {
         "jsonl" | "ndjson" | "json" => Format::Jsonl,
         "csv" => Format::Csv,
+        "tsv" | "tab" => Format::Tsv,
         "parquet" | "pq" => Format::Parquet,
         "txt" | "md" => Format::Txt,
         "html" | "htm" => Format::Html,
@@ -310,11 +314,18 @@ fn json_series(name: &str, vals: Vec<Option<Value>>) -> Series {
     Series::new(name, v)
 }
 
-fn read_csv(path: &Path, opts: &ReadOptions, skipped: &mut Vec<String>) -> Result<Rows> {
+fn read_csv(
+    path: &Path,
+    delimiter: u8,
+    opts: &ReadOptions,
+    skipped: &mut Vec<String>,
+) -> Result<Rows> {
     let name = path.display().to_string();
     let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let mut rdr = csv::ReaderBuilder::new()
         .flexible(false)
+        .delimiter(delimiter)
+        .quoting(delimiter == b',')
         .from_reader(BufReader::new(f));
     let headers = rdr
         .byte_headers()

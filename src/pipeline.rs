@@ -151,12 +151,16 @@ pub fn run(job: &Job) -> Result<Tagged> {
         let mut out = workers.infer(&plan.stage_a(&texts), job.batch_tokens, &bar)?;
         // Second pass: stance targets gated on topics.
         let topics = plan.topic_results(&out, texts.len());
+        bar.finish_and_clear();
         let gated = plan.stage_b(&texts, &topics);
         if !gated.is_empty() {
+            let paras: std::collections::HashSet<_> =
+                gated.iter().filter_map(|w| para_of(w.key)).collect();
+            let bar = progress_bar(job.progress, paras.len());
             let more = workers.infer(&gated, job.batch_tokens, &bar)?;
+            bar.finish_and_clear();
             out.merge(more);
         }
-        bar.finish_and_clear();
         out.topics = Some(topics);
         Ok(out)
     })?;
@@ -681,8 +685,8 @@ impl Workers {
                 let n = encs.len() as u16;
                 let e = out.windows_of.entry(p).or_default();
                 *e = (*e).max(n);
+                out.windows += encs.len();
             }
-            out.windows += encs.len();
             per_target.entry(w.target).or_default().extend(encs);
         }
         let total: usize = per_target.values().map(|v| v.len()).sum();

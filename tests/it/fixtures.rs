@@ -7,6 +7,7 @@
 //! tests check label order, spans and windowing without a real checkpoint.
 
 use rust_bert::bert::{BertConfig, BertEmbeddings, BertModel};
+use rust_bert::deberta_v2::{DebertaV2Config, DebertaV2ForSequenceClassification};
 use rust_bert::roberta::{RobertaForSequenceClassification, RobertaForTokenClassification};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -166,6 +167,38 @@ pub fn nli(dir: &Path, labels: &[&str], bias: &[f32]) -> PathBuf {
     let _m = RobertaForSequenceClassification::new(vs.root(), &bc).unwrap();
     zero(&vs, "classifier.out_proj.weight");
     set(&vs, "classifier.out_proj.bias", bias);
+    vs.save(dir.join("model.safetensors")).unwrap();
+    dir.to_path_buf()
+}
+
+/// DeBERTa-v2 NLI head (the mDeBERTa layout: relative attention, no token
+/// types) whose logits are `bias` for every input.
+pub fn nli_deberta(dir: &Path, labels: &[&str], bias: &[f32]) -> PathBuf {
+    tch::manual_seed(4);
+    let mut cfg = config("deberta-v2", labels);
+    for (k, v) in [
+        ("type_vocab_size", json!(0)),
+        ("relative_attention", json!(true)),
+        ("max_relative_positions", json!(-1)),
+        ("position_buckets", json!(16)),
+        ("norm_rel_ebd", json!("layer_norm")),
+        ("share_att_key", json!(true)),
+        ("pos_att_type", json!(["p2c", "c2p"])),
+        ("layer_norm_eps", json!(1e-7)),
+        ("position_biased_input", json!(false)),
+        ("pooler_hidden_size", json!(32)),
+        ("pooler_dropout", json!(0)),
+        ("pooler_hidden_act", json!("gelu")),
+        ("pad_token_id", json!(1)),
+    ] {
+        cfg[k] = v;
+    }
+    write_common(dir, &cfg);
+    let vs = VarStore::new(Device::Cpu);
+    let dc: DebertaV2Config = serde_json::from_value(cfg).unwrap();
+    let _m = DebertaV2ForSequenceClassification::new(vs.root(), &dc).unwrap();
+    zero(&vs, "classifier.weight");
+    set(&vs, "classifier.bias", bias);
     vs.save(dir.join("model.safetensors")).unwrap();
     dir.to_path_buf()
 }

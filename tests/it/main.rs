@@ -2,6 +2,7 @@
 
 mod cli;
 mod e5;
+mod fetch;
 mod fixtures;
 mod segment;
 mod tagging;

@@ -17,6 +17,24 @@ fn jsonl(dir: &Path, rows: &[(&str, &str)]) -> PathBuf {
 const PARA: &str =
     "The parliament approved new military aid to Ukraine on Tuesday, officials said.";
 
+/// `tag INPUT -c CODEBOOK --nli MODEL --no-ner`, which must succeed.
+fn tag_nli(input: &Path, out: &Path, cb: &Path, model: &Path) -> DataFrame {
+    let o = paratag(&[
+        "tag",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "-c",
+        cb.to_str().unwrap(),
+        "--nli",
+        model.to_str().unwrap(),
+        "--no-ner",
+        "-q",
+    ]);
+    assert!(o.status.success(), "{}: {}", model.display(), stderr(&o));
+    read(out)
+}
+
 fn col_f32(df: &DataFrame, c: &str) -> Vec<Option<f32>> {
     df.column(c).unwrap().f32().unwrap().iter().collect()
 }
@@ -78,28 +96,23 @@ fn nli_label_order_is_read_from_id2label() {
             [-6.0, 6.0, 0.0],
         ),
     ];
-    for (name, labels, yes, no) in heads {
+    let deberta: Head = (
+        "mdeberta",
+        &["entailment", "neutral", "contradiction"],
+        [6.0, 0.0, -6.0],
+        [-6.0, 0.0, 6.0],
+    );
+    for (name, labels, yes, no) in heads.into_iter().chain([deberta]) {
         for (bias, entailed) in [(yes, true), (no, false)] {
-            let m = fixtures::nli(
-                &d.path().join(format!("{name}-{entailed}")),
-                labels,
-                &bias[..labels.len()],
-            );
+            let dir = d.path().join(format!("{name}-{entailed}"));
+            let bias = &bias[..labels.len()];
+            let m = if name == "mdeberta" {
+                fixtures::nli_deberta(&dir, labels, bias)
+            } else {
+                fixtures::nli(&dir, labels, bias)
+            };
             let out = d.path().join(format!("{name}-{entailed}.parquet"));
-            let o = paratag(&[
-                "tag",
-                input.to_str().unwrap(),
-                "-o",
-                out.to_str().unwrap(),
-                "-c",
-                cb.to_str().unwrap(),
-                "--nli",
-                m.to_str().unwrap(),
-                "--no-ner",
-                "-q",
-            ]);
-            assert!(o.status.success(), "{name}: {}", stderr(&o));
-            let df = read(&out);
+            let df = tag_nli(&input, &out, &cb, &m);
             let scores = topic_scores(&df, 0);
             let stance = col_str(&df, "stance_ukraine_aid")[0].clone();
             if entailed {
@@ -375,4 +388,140 @@ fn output_is_invariant_to_threads_batches_and_order() {
             .any(|&x| (x - ts[0].unwrap()).abs() > 1e-6),
         "{ts:?}"
     );
+}
+
+/// `only_topics`: stance is computed where the topic matches, null elsewhere.
+#[test]
+fn stance_gate_follows_topic() {
+    let d = tempfile::tempdir().unwrap();
+    let input = jsonl(d.path(), &[("a", PARA)]);
+    // CODEBOOK ends inside its [[stance]] table.
+    let gated = format!("{CODEBOOK}only_topics = [\"aid_to_ukraine\"]\n");
+    let cb = write(d.path(), "cb.toml", &gated);
+    let labels = ["entailment", "neutral", "contradiction"];
+    for (bias, want) in [([6.0, 0.0, -6.0], Some("favor")), ([-6.0, 0.0, 6.0], None)] {
+        let m = fixtures::nli(
+            &d.path().join(format!("m{}", want.is_some())),
+            &labels,
+            &bias,
+        );
+        let df = tag_nli(&input, &d.path().join("o.parquet"), &cb, &m);
+        assert_eq!(col_str(&df, "stance_ukraine_aid")[0].as_deref(), want);
+        assert_eq!(
+            col_f32(&df, "stance_ukraine_aid_score")[0].is_some(),
+            want.is_some()
+        );
+    }
+}
+
+/// The shipped example corpus and codebook end to end: the output schema and
+/// the provenance metadata.
+#[test]
+fn example_corpus_schema_and_metadata() {
+    let d = tempfile::tempdir().unwrap();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let enc = fixtures::encoder(&d.path().join("enc"));
+    let ner = fixtures::ner(&d.path().join("ner"), NER_LABELS, 3);
+    let out = d.path().join("o.parquet");
+    let cb = format!("{root}/datasets/codebooks/ukraine.toml");
+    let o = paratag(&[
+        "tag",
+        &format!("{root}/datasets/example"),
+        "-o",
+        out.to_str().unwrap(),
+        "-c",
+        &cb,
+        "--encoder",
+        enc.to_str().unwrap(),
+        "--ner",
+        ner.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("7 articles"), "{}", stderr(&o));
+    let df = read(&out);
+    let entity = DataType::Struct(vec![
+        Field::new("text".into(), DataType::String),
+        Field::new("label".into(), DataType::String),
+        Field::new("start".into(), DataType::UInt32),
+        Field::new("end".into(), DataType::UInt32),
+        Field::new("score".into(), DataType::Float32),
+    ]);
+    let score = DataType::Struct(vec![
+        Field::new("label".into(), DataType::String),
+        Field::new("score".into(), DataType::Float32),
+    ]);
+    let want: Vec<(&str, DataType)> = vec![
+        ("article_id", DataType::String),
+        ("paragraph", DataType::UInt32),
+        ("start", DataType::UInt32),
+        ("end", DataType::UInt32),
+        ("text", DataType::String),
+        ("lang", DataType::String),
+        ("lang_score", DataType::Float32),
+        ("topic", DataType::String),
+        ("topic_score", DataType::Float32),
+        ("topic_scores", DataType::List(Box::new(score))),
+        ("stance_ukraine_aid", DataType::String),
+        ("stance_ukraine_aid_score", DataType::Float32),
+        ("entities", DataType::List(Box::new(entity))),
+        ("truncated_windows", DataType::UInt16),
+    ];
+    let got: Vec<(String, DataType)> = df
+        .schema()
+        .iter()
+        .map(|(n, t)| (n.to_string(), t.clone()))
+        .collect();
+    let want: Vec<(String, DataType)> = want.into_iter().map(|(n, t)| (n.to_string(), t)).collect();
+    assert_eq!(got, want);
+    let langs: std::collections::HashSet<String> =
+        col_str(&df, "lang").into_iter().flatten().collect();
+    for l in ["ar", "en", "ru", "fr", "de", "es", "uk"] {
+        assert!(langs.contains(l), "{l} missing from {langs:?}");
+    }
+
+    let mut r = ParquetReader::new(std::fs::File::open(&out).unwrap());
+    let kv: std::collections::HashMap<String, String> = r
+        .get_metadata()
+        .unwrap()
+        .key_value_metadata
+        .clone()
+        .unwrap()
+        .into_iter()
+        .map(|k| (k.key, k.value.unwrap_or_default()))
+        .collect();
+    let text = std::fs::read_to_string(&cb).unwrap();
+    assert_eq!(kv["paratag.codebook"], text);
+    assert_eq!(
+        kv["paratag.codebook_sha256"],
+        paratag::hash::sha256_bytes(text.as_bytes())
+    );
+    assert_eq!(kv["paratag.version"], env!("CARGO_PKG_VERSION"));
+    let models: serde_json::Value = serde_json::from_str(&kv["paratag.models"]).unwrap();
+    let roles: Vec<&str> = models
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["encoder", "ner"]);
+    let w = paratag::hash::sha256_file(&enc.join("model.safetensors")).unwrap();
+    assert_eq!(models[0]["weights_sha256"], w.as_str());
+    let inputs: serde_json::Value = serde_json::from_str(&kv["paratag.inputs"]).unwrap();
+    assert_eq!(inputs.as_array().unwrap().len(), 7);
+    for i in inputs.as_array().unwrap() {
+        let p = i["path"].as_str().unwrap();
+        assert_eq!(
+            i["sha256"],
+            paratag::hash::sha256_file(Path::new(p)).unwrap().as_str()
+        );
+    }
+    let cmd: Vec<String> = serde_json::from_str(&kv["paratag.command_line"]).unwrap();
+    assert!(cmd.contains(&"tag".to_string()));
+    for k in [
+        "paratag.started_at",
+        "paratag.finished_at",
+        "paratag.summary",
+    ] {
+        assert!(!kv[k].is_empty(), "{k}");
+    }
 }
