@@ -26,6 +26,9 @@ pub struct SegmentConfig {
     pub short_chars: usize,
     pub headline_run: usize,
     pub repeat_min_articles: usize,
+    /// Off: each text is one paragraph (trimmed), for inputs that are
+    /// already paragraphs or sentences.
+    pub split: bool,
 }
 
 impl Default for SegmentConfig {
@@ -34,6 +37,7 @@ impl Default for SegmentConfig {
             short_chars: 60,
             headline_run: 3,
             repeat_min_articles: 3,
+            split: true,
         }
     }
 }
@@ -185,6 +189,9 @@ impl RepeatIndex {
 }
 
 pub fn segment(text: &str, repeats: &RepeatIndex, cfg: &SegmentConfig) -> Segmented {
+    if !cfg.split {
+        return whole(text);
+    }
     let units = units(text);
     let n = units.len();
     let mut keep = vec![true; n];
@@ -254,6 +261,26 @@ pub fn segment(text: &str, repeats: &RepeatIndex, cfg: &SegmentConfig) -> Segmen
     out
 }
 
+/// The trimmed text as one paragraph (none if it is blank).
+fn whole(text: &str) -> Segmented {
+    let t = text.trim();
+    if t.is_empty() {
+        return Segmented::default();
+    }
+    let lead = text.len() - text.trim_start().len();
+    let mut cp = CharCursor::new(text);
+    let start = cp.char_at(lead);
+    let end = cp.char_at(lead + t.len());
+    Segmented {
+        paragraphs: vec![Paragraph {
+            start,
+            end,
+            text: t.to_string(),
+        }],
+        dropped_lines: 0,
+    }
+}
+
 /// Converts increasing byte offsets to code-point offsets.
 struct CharCursor<'a> {
     text: &'a str,
@@ -296,6 +323,26 @@ mod tests {
             let slice: String = chars[p.start..p.end].iter().collect();
             assert_eq!(slice, p.text);
         }
+    }
+
+    #[test]
+    fn no_split_keeps_the_whole_text() {
+        let cfg = SegmentConfig {
+            split: false,
+            ..Default::default()
+        };
+        let s = segment("  مباشر\nقصير  ", &RepeatIndex::default(), &cfg);
+        assert_eq!(
+            s.paragraphs,
+            vec![Paragraph {
+                start: 2,
+                end: 12,
+                text: "مباشر\nقصير".into()
+            }]
+        );
+        assert!(segment(" \n ", &RepeatIndex::default(), &cfg)
+            .paragraphs
+            .is_empty());
     }
 
     #[test]

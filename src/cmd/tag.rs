@@ -56,14 +56,19 @@ pub struct Args {
     pub no_stance: bool,
     #[arg(long)]
     pub no_ner: bool,
+    /// Take each text as one paragraph: no splitting, no boilerplate removal
+    /// (for inputs that are already paragraphs or sentences).
+    #[arg(long)]
+    pub no_segment: bool,
     /// Sub-token aggregation for NER words.
     #[arg(long, value_enum, default_value = "first")]
     pub aggregation: Aggregation,
     /// libtorch intra-op threads per model (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Padded tokens per batch.
-    #[arg(long, default_value_t = 8192)]
+    /// Padded tokens per batch. 512-2048 measured fastest on 2 CPU cores
+    /// (4096 was 1.4x slower); raise it on a GPU.
+    #[arg(long, default_value_t = 2048)]
     pub batch_tokens: usize,
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: DeviceArg,
@@ -147,7 +152,10 @@ pub fn run(args: Args) -> Result<()> {
         device: args.device.resolve()?,
         dtype: args.dtype,
         aggregation: args.aggregation,
-        segment: SegmentConfig::default(),
+        segment: SegmentConfig {
+            split: !args.no_segment,
+            ..Default::default()
+        },
         progress: !args.quiet && std::io::stderr().is_terminal(),
     };
     let tagged = pipeline::run(&job)?;
