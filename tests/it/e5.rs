@@ -68,8 +68,14 @@ fn cos(a: &[f32], b: &[f32]) -> f32 {
 fn imported_folder_is_a_hf_bert_model() {
     let dir = ModelDir::open(imported()).unwrap();
     let shapes = dir.tensor_shapes().unwrap().unwrap();
-    assert_eq!(shapes["embeddings.word_embeddings.weight"], vec![250037, 384]);
-    assert_eq!(shapes["encoder.layer.11.output.dense.weight"], vec![384, 1536]);
+    assert_eq!(
+        shapes["embeddings.word_embeddings.weight"],
+        vec![250037, 384]
+    );
+    assert_eq!(
+        shapes["encoder.layer.11.output.dense.weight"],
+        vec![384, 1536]
+    );
     assert_eq!(shapes.len(), 5 + 16 * 12);
     let bytes = std::fs::read(&dir.weights).unwrap();
     let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
