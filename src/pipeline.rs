@@ -73,6 +73,7 @@ pub struct Summary {
     pub paragraphs: usize,
     pub dropped_lines: usize,
     pub empty_texts: usize,
+    /// Windows over all paragraphs (per paragraph, the most any model needed).
     pub windows: usize,
     pub long_paragraphs: usize,
     pub skipped_rows: Vec<String>,
@@ -96,6 +97,8 @@ enum Via {
 
 pub fn run(job: &Job) -> Result<Tagged> {
     let t0 = Instant::now();
+    // Codebook/model mismatches fail before any input is read.
+    let plan = Plan::new(job)?;
 
     // read
     let corpus = input::read_inputs(&job.inputs, &job.read)?;
@@ -131,7 +134,6 @@ pub fn run(job: &Job) -> Result<Tagged> {
     rows.par_iter_mut()
         .for_each(|r| (r.lang, r.lang_score) = crate::lang::detect(&r.text));
 
-    let plan = Plan::new(job)?;
     let mut models = Vec::new();
     for (role, dir) in [
         ("encoder", &plan.encoder),
@@ -177,7 +179,7 @@ pub fn run(job: &Job) -> Result<Tagged> {
             .iter()
             .filter(|a| a.text.trim().is_empty())
             .count(),
-        windows: out.windows,
+        windows: out.windows_of.values().map(|&w| w as usize).sum(),
         long_paragraphs: rows.iter().filter(|r| r.truncated_windows > 0).count(),
         skipped_rows: corpus.skipped_rows.clone(),
         deduped: corpus.deduped,
@@ -680,7 +682,6 @@ impl Workers {
                 let n = encs.len() as u16;
                 let e = out.windows_of.entry(p).or_default();
                 *e = (*e).max(n);
-                out.windows += encs.len();
             }
             per_target.entry(w.target).or_default().extend(encs);
         }
@@ -807,7 +808,6 @@ struct Outputs {
     values: HashMap<Key, (Vec<f32>, Option<Encoded>)>,
     /// Most windows any model needed for a paragraph.
     windows_of: HashMap<u32, u16>,
-    windows: usize,
     topics: Option<Vec<Option<TopicResult>>>,
 }
 
@@ -818,7 +818,6 @@ impl Outputs {
             let e = self.windows_of.entry(p).or_default();
             *e = (*e).max(w);
         }
-        self.windows += other.windows;
     }
 
     fn windows_while(&self, f: impl Fn(u16) -> Key) -> Vec<&(Vec<f32>, Option<Encoded>)> {
