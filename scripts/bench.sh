@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
 # Quality and speed figures for the README (not part of CI). Needs
-# scripts/setup.sh first; makes a Python venv with polars in the user cache.
+# scripts/setup.sh first. Makes a Python venv in the user cache:
+#   scripts/bench.sh          paratag's own figures (venv with polars)
+#   scripts/bench.sh --peer   paratag vs HF transformers (venv with torch 2.4.0,
+#                             transformers and polars, about 3 GB)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cache="${PARATAG_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/paratag}"
-venv="$cache/bench-venv"
+if [[ "${1:-}" == "--peer" ]]; then
+  venv="$cache/peer-venv" script=bench_peer.py pkgs=(torch==2.4.0 transformers==4.46.3 "numpy<2" "polars==1.*")
+else
+  venv="$cache/bench-venv" script=bench.py pkgs=("polars==1.*")
+fi
 if [[ ! -x "$venv/bin/python" ]]; then
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet "polars==1.*"
+  "$venv/bin/pip" install --quiet "${pkgs[@]}"
 fi
 echo "paratag $(git -C "$root" rev-parse --short HEAD) on $(date -u +%F), $(nproc) cores"
-"$venv/bin/python" "$root/scripts/bench.py"
+"$venv/bin/python" "$root/scripts/$script"

@@ -9,7 +9,7 @@ torch.set_num_threads(2)); paratag runs `paratag tag`, which also reads,
 segments, detects language and writes Parquet. Both are timed in this one
 process, alternating, best of 3, and the topics they choose are compared.
 
-Run scripts/bench_peer.sh (it makes a venv with torch 2.4.0 CPU wheels and
+Run `scripts/bench.sh --peer` (it makes a venv with torch 2.4.0 and
 transformers in the user cache; about 3 GB).
 """
 import json

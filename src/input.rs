@@ -234,6 +234,7 @@ type JsonRow = ((String, String), serde_json::Map<String, Value>);
 fn parse_json_row(buf: &[u8], opts: &ReadOptions) -> std::result::Result<Option<JsonRow>, String> {
     let s = std::str::from_utf8(buf)
         .map_err(|e| format!("invalid UTF-8 at byte {} of the line", e.valid_up_to()))?;
+    let s = s.trim_start_matches('\u{feff}');
     if s.trim().is_empty() {
         return Ok(None);
     }

@@ -17,20 +17,27 @@ fn jsonl(dir: &Path, rows: &[(&str, &str)]) -> PathBuf {
 const PARA: &str =
     "The parliament approved new military aid to Ukraine on Tuesday, officials said.";
 
-/// `tag INPUT -c CODEBOOK --nli MODEL --no-ner`, which must succeed.
+/// `tag INPUT -o OUT -c CODEBOOK --nli MODEL --no-ner -q`.
+fn run_nli(input: &Path, out: &Path, cb: &Path, model: &Path) -> std::process::Output {
+    let arg = |p: &Path| p.to_str().unwrap().to_string();
+    let args = [
+        "tag".into(),
+        arg(input),
+        "-o".into(),
+        arg(out),
+        "-c".into(),
+        arg(cb),
+        "--nli".into(),
+        arg(model),
+    ];
+    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+    args.extend(["--no-ner", "-q"]);
+    paratag(&args)
+}
+
+/// [`run_nli`], which must succeed.
 fn tag_nli(input: &Path, out: &Path, cb: &Path, model: &Path) -> DataFrame {
-    let o = paratag(&[
-        "tag",
-        input.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "-c",
-        cb.to_str().unwrap(),
-        "--nli",
-        model.to_str().unwrap(),
-        "--no-ner",
-        "-q",
-    ]);
+    let o = run_nli(input, out, cb, model);
     assert!(o.status.success(), "{}: {}", model.display(), stderr(&o));
     read(out)
 }
@@ -137,18 +144,7 @@ fn nli_label_order_is_read_from_id2label() {
         &[0.0, 0.0, 0.0],
     );
     let out = d.path().join("anon.parquet");
-    let o = paratag(&[
-        "tag",
-        input.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "-c",
-        cb.to_str().unwrap(),
-        "--nli",
-        m.to_str().unwrap(),
-        "--no-ner",
-        "-q",
-    ]);
+    let o = run_nli(&input, &out, &cb, &m);
     assert!(!o.status.success());
     assert!(
         stderr(&o).contains("cannot read NLI labels"),
