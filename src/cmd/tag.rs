@@ -162,7 +162,6 @@ pub fn run(args: Args) -> Result<()> {
     let df = output::to_dataframe(&tagged, job.codebook.as_ref())?;
     let finished = chrono::Utc::now();
 
-    let json = |v: &dyn erased::Ser| v.json();
     let mut meta = vec![
         (
             "paratag.version".to_string(),
@@ -206,14 +205,7 @@ pub fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-/// Serialising heterogeneous metadata values to JSON strings.
-mod erased {
-    pub trait Ser {
-        fn json(&self) -> String;
-    }
-    impl<T: serde::Serialize> Ser for T {
-        fn json(&self) -> String {
-            serde_json::to_string(self).expect("metadata serialises")
-        }
-    }
+/// A metadata value as JSON text.
+fn json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).expect("metadata serialises")
 }
