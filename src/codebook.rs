@@ -125,27 +125,17 @@ pub const DEFAULT_TEMPERATURE: f32 = 0.02;
 impl Codebook {
     pub fn load(path: &Path) -> Result<Codebook> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        let text = String::from_utf8(bytes).map_err(|e| Error::Codebook {
-            path: path.into(),
-            line: line_of_byte(
-                &String::from_utf8_lossy(e.as_bytes()),
-                e.utf8_error().valid_up_to(),
-            ),
-            message: "invalid UTF-8".into(),
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let lossy = String::from_utf8_lossy(e.as_bytes()).into_owned();
+            Error::toml_at(path, &lossy, e.utf8_error().valid_up_to(), "invalid UTF-8")
         })?;
         Self::parse(path, text)
     }
 
     pub fn parse(path: &Path, text: String) -> Result<Codebook> {
-        let err = |span: Range<usize>, message: String| Error::Codebook {
-            path: path.into(),
-            line: line_of_byte(&text, span.start),
-            message,
-        };
-        let raw: Raw = toml::from_str(&text).map_err(|e| {
-            let msg = e.message().trim().replace('\n', " ");
-            err(e.span().unwrap_or(0..0), msg)
-        })?;
+        let err =
+            |span: Range<usize>, message: String| Error::toml_at(path, &text, span.start, message);
+        let raw: Raw = toml::from_str(&text).map_err(|e| Error::toml(path, &text, &e))?;
 
         let name = raw.codebook.get_ref().name.get_ref().trim().to_string();
         if name.is_empty() {
@@ -341,16 +331,6 @@ fn positive(v: &Option<Spanned<f64>>, key: &str) -> Result<f32, SpanErr> {
             format!("key `{key}` must be > 0, got {}", x.get_ref()),
         )),
     }
-}
-
-/// 1-based line number of a byte offset.
-fn line_of_byte(text: &str, byte: usize) -> usize {
-    let end = byte.min(text.len());
-    text.as_bytes()[..end]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
 }
 
 #[cfg(test)]

@@ -17,8 +17,9 @@ pub enum Error {
     /// Bad input data: `location` is `file:line` (or `file: row N`).
     #[error("{location}: {message}")]
     Input { location: String, message: String },
+    /// A TOML file (codebook, registry) at fault: `file:line: message`.
     #[error("{path}:{line}: {message}")]
-    Codebook {
+    Toml {
         path: PathBuf,
         line: usize,
         message: String,
@@ -55,6 +56,33 @@ impl Error {
             path: path.into(),
             message: message.into(),
         }
+    }
+}
+
+impl Error {
+    /// Error at byte offset `byte` of `text`, reported by its 1-based line.
+    pub fn toml_at(
+        path: &std::path::Path,
+        text: &str,
+        byte: usize,
+        message: impl Into<String>,
+    ) -> Self {
+        let end = byte.min(text.len());
+        Error::Toml {
+            path: path.into(),
+            line: text.as_bytes()[..end]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count()
+                + 1,
+            message: message.into(),
+        }
+    }
+
+    /// A TOML syntax or schema error, on one line.
+    pub fn toml(path: &std::path::Path, text: &str, e: &toml::de::Error) -> Self {
+        let byte = e.span().map_or(0, |s| s.start);
+        Self::toml_at(path, text, byte, e.message().trim().replace('\n', " "))
     }
 }
 

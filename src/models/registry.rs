@@ -41,16 +41,7 @@ pub fn registry() -> Registry {
 /// A registry file of the user's own (same format), e.g. to pin other models.
 pub fn load_registry(path: &Path) -> Result<Registry> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    toml::from_str(&text).map_err(|e| {
-        let line = e
-            .span()
-            .map_or(1, |s| text[..s.start].matches('\n').count() + 1);
-        Error::Codebook {
-            path: path.into(),
-            line,
-            message: e.message().trim().replace('\n', " "),
-        }
-    })
+    toml::from_str(&text).map_err(|e| Error::toml(path, &text, &e))
 }
 
 /// `$PARATAG_HOME`, default `<user cache>/paratag/home`.
