@@ -311,34 +311,15 @@ pub fn decode_entities(
 ) -> Vec<Entity> {
     let chars: Vec<char> = text.chars().collect();
     let words = words(tokens, agg);
-    let mut spans: Vec<(usize, usize, usize, Vec<f32>)> = Vec::new(); // type, first word, last word, scores
-    let mut cur: Option<(usize, usize, usize, Vec<f32>)> = None;
-    for (wi, w) in words.iter().enumerate() {
-        let tag = scheme.tags.get(w.label).copied().unwrap_or(Tag::O);
-        let (ty, begins, ends) = match tag {
-            Tag::O => {
-                spans.extend(cur.take());
-                continue;
-            }
-            Tag::B(t) => (t, true, false),
-            Tag::S(t) => (t, true, true),
-            Tag::I(t) => (t, false, false),
-            Tag::E(t) => (t, false, true),
-        };
-        let continues = !begins && cur.as_ref().is_some_and(|c| c.0 == ty);
-        if continues {
-            let c = cur.as_mut().expect("checked");
-            c.2 = wi;
-            c.3.push(w.score);
-        } else {
-            spans.extend(cur.take());
-            cur = Some((ty, wi, wi, vec![w.score]));
-        }
-        if ends {
-            spans.extend(cur.take());
-        }
-    }
-    spans.extend(cur.take());
+    let groups = group_tags(
+        words
+            .iter()
+            .map(|w| scheme.tags.get(w.label).copied().unwrap_or(Tag::O)),
+    );
+    let spans = groups.into_iter().map(|(ty, a, b)| {
+        let scores: Vec<f32> = words[a..=b].iter().map(|w| w.score).collect();
+        (ty, a, b, scores)
+    });
 
     spans
         .into_iter()
@@ -358,6 +339,11 @@ pub fn decode_entities(
             if e > s + 1 && chars[e - 1] == '.' && !chars[s..e - 1].contains(&'.') {
                 e -= 1;
             }
+            // A normalising tokenizer can align a composed letter to its base
+            // only ("e" of "e\u{301}"); the marks belong to the letter.
+            while s < e && e < chars.len() && is_combining_mark(chars[e]) {
+                e += 1;
+            }
             (s < e).then(|| Entity {
                 text: chars[s..e].iter().collect(),
                 label: scheme.types[ty].clone(),
@@ -368,6 +354,76 @@ pub fn decode_entities(
         })
         .collect()
 }
+
+/// Groups word tags into `(type, first word, last word)` with conlleval
+/// semantics: an I- that does not continue an entity of its own type starts
+/// one, B-/S- always start one, E-/S- end one.
+fn group_tags(tags: impl Iterator<Item = Tag>) -> Vec<(usize, usize, usize)> {
+    let mut spans = Vec::new();
+    let mut cur: Option<(usize, usize, usize)> = None;
+    for (wi, tag) in tags.enumerate() {
+        let (ty, begins, ends) = match tag {
+            Tag::O => {
+                spans.extend(cur.take());
+                continue;
+            }
+            Tag::B(t) => (t, true, false),
+            Tag::S(t) => (t, true, true),
+            Tag::I(t) => (t, false, false),
+            Tag::E(t) => (t, false, true),
+        };
+        match cur.as_mut() {
+            Some(c) if !begins && c.0 == ty => c.2 = wi,
+            _ => {
+                spans.extend(cur.take());
+                cur = Some((ty, wi, wi));
+            }
+        }
+        if ends {
+            spans.extend(cur.take());
+        }
+    }
+    spans.extend(cur.take());
+    spans
+}
+
+/// Entity spans `(type, first, last)` (token indices, inclusive) of a tag
+/// sequence such as CoNLL/IOB2 gold. `Err` names a tag that is not O or
+/// B-/I-/E-/S-/L-/U-TYPE.
+pub fn tag_spans(tags: &[&str]) -> std::result::Result<Vec<(String, usize, usize)>, String> {
+    let mut types: Vec<String> = Vec::new();
+    let mut parsed = Vec::with_capacity(tags.len());
+    for t in tags {
+        if t.eq_ignore_ascii_case("o") {
+            parsed.push(Tag::O);
+            continue;
+        }
+        let (p, name) = t
+            .split_once(['-', '_'])
+            .filter(|(p, n)| p.len() == 1 && !n.is_empty())
+            .ok_or_else(|| format!("tag {t:?} is not O or B-/I-/E-/S-TYPE"))?;
+        let i = match types.iter().position(|x| x == name) {
+            Some(i) => i,
+            None => {
+                types.push(name.to_string());
+                types.len() - 1
+            }
+        };
+        parsed.push(match p.to_ascii_uppercase().as_str() {
+            "B" => Tag::B(i),
+            "I" => Tag::I(i),
+            "E" | "L" => Tag::E(i),
+            "S" | "U" => Tag::S(i),
+            _ => return Err(format!("tag {t:?}: the prefix must be B, I, E, S, L or U")),
+        });
+    }
+    Ok(group_tags(parsed.into_iter())
+        .into_iter()
+        .map(|(ty, a, b)| (types[ty].clone(), a, b))
+        .collect())
+}
+
+use unicode_normalization::char::is_combining_mark;
 
 fn is_edge_punct(c: char) -> bool {
     c != '.'
@@ -383,6 +439,33 @@ mod tests {
 
     fn labels(xs: &[&str]) -> Vec<String> {
         xs.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn tag_spans_follow_conlleval() {
+        let t = |xs: &[&str]| tag_spans(xs).unwrap();
+        // A split entity: B I O I -> two entities (the stray I- starts one).
+        assert_eq!(
+            t(&["B-PER", "I-PER", "O", "I-PER"]),
+            vec![("PER".into(), 0, 1), ("PER".into(), 3, 3)]
+        );
+        // B/I type mismatch: I-LOC after B-PER starts a LOC entity.
+        assert_eq!(
+            t(&["B-PER", "I-LOC", "I-LOC"]),
+            vec![("PER".into(), 0, 0), ("LOC".into(), 1, 2)]
+        );
+        // B- after B- of the same type: two entities.
+        assert_eq!(
+            t(&["B-ORG", "B-ORG"]),
+            vec![("ORG".into(), 0, 0), ("ORG".into(), 1, 1)]
+        );
+        // BIOES.
+        assert_eq!(
+            t(&["S-LOC", "B-PER", "E-PER", "O"]),
+            vec![("LOC".into(), 0, 0), ("PER".into(), 1, 2)]
+        );
+        assert!(tag_spans(&["X-PER"]).is_err());
+        assert!(tag_spans(&["PER"]).is_err());
     }
 
     #[test]
@@ -498,6 +581,18 @@ mod tests {
             (ents[1].text.as_str(), ents[1].label.as_str()),
             ("Kyiv", "LOC")
         );
+    }
+
+    #[test]
+    fn combining_marks_stay_with_their_letter() {
+        // A normalising tokenizer may end the token "cafe\u{301}" before the mark.
+        let iob = NerScheme::from_labels(&labels(&["O", "B-LOC"]), Path::new("m")).unwrap();
+        let t = "cafe\u{301} Zu\u{308}rich";
+        let toks = vec![tok(0, 4, 0, 1, 2), tok(6, 8, 1, 1, 2), tok(9, 13, 2, 0, 2)];
+        let ents = decode_entities(t, &toks, &iob, Aggregation::First);
+        let got: Vec<&str> = ents.iter().map(|e| e.text.as_str()).collect();
+        assert_eq!(got, vec!["cafe\u{301}", "Zu\u{308}"]);
+        assert_eq!((ents[0].start, ents[0].end), (0, 5));
     }
 
     #[test]

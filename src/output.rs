@@ -6,7 +6,7 @@
 
 use crate::codebook::Codebook;
 use crate::error::{Error, Result};
-use crate::pipeline::Tagged;
+use crate::pipeline::{Stance, Tagged};
 use polars::prelude::*;
 use std::path::{Path, PathBuf};
 
@@ -182,15 +182,21 @@ pub fn to_dataframe(t: &Tagged, codebook: Option<&Codebook>) -> Result<DataFrame
 
     if let Some(cb) = codebook {
         for (i, s) in cb.stances.iter().enumerate() {
-            let get = |r: &crate::pipeline::Row| r.stances.get(i).copied().unwrap_or((None, None));
+            let get = |r: &crate::pipeline::Row| r.stances.get(i).copied().unwrap_or_default();
             push(Series::new(
                 format!("stance_{}", s.id).into(),
-                rows.iter().map(|r| get(r).0).collect::<Vec<_>>(),
+                rows.iter().map(|r| get(r).label).collect::<Vec<_>>(),
             ));
-            push(Series::new(
-                format!("stance_{}_score", s.id).into(),
-                rows.iter().map(|r| get(r).1).collect::<Vec<_>>(),
-            ));
+            for (suffix, f) in [
+                ("score", (|s: Stance| s.score) as fn(Stance) -> Option<f32>),
+                ("favor", |s: Stance| s.favor),
+                ("against", |s: Stance| s.against),
+            ] {
+                push(Series::new(
+                    format!("stance_{}_{suffix}", s.id).into(),
+                    rows.iter().map(|r| f(get(r))).collect::<Vec<_>>(),
+                ));
+            }
         }
     }
 
@@ -247,4 +253,287 @@ pub fn to_dataframe(t: &Tagged, codebook: Option<&Codebook>) -> Result<DataFrame
         cols.push(c.clone());
     }
     Ok(DataFrame::new(n, cols)?)
+}
+
+// ------------------------------------------------------------ reading ------
+
+/// One predicted entity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PredEntity {
+    pub span: crate::formats::Span,
+    pub score: f32,
+}
+
+/// One stance target's prediction; all null where it was not scored.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PredStance {
+    pub label: Option<String>,
+    pub score: Option<f32>,
+    pub favor: Option<f32>,
+    pub against: Option<f32>,
+}
+
+/// One row of a paratag output table, as `sample`, `eval` and `calibrate` see it.
+#[derive(Debug, Clone, Default)]
+pub struct Pred {
+    pub article_id: String,
+    pub paragraph: u32,
+    pub text: String,
+    pub topic: Option<String>,
+    pub topic_score: Option<f32>,
+    pub topic_scores: Option<Vec<(String, f32)>>,
+    pub stances: BTreeMap<String, PredStance>,
+    pub entities: Option<Vec<PredEntity>>,
+    /// `lang` and the pass-through columns, as text (for strata and `--by`).
+    pub fields: BTreeMap<String, String>,
+}
+
+/// A paratag output table read back.
+#[derive(Debug, Clone, Default)]
+pub struct Predictions {
+    pub rows: Vec<Pred>,
+    /// Key-value metadata (`paratag.*`).
+    pub meta: BTreeMap<String, String>,
+    /// Stance target ids, in column order.
+    pub targets: Vec<String>,
+    /// Columns copied into `fields`.
+    pub field_names: Vec<String>,
+}
+
+impl Predictions {
+    pub fn has_topic(&self) -> bool {
+        self.rows.iter().any(|r| r.topic_scores.is_some())
+    }
+    pub fn has_entities(&self) -> bool {
+        self.rows.iter().any(|r| r.entities.is_some())
+    }
+    /// The codebook the table was tagged with, from its metadata.
+    pub fn codebook(&self) -> Result<Option<Codebook>> {
+        match self.meta.get("paratag.codebook") {
+            Some(text) => Ok(Some(Codebook::parse(
+                Path::new("(codebook in the predictions' metadata)"),
+                text.clone(),
+            )?)),
+            None => Ok(None),
+        }
+    }
+    /// Entity types the NER model predicts, from the metadata.
+    pub fn entity_types(&self) -> Vec<String> {
+        self.meta
+            .get("paratag.entity_types")
+            .and_then(|s| serde_json::from_str(s).ok())
+            .unwrap_or_default()
+    }
+}
+
+use std::collections::BTreeMap;
+
+const CORE: &[&str] = &[
+    "article_id",
+    "paragraph",
+    "start",
+    "end",
+    "text",
+    "lang_score",
+    "topic",
+    "topic_score",
+    "topic_scores",
+    "entities",
+    "truncated_windows",
+];
+
+/// Reads a paratag output table.
+pub fn read_predictions(path: &Path) -> Result<Predictions> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let bad = |m: String| Error::input(path.display().to_string(), m);
+    let mut r = ParquetReader::new(file);
+    let meta = r
+        .get_metadata()
+        .map_err(|e| bad(format!("not a Parquet file: {e}")))?
+        .key_value_metadata
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|k| (k.key, k.value.unwrap_or_default()))
+        .collect();
+    let df = r.finish().map_err(|e| bad(e.to_string()))?;
+    predictions_from(&df, meta).map_err(|e| match e {
+        Error::Config(m) => bad(m),
+        e => e,
+    })
+}
+
+/// The rows of a paratag output table (also used on a table just tagged).
+pub fn predictions_from(df: &DataFrame, meta: BTreeMap<String, String>) -> Result<Predictions> {
+    let need = |name: &str| {
+        df.column(name).map_err(|_| {
+            Error::Config(format!(
+                "column {name:?} is missing: is this a `paratag tag` output?"
+            ))
+        })
+    };
+    let strs = |name: &str| -> Result<Vec<Option<String>>> {
+        let c = need(name)?.cast(&DataType::String)?;
+        Ok(c.str()?.iter().map(|s| s.map(str::to_string)).collect())
+    };
+    let f32s = |c: &Column| -> Result<Vec<Option<f32>>> {
+        Ok(c.cast(&DataType::Float32)?.f32()?.iter().collect())
+    };
+    let n = df.height();
+    let ids = strs("article_id")?;
+    let paras: Vec<Option<u32>> = need("paragraph")?
+        .cast(&DataType::UInt32)?
+        .u32()?
+        .iter()
+        .collect();
+    let texts = strs("text")?;
+    let names: Vec<String> = df
+        .get_column_names()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let targets: Vec<String> = names
+        .iter()
+        .filter_map(|c| c.strip_prefix("stance_"))
+        .filter(|t| names.iter().any(|c| *c == format!("stance_{t}_score")))
+        .map(str::to_string)
+        .collect();
+    let mut rows: Vec<Pred> = (0..n)
+        .map(|i| Pred {
+            article_id: ids[i].clone().unwrap_or_default(),
+            paragraph: paras[i].unwrap_or(0),
+            text: texts[i].clone().unwrap_or_default(),
+            ..Default::default()
+        })
+        .collect();
+    if names.iter().any(|c| c == "topic") {
+        let topic = strs("topic")?;
+        let score = f32s(need("topic_score")?)?;
+        let scores = label_scores(need("topic_scores")?)?;
+        for (i, r) in rows.iter_mut().enumerate() {
+            r.topic = topic[i].clone();
+            r.topic_score = score[i];
+            r.topic_scores = scores[i].clone();
+        }
+    }
+    for t in &targets {
+        let label = strs(&format!("stance_{t}"))?;
+        let col = |s: &str| -> Result<Vec<Option<f32>>> {
+            match df.column(&format!("stance_{t}_{s}")) {
+                Ok(c) => f32s(c),
+                Err(_) => Ok(vec![None; n]),
+            }
+        };
+        let (score, favor, against) = (col("score")?, col("favor")?, col("against")?);
+        for (i, r) in rows.iter_mut().enumerate() {
+            r.stances.insert(
+                t.clone(),
+                PredStance {
+                    label: label[i].clone(),
+                    score: score[i],
+                    favor: favor[i],
+                    against: against[i],
+                },
+            );
+        }
+    }
+    if let Ok(c) = df.column("entities") {
+        for (i, ents) in entity_lists(c)?.into_iter().enumerate() {
+            rows[i].entities = ents;
+        }
+    }
+    let stance_cols: Vec<String> = targets
+        .iter()
+        .flat_map(|t| ["", "_score", "_favor", "_against"].map(|s| format!("stance_{t}{s}")))
+        .collect();
+    let field_names: Vec<String> = names
+        .iter()
+        .filter(|c| !CORE.contains(&c.as_str()) && !stance_cols.contains(c))
+        .cloned()
+        .collect();
+    for f in &field_names {
+        // Nested pass-through columns have no text form; they stay out of `fields`.
+        let Ok(vals) = strs(f) else { continue };
+        for (i, v) in vals.into_iter().enumerate() {
+            if let Some(v) = v {
+                rows[i].fields.insert(f.clone(), v);
+            }
+        }
+    }
+    Ok(Predictions {
+        rows,
+        meta,
+        targets,
+        field_names,
+    })
+}
+
+/// `list<struct{label, score}>` per row.
+/// Per-row `(label, score)` lists.
+type LabelScores = Vec<Option<Vec<(String, f32)>>>;
+
+fn label_scores(c: &Column) -> Result<LabelScores> {
+    let list = c.list()?;
+    let mut out = Vec::with_capacity(c.len());
+    for i in 0..list.len() {
+        out.push(match list.get_as_series(i) {
+            None => None,
+            Some(s) => {
+                let st = s.struct_()?;
+                let l = st.field_by_name("label")?;
+                let sc = st.field_by_name("score")?.cast(&DataType::Float32)?;
+                Some(
+                    l.str()?
+                        .iter()
+                        .zip(sc.f32()?.iter())
+                        .map(|(l, s)| (l.unwrap_or_default().to_string(), s.unwrap_or(0.0)))
+                        .collect(),
+                )
+            }
+        });
+    }
+    Ok(out)
+}
+
+/// `list<struct{text, label, start, end, score}>` per row.
+fn entity_lists(c: &Column) -> Result<Vec<Option<Vec<PredEntity>>>> {
+    let list = c.list()?;
+    let mut out = Vec::with_capacity(c.len());
+    for i in 0..list.len() {
+        out.push(match list.get_as_series(i) {
+            None => None,
+            Some(s) => {
+                let st = s.struct_()?;
+                let u = |n: &str| -> Result<Vec<u32>> {
+                    Ok(st
+                        .field_by_name(n)?
+                        .cast(&DataType::UInt32)?
+                        .u32()?
+                        .iter()
+                        .map(|x| x.unwrap_or(0))
+                        .collect())
+                };
+                let (start, end) = (u("start")?, u("end")?);
+                let label = st.field_by_name("label")?;
+                let score = st.field_by_name("score")?.cast(&DataType::Float32)?;
+                Some(
+                    label
+                        .str()?
+                        .iter()
+                        .zip(score.f32()?.iter())
+                        .enumerate()
+                        .map(|(k, (l, sc))| PredEntity {
+                            span: crate::formats::Span {
+                                start: start[k],
+                                end: end[k],
+                                label: l.unwrap_or_default().to_string(),
+                            },
+                            score: sc.unwrap_or(0.0),
+                        })
+                        .collect(),
+                )
+            }
+        });
+    }
+    Ok(out)
 }

@@ -48,6 +48,17 @@ pub struct Job {
     pub progress: bool,
 }
 
+/// One stance decision. All fields are null where the target was not scored
+/// (gated out by `only_topics`, or `--no-stance`).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Stance {
+    pub label: Option<&'static str>,
+    pub score: Option<f32>,
+    /// P(favor) and P(against), kept so `calibrate` can move the threshold.
+    pub favor: Option<f32>,
+    pub against: Option<f32>,
+}
+
 /// One output row.
 #[derive(Debug, Clone)]
 pub struct Row {
@@ -61,8 +72,8 @@ pub struct Row {
     pub topic: Option<String>,
     pub topic_score: Option<f32>,
     pub topic_scores: Option<Vec<(String, f32)>>,
-    /// Per stance target: `(label or null, score)`.
-    pub stances: Vec<(Option<&'static str>, Option<f32>)>,
+    /// Per stance target, in codebook order.
+    pub stances: Vec<Stance>,
     pub entities: Option<Vec<Entity>>,
     pub truncated_windows: u16,
 }
@@ -86,6 +97,8 @@ pub struct Tagged {
     pub rows: Vec<Row>,
     pub summary: Summary,
     pub models: Vec<ModelInfo>,
+    /// Entity types the NER model predicts (empty without NER).
+    pub entity_types: Vec<String>,
 }
 
 /// How topics and each stance target are scored in this run.
@@ -190,6 +203,11 @@ pub fn run(job: &Job) -> Result<Tagged> {
         rows,
         summary,
         models,
+        entity_types: plan
+            .scheme
+            .as_ref()
+            .map(|s| s.types.clone())
+            .unwrap_or_default(),
     })
 }
 
@@ -544,11 +562,11 @@ impl<'j> Plan<'j> {
                 if let Some(cb) = self.cb {
                     for (i, st) in cb.stances.iter().enumerate() {
                         let Some(&via) = self.stance_via.get(i) else {
-                            row.stances.push((None, None));
+                            row.stances.push(Stance::default());
                             continue;
                         };
                         if self.gated(i) && !self.passes_gate(i, topics[p].as_ref()) {
-                            row.stances.push((None, None));
+                            row.stances.push(Stance::default());
                             continue;
                         }
                         let slot = self.stance_slot(i);
@@ -572,9 +590,14 @@ impl<'j> Plan<'j> {
                                 )
                             }
                         };
-                        let (label, score) =
-                            heads::stance_decision(heads::round(f), heads::round(a), st.threshold);
-                        row.stances.push((Some(label), Some(heads::round(score))));
+                        let (f, a) = (heads::round(f), heads::round(a));
+                        let (label, score) = heads::stance_decision(f, a, st.threshold);
+                        row.stances.push(Stance {
+                            label: Some(label),
+                            score: Some(heads::round(score)),
+                            favor: Some(f),
+                            against: Some(a),
+                        });
                     }
                 }
                 if let Some(scheme) = &self.scheme {

@@ -1,4 +1,7 @@
 //! One file per subcommand: its arguments and how it runs.
 
+pub mod calibrate;
+pub mod eval;
 pub mod models;
+pub mod sample;
 pub mod tag;

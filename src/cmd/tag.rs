@@ -24,16 +24,8 @@ pub struct Args {
     /// Codebook TOML with the topics and stance targets.
     #[arg(short, long)]
     pub codebook: Option<PathBuf>,
-    /// Sentence encoder (folder or installed name) for similarity zero-shot.
-    #[arg(long, default_value = "multilingual-e5-small")]
-    pub encoder: String,
-    /// NLI model (folder or installed name); when given, topics and stance use NLI
-    /// unless the codebook says `method = "embedding"`.
-    #[arg(long)]
-    pub nli: Option<String>,
-    /// NER model (folder or installed name). Required unless --no-ner.
-    #[arg(long)]
-    pub ner: Option<String>,
+    #[command(flatten)]
+    pub models: ModelArgs,
     #[arg(long, default_value = "id")]
     pub id_col: String,
     #[arg(long, default_value = "text")]
@@ -60,6 +52,25 @@ pub struct Args {
     /// (for inputs that are already paragraphs or sentences).
     #[arg(long)]
     pub no_segment: bool,
+    /// No progress bar and no summary line.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// Model options shared by `tag` and `eval` (which tags gold texts itself
+/// when no predictions are given).
+#[derive(Debug, clap::Args)]
+pub struct ModelArgs {
+    /// Sentence encoder (folder or installed name) for similarity zero-shot.
+    #[arg(long, default_value = "multilingual-e5-small")]
+    pub encoder: String,
+    /// NLI model (folder or installed name); when given, topics and stance use NLI
+    /// unless the codebook says `method = "embedding"`.
+    #[arg(long)]
+    pub nli: Option<String>,
+    /// NER model (folder or installed name). Required unless --no-ner.
+    #[arg(long)]
+    pub ner: Option<String>,
     /// Sub-token aggregation for NER words.
     #[arg(long, value_enum, default_value = "first")]
     pub aggregation: Aggregation,
@@ -74,9 +85,6 @@ pub struct Args {
     pub device: DeviceArg,
     #[arg(long, value_enum, default_value = "f32")]
     pub dtype: DType,
-    /// No progress bar and no summary line.
-    #[arg(short, long)]
-    pub quiet: bool,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -87,53 +95,9 @@ pub fn run(args: Args) -> Result<()> {
         Some(p) => Some(Codebook::load(p)?),
         None => None,
     };
-    let needs_classes = codebook.as_ref().is_some_and(|c| {
-        (!args.no_topic && !c.topics.topics.is_empty())
-            || (!args.no_stance && !c.stances.is_empty())
-    });
-    let open = |arg: &str| -> Result<ModelDir> { Ok(ModelDir::open(&registry::resolve(arg)?)?) };
-    let nli = match &args.nli {
-        Some(n) if needs_classes => Some(open(n)?),
-        _ => None,
-    };
-    let uses_encoder = needs_classes
-        && codebook.as_ref().is_some_and(|c| {
-            use paratag::codebook::Method;
-            nli.is_none()
-                || c.topics.method == Method::Embedding
-                || c.stances.iter().any(|s| s.method == Method::Embedding)
-        });
-    let encoder = if uses_encoder {
-        Some(open(&args.encoder).with_context(|| {
-            "sentence encoder (run scripts/setup.sh, or pass --encoder DIR / --nli DIR)"
-        })?)
-    } else {
-        None
-    };
-    let ner = match (&args.ner, args.no_ner) {
-        (_, true) => None,
-        (Some(n), false) => Some(open(n)?),
-        (None, false) => match registry::resolve("ner") {
-            Ok(p) => Some(ModelDir::open(&p)?),
-            Err(_) => anyhow::bail!(
-                "no NER model: pass --ner DIR, run `paratag models fetch ner`, or use --no-ner"
-            ),
-        },
-    };
-    if args.batch_tokens == 0 {
-        anyhow::bail!("--batch-tokens must be > 0");
-    }
-    let threads = args.threads.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    });
-    if threads == 0 {
-        anyhow::bail!("--threads must be > 0");
-    }
-    let job = Job {
-        inputs: args.inputs.clone(),
-        read: ReadOptions {
+    let job = job(
+        args.inputs.clone(),
+        ReadOptions {
             id_col: args.id_col.clone(),
             text_col: args.text_col.clone(),
             format: args.input_format,
@@ -142,52 +106,23 @@ pub fn run(args: Args) -> Result<()> {
             limit: args.limit,
         },
         codebook,
-        encoder,
-        nli,
-        ner,
-        topic: !args.no_topic,
-        stance: !args.no_stance,
-        threads,
-        batch_tokens: args.batch_tokens,
-        device: args.device.resolve()?,
-        dtype: args.dtype,
-        aggregation: args.aggregation,
-        segment: SegmentConfig {
+        &args.models,
+        Tasks {
+            topic: !args.no_topic,
+            stance: !args.no_stance,
+            ner: !args.no_ner,
+        },
+        SegmentConfig {
             split: !args.no_segment,
             ..Default::default()
         },
-        progress: !args.quiet && std::io::stderr().is_terminal(),
-    };
+        !args.quiet && std::io::stderr().is_terminal(),
+    )?;
     let tagged = pipeline::run(&job)?;
     let df = output::to_dataframe(&tagged, job.codebook.as_ref())?;
     let finished = chrono::Utc::now();
 
-    let mut meta = vec![
-        (
-            "paratag.version".to_string(),
-            env!("CARGO_PKG_VERSION").to_string(),
-        ),
-        (
-            "paratag.command_line".to_string(),
-            serde_json::to_string(&std::env::args().collect::<Vec<_>>())?,
-        ),
-        ("paratag.models".to_string(), json(&tagged.models)),
-        ("paratag.inputs".to_string(), json(&tagged.corpus.inputs)),
-        ("paratag.started_at".to_string(), started.to_rfc3339()),
-        ("paratag.finished_at".to_string(), finished.to_rfc3339()),
-        ("paratag.summary".to_string(), json(&tagged.summary)),
-    ];
-    if let Some(cb) = &job.codebook {
-        meta.push(("paratag.codebook".into(), cb.text.clone()));
-        meta.push((
-            "paratag.codebook_sha256".into(),
-            paratag::hash::sha256_bytes(cb.text.as_bytes()),
-        ));
-        meta.push((
-            "paratag.codebook_path".into(),
-            cb.path.display().to_string(),
-        ));
-    }
+    let meta = metadata(&tagged, &job, started, finished);
     pending.commit(df, meta)?;
 
     if !args.quiet {
@@ -208,4 +143,123 @@ pub fn run(args: Args) -> Result<()> {
 /// A metadata value as JSON text.
 fn json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).expect("metadata serialises")
+}
+
+/// Which heads to run.
+pub struct Tasks {
+    pub topic: bool,
+    pub stance: bool,
+    pub ner: bool,
+}
+
+/// A tagging job: resolves and opens the models the codebook and tasks need.
+pub fn job(
+    inputs: Vec<PathBuf>,
+    read: ReadOptions,
+    codebook: Option<Codebook>,
+    m: &ModelArgs,
+    tasks: Tasks,
+    segment: SegmentConfig,
+    progress: bool,
+) -> Result<Job> {
+    let needs_classes = codebook.as_ref().is_some_and(|c| {
+        (tasks.topic && !c.topics.topics.is_empty()) || (tasks.stance && !c.stances.is_empty())
+    });
+    let open = |arg: &str| -> Result<ModelDir> { Ok(ModelDir::open(&registry::resolve(arg)?)?) };
+    let nli = match &m.nli {
+        Some(n) if needs_classes => Some(open(n)?),
+        _ => None,
+    };
+    let uses_encoder = needs_classes
+        && codebook.as_ref().is_some_and(|c| {
+            use paratag::codebook::Method;
+            nli.is_none()
+                || c.topics.method == Method::Embedding
+                || c.stances.iter().any(|s| s.method == Method::Embedding)
+        });
+    let encoder = if uses_encoder {
+        Some(open(&m.encoder).with_context(|| {
+            "sentence encoder (run scripts/setup.sh, or pass --encoder DIR / --nli DIR)"
+        })?)
+    } else {
+        None
+    };
+    let ner = match (&m.ner, tasks.ner) {
+        (_, false) => None,
+        (Some(n), true) => Some(open(n)?),
+        (None, true) => match registry::resolve("ner") {
+            Ok(p) => Some(ModelDir::open(&p)?),
+            Err(_) => anyhow::bail!(
+                "no NER model: pass --ner DIR, run `paratag models fetch ner`, or use --no-ner"
+            ),
+        },
+    };
+    if m.batch_tokens == 0 {
+        anyhow::bail!("--batch-tokens must be > 0");
+    }
+    let threads = m.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    if threads == 0 {
+        anyhow::bail!("--threads must be > 0");
+    }
+    Ok(Job {
+        inputs,
+        read,
+        codebook,
+        encoder,
+        nli,
+        ner,
+        topic: tasks.topic,
+        stance: tasks.stance,
+        threads,
+        batch_tokens: m.batch_tokens,
+        device: m.device.resolve()?,
+        dtype: m.dtype,
+        aggregation: m.aggregation,
+        segment,
+        progress,
+    })
+}
+
+/// The output file's key-value metadata (provenance).
+pub fn metadata(
+    tagged: &pipeline::Tagged,
+    job: &Job,
+    started: chrono::DateTime<chrono::Utc>,
+    finished: chrono::DateTime<chrono::Utc>,
+) -> Vec<(String, String)> {
+    let mut meta = vec![
+        (
+            "paratag.version".to_string(),
+            env!("CARGO_PKG_VERSION").to_string(),
+        ),
+        (
+            "paratag.command_line".to_string(),
+            json(&std::env::args().collect::<Vec<_>>()),
+        ),
+        ("paratag.models".to_string(), json(&tagged.models)),
+        ("paratag.inputs".to_string(), json(&tagged.corpus.inputs)),
+        ("paratag.started_at".to_string(), started.to_rfc3339()),
+        ("paratag.finished_at".to_string(), finished.to_rfc3339()),
+        ("paratag.summary".to_string(), json(&tagged.summary)),
+        (
+            "paratag.entity_types".to_string(),
+            json(&tagged.entity_types),
+        ),
+    ];
+    if let Some(cb) = &job.codebook {
+        meta.push(("paratag.codebook".into(), cb.text.clone()));
+        meta.push((
+            "paratag.codebook_sha256".into(),
+            paratag::hash::sha256_bytes(cb.text.as_bytes()),
+        ));
+        meta.push((
+            "paratag.codebook_path".into(),
+            cb.path.display().to_string(),
+        ));
+    }
+    meta
 }

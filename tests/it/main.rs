@@ -2,6 +2,7 @@
 
 mod cli;
 mod e5;
+mod eval;
 mod fetch;
 mod fixtures;
 mod segment;

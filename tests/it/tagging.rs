@@ -459,6 +459,8 @@ fn example_corpus_schema_and_metadata() {
         ("topic_scores", DataType::List(Box::new(score))),
         ("stance_ukraine_aid", DataType::String),
         ("stance_ukraine_aid_score", DataType::Float32),
+        ("stance_ukraine_aid_favor", DataType::Float32),
+        ("stance_ukraine_aid_against", DataType::Float32),
         ("entities", DataType::List(Box::new(entity))),
         ("truncated_windows", DataType::UInt16),
     ];
@@ -513,6 +515,9 @@ fn example_corpus_schema_and_metadata() {
     }
     let cmd: Vec<String> = serde_json::from_str(&kv["paratag.command_line"]).unwrap();
     assert!(cmd.contains(&"tag".to_string()));
+    // The NER fixture's types, for checking gold labels in `eval`.
+    let types: Vec<String> = serde_json::from_str(&kv["paratag.entity_types"]).unwrap();
+    assert_eq!(types, ["PER", "LOC"]);
     for k in [
         "paratag.started_at",
         "paratag.finished_at",

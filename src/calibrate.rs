@@ -1,0 +1,353 @@
+//! `paratag calibrate`: decision thresholds chosen on hand-labeled gold.
+//!
+//! For topics and each stance target, the threshold that maximises the
+//! objective (macro-F1 by default) on the gold sample is found by search
+//! over the midpoints between observed scores. Its expected effect is
+//! estimated by k-fold cross-validation over articles: for each fold the
+//! threshold is chosen on the other folds and scored on this one, so the
+//! "after" figure is not the optimistic in-sample one. The new codebook is
+//! the input with the thresholds replaced (formatting and comments kept, via
+//! `toml_edit`) and a comment giving the figures before and after.
+
+use crate::codebook::Codebook;
+use crate::error::{Error, Result};
+use crate::eval::metrics::Confusion;
+use crate::eval::{gold_label, majority, Pair};
+use crate::formats::NONE;
+use crate::heads;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use std::collections::BTreeSet;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Objective {
+    MacroF1,
+    Accuracy,
+    /// F1 of one class.
+    F1(String),
+}
+
+impl std::str::FromStr for Objective {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "macro-f1" | "macro_f1" => Ok(Objective::MacroF1),
+            "accuracy" => Ok(Objective::Accuracy),
+            _ => match s.strip_prefix("f1:") {
+                Some(l) if !l.is_empty() => Ok(Objective::F1(l.to_string())),
+                _ => Err(format!(
+                    "unknown objective {s:?}: use macro-f1, accuracy or f1:<label>"
+                )),
+            },
+        }
+    }
+}
+
+impl Objective {
+    pub fn name(&self) -> String {
+        match self {
+            Objective::MacroF1 => "macro-F1".into(),
+            Objective::Accuracy => "accuracy".into(),
+            Objective::F1(l) => format!("F1({l})"),
+        }
+    }
+    fn score(&self, pairs: &[(&str, &str)]) -> f64 {
+        let c = Confusion::new(pairs, &[]);
+        match self {
+            Objective::MacroF1 => c.macro_f1(),
+            Objective::Accuracy => c.accuracy(),
+            Objective::F1(l) => c.mean_f1_of(&[l.as_str()]),
+        }
+    }
+}
+
+/// One item for one task: its article, gold label and the model's scores.
+#[derive(Debug, Clone)]
+struct Item {
+    article: String,
+    gold: String,
+    scores: Scores,
+}
+
+#[derive(Debug, Clone)]
+enum Scores {
+    /// Topic ids with their scores.
+    Topic(Vec<(String, f32)>),
+    /// P(favor), P(against); `None` where the target was not scored (gated).
+    Stance(Option<(f32, f32)>),
+}
+
+impl Item {
+    /// The label at threshold `t`, as `paratag tag` decides it.
+    fn decide(&self, t: f32) -> &str {
+        match &self.scores {
+            Scores::Topic(s) => match s
+                .iter()
+                .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))
+            {
+                Some((id, p)) if *p >= t => id,
+                _ => NONE,
+            },
+            Scores::Stance(None) => NONE,
+            Scores::Stance(Some((f, a))) => heads::stance_decision(*f, *a, t).0,
+        }
+    }
+    fn confidence(&self) -> Option<f32> {
+        match &self.scores {
+            Scores::Topic(s) => s.iter().map(|x| x.1).reduce(f32::max),
+            Scores::Stance(s) => s.map(|(f, a)| f.max(a)),
+        }
+    }
+}
+
+/// The result for one task.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Change {
+    pub task: String,
+    pub n: usize,
+    pub articles: usize,
+    pub threshold_before: f32,
+    pub threshold_after: f32,
+    /// Objective with the old threshold, on the calibration items.
+    pub before: f64,
+    /// Objective with the new threshold, in-sample (optimistic).
+    pub after_in_sample: f64,
+    /// Cross-validated objective of the procedure (`None` with < 2 articles).
+    pub after_cv: Option<f64>,
+    pub folds: usize,
+    /// `(n, before, after)` on the held-out part with `--split`.
+    pub held_out: Option<(usize, f64, f64)>,
+}
+
+pub struct Options {
+    pub objective: Objective,
+    pub folds: usize,
+    pub seed: u64,
+}
+
+fn items(pairs: &[Pair], task: &str) -> Result<Vec<Item>> {
+    let mut coders: Vec<&str> = pairs
+        .iter()
+        .flat_map(|p| p.gold.annotations.iter().map(|a| a.coder.as_str()))
+        .collect();
+    coders.sort();
+    coders.dedup();
+    let mut out = Vec::new();
+    for p in pairs {
+        let labels: Vec<Option<&str>> = coders
+            .iter()
+            .map(|c| {
+                p.gold
+                    .annotations
+                    .iter()
+                    .find(|a| a.coder == *c)
+                    .and_then(|a| gold_label(a, task))
+            })
+            .collect();
+        let Some(gold) = majority(&labels) else {
+            continue;
+        };
+        let scores = match task.strip_prefix("stance_") {
+            None => Scores::Topic(p.pred.topic_scores.clone().ok_or_else(|| {
+                Error::Config(format!(
+                    "article {:?} paragraph {}: no topic_scores in the predictions",
+                    p.pred.article_id, p.pred.paragraph
+                ))
+            })?),
+            Some(t) => {
+                let s = p.pred.stances.get(t).cloned().unwrap_or_default();
+                match (s.label.is_some(), s.favor, s.against) {
+                    (false, _, _) => Scores::Stance(None),
+                    (true, Some(f), Some(a)) => Scores::Stance(Some((f, a))),
+                    _ => {
+                        return Err(Error::Config(format!(
+                            "the predictions have no stance_{t}_favor/_against scores: tag again with this version of paratag"
+                        )))
+                    }
+                }
+            }
+        };
+        out.push(Item {
+            article: p.article().to_string(),
+            gold: gold.to_string(),
+            scores,
+        });
+    }
+    Ok(out)
+}
+
+fn objective_at(items: &[&Item], t: f32, obj: &Objective) -> f64 {
+    let pairs: Vec<(&str, &str)> = items
+        .iter()
+        .map(|i| (i.gold.as_str(), i.decide(t)))
+        .collect();
+    obj.score(&pairs)
+}
+
+/// The best threshold on `items`; ties go to the one nearest `current`.
+fn best_threshold(items: &[&Item], current: f32, obj: &Objective) -> f32 {
+    let mut conf: Vec<f32> = items.iter().filter_map(|i| i.confidence()).collect();
+    conf.sort_by(f32::total_cmp);
+    conf.dedup();
+    let mut cands = vec![0.0f32, current];
+    cands.extend(conf.windows(2).map(|w| (w[0] + w[1]) / 2.0));
+    if let Some(&top) = conf.last() {
+        cands.push((top + 1e-4).min(1.0));
+    }
+    let mut best = (f64::MIN, f32::MAX, current);
+    for t in cands {
+        let s = objective_at(items, t, obj);
+        let dist = (t - current).abs();
+        if s > best.0 + 1e-12 || ((s - best.0).abs() <= 1e-12 && dist < best.1) {
+            best = (s, dist, t);
+        }
+    }
+    // Thresholds are written with 4 decimals.
+    (best.2 * 1e4).round() / 1e4
+}
+
+/// Calibrates `tasks` on `pairs`; `held_out` pairs, if any, are only scored.
+pub fn calibrate(
+    pairs: &[Pair],
+    held_out: &[Pair],
+    tasks: &[String],
+    codebook: &Codebook,
+    opts: &Options,
+) -> Result<Vec<Change>> {
+    let mut out = Vec::new();
+    for task in tasks {
+        let current = match task.strip_prefix("stance_") {
+            None => codebook.topics.threshold,
+            Some(t) => {
+                codebook
+                    .stances
+                    .iter()
+                    .find(|s| s.id == t)
+                    .ok_or_else(|| {
+                        Error::Config(format!("the codebook has no stance target {t:?}"))
+                    })?
+                    .threshold
+            }
+        };
+        let all = items(pairs, task)?;
+        if all.is_empty() {
+            continue;
+        }
+        let refs: Vec<&Item> = all.iter().collect();
+        let after = best_threshold(&refs, current, &opts.objective);
+        let articles: BTreeSet<&str> = all.iter().map(|i| i.article.as_str()).collect();
+        let k = opts.folds.min(articles.len());
+        let after_cv = (k >= 2).then(|| {
+            let mut ids: Vec<&str> = articles.iter().copied().collect();
+            ids.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(opts.seed));
+            let fold_of = |a: &str| ids.iter().position(|x| *x == a).expect("known") % k;
+            let mut pooled: Vec<(&str, &str)> = Vec::new();
+            for f in 0..k {
+                let train: Vec<&Item> = all.iter().filter(|i| fold_of(&i.article) != f).collect();
+                let t = best_threshold(&train, current, &opts.objective);
+                pooled.extend(
+                    all.iter()
+                        .filter(|i| fold_of(&i.article) == f)
+                        .map(|i| (i.gold.as_str(), i.decide(t))),
+                );
+            }
+            opts.objective.score(&pooled)
+        });
+        let held = if held_out.is_empty() {
+            None
+        } else {
+            let h = items(held_out, task)?;
+            let hr: Vec<&Item> = h.iter().collect();
+            Some((
+                h.len(),
+                objective_at(&hr, current, &opts.objective),
+                objective_at(&hr, after, &opts.objective),
+            ))
+        };
+        out.push(Change {
+            task: task.clone(),
+            n: all.len(),
+            articles: articles.len(),
+            threshold_before: current,
+            threshold_after: after,
+            before: objective_at(&refs, current, &opts.objective),
+            after_in_sample: objective_at(&refs, after, &opts.objective),
+            after_cv,
+            folds: k,
+            held_out: held,
+        });
+    }
+    Ok(out)
+}
+
+/// A one-line summary of a change, used in the codebook comment and on stderr.
+pub fn describe(c: &Change, obj: &Objective) -> String {
+    let mut s = format!(
+        "{}: threshold {} -> {}; {} on {} gold items ({} articles): {:.3} before, {:.3} after in-sample",
+        c.task,
+        c.threshold_before,
+        c.threshold_after,
+        obj.name(),
+        c.n,
+        c.articles,
+        c.before,
+        c.after_in_sample
+    );
+    if let Some(cv) = c.after_cv {
+        s += &format!(", {cv:.3} after by {}-fold CV over articles", c.folds);
+    }
+    if let Some((n, b, a)) = c.held_out {
+        s += &format!("; held out ({n} items): {b:.3} -> {a:.3}");
+    }
+    s
+}
+
+/// The codebook text with the new thresholds and a comment on each.
+pub fn rewrite(
+    codebook: &Codebook,
+    changes: &[Change],
+    obj: &Objective,
+    stamp: &str,
+) -> Result<String> {
+    let mut doc: toml_edit::DocumentMut =
+        codebook.text.parse().map_err(|e: toml_edit::TomlError| {
+            Error::Config(format!("{}: {e}", codebook.path.display()))
+        })?;
+    let note = |c: &Change| format!("# {stamp}: {}\n", describe(c, obj));
+    for c in changes {
+        let table: &mut toml_edit::Table = match c.task.strip_prefix("stance_") {
+            None => {
+                if !doc.contains_key("topics") {
+                    doc["topics"] = toml_edit::table();
+                }
+                doc["topics"].as_table_mut().ok_or_else(|| {
+                    Error::Config(format!(
+                        "{}: [topics] is not a table",
+                        codebook.path.display()
+                    ))
+                })?
+            }
+            Some(t) => doc["stance"]
+                .as_array_of_tables_mut()
+                .and_then(|a| {
+                    a.iter_mut()
+                        .find(|s| s.get("id").and_then(|v| v.as_str()) == Some(t))
+                })
+                .ok_or_else(|| {
+                    Error::Config(format!(
+                        "{}: no [[stance]] with id {t:?}",
+                        codebook.path.display()
+                    ))
+                })?,
+        };
+        table["threshold"] = toml_edit::value((c.threshold_after as f64 * 1e4).round() / 1e4);
+        let decor = table.decor_mut();
+        let prefix = decor
+            .prefix()
+            .and_then(|p| p.as_str())
+            .unwrap_or("")
+            .to_string();
+        decor.set_prefix(format!("{prefix}{}", note(c)));
+    }
+    Ok(doc.to_string())
+}

@@ -1,0 +1,298 @@
+//! `paratag eval --gold GOLD [--pred PRED.parquet]`: the model against coders.
+
+use super::tag::{self, ModelArgs, Tasks};
+use anyhow::{Context, Result};
+use paratag::codebook::Codebook;
+use paratag::eval::{self, GoldSummary};
+use paratag::formats::{self, Format, GoldItem, LabelSet};
+use paratag::output::{self, Predictions};
+use paratag::pipeline;
+use paratag::segment::SegmentConfig;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// Options for reading gold files, shared with `calibrate`.
+#[derive(Debug, clap::Args)]
+pub struct GoldArgs {
+    /// Gold labels: a filled-in sheet (.csv/.tsv), Label Studio export (.json),
+    /// Doccano/Prodigy/paratag gold JSONL, or CoNLL/IOB2 tokens.
+    #[arg(long)]
+    pub gold: PathBuf,
+    #[arg(long, value_enum)]
+    pub gold_format: Option<Format>,
+    /// For CSV/TSV gold: FIELD=COLUMN, e.g. `text=Tweet`, `stance_ukraine=Stance 2`,
+    /// `target=target` plus `stance=stance` for one target per row.
+    #[arg(long = "gold-col", value_parser = parse_pair)]
+    pub gold_cols: Vec<(String, String)>,
+    /// Text encoding of CSV/TSV gold, e.g. cp1252 (default UTF-8).
+    #[arg(long)]
+    pub gold_encoding: Option<String>,
+    /// GOLD=MODEL entity-type renames, e.g. `PERS=PER` (comma-separated or repeated).
+    #[arg(long, value_delimiter = ',', value_parser = parse_pair)]
+    pub entity_map: Vec<(String, String)>,
+    /// Report gold items that match no prediction instead of stopping.
+    #[arg(long)]
+    pub allow_unmatched: bool,
+}
+
+fn parse_pair(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((a, b)) if !a.trim().is_empty() && !b.trim().is_empty() => {
+            Ok((a.trim().to_string(), b.trim().to_string()))
+        }
+        _ => Err(format!("expected NAME=VALUE, got {s:?}")),
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub gold: GoldArgs,
+    /// Predictions from `paratag tag`. Without it the gold texts are tagged
+    /// here, each as one paragraph, with the codebook and models below.
+    #[arg(long)]
+    pub pred: Option<PathBuf>,
+    /// Codebook (default: the one stored in the predictions' metadata).
+    #[arg(short, long)]
+    pub codebook: Option<PathBuf>,
+    #[command(flatten)]
+    pub models: ModelArgs,
+    /// Bootstrap replicates for the 95 % intervals (resampling articles).
+    #[arg(long, default_value_t = 1000)]
+    pub bootstrap: usize,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Breakdowns by these columns (comma-separated): lang, or any
+    /// pass-through or gold column.
+    #[arg(long, value_delimiter = ',')]
+    pub by: Vec<String>,
+    /// Evaluate only the held-out part of a `calibrate --split F --seed S` run.
+    #[arg(long)]
+    pub split: Option<f64>,
+    /// Markdown report (default: stdout).
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// The same figures as JSON (schema in the README).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Folder for PNG plots.
+    #[arg(long)]
+    pub plots: Option<PathBuf>,
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// Gold, predictions and codebook, loaded, validated and joined.
+pub struct Loaded {
+    pub gold: Vec<GoldItem>,
+    pub format: Format,
+    pub preds: Predictions,
+    pub pred_name: String,
+    pub codebook: Option<Codebook>,
+}
+
+pub fn load(
+    g: &GoldArgs,
+    pred: Option<&Path>,
+    codebook: Option<&Path>,
+    models: Option<&ModelArgs>,
+) -> Result<Loaded> {
+    let codebook_arg = match codebook {
+        Some(p) => Some(Codebook::load(p)?),
+        None => None,
+    };
+    let (format, mut gold) = formats::read(
+        &g.gold,
+        &formats::ReadOptions {
+            format: g.gold_format,
+            columns: g.gold_cols.clone(),
+            encoding: g.gold_encoding.clone(),
+        },
+    )?;
+    if gold.is_empty() {
+        anyhow::bail!("{}: no gold items", g.gold.display());
+    }
+    let (preds, pred_name) = match pred {
+        Some(p) => (output::read_predictions(p)?, p.display().to_string()),
+        None => {
+            let m = models.context("--pred is required here")?;
+            (
+                tag_gold(&gold, codebook_arg.clone(), m)?,
+                "tagged by this eval run".to_string(),
+            )
+        }
+    };
+    let codebook = match codebook_arg {
+        Some(c) => Some(c),
+        None => preds.codebook()?,
+    };
+    let mut labels = LabelSet::from_codebook(codebook.as_ref());
+    labels.entity_types = preds.entity_types().into_iter().collect();
+    labels.entity_map = g.entity_map.iter().cloned().collect();
+    formats::validate(&mut gold, &labels)?;
+    Ok(Loaded {
+        gold,
+        format,
+        preds,
+        pred_name,
+        codebook,
+    })
+}
+
+/// Tags the gold texts, each as one paragraph, and keys the rows like the gold.
+fn tag_gold(gold: &[GoldItem], codebook: Option<Codebook>, m: &ModelArgs) -> Result<Predictions> {
+    let any =
+        |f: &dyn Fn(&formats::Annotation) -> bool| gold.iter().any(|g| g.annotations.iter().any(f));
+    let tasks = Tasks {
+        topic: any(&|a| a.topic.is_some()),
+        stance: any(&|a| !a.stances.is_empty()),
+        ner: any(&|a| a.entities.is_some()),
+    };
+    if (tasks.topic || tasks.stance) && codebook.is_none() {
+        anyhow::bail!("the gold has topic or stance labels: pass --codebook (or --pred)");
+    }
+    let dir = tempfile::tempdir()?;
+    let input = dir.path().join("gold.jsonl");
+    let lines: Vec<serde_json::Value> = gold
+        .iter()
+        .enumerate()
+        .map(|(i, g)| serde_json::json!({"id": format!("g{i}"), "text": g.text}))
+        .collect();
+    std::fs::write(&input, formats::jsonl(lines))?;
+    let started = chrono::Utc::now();
+    let job = tag::job(
+        vec![input],
+        Default::default(),
+        codebook,
+        m,
+        tasks,
+        SegmentConfig {
+            split: false,
+            ..Default::default()
+        },
+        false,
+    )?;
+    let tagged = pipeline::run(&job)?;
+    let df = output::to_dataframe(&tagged, job.codebook.as_ref())?;
+    let meta = tag::metadata(&tagged, &job, started, chrono::Utc::now());
+    let mut preds = output::predictions_from(&df, meta.into_iter().collect())?;
+    for p in &mut preds.rows {
+        let i: usize = p.article_id[1..].parse().expect("own id");
+        let g = &gold[i];
+        // Paragraph text is trimmed when tagged; offsets move back onto the gold text.
+        let lead = (g.text.chars().count() - g.text.trim_start().chars().count()) as u32;
+        for e in p.entities.iter_mut().flatten() {
+            e.span.start += lead;
+            e.span.end += lead;
+        }
+        p.text = g.text.clone();
+        p.article_id = g
+            .article_id
+            .clone()
+            .unwrap_or_else(|| format!("item{}", i + 1));
+        p.paragraph = g.paragraph.unwrap_or(0);
+    }
+    Ok(preds)
+}
+
+/// Joins, failing on unmatched items unless allowed.
+pub fn join<'a>(l: &'a Loaded, g: &GoldArgs) -> Result<(Vec<eval::Pair<'a>>, Vec<String>)> {
+    let (pairs, unmatched) = eval::join(&l.gold, &l.preds)?;
+    if !unmatched.is_empty() && !g.allow_unmatched {
+        anyhow::bail!(
+            "{}: gold item matches no prediction (by article_id + paragraph or by exact text); {} of {} unmatched; pass --allow-unmatched to report them and go on",
+            unmatched[0],
+            unmatched.len(),
+            l.gold.len()
+        );
+    }
+    Ok((pairs, unmatched))
+}
+
+/// The held-out articles of `--split F --seed S` (same as `calibrate`).
+pub fn held_out(pairs: &[eval::Pair], split: f64, seed: u64) -> Result<BTreeSet<String>> {
+    if !(split > 0.0 && split < 1.0) {
+        anyhow::bail!("--split must be between 0 and 1 (the held-out share), got {split}");
+    }
+    let articles: BTreeSet<String> = pairs.iter().map(|p| p.article().to_string()).collect();
+    Ok(eval::split_articles(&articles, split, seed))
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let l = load(
+        &a.gold,
+        a.pred.as_deref(),
+        a.codebook.as_deref(),
+        Some(&a.models),
+    )?;
+    let (mut pairs, unmatched) = join(&l, &a.gold)?;
+    if let Some(f) = a.split {
+        let held = held_out(&pairs, f, a.seed)?;
+        pairs.retain(|p| held.contains(p.article()));
+    }
+    let mut coders: Vec<String> = l
+        .gold
+        .iter()
+        .flat_map(|g| g.annotations.iter().map(|x| x.coder.clone()))
+        .collect();
+    coders.sort();
+    coders.dedup();
+    let mut order: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    if let Some(cb) = &l.codebook {
+        let mut topics: Vec<String> = cb.topics.topics.iter().map(|t| t.id.clone()).collect();
+        topics.push(formats::NONE.into());
+        order.insert("topic".into(), topics);
+        for s in &cb.stances {
+            order.insert(
+                format!("stance_{}", s.id),
+                ["favor", "against", formats::NONE]
+                    .map(String::from)
+                    .to_vec(),
+            );
+        }
+    }
+    let summary = GoldSummary {
+        path: a.gold.gold.display().to_string(),
+        format: l.format.name().into(),
+        items: l.gold.len(),
+        matched: pairs.len(),
+        unmatched,
+        unlabeled: pairs
+            .iter()
+            .filter(|p| p.gold.annotations.is_empty())
+            .count(),
+        coders,
+    };
+    let report = eval::evaluate(
+        &pairs,
+        &l.preds,
+        summary,
+        l.pred_name.clone(),
+        &order,
+        &eval::Options {
+            bootstrap: a.bootstrap,
+            seed: a.seed,
+            by: a.by.clone(),
+        },
+    )?;
+    if report.tasks.is_empty() && report.ner.is_none() {
+        anyhow::bail!("{}: no labeled items to evaluate", a.gold.gold.display());
+    }
+    let md = eval::markdown::render(&report);
+    match &a.report {
+        Some(p) => formats::atomic_write(p, md.as_bytes())?,
+        None => print!("{md}"),
+    }
+    if let Some(p) = &a.json {
+        let mut js = serde_json::to_vec_pretty(&report)?;
+        js.push(b'\n');
+        formats::atomic_write(p, &js)?;
+    }
+    if let Some(dir) = &a.plots {
+        let files = eval::plots::write_all(&report, dir)?;
+        if !a.quiet {
+            eprintln!("paratag: {} plots -> {}", files.len(), dir.display());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,618 @@
+//! `paratag eval`: the model against coders' gold labels.
+//!
+//! Gold items are joined to predictions on `article_id` + `paragraph` (the
+//! texts must then agree), else on the exact text. For topic and each stance
+//! target, the gold label is the coders' majority (ties are left out and
+//! counted); a null prediction counts as "none". The figures, their bootstrap
+//! intervals (resampling articles) and the breakdowns make up a [`Report`],
+//! written as JSON ([`Report`] is the documented schema), Markdown
+//! ([`markdown`]) and PNG plots ([`plots`]).
+
+pub mod markdown;
+pub mod metrics;
+pub mod plots;
+
+use crate::error::{Error, Result};
+use crate::formats::{GoldItem, NONE};
+use crate::output::{Pred, Predictions};
+use metrics::{ClassStats, Confusion, Prf};
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// Version of the JSON report layout; bumped on any incompatible change.
+pub const REPORT_SCHEMA: u32 = 1;
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub bootstrap: usize,
+    pub seed: u64,
+    pub by: Vec<String>,
+}
+
+/// A gold item and its prediction.
+#[derive(Debug, Clone, Copy)]
+pub struct Pair<'a> {
+    pub gold: &'a GoldItem,
+    pub pred: &'a Pred,
+}
+
+impl Pair<'_> {
+    pub fn article(&self) -> &str {
+        &self.pred.article_id
+    }
+}
+
+/// Joins gold to predictions. Returns the pairs and the locations of gold
+/// items with no prediction.
+pub fn join<'a>(
+    gold: &'a [GoldItem],
+    preds: &'a Predictions,
+) -> Result<(Vec<Pair<'a>>, Vec<String>)> {
+    let mut by_key: HashMap<(&str, u32), &Pred> = HashMap::new();
+    let mut by_text: HashMap<&str, &Pred> = HashMap::new();
+    for p in &preds.rows {
+        by_key.insert((p.article_id.as_str(), p.paragraph), p);
+        by_text.entry(p.text.as_str()).or_insert(p);
+    }
+    let mut pairs = Vec::new();
+    let mut unmatched = Vec::new();
+    for g in gold {
+        let keyed = match (&g.article_id, g.paragraph) {
+            (Some(a), Some(p)) => by_key.get(&(a.as_str(), p)).copied(),
+            _ => None,
+        };
+        let pred = match keyed {
+            Some(p) if p.text == g.text => Some(p),
+            Some(p) if !by_text.contains_key(g.text.as_str()) => {
+                return Err(Error::input(
+                    g.location.clone(),
+                    format!(
+                        "article {:?} paragraph {} has a different text in the predictions ({:?}…); were they tagged from another version of the corpus?",
+                        p.article_id,
+                        p.paragraph,
+                        p.text.chars().take(40).collect::<String>()
+                    ),
+                ))
+            }
+            _ => by_text.get(g.text.as_str()).copied(),
+        };
+        match pred {
+            Some(p) => pairs.push(Pair { gold: g, pred: p }),
+            None => unmatched.push(g.location.clone()),
+        }
+    }
+    Ok((pairs, unmatched))
+}
+
+/// The JSON report. Field meanings are documented in the README ("eval report").
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub schema: u32,
+    pub paratag_version: String,
+    pub gold: GoldSummary,
+    pub predictions: String,
+    pub bootstrap: BootstrapInfo,
+    pub tasks: Vec<TaskReport>,
+    pub ner: Option<NerReport>,
+    pub by: Vec<Breakdown>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GoldSummary {
+    pub path: String,
+    pub format: String,
+    pub items: usize,
+    pub matched: usize,
+    /// `file:line` of gold items that match no prediction.
+    pub unmatched: Vec<String>,
+    /// Matched items with no usable label (blank, rejected or ignored).
+    pub unlabeled: usize,
+    pub coders: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BootstrapInfo {
+    pub replicates: usize,
+    pub seed: u64,
+    pub level: f64,
+    pub unit: &'static str,
+}
+
+/// A figure with its 95 % bootstrap interval (null where undefined).
+#[derive(Debug, Clone, Serialize)]
+pub struct Estimate {
+    pub value: Option<f64>,
+    pub ci_low: Option<f64>,
+    pub ci_high: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskReport {
+    /// `topic` or `stance_<target>`.
+    pub task: String,
+    /// Items with a majority gold label.
+    pub n: usize,
+    pub articles: usize,
+    /// Items left out because the coders tied.
+    pub ties: usize,
+    pub accuracy: Estimate,
+    pub macro_f1: Estimate,
+    /// Mean F1 of favor and against (stance only; SemEval-2016's F_avg).
+    pub f_avg: Option<f64>,
+    pub kappa: Option<f64>,
+    /// Krippendorff's alpha (nominal) with the model as one more coder.
+    pub alpha_with_model: Estimate,
+    /// Krippendorff's alpha among the coders alone (null with one coder).
+    pub alpha_coders: Estimate,
+    pub per_class: Vec<ClassStats>,
+    pub confusion: Confusion,
+    /// Score vs accuracy in ten equal-width bins of the model's confidence.
+    pub reliability: Vec<Bin>,
+    /// Confidence histograms (ten bins over [0, 1]) of correct and wrong predictions.
+    pub score_histogram: ScoreHistogram,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Bin {
+    pub low: f64,
+    pub high: f64,
+    pub n: usize,
+    pub mean_score: Option<f64>,
+    pub accuracy: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ScoreHistogram {
+    pub correct: Vec<usize>,
+    pub wrong: Vec<usize>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NerReport {
+    pub n: usize,
+    pub exact: NerScores,
+    pub partial: NerScores,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NerScores {
+    pub micro: Prf,
+    pub macro_f1: f64,
+    pub per_type: Vec<TypeScores>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TypeScores {
+    pub label: String,
+    #[serde(flatten)]
+    pub prf: Prf,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Breakdown {
+    pub column: String,
+    pub value: String,
+    pub tasks: Vec<BreakdownTask>,
+    pub ner_micro_f1: Option<f64>,
+    pub ner_n: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BreakdownTask {
+    pub task: String,
+    pub n: usize,
+    pub accuracy: f64,
+    pub macro_f1: f64,
+}
+
+/// One classification decision: article, coders' labels, model label, confidence.
+struct Decision<'a> {
+    article: &'a str,
+    coders: Vec<Option<&'a str>>,
+    gold: Option<&'a str>,
+    pred: &'a str,
+    score: Option<f64>,
+}
+
+/// The tasks the gold labels: `topic` and `stance_<target>`, in order.
+pub fn gold_tasks(pairs: &[Pair]) -> Vec<String> {
+    let mut topic = false;
+    let mut targets = BTreeSet::new();
+    for p in pairs {
+        for a in &p.gold.annotations {
+            topic |= a.topic.is_some();
+            targets.extend(a.stances.keys().cloned());
+        }
+    }
+    let mut out: Vec<String> = Vec::new();
+    if topic {
+        out.push("topic".into());
+    }
+    out.extend(targets.into_iter().map(|t| format!("stance_{t}")));
+    out
+}
+
+/// A gold label for `task` from one annotation.
+pub fn gold_label<'a>(a: &'a crate::formats::Annotation, task: &str) -> Option<&'a str> {
+    match task.strip_prefix("stance_") {
+        None => a.topic.as_deref(),
+        Some(t) => a.stances.get(t).map(String::as_str),
+    }
+}
+
+/// The model's label and confidence for `task` (null counts as "none").
+pub fn pred_label<'a>(p: &'a Pred, task: &str) -> (&'a str, Option<f64>) {
+    match task.strip_prefix("stance_") {
+        None => {
+            let top = p
+                .topic_scores
+                .iter()
+                .flatten()
+                .map(|s| s.1 as f64)
+                .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))));
+            match &p.topic {
+                Some(t) => (t.as_str(), p.topic_score.map(f64::from).or(top)),
+                None => (NONE, top.map(|t| 1.0 - t)),
+            }
+        }
+        Some(t) => match p.stances.get(t) {
+            Some(s) => (s.label.as_deref().unwrap_or(NONE), s.score.map(f64::from)),
+            None => (NONE, None),
+        },
+    }
+}
+
+/// The majority of the coders' labels; `None` on a tie or no label.
+pub fn majority<'a>(labels: &[Option<&'a str>]) -> Option<&'a str> {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for l in labels.iter().flatten() {
+        *counts.entry(l).or_default() += 1;
+    }
+    let best = counts.values().copied().max()?;
+    let mut top = counts.iter().filter(|(_, &c)| c == best);
+    let first = top.next().map(|(l, _)| *l);
+    if top.next().is_some() {
+        None
+    } else {
+        first
+    }
+}
+
+pub fn evaluate(
+    pairs: &[Pair],
+    preds: &Predictions,
+    gold: GoldSummary,
+    predictions: String,
+    label_order: &BTreeMap<String, Vec<String>>,
+    opts: &Options,
+) -> Result<Report> {
+    let coders: Vec<String> = gold.coders.clone();
+    let mut tasks = Vec::new();
+    for task in gold_tasks(pairs) {
+        if task == "topic" && !preds.has_topic() {
+            return Err(Error::Config(format!(
+                "the gold labels topics but the predictions ({predictions}) have none: tag with a codebook that has topics"
+            )));
+        }
+        if let Some(t) = task.strip_prefix("stance_") {
+            if !preds.targets.iter().any(|x| x == t) {
+                return Err(Error::Config(format!(
+                    "the gold labels stance target {t:?} but the predictions ({predictions}) have no stance_{t} column"
+                )));
+            }
+        }
+        let decisions: Vec<Decision> = pairs
+            .iter()
+            .filter_map(|p| {
+                let by_coder: Vec<Option<&str>> = coders
+                    .iter()
+                    .map(|c| {
+                        p.gold
+                            .annotations
+                            .iter()
+                            .find(|a| &a.coder == c)
+                            .and_then(|a| gold_label(a, &task))
+                    })
+                    .collect();
+                if by_coder.iter().all(Option::is_none) {
+                    return None;
+                }
+                let (pred, score) = pred_label(p.pred, &task);
+                Some(Decision {
+                    article: p.article(),
+                    gold: majority(&by_coder),
+                    coders: by_coder,
+                    pred,
+                    score,
+                })
+            })
+            .collect();
+        let order = label_order.get(&task).cloned().unwrap_or_default();
+        tasks.push(task_report(&task, &decisions, &order, opts));
+    }
+    let ner = ner_report(pairs, preds)?;
+    let mut by = Vec::new();
+    for col in &opts.by {
+        let value_of = |p: &Pair| -> Option<String> {
+            p.pred
+                .fields
+                .get(col)
+                .or_else(|| p.gold.fields.get(col))
+                .cloned()
+        };
+        if !pairs.iter().any(|p| value_of(p).is_some()) {
+            return Err(Error::Config(format!(
+                "--by {col}: no such column in the predictions or the gold"
+            )));
+        }
+        let values: BTreeSet<String> = pairs.iter().filter_map(value_of).collect();
+        for v in values {
+            let sub: Vec<Pair> = pairs
+                .iter()
+                .filter(|p| value_of(p).as_deref() == Some(v.as_str()))
+                .copied()
+                .collect();
+            let mut bt = Vec::new();
+            for t in &tasks {
+                let pairs_t: Vec<(&str, &str)> = sub
+                    .iter()
+                    .filter_map(|p| {
+                        let labels: Vec<Option<&str>> = coders
+                            .iter()
+                            .map(|c| {
+                                p.gold
+                                    .annotations
+                                    .iter()
+                                    .find(|a| &a.coder == c)
+                                    .and_then(|a| gold_label(a, &t.task))
+                            })
+                            .collect();
+                        Some((majority(&labels)?, pred_label(p.pred, &t.task).0))
+                    })
+                    .collect();
+                if pairs_t.is_empty() {
+                    continue;
+                }
+                let c = Confusion::new(&pairs_t, &t.confusion.labels);
+                bt.push(BreakdownTask {
+                    task: t.task.clone(),
+                    n: pairs_t.len(),
+                    accuracy: c.accuracy(),
+                    macro_f1: c.macro_f1(),
+                });
+            }
+            let sub_ner = ner_report(&sub, preds)?;
+            by.push(Breakdown {
+                column: col.clone(),
+                value: v,
+                tasks: bt,
+                ner_n: sub_ner.as_ref().map_or(0, |r| r.n),
+                ner_micro_f1: sub_ner.map(|r| r.exact.micro.f1),
+            });
+        }
+    }
+    Ok(Report {
+        schema: REPORT_SCHEMA,
+        paratag_version: env!("CARGO_PKG_VERSION").into(),
+        gold,
+        predictions,
+        bootstrap: BootstrapInfo {
+            replicates: opts.bootstrap,
+            seed: opts.seed,
+            level: 0.95,
+            unit: "article",
+        },
+        tasks,
+        ner,
+        by,
+    })
+}
+
+fn alpha(ds: &[&Decision], with_model: bool) -> Option<f64> {
+    let units: Vec<Vec<Option<&str>>> = ds
+        .iter()
+        .map(|d| {
+            let mut u = d.coders.clone();
+            if with_model {
+                u.push(Some(d.pred));
+            }
+            u
+        })
+        .collect();
+    metrics::krippendorff_alpha_nominal(&units)
+}
+
+fn gold_pred<'a>(sel: &[&Decision<'a>]) -> Vec<(&'a str, &'a str)> {
+    sel.iter().filter_map(|d| Some((d.gold?, d.pred))).collect()
+}
+
+fn task_report(task: &str, ds: &[Decision], order: &[String], opts: &Options) -> TaskReport {
+    let decided: Vec<&Decision> = ds.iter().filter(|d| d.gold.is_some()).collect();
+    let conf = Confusion::new(&gold_pred(&decided), order);
+    let labels = conf.labels.clone();
+    let multi_coder = ds.iter().any(|d| d.coders.iter().flatten().count() >= 2);
+    let all: Vec<&Decision> = ds.iter().collect();
+
+    // Bootstrap over articles.
+    let mut articles: Vec<&str> = ds.iter().map(|d| d.article).collect();
+    articles.sort();
+    articles.dedup();
+    let by_article: BTreeMap<&str, Vec<&Decision>> = articles
+        .iter()
+        .map(|a| (*a, ds.iter().filter(|d| d.article == *a).collect()))
+        .collect();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(opts.seed);
+    let mut reps: [Vec<f64>; 4] = Default::default();
+    if !articles.is_empty() {
+        for _ in 0..opts.bootstrap {
+            let sample: Vec<&Decision> = (0..articles.len())
+                .flat_map(|_| {
+                    by_article[articles[rng.gen_range(0..articles.len())]]
+                        .iter()
+                        .copied()
+                })
+                .collect();
+            let dec: Vec<&Decision> = sample
+                .iter()
+                .copied()
+                .filter(|d| d.gold.is_some())
+                .collect();
+            let c = Confusion::new(&gold_pred(&dec), &labels);
+            reps[0].push(c.accuracy());
+            reps[1].push(c.macro_f1());
+            reps[2].push(alpha(&sample, true).unwrap_or(f64::NAN));
+            if multi_coder {
+                reps[3].push(alpha(&sample, false).unwrap_or(f64::NAN));
+            }
+        }
+    }
+    let [r_acc, r_f1, r_am, r_ac] = reps;
+    let est = |v: Option<f64>, r: Vec<f64>| {
+        let ci = v.and(metrics::percentile_ci(r, 0.95));
+        Estimate {
+            value: v,
+            ci_low: ci.map(|c| c.0),
+            ci_high: ci.map(|c| c.1),
+        }
+    };
+    let has = !decided.is_empty();
+    let mut reliability: Vec<Bin> = (0..10)
+        .map(|i| Bin {
+            low: i as f64 / 10.0,
+            high: (i + 1) as f64 / 10.0,
+            n: 0,
+            mean_score: None,
+            accuracy: None,
+        })
+        .collect();
+    let mut hist = ScoreHistogram {
+        correct: vec![0; 10],
+        wrong: vec![0; 10],
+    };
+    let mut sums = vec![(0.0, 0usize); 10];
+    for d in &decided {
+        let Some(s) = d.score else { continue };
+        let b = ((s * 10.0).floor() as usize).min(9);
+        let ok = d.gold == Some(d.pred);
+        reliability[b].n += 1;
+        sums[b].0 += s;
+        sums[b].1 += usize::from(ok);
+        if ok {
+            hist.correct[b] += 1;
+        } else {
+            hist.wrong[b] += 1;
+        }
+    }
+    for (b, (s, ok)) in reliability.iter_mut().zip(sums) {
+        if b.n > 0 {
+            b.mean_score = Some(s / b.n as f64);
+            b.accuracy = Some(ok as f64 / b.n as f64);
+        }
+    }
+    TaskReport {
+        task: task.to_string(),
+        n: decided.len(),
+        articles: articles.len(),
+        ties: ds.len() - decided.len(),
+        accuracy: est(has.then(|| conf.accuracy()), r_acc),
+        macro_f1: est(has.then(|| conf.macro_f1()), r_f1),
+        f_avg: (task.starts_with("stance_") && has).then(|| conf.mean_f1_of(&["favor", "against"])),
+        kappa: conf.kappa(),
+        alpha_with_model: est(alpha(&all, true), r_am),
+        alpha_coders: est(
+            if multi_coder {
+                alpha(&all, false)
+            } else {
+                None
+            },
+            r_ac,
+        ),
+        per_class: conf.per_class(),
+        confusion: conf,
+        reliability,
+        score_histogram: hist,
+    }
+}
+
+/// NER figures over the pairs whose gold labels entities (majority spans
+/// with several coders: kept when more than half the coders marked them).
+fn ner_report(pairs: &[Pair], preds: &Predictions) -> Result<Option<NerReport>> {
+    let items: Vec<(Vec<metrics::TypedSpan>, Vec<metrics::TypedSpan>)> = pairs
+        .iter()
+        .filter_map(|p| {
+            let coded: Vec<&Vec<crate::formats::Span>> = p
+                .gold
+                .annotations
+                .iter()
+                .filter_map(|a| a.entities.as_ref())
+                .collect();
+            if coded.is_empty() {
+                return None;
+            }
+            let mut votes: BTreeMap<(u32, u32, &str), usize> = BTreeMap::new();
+            for spans in &coded {
+                for s in spans.iter() {
+                    *votes.entry((s.start, s.end, s.label.as_str())).or_default() += 1;
+                }
+            }
+            let gold = votes
+                .into_iter()
+                .filter(|(_, v)| 2 * v > coded.len())
+                .map(|(k, _)| k)
+                .collect();
+            let pred = p
+                .pred
+                .entities
+                .iter()
+                .flatten()
+                .map(|e| (e.span.start, e.span.end, e.span.label.as_str()))
+                .collect();
+            Some((gold, pred))
+        })
+        .collect();
+    if items.is_empty() {
+        return Ok(None);
+    }
+    if !preds.has_entities() {
+        return Err(Error::Config(
+            "the gold labels entities but the predictions have none: tag without --no-ner".into(),
+        ));
+    }
+    let scores = |exact: bool| {
+        let counts = metrics::span_counts(&items, exact);
+        let (tp, fp, fn_) = counts
+            .values()
+            .fold((0, 0, 0), |a, c| (a.0 + c.0, a.1 + c.1, a.2 + c.2));
+        let per_type: Vec<TypeScores> = counts
+            .iter()
+            .map(|(l, c)| TypeScores {
+                label: l.to_string(),
+                prf: Prf::from_counts(c.0, c.1, c.2),
+            })
+            .collect();
+        let macro_f1 =
+            per_type.iter().map(|t| t.prf.f1).sum::<f64>() / per_type.len().max(1) as f64;
+        NerScores {
+            micro: Prf::from_counts(tp, fp, fn_),
+            macro_f1,
+            per_type,
+        }
+    };
+    Ok(Some(NerReport {
+        n: items.len(),
+        exact: scores(true),
+        partial: scores(false),
+    }))
+}
+
+/// Splits article ids into a calibration part and a held-out part
+/// (`holdout` is the held-out fraction), the same way in `calibrate` and
+/// `eval --split`.
+pub fn split_articles(articles: &BTreeSet<String>, holdout: f64, seed: u64) -> BTreeSet<String> {
+    use rand::seq::SliceRandom;
+    let mut ids: Vec<&String> = articles.iter().collect();
+    ids.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
+    let k = ((ids.len() as f64) * holdout).round() as usize;
+    ids.into_iter().take(k).cloned().collect()
+}

@@ -1,0 +1,147 @@
+//! Doccano JSONL: `{"text": …, "label": [[start, end, "LOC"], …]}`, offsets
+//! in code points (Python string indices).
+//!
+//! Topic and stance travel as category labels, in `label` (text
+//! classification projects) or `cats`: `"topic:economy"`,
+//! `"stance_ukraine_aid:favor"`, or a bare topic id. `sample` puts the model's
+//! spans in `label` as pre-annotations (empty with `--blind`) and its
+//! categories in `cats`, with `article_id`, `paragraph` and
+//! `offset_unit: "codepoint"` as extra fields, which Doccano keeps as metadata.
+
+use super::{
+    json_str, loc, parse_jsonl, pred_spans, spans_json, Annotation, GoldItem, SheetSpec, NONE,
+};
+use crate::error::{Error, Result};
+use crate::output::Pred;
+use serde_json::{json, Value};
+use std::path::Path;
+
+pub fn write(rows: &[&Pred], spec: &SheetSpec) -> Vec<u8> {
+    super::jsonl(rows.iter().map(|p| {
+        let mut o = json!({
+            "text": p.text,
+            "label": [],
+            "article_id": p.article_id,
+            "paragraph": p.paragraph,
+            "offset_unit": "codepoint",
+        });
+        for f in spec.extra {
+            if let Some(v) = p.fields.get(f) {
+                o[f] = json!(v);
+            }
+        }
+        if !spec.blind {
+            o["label"] = spans_json(&p.text, &pred_spans(p), false);
+            o["cats"] = json!(categories(p, spec));
+        }
+        o
+    }))
+}
+
+/// The model's topic and stances as `task:label` categories.
+pub fn categories(p: &Pred, spec: &SheetSpec) -> Vec<String> {
+    let mut c = Vec::new();
+    if !spec.topic_ids.is_empty() {
+        c.push(format!("topic:{}", p.topic.as_deref().unwrap_or(NONE)));
+    }
+    for t in spec.targets {
+        let l = p.stances.get(t).and_then(|s| s.label.clone());
+        c.push(format!("stance_{t}:{}", l.as_deref().unwrap_or(NONE)));
+    }
+    c
+}
+
+/// Puts a `task:label` (or bare topic) category into an annotation.
+pub fn add_category(a: &mut Annotation, cat: &str) {
+    match cat.split_once(':') {
+        Some(("topic", v)) => a.topic = Some(v.to_string()),
+        Some((t, v)) => {
+            a.stances.insert(
+                t.strip_prefix("stance_").unwrap_or(t).to_string(),
+                v.to_string(),
+            );
+        }
+        None => a.topic = Some(cat.to_string()),
+    }
+}
+
+pub fn read(path: &Path) -> Result<Vec<GoldItem>> {
+    let mut out = Vec::new();
+    for (line, v) in parse_jsonl(path)? {
+        let at = |m: String| Error::input(loc(path, line), m);
+        let text = v
+            .get("text")
+            .and_then(Value::as_str)
+            .ok_or_else(|| at("missing \"text\"".into()))?
+            .to_string();
+        let coder = ["annotator", "user", "annotation_approver"]
+            .iter()
+            .find_map(|k| v.get(*k).and_then(json_str))
+            .unwrap_or_else(|| "gold".into());
+        let mut a = Annotation {
+            coder,
+            ..Default::default()
+        };
+        for key in ["label", "entities", "cats"] {
+            let Some(xs) = v.get(key) else { continue };
+            let xs = xs
+                .as_array()
+                .ok_or_else(|| at(format!("\"{key}\" must be a list")))?;
+            for x in xs {
+                match x {
+                    Value::String(c) => add_category(&mut a, c),
+                    Value::Array(_) => {
+                        let s = super::span_from_json(x, &text).map_err(&at)?;
+                        a.entities.get_or_insert_with(Vec::new).push(s);
+                    }
+                    _ => {
+                        return Err(at(format!(
+                            "\"{key}\" entry {x} is neither a span nor a category"
+                        )))
+                    }
+                }
+            }
+        }
+        // An empty `label` list with no categories anywhere is "no entities"
+        // (a sequence-labeling export); in a classification export it is absent.
+        let empty_label = v
+            .get("label")
+            .and_then(Value::as_array)
+            .is_some_and(|l| l.is_empty());
+        if empty_label && a.is_empty() {
+            a.entities = Some(Vec::new());
+        }
+        let fields = v
+            .as_object()
+            .expect("object")
+            .iter()
+            .filter(|(k, _)| {
+                ![
+                    "text",
+                    "label",
+                    "entities",
+                    "cats",
+                    "article_id",
+                    "paragraph",
+                    "offset_unit",
+                    "id",
+                ]
+                .contains(&k.as_str())
+                    && !k.starts_with("pred_")
+            })
+            .filter_map(|(k, x)| json_str(x).map(|s| (k.clone(), s)))
+            .collect();
+        out.push(GoldItem {
+            location: loc(path, line),
+            article_id: v.get("article_id").and_then(json_str),
+            paragraph: v
+                .get("paragraph")
+                .and_then(Value::as_u64)
+                .and_then(|p| u32::try_from(p).ok()),
+            text,
+            annotations: vec![a],
+            fields,
+        });
+    }
+    Ok(out)
+}

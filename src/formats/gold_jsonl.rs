@@ -1,0 +1,163 @@
+//! paratag's own gold JSONL, one paragraph per line:
+//!
+//! ```json
+//! {"article_id": "a1", "paragraph": 0, "text": "…", "topic": "economy",
+//!  "stance": {"ukraine_aid": "favor"}, "entities": [{"start": 0, "end": 4, "label": "LOC"}],
+//!  "coder": "ann1"}
+//! ```
+//!
+//! Offsets are code points. Every key but `text` is optional; a missing key
+//! means "not labeled". Other keys are kept as fields for `--by`.
+
+use super::{json_str, loc, parse_jsonl, pred_spans, Annotation, GoldItem, SheetSpec, Span};
+use crate::error::{Error, Result};
+use crate::output::Pred;
+use serde_json::{json, Value};
+use std::path::Path;
+
+const KEYS: &[&str] = &[
+    "article_id",
+    "paragraph",
+    "text",
+    "topic",
+    "stance",
+    "entities",
+    "coder",
+];
+
+pub fn read(path: &Path) -> Result<Vec<GoldItem>> {
+    let mut out = Vec::new();
+    for (line, v) in parse_jsonl(path)? {
+        let at = |m: String| Error::input(loc(path, line), m);
+        let text = v
+            .get("text")
+            .and_then(Value::as_str)
+            .ok_or_else(|| at("missing \"text\"".into()))?
+            .to_string();
+        let mut a = Annotation {
+            coder: v
+                .get("coder")
+                .and_then(json_str)
+                .unwrap_or_else(|| "gold".into()),
+            ..Default::default()
+        };
+        match v.get("topic") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(s)) => a.topic = Some(s.clone()),
+            Some(x) => return Err(at(format!("\"topic\" must be a string, not {x}"))),
+        }
+        match v.get("stance") {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(m)) => {
+                for (k, x) in m {
+                    match x {
+                        Value::Null => {}
+                        Value::String(s) => {
+                            a.stances.insert(k.clone(), s.clone());
+                        }
+                        _ => return Err(at(format!("stance {k:?} must be a string, not {x}"))),
+                    }
+                }
+            }
+            Some(x) => return Err(at(format!("\"stance\" must be an object, not {x}"))),
+        }
+        match v.get("entities") {
+            None | Some(Value::Null) => {}
+            Some(Value::Array(xs)) => {
+                let mut spans = Vec::new();
+                for x in xs {
+                    let num = |k: &str| {
+                        x.get(k)
+                            .and_then(Value::as_u64)
+                            .and_then(|n| u32::try_from(n).ok())
+                            .ok_or_else(|| {
+                                at(format!(
+                                    "entity {x}: \"{k}\" must be a non-negative integer"
+                                ))
+                            })
+                    };
+                    let span = Span {
+                        start: num("start")?,
+                        end: num("end")?,
+                        label: x
+                            .get("label")
+                            .and_then(Value::as_str)
+                            .ok_or_else(|| at(format!("entity {x}: missing \"label\"")))?
+                            .to_string(),
+                    };
+                    super::check_span_text(&text, &span, x.get("text").and_then(Value::as_str))
+                        .map_err(at)?;
+                    spans.push(span);
+                }
+                a.entities = Some(spans);
+            }
+            Some(x) => return Err(at(format!("\"entities\" must be a list, not {x}"))),
+        }
+        let paragraph =
+            match v.get("paragraph") {
+                None | Some(Value::Null) => None,
+                Some(p) => Some(p.as_u64().and_then(|n| u32::try_from(n).ok()).ok_or_else(
+                    || {
+                        at(format!(
+                            "\"paragraph\" must be a non-negative integer, not {p}"
+                        ))
+                    },
+                )?),
+            };
+        let fields = v
+            .as_object()
+            .expect("object")
+            .iter()
+            .filter(|(k, _)| !KEYS.contains(&k.as_str()))
+            .filter_map(|(k, x)| json_str(x).map(|s| (k.clone(), s)))
+            .collect();
+        out.push(GoldItem {
+            location: loc(path, line),
+            article_id: v.get("article_id").and_then(json_str),
+            paragraph,
+            text,
+            annotations: vec![a],
+            fields,
+        });
+    }
+    Ok(out)
+}
+
+/// A gold skeleton: the paragraphs with empty labels, or with the model's
+/// labels filled in (to be corrected) unless `blind`.
+pub fn write(rows: &[&Pred], spec: &SheetSpec) -> Vec<u8> {
+    super::jsonl(rows.iter().map(|p| {
+        let mut o = json!({
+            "article_id": p.article_id,
+            "paragraph": p.paragraph,
+            "text": p.text,
+            "offset_unit": "codepoint",
+        });
+        for f in spec.extra {
+            if let Some(v) = p.fields.get(f) {
+                o[f] = json!(v);
+            }
+        }
+        if !spec.blind {
+            o["topic"] = json!(p.topic.as_deref().unwrap_or(super::NONE));
+            let st: serde_json::Map<String, Value> = spec
+                .targets
+                .iter()
+                .map(|t| {
+                    let l = p.stances.get(t).and_then(|s| s.label.clone());
+                    (t.clone(), json!(l.unwrap_or_else(|| super::NONE.into())))
+                })
+                .collect();
+            o["stance"] = Value::Object(st);
+            if p.entities.is_some() {
+                o["entities"] = Value::Array(
+                    pred_spans(p)
+                        .iter()
+                        .map(|s| json!({"start": s.start, "end": s.end, "label": s.label}))
+                        .collect(),
+                );
+            }
+        }
+        o
+    }))
+}

@@ -1,0 +1,161 @@
+//! Prodigy JSONL: `{"text", "spans": [{"start", "end", "label"}], "meta": {…},
+//! "answer"}`, offsets in code points (Python string indices).
+//!
+//! `sample` writes the paragraph with `meta` (`article_id`, `paragraph`,
+//! `offset_unit`, the model's topic and stances unless `--blind`), the model's
+//! spans, and the topic and stance choices as `options` with the model's
+//! picks in `accept`. As gold, only `"answer": "accept"` records carry labels:
+//! their `spans`, and `accept` choices (`topic:<id>` or a bare topic id,
+//! `stance_<target>:<label>`). Rejected and ignored records, and records with
+//! no answer yet, count as unlabeled.
+
+use super::{json_str, loc, parse_jsonl, Annotation, GoldItem, SheetSpec, Span, NONE};
+use crate::error::{Error, Result};
+use crate::output::Pred;
+use serde_json::{json, Value};
+use std::path::Path;
+
+pub fn write(rows: &[&Pred], spec: &SheetSpec) -> Vec<u8> {
+    let mut options: Vec<Value> = Vec::new();
+    for t in spec
+        .topic_ids
+        .iter()
+        .map(String::as_str)
+        .chain((!spec.topic_ids.is_empty()).then_some(NONE))
+    {
+        options.push(json!({"id": format!("topic:{t}"), "text": format!("topic: {t}")}));
+    }
+    for t in spec.targets {
+        for l in ["favor", "against", NONE] {
+            options.push(json!({"id": format!("stance_{t}:{l}"), "text": format!("{t}: {l}")}));
+        }
+    }
+    super::jsonl(rows.iter().map(|p| {
+        let mut meta = json!({
+            "article_id": p.article_id,
+            "paragraph": p.paragraph,
+            "offset_unit": "codepoint",
+        });
+        for f in spec.extra {
+            if let Some(v) = p.fields.get(f) {
+                meta[f] = json!(v);
+            }
+        }
+        let mut o = json!({"text": p.text, "meta": meta});
+        if !options.is_empty() {
+            o["options"] = json!(options);
+        }
+        if !spec.blind {
+            o["spans"] = Value::Array(
+                p.entities
+                    .iter()
+                    .flatten()
+                    .map(|e| json!({"start": e.span.start, "end": e.span.end, "label": e.span.label, "score": e.score}))
+                    .collect(),
+            );
+            let cats = super::doccano::categories(p, spec);
+            for c in &cats {
+                let (task, label) = c.split_once(':').expect("task:label");
+                o["meta"][format!("pred_{task}")] = json!(label);
+            }
+            o["accept"] = json!(cats);
+        }
+        o
+    }))
+}
+
+pub fn read(path: &Path) -> Result<Vec<GoldItem>> {
+    let mut out = Vec::new();
+    for (line, v) in parse_jsonl(path)? {
+        let at = |m: String| Error::input(loc(path, line), m);
+        let text = v
+            .get("text")
+            .and_then(Value::as_str)
+            .ok_or_else(|| at("missing \"text\"".into()))?
+            .to_string();
+        let meta = v
+            .get("meta")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        let mut annotations = Vec::new();
+        match v.get("answer").and_then(Value::as_str) {
+            Some("accept") => {
+                let coder = ["_annotator_id", "_session_id"]
+                    .iter()
+                    .find_map(|k| v.get(*k).and_then(json_str))
+                    .unwrap_or_else(|| "gold".into());
+                let mut a = Annotation {
+                    coder,
+                    ..Default::default()
+                };
+                if let Some(spans) = v.get("spans") {
+                    let spans = spans
+                        .as_array()
+                        .ok_or_else(|| at("\"spans\" must be a list".into()))?;
+                    let mut es = Vec::new();
+                    for s in spans {
+                        let num = |k: &str| {
+                            s.get(k)
+                                .and_then(Value::as_u64)
+                                .and_then(|n| u32::try_from(n).ok())
+                                .ok_or_else(|| {
+                                    at(format!("span {s}: \"{k}\" must be a non-negative integer"))
+                                })
+                        };
+                        let span = Span {
+                            start: num("start")?,
+                            end: num("end")?,
+                            label: s
+                                .get("label")
+                                .and_then(Value::as_str)
+                                .ok_or_else(|| at(format!("span {s} has no label")))?
+                                .to_string(),
+                        };
+                        super::check_span_text(&text, &span, s.get("text").and_then(Value::as_str))
+                            .map_err(&at)?;
+                        es.push(span);
+                    }
+                    a.entities = Some(es);
+                }
+                for c in v
+                    .get("accept")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    let c = json_str(c)
+                        .ok_or_else(|| at(format!("accept entry {c} is not a string")))?;
+                    super::doccano::add_category(&mut a, &c);
+                }
+                annotations.push(a);
+            }
+            Some("reject") | Some("ignore") | None => {}
+            Some(x) => {
+                return Err(at(format!(
+                    "unknown answer {x:?}; expected accept, reject or ignore"
+                )))
+            }
+        }
+        let fields = meta
+            .iter()
+            .filter(|(k, _)| {
+                !["article_id", "paragraph", "offset_unit"].contains(&k.as_str())
+                    && !k.starts_with("pred_")
+            })
+            .filter_map(|(k, x)| json_str(x).map(|s| (k.clone(), s)))
+            .collect();
+        out.push(GoldItem {
+            location: loc(path, line),
+            article_id: meta.get("article_id").and_then(json_str),
+            paragraph: meta
+                .get("paragraph")
+                .and_then(Value::as_u64)
+                .and_then(|p| u32::try_from(p).ok()),
+            text,
+            annotations,
+            fields,
+        });
+    }
+    Ok(out)
+}

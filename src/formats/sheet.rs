@@ -1,0 +1,271 @@
+//! CSV / TSV sheets: one row per paragraph, or per paragraph and coder.
+//!
+//! `sample` writes `article_id, paragraph, <extra>, text`, one empty column per
+//! task for the coders (`topic`, `stance_<target>`, `entities`), `coder`,
+//! `notes`, `offset_unit`, then the model's `pred_*` columns (left out with
+//! `--blind`). Entities are JSON `[[start, end, "LABEL"], ...]` in Unicode
+//! code points; a fourth element, the entity text, is checked against the slice.
+//!
+//! As gold, any CSV/TSV with a `text` column is read: `--gold-col FIELD=COLUMN`
+//! maps other column names (fields: `article_id`, `paragraph`, `text`,
+//! `topic`, `stance_<target>`, `entities`, `coder`, and for long tables with
+//! one target per row `target` plus `stance`). An empty cell is "not labeled".
+
+use super::{
+    loc, pred_spans, spans_json, Annotation, Format, GoldItem, ReadOptions, SheetSpec, NONE,
+};
+use crate::error::{Error, Result};
+use crate::output::Pred;
+use std::collections::HashMap;
+use std::path::Path;
+
+pub fn write(fmt: Format, rows: &[&Pred], spec: &SheetSpec) -> Result<Vec<u8>> {
+    let has_entities = rows.iter().any(|p| p.entities.is_some());
+    let has_topic = !spec.topic_ids.is_empty();
+    let mut head: Vec<String> = vec!["article_id".into(), "paragraph".into()];
+    head.extend(spec.extra.iter().cloned());
+    head.push("text".into());
+    if has_topic {
+        head.push("topic".into());
+    }
+    head.extend(spec.targets.iter().map(|t| format!("stance_{t}")));
+    if has_entities {
+        head.push("entities".into());
+    }
+    head.extend(["coder", "notes", "offset_unit"].map(String::from));
+    if !spec.blind {
+        if has_topic {
+            head.extend(["pred_topic", "pred_topic_score"].map(String::from));
+        }
+        for t in spec.targets {
+            head.push(format!("pred_stance_{t}"));
+            head.push(format!("pred_stance_{t}_score"));
+        }
+        if has_entities {
+            head.push("pred_entities".into());
+        }
+    }
+    let mut w = csv::WriterBuilder::new()
+        .delimiter(if fmt == Format::Tsv { b'\t' } else { b',' })
+        .terminator(if fmt == Format::XlsxCsv {
+            csv::Terminator::CRLF
+        } else {
+            csv::Terminator::Any(b'\n')
+        })
+        .from_writer(Vec::new());
+    let werr = |e: csv::Error| Error::Config(format!("writing the sheet: {e}"));
+    w.write_record(&head).map_err(werr)?;
+    let num = |x: Option<f32>| x.map(|s| format!("{s:.6}")).unwrap_or_default();
+    for p in rows {
+        let mut r: Vec<String> = vec![p.article_id.clone(), p.paragraph.to_string()];
+        r.extend(
+            spec.extra
+                .iter()
+                .map(|f| p.fields.get(f).cloned().unwrap_or_default()),
+        );
+        r.push(p.text.clone());
+        let blanks = usize::from(has_topic) + spec.targets.len() + usize::from(has_entities) + 2;
+        r.extend(std::iter::repeat_n(String::new(), blanks));
+        r.push("codepoint".into());
+        if !spec.blind {
+            if has_topic {
+                r.push(p.topic.clone().unwrap_or_else(|| NONE.into()));
+                r.push(num(p.topic_score));
+            }
+            for t in spec.targets {
+                let s = p.stances.get(t).cloned().unwrap_or_default();
+                r.push(s.label.unwrap_or_default());
+                r.push(num(s.score));
+            }
+            if has_entities {
+                r.push(spans_json(&p.text, &pred_spans(p), true).to_string());
+            }
+        }
+        w.write_record(&r).map_err(werr)?;
+    }
+    let mut out = w.into_inner().map_err(|e| Error::Config(e.to_string()))?;
+    if fmt == Format::XlsxCsv {
+        out.splice(0..0, *b"\xEF\xBB\xBF");
+    }
+    Ok(out)
+}
+
+pub fn read(path: &Path, fmt: Format, opts: &ReadOptions) -> Result<Vec<GoldItem>> {
+    let text = match opts.encoding.as_deref() {
+        None => super::read_text(path)?,
+        Some(label) => {
+            let enc = encoding_rs::Encoding::for_label(label.as_bytes()).ok_or_else(|| {
+                Error::Config(format!("--gold-encoding {label:?}: unknown encoding"))
+            })?;
+            let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+            enc.decode_with_bom_removal(&bytes).0.into_owned()
+        }
+    };
+    let tsv = fmt == Format::Tsv;
+    let mut rdr = csv::ReaderBuilder::new()
+        .delimiter(if tsv { b'\t' } else { b',' })
+        .quoting(!tsv)
+        .flexible(false)
+        .from_reader(text.as_bytes());
+    let bad = |line: usize, m: String| Error::input(loc(path, line), m);
+    let header: Vec<String> = rdr
+        .headers()
+        .map_err(|e| bad(1, e.to_string()))?
+        .iter()
+        .map(|s| s.trim().to_string())
+        .collect();
+    // field -> column index
+    let mut col: HashMap<String, usize> = HashMap::new();
+    for (i, h) in header.iter().enumerate() {
+        col.entry(h.clone()).or_insert(i);
+    }
+    if !col.contains_key("article_id") {
+        if let Some(&i) = col.get("id") {
+            col.insert("article_id".into(), i);
+        }
+    }
+    let mut mapped = Vec::new();
+    for (field, column) in &opts.columns {
+        let i = header.iter().position(|h| h == column).ok_or_else(|| {
+            bad(
+                1,
+                format!(
+                    "--gold-col {field}={column}: no column {column:?} (columns: {})",
+                    header.join(", ")
+                ),
+            )
+        })?;
+        col.insert(field.clone(), i);
+        mapped.push(i);
+    }
+    let text_col = *col.get("text").ok_or_else(|| {
+        bad(
+            1,
+            format!(
+                "missing column \"text\" (columns: {}); map one with --gold-col text=COLUMN",
+                header.join(", ")
+            ),
+        )
+    })?;
+    let long = match (col.get("target"), col.get("stance")) {
+        (Some(&t), Some(&s)) => Some((t, s)),
+        (None, None) => None,
+        _ => {
+            return Err(bad(
+                1,
+                "a long stance table needs both a \"target\" and a \"stance\" column".into(),
+            ))
+        }
+    };
+    let stance_cols: Vec<(String, usize)> = col
+        .iter()
+        .filter_map(|(f, &i)| {
+            let t = f.strip_prefix("stance_")?;
+            let derived = ["_score", "_favor", "_against"]
+                .iter()
+                .any(|s| t.ends_with(s));
+            (!derived && !t.is_empty()).then(|| (t.to_string(), i))
+        })
+        .collect();
+    let known: Vec<usize> = [
+        "article_id",
+        "paragraph",
+        "text",
+        "topic",
+        "entities",
+        "coder",
+        "target",
+        "stance",
+    ]
+    .iter()
+    .filter_map(|f| col.get(*f).copied())
+    .chain(stance_cols.iter().map(|s| s.1))
+    .chain(mapped)
+    .collect();
+    let mut out = Vec::new();
+    for rec in rdr.records() {
+        let rec = rec.map_err(|e| {
+            let line = e.position().map_or(0, |p| p.line() as usize);
+            bad(line, e.to_string())
+        })?;
+        let line = rec.position().map_or(0, |p| p.line() as usize);
+        let get = |f: &str| {
+            col.get(f)
+                .and_then(|&i| rec.get(i))
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+        };
+        let text = rec.get(text_col).unwrap_or("").to_string();
+        if text.trim().is_empty() {
+            return Err(bad(line, "empty \"text\"".into()));
+        }
+        let mut a = Annotation {
+            coder: get("coder").unwrap_or("gold").to_string(),
+            topic: get("topic").map(str::to_string),
+            ..Default::default()
+        };
+        for (t, i) in &stance_cols {
+            if let Some(v) = rec.get(*i).map(str::trim).filter(|s| !s.is_empty()) {
+                a.stances.insert(t.clone(), v.to_string());
+            }
+        }
+        if let Some((ti, si)) = long {
+            let (t, s) = (
+                rec.get(ti).unwrap_or("").trim(),
+                rec.get(si).unwrap_or("").trim(),
+            );
+            if !s.is_empty() {
+                if t.is_empty() {
+                    return Err(bad(line, "a stance without a target".into()));
+                }
+                a.stances.insert(t.to_string(), s.to_string());
+            }
+        }
+        if let Some(e) = get("entities") {
+            let v: serde_json::Value = serde_json::from_str(e).map_err(|err| {
+                bad(
+                    line,
+                    format!("\"entities\" is not JSON [[start, end, \"LABEL\"], ...]: {err}"),
+                )
+            })?;
+            let xs = v
+                .as_array()
+                .ok_or_else(|| bad(line, "\"entities\" must be a JSON list".into()))?;
+            let spans = xs
+                .iter()
+                .map(|x| super::span_from_json(x, &text))
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|m| bad(line, m))?;
+            a.entities = Some(spans);
+        }
+        let paragraph = match get("paragraph") {
+            None => None,
+            Some(p) => Some(p.parse::<u32>().map_err(|_| {
+                bad(
+                    line,
+                    format!("\"paragraph\" must be a non-negative integer, not {p:?}"),
+                )
+            })?),
+        };
+        let fields = header
+            .iter()
+            .enumerate()
+            .filter(|(i, h)| {
+                !known.contains(i)
+                    && !h.starts_with("pred_")
+                    && *h != "notes"
+                    && *h != "offset_unit"
+            })
+            .filter_map(|(i, h)| rec.get(i).map(|v| (h.clone(), v.to_string())))
+            .collect();
+        out.push(GoldItem {
+            location: loc(path, line),
+            article_id: get("article_id").map(str::to_string),
+            paragraph,
+            text,
+            annotations: vec![a],
+            fields,
+        });
+    }
+    Ok(out)
+}

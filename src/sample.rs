@@ -1,0 +1,204 @@
+//! `paratag sample`: a stratified random sample of tagged paragraphs for
+//! hand-labeling.
+//!
+//! Rows are put in `(article_id, paragraph)` order before drawing, so the
+//! sample depends only on the table's content, `--seed` and the options, not
+//! on row order. Each stratum is shuffled with its own stream of one seeded
+//! ChaCha8 generator; allocation is proportional (largest remainder) or
+//! equal (strata smaller than their share give the rest to the others). The
+//! drawn rows are shuffled once more so coders do not see them grouped by
+//! stratum.
+
+use crate::error::{Error, Result};
+use crate::formats::{GoldItem, NONE};
+use crate::output::{Pred, Predictions};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use std::collections::{BTreeMap, HashSet};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Allocation {
+    /// Each stratum in proportion to its size.
+    Proportional,
+    /// The same number from each stratum (as far as each has rows).
+    Equal,
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub n: usize,
+    pub stratify: Vec<String>,
+    pub allocation: Allocation,
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Stratum {
+    pub key: Vec<String>,
+    pub population: usize,
+    pub drawn: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Drawn {
+    /// Indices into `Predictions::rows`, in the order to present them.
+    pub rows: Vec<usize>,
+    pub strata: Vec<Stratum>,
+    pub excluded: usize,
+}
+
+/// A row's value for a stratification column.
+fn value(p: &Pred, col: &str) -> Option<String> {
+    match col {
+        "topic" => Some(p.topic.clone().unwrap_or_else(|| NONE.into())),
+        _ => match col.strip_prefix("stance_").and_then(|t| p.stances.get(t)) {
+            Some(s) => Some(s.label.clone().unwrap_or_else(|| NONE.into())),
+            None => p.fields.get(col).cloned(),
+        },
+    }
+}
+
+pub fn draw(preds: &Predictions, opts: &Options, exclude: &[GoldItem]) -> Result<Drawn> {
+    for c in &opts.stratify {
+        let known = c == "topic"
+            || c.strip_prefix("stance_")
+                .is_some_and(|t| preds.targets.iter().any(|x| x == t))
+            || preds.field_names.iter().any(|f| f == c);
+        if !known {
+            let mut cols = vec!["topic".to_string()];
+            cols.extend(preds.targets.iter().map(|t| format!("stance_{t}")));
+            cols.extend(preds.field_names.iter().cloned());
+            return Err(Error::Config(format!(
+                "--stratify {c}: no such column; choose from {}",
+                cols.join(", ")
+            )));
+        }
+    }
+    let keys: HashSet<(&str, u32)> = exclude
+        .iter()
+        .filter_map(|g| Some((g.article_id.as_deref()?, g.paragraph?)))
+        .collect();
+    let texts: HashSet<&str> = exclude.iter().map(|g| g.text.as_str()).collect();
+    let mut order: Vec<usize> = (0..preds.rows.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (x, y) = (&preds.rows[a], &preds.rows[b]);
+        (&x.article_id, x.paragraph).cmp(&(&y.article_id, y.paragraph))
+    });
+    let mut excluded = 0;
+    let mut strata: BTreeMap<Vec<String>, Vec<usize>> = BTreeMap::new();
+    for i in order {
+        let p = &preds.rows[i];
+        if keys.contains(&(p.article_id.as_str(), p.paragraph)) || texts.contains(p.text.as_str()) {
+            excluded += 1;
+            continue;
+        }
+        let key = opts
+            .stratify
+            .iter()
+            .map(|c| value(p, c).unwrap_or_else(|| "(null)".into()))
+            .collect();
+        strata.entry(key).or_default().push(i);
+    }
+    let sizes: Vec<usize> = strata.values().map(Vec::len).collect();
+    let quota = allocate(&sizes, opts.n, opts.allocation);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(opts.seed);
+    let mut rows = Vec::new();
+    let mut info = Vec::new();
+    for ((key, mut members), q) in strata.into_iter().zip(quota) {
+        members.shuffle(&mut rng);
+        info.push(Stratum {
+            key,
+            population: members.len(),
+            drawn: q,
+        });
+        rows.extend_from_slice(&members[..q]);
+    }
+    rows.shuffle(&mut rng);
+    Ok(Drawn {
+        rows,
+        strata: info,
+        excluded,
+    })
+}
+
+/// How many to draw from each stratum (never more than it has).
+pub fn allocate(sizes: &[usize], n: usize, how: Allocation) -> Vec<usize> {
+    let total: usize = sizes.iter().sum();
+    let n = n.min(total);
+    match how {
+        Allocation::Proportional => {
+            // Largest remainder; ties go to the earlier stratum.
+            let exact: Vec<f64> = sizes
+                .iter()
+                .map(|&s| n as f64 * s as f64 / total.max(1) as f64)
+                .collect();
+            let mut q: Vec<usize> = exact.iter().map(|x| x.floor() as usize).collect();
+            let mut rest: Vec<usize> = (0..sizes.len()).collect();
+            rest.sort_by(|&a, &b| {
+                let (ra, rb) = (exact[a] - q[a] as f64, exact[b] - q[b] as f64);
+                rb.partial_cmp(&ra).expect("finite").then(a.cmp(&b))
+            });
+            let mut left = n - q.iter().sum::<usize>();
+            for i in rest {
+                if left == 0 {
+                    break;
+                }
+                if q[i] < sizes[i] {
+                    q[i] += 1;
+                    left -= 1;
+                }
+            }
+            q
+        }
+        Allocation::Equal => {
+            let mut q = vec![0; sizes.len()];
+            let mut left = n;
+            // Fill the smallest strata first, spreading what they cannot take.
+            let mut idx: Vec<usize> = (0..sizes.len()).collect();
+            idx.sort_by_key(|&i| (sizes[i], i));
+            for (k, &i) in idx.iter().enumerate() {
+                let share = left / (idx.len() - k);
+                q[i] = share.min(sizes[i]);
+                left -= q[i];
+            }
+            // Remainders from integer division, one each, in stratum order.
+            for i in 0..sizes.len() {
+                if left == 0 {
+                    break;
+                }
+                if q[i] < sizes[i] {
+                    q[i] += 1;
+                    left -= 1;
+                }
+            }
+            q
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allocation() {
+        assert_eq!(
+            allocate(&[50, 30, 20], 10, Allocation::Proportional),
+            vec![5, 3, 2]
+        );
+        assert_eq!(
+            allocate(&[5, 3, 2], 4, Allocation::Proportional),
+            vec![2, 1, 1]
+        );
+        assert_eq!(
+            allocate(&[100, 100, 2], 12, Allocation::Equal),
+            vec![5, 5, 2]
+        );
+        assert_eq!(
+            allocate(&[100, 100, 100], 10, Allocation::Equal),
+            vec![3, 3, 4]
+        );
+        assert_eq!(allocate(&[3, 1], 10, Allocation::Equal), vec![3, 1]);
+        assert_eq!(allocate(&[3, 1], 10, Allocation::Proportional), vec![3, 1]);
+    }
+}
