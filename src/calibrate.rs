@@ -12,7 +12,7 @@
 use crate::codebook::Codebook;
 use crate::error::{Error, Result};
 use crate::eval::metrics::Confusion;
-use crate::eval::{gold_label, majority, Pair};
+use crate::eval::{coder_labels, majority, Pair};
 use crate::formats::NONE;
 use crate::heads;
 use rand::seq::SliceRandom;
@@ -134,16 +134,7 @@ fn items(pairs: &[Pair], task: &str) -> Result<Vec<Item>> {
     coders.dedup();
     let mut out = Vec::new();
     for p in pairs {
-        let labels: Vec<Option<&str>> = coders
-            .iter()
-            .map(|c| {
-                p.gold
-                    .annotations
-                    .iter()
-                    .find(|a| a.coder == *c)
-                    .and_then(|a| gold_label(a, task))
-            })
-            .collect();
+        let labels = coder_labels(p.gold, &coders, task);
         let Some(gold) = majority(&labels) else {
             continue;
         };

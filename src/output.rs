@@ -469,71 +469,67 @@ pub fn predictions_from(df: &DataFrame, meta: BTreeMap<String, String>) -> Resul
 }
 
 /// `list<struct{label, score}>` per row.
+/// A `list<struct>` column read row by row: `None` for a null list, else
+/// `item` applied to the row's struct array.
+fn struct_lists<T>(
+    c: &Column,
+    item: impl Fn(&StructChunked) -> Result<Vec<T>>,
+) -> Result<Vec<Option<Vec<T>>>> {
+    let list = c.list()?;
+    (0..list.len())
+        .map(|i| match list.get_as_series(i) {
+            None => Ok(None),
+            Some(s) => Ok(Some(item(s.struct_()?)?)),
+        })
+        .collect()
+}
+
+/// A struct field as text, u32 or f32 values (nulls as empty / 0).
+fn field_str(st: &StructChunked, n: &str) -> Result<Vec<String>> {
+    Ok(st
+        .field_by_name(n)?
+        .str()?
+        .iter()
+        .map(|x| x.unwrap_or_default().to_string())
+        .collect())
+}
+fn field_u32(st: &StructChunked, n: &str) -> Result<Vec<u32>> {
+    let s = st.field_by_name(n)?.cast(&DataType::UInt32)?;
+    Ok(s.u32()?.iter().map(|x| x.unwrap_or(0)).collect())
+}
+fn field_f32(st: &StructChunked, n: &str) -> Result<Vec<f32>> {
+    let s = st.field_by_name(n)?.cast(&DataType::Float32)?;
+    Ok(s.f32()?.iter().map(|x| x.unwrap_or(0.0)).collect())
+}
+
 /// Per-row `(label, score)` lists.
 type LabelScores = Vec<Option<Vec<(String, f32)>>>;
 
 fn label_scores(c: &Column) -> Result<LabelScores> {
-    let list = c.list()?;
-    let mut out = Vec::with_capacity(c.len());
-    for i in 0..list.len() {
-        out.push(match list.get_as_series(i) {
-            None => None,
-            Some(s) => {
-                let st = s.struct_()?;
-                let l = st.field_by_name("label")?;
-                let sc = st.field_by_name("score")?.cast(&DataType::Float32)?;
-                Some(
-                    l.str()?
-                        .iter()
-                        .zip(sc.f32()?.iter())
-                        .map(|(l, s)| (l.unwrap_or_default().to_string(), s.unwrap_or(0.0)))
-                        .collect(),
-                )
-            }
-        });
-    }
-    Ok(out)
+    struct_lists(c, |st| {
+        Ok(field_str(st, "label")?
+            .into_iter()
+            .zip(field_f32(st, "score")?)
+            .collect())
+    })
 }
 
 /// `list<struct{text, label, start, end, score}>` per row.
 fn entity_lists(c: &Column) -> Result<Vec<Option<Vec<PredEntity>>>> {
-    let list = c.list()?;
-    let mut out = Vec::with_capacity(c.len());
-    for i in 0..list.len() {
-        out.push(match list.get_as_series(i) {
-            None => None,
-            Some(s) => {
-                let st = s.struct_()?;
-                let u = |n: &str| -> Result<Vec<u32>> {
-                    Ok(st
-                        .field_by_name(n)?
-                        .cast(&DataType::UInt32)?
-                        .u32()?
-                        .iter()
-                        .map(|x| x.unwrap_or(0))
-                        .collect())
-                };
-                let (start, end) = (u("start")?, u("end")?);
-                let label = st.field_by_name("label")?;
-                let score = st.field_by_name("score")?.cast(&DataType::Float32)?;
-                Some(
-                    label
-                        .str()?
-                        .iter()
-                        .zip(score.f32()?.iter())
-                        .enumerate()
-                        .map(|(k, (l, sc))| PredEntity {
-                            span: crate::formats::Span {
-                                start: start[k],
-                                end: end[k],
-                                label: l.unwrap_or_default().to_string(),
-                            },
-                            score: sc.unwrap_or(0.0),
-                        })
-                        .collect(),
-                )
-            }
-        });
-    }
-    Ok(out)
+    struct_lists(c, |st| {
+        let (start, end) = (field_u32(st, "start")?, field_u32(st, "end")?);
+        Ok(field_str(st, "label")?
+            .into_iter()
+            .zip(field_f32(st, "score")?)
+            .enumerate()
+            .map(|(k, (label, score))| PredEntity {
+                span: crate::formats::Span {
+                    start: start[k],
+                    end: end[k],
+                    label,
+                },
+                score,
+            })
+            .collect())
+    })
 }

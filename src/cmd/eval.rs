@@ -35,6 +35,16 @@ pub struct GoldArgs {
     pub allow_unmatched: bool,
 }
 
+impl GoldArgs {
+    pub fn read_options(&self) -> formats::ReadOptions {
+        formats::ReadOptions {
+            format: self.gold_format,
+            columns: self.gold_cols.clone(),
+            encoding: self.gold_encoding.clone(),
+        }
+    }
+}
+
 fn parse_pair(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((a, b)) if !a.trim().is_empty() && !b.trim().is_empty() => {
@@ -78,6 +88,10 @@ pub struct Args {
     /// Folder for PNG plots.
     #[arg(long)]
     pub plots: Option<PathBuf>,
+    /// Only read and check the gold (labels against the codebook), print
+    /// what it holds, and stop.
+    #[arg(long)]
+    pub check_gold: bool,
     #[arg(short, long)]
     pub quiet: bool,
 }
@@ -101,14 +115,7 @@ pub fn load(
         Some(p) => Some(Codebook::load(p)?),
         None => None,
     };
-    let (format, mut gold) = formats::read(
-        &g.gold,
-        &formats::ReadOptions {
-            format: g.gold_format,
-            columns: g.gold_cols.clone(),
-            encoding: g.gold_encoding.clone(),
-        },
-    )?;
+    let (format, mut gold) = formats::read(&g.gold, &g.read_options())?;
     if gold.is_empty() {
         anyhow::bail!("{}: no gold items", g.gold.display());
     }
@@ -219,6 +226,9 @@ pub fn held_out(pairs: &[eval::Pair], split: f64, seed: u64) -> Result<BTreeSet<
 }
 
 pub fn run(a: Args) -> Result<()> {
+    if a.check_gold {
+        return check_gold(&a);
+    }
     let l = load(
         &a.gold,
         a.pred.as_deref(),
@@ -294,5 +304,44 @@ pub fn run(a: Args) -> Result<()> {
             eprintln!("paratag: {} plots -> {}", files.len(), dir.display());
         }
     }
+    Ok(())
+}
+
+/// `--check-gold`: read, validate and summarise the gold without predictions.
+fn check_gold(a: &Args) -> Result<()> {
+    let g = &a.gold;
+    let (format, mut gold) = formats::read(&g.gold, &g.read_options())?;
+    let codebook = match &a.codebook {
+        Some(p) => Some(Codebook::load(p)?),
+        None => None,
+    };
+    let mut labels = LabelSet::from_codebook(codebook.as_ref());
+    labels.entity_map = g.entity_map.iter().cloned().collect();
+    formats::validate(&mut gold, &labels)?;
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    let mut coders = BTreeSet::new();
+    for item in &gold {
+        for an in &item.annotations {
+            coders.insert(an.coder.clone());
+            if let Some(t) = &an.topic {
+                *counts.entry(format!("topic={t}")).or_default() += 1;
+            }
+            for (t, l) in &an.stances {
+                *counts.entry(format!("stance_{t}={l}")).or_default() += 1;
+            }
+            for e in an.entities.iter().flatten() {
+                *counts.entry(format!("entity={}", e.label)).or_default() += 1;
+            }
+        }
+    }
+    let list: Vec<String> = counts.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+    println!(
+        "{}: {} gold items ({}), coders: {}; {}",
+        g.gold.display(),
+        gold.len(),
+        format.name(),
+        coders.into_iter().collect::<Vec<_>>().join(", "),
+        list.join(", ")
+    );
     Ok(())
 }

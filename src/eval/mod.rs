@@ -263,6 +263,19 @@ pub fn pred_label<'a>(p: &'a Pred, task: &str) -> (&'a str, Option<f64>) {
     }
 }
 
+/// Each coder's label for `task` on one gold item (`None`: not labeled).
+pub fn coder_labels<'a>(g: &'a GoldItem, coders: &[&str], task: &str) -> Vec<Option<&'a str>> {
+    coders
+        .iter()
+        .map(|c| {
+            g.annotations
+                .iter()
+                .find(|a| a.coder == *c)
+                .and_then(|a| gold_label(a, task))
+        })
+        .collect()
+}
+
 /// The majority of the coders' labels; `None` on a tie or no label.
 pub fn majority<'a>(labels: &[Option<&'a str>]) -> Option<&'a str> {
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
@@ -287,7 +300,7 @@ pub fn evaluate(
     label_order: &BTreeMap<String, Vec<String>>,
     opts: &Options,
 ) -> Result<Report> {
-    let coders: Vec<String> = gold.coders.clone();
+    let coders: Vec<&str> = gold.coders.iter().map(String::as_str).collect();
     let mut tasks = Vec::new();
     for task in gold_tasks(pairs) {
         if task == "topic" && !preds.has_topic() {
@@ -305,16 +318,7 @@ pub fn evaluate(
         let decisions: Vec<Decision> = pairs
             .iter()
             .filter_map(|p| {
-                let by_coder: Vec<Option<&str>> = coders
-                    .iter()
-                    .map(|c| {
-                        p.gold
-                            .annotations
-                            .iter()
-                            .find(|a| &a.coder == c)
-                            .and_then(|a| gold_label(a, &task))
-                    })
-                    .collect();
+                let by_coder = coder_labels(p.gold, &coders, &task);
                 if by_coder.iter().all(Option::is_none) {
                     return None;
                 }
@@ -358,16 +362,7 @@ pub fn evaluate(
                 let pairs_t: Vec<(&str, &str)> = sub
                     .iter()
                     .filter_map(|p| {
-                        let labels: Vec<Option<&str>> = coders
-                            .iter()
-                            .map(|c| {
-                                p.gold
-                                    .annotations
-                                    .iter()
-                                    .find(|a| &a.coder == c)
-                                    .and_then(|a| gold_label(a, &t.task))
-                            })
-                            .collect();
+                        let labels = coder_labels(p.gold, &coders, &t.task);
                         Some((majority(&labels)?, pred_label(p.pred, &t.task).0))
                     })
                     .collect();

@@ -41,6 +41,8 @@ pub fn write_all(r: &Report, dir: &Path) -> Result<Vec<PathBuf>> {
         let bars: Vec<(String, f64, u64)> = t
             .per_class
             .iter()
+            // A class neither in gold nor predicted has no F1 to show.
+            .filter(|c| c.support + c.predicted > 0)
             .map(|c| (c.label.clone(), c.f1, c.support))
             .collect();
         f1_bars(

@@ -18,18 +18,9 @@ use std::path::Path;
 
 pub fn write(rows: &[&Pred], spec: &SheetSpec) -> Vec<u8> {
     super::jsonl(rows.iter().map(|p| {
-        let mut o = json!({
-            "text": p.text,
-            "label": [],
-            "article_id": p.article_id,
-            "paragraph": p.paragraph,
-            "offset_unit": "codepoint",
-        });
-        for f in spec.extra {
-            if let Some(v) = p.fields.get(f) {
-                o[f] = json!(v);
-            }
-        }
+        let mut o = Value::Object(super::key_record(p, spec));
+        o["text"] = json!(p.text);
+        o["label"] = json!([]);
         if !spec.blind {
             o["label"] = spans_json(&p.text, &pred_spans(p), false);
             o["cats"] = json!(categories(p, spec));
@@ -111,37 +102,21 @@ pub fn read(path: &Path) -> Result<Vec<GoldItem>> {
         if empty_label && a.is_empty() {
             a.entities = Some(Vec::new());
         }
-        let fields = v
-            .as_object()
-            .expect("object")
-            .iter()
-            .filter(|(k, _)| {
-                ![
-                    "text",
-                    "label",
-                    "entities",
-                    "cats",
-                    "article_id",
-                    "paragraph",
-                    "offset_unit",
-                    "id",
-                ]
-                .contains(&k.as_str())
-                    && !k.starts_with("pred_")
-            })
-            .filter_map(|(k, x)| json_str(x).map(|s| (k.clone(), s)))
-            .collect();
-        out.push(GoldItem {
-            location: loc(path, line),
-            article_id: v.get("article_id").and_then(json_str),
-            paragraph: v
-                .get("paragraph")
-                .and_then(Value::as_u64)
-                .and_then(|p| u32::try_from(p).ok()),
+        out.push(super::json_item(
+            loc(path, line),
+            v.as_object().expect("object"),
             text,
-            annotations: vec![a],
-            fields,
-        });
+            vec![a],
+            &[
+                "label",
+                "entities",
+                "cats",
+                "id",
+                "annotator",
+                "user",
+                "annotation_approver",
+            ],
+        )?);
     }
     Ok(out)
 }

@@ -9,7 +9,7 @@
 //! Offsets are code points. Every key but `text` is optional; a missing key
 //! means "not labeled". Other keys are kept as fields for `--by`.
 
-use super::{json_str, loc, parse_jsonl, pred_spans, Annotation, GoldItem, SheetSpec, Span};
+use super::{json_str, loc, parse_jsonl, pred_spans, Annotation, GoldItem, SheetSpec};
 use crate::error::{Error, Result};
 use crate::output::Pred;
 use serde_json::{json, Value};
@@ -64,61 +64,22 @@ pub fn read(path: &Path) -> Result<Vec<GoldItem>> {
         match v.get("entities") {
             None | Some(Value::Null) => {}
             Some(Value::Array(xs)) => {
-                let mut spans = Vec::new();
-                for x in xs {
-                    let num = |k: &str| {
-                        x.get(k)
-                            .and_then(Value::as_u64)
-                            .and_then(|n| u32::try_from(n).ok())
-                            .ok_or_else(|| {
-                                at(format!(
-                                    "entity {x}: \"{k}\" must be a non-negative integer"
-                                ))
-                            })
-                    };
-                    let span = Span {
-                        start: num("start")?,
-                        end: num("end")?,
-                        label: x
-                            .get("label")
-                            .and_then(Value::as_str)
-                            .ok_or_else(|| at(format!("entity {x}: missing \"label\"")))?
-                            .to_string(),
-                    };
-                    super::check_span_text(&text, &span, x.get("text").and_then(Value::as_str))
-                        .map_err(at)?;
-                    spans.push(span);
-                }
+                let spans = xs
+                    .iter()
+                    .map(|x| super::span_object(x, &text))
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .map_err(at)?;
                 a.entities = Some(spans);
             }
             Some(x) => return Err(at(format!("\"entities\" must be a list, not {x}"))),
         }
-        let paragraph =
-            match v.get("paragraph") {
-                None | Some(Value::Null) => None,
-                Some(p) => Some(p.as_u64().and_then(|n| u32::try_from(n).ok()).ok_or_else(
-                    || {
-                        at(format!(
-                            "\"paragraph\" must be a non-negative integer, not {p}"
-                        ))
-                    },
-                )?),
-            };
-        let fields = v
-            .as_object()
-            .expect("object")
-            .iter()
-            .filter(|(k, _)| !KEYS.contains(&k.as_str()))
-            .filter_map(|(k, x)| json_str(x).map(|s| (k.clone(), s)))
-            .collect();
-        out.push(GoldItem {
-            location: loc(path, line),
-            article_id: v.get("article_id").and_then(json_str),
-            paragraph,
+        out.push(super::json_item(
+            loc(path, line),
+            v.as_object().expect("object"),
             text,
-            annotations: vec![a],
-            fields,
-        });
+            vec![a],
+            KEYS,
+        )?);
     }
     Ok(out)
 }
@@ -127,17 +88,8 @@ pub fn read(path: &Path) -> Result<Vec<GoldItem>> {
 /// labels filled in (to be corrected) unless `blind`.
 pub fn write(rows: &[&Pred], spec: &SheetSpec) -> Vec<u8> {
     super::jsonl(rows.iter().map(|p| {
-        let mut o = json!({
-            "article_id": p.article_id,
-            "paragraph": p.paragraph,
-            "text": p.text,
-            "offset_unit": "codepoint",
-        });
-        for f in spec.extra {
-            if let Some(v) = p.fields.get(f) {
-                o[f] = json!(v);
-            }
-        }
+        let mut o = Value::Object(super::key_record(p, spec));
+        o["text"] = json!(p.text);
         if !spec.blind {
             o["topic"] = json!(p.topic.as_deref().unwrap_or(super::NONE));
             let st: serde_json::Map<String, Value> = spec

@@ -21,17 +21,8 @@ pub fn write(rows: &[&Pred], spec: &SheetSpec) -> Vec<u8> {
     let tasks: Vec<Value> = rows
         .iter()
         .map(|p| {
-            let mut data = json!({
-                "text": p.text,
-                "article_id": p.article_id,
-                "paragraph": p.paragraph,
-                "offset_unit": "codepoint",
-            });
-            for f in spec.extra {
-                if let Some(v) = p.fields.get(f) {
-                    data[f] = json!(v);
-                }
-            }
+            let mut data = Value::Object(super::key_record(p, spec));
+            data["text"] = json!(p.text);
             let mut task = json!({ "data": data });
             if !spec.blind {
                 let mut result = Vec::new();
@@ -194,24 +185,13 @@ pub fn read(path: &Path) -> Result<Vec<GoldItem>> {
             }
             annotations.push(a);
         }
-        let fields = data
-            .iter()
-            .filter(|(k, _)| {
-                !["text", "article_id", "paragraph", "offset_unit"].contains(&k.as_str())
-            })
-            .filter_map(|(k, v)| json_str(v).map(|s| (k.clone(), s)))
-            .collect();
-        out.push(GoldItem {
-            location: loc(path, line),
-            article_id: data.get("article_id").and_then(json_str),
-            paragraph: data
-                .get("paragraph")
-                .and_then(Value::as_u64)
-                .and_then(|p| u32::try_from(p).ok()),
-            text: ptext,
+        out.push(super::json_item(
+            loc(path, line),
+            data,
+            ptext,
             annotations,
-            fields,
-        });
+            &[],
+        )?);
     }
     Ok(out)
 }

@@ -594,6 +594,91 @@ pub fn parse_jsonl(path: &Path) -> Result<Vec<(usize, serde_json::Value)>> {
     Ok(out)
 }
 
+/// A JSON object.
+pub type Json = serde_json::Map<String, serde_json::Value>;
+
+/// A gold item from a JSON record: `article_id` and `paragraph` from `obj`
+/// (the record itself, or its `data`/`meta`), and its other text or number
+/// keys but `skip`, `text`, `offset_unit` and `pred_*` as fields.
+pub fn json_item(
+    location: String,
+    obj: &Json,
+    text: String,
+    annotations: Vec<Annotation>,
+    skip: &[&str],
+) -> Result<GoldItem> {
+    let paragraph = match obj.get("paragraph") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(p) => Some(
+            p.as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(|| {
+                    Error::input(
+                        location.clone(),
+                        format!("\"paragraph\" must be a non-negative integer, not {p}"),
+                    )
+                })?,
+        ),
+    };
+    let own = ["article_id", "paragraph", "text", "offset_unit"];
+    let fields = obj
+        .iter()
+        .filter(|(k, _)| {
+            !own.contains(&k.as_str()) && !skip.contains(&k.as_str()) && !k.starts_with("pred_")
+        })
+        .filter_map(|(k, x)| json_str(x).map(|s| (k.clone(), s)))
+        .collect();
+    Ok(GoldItem {
+        location,
+        article_id: obj.get("article_id").and_then(json_str),
+        paragraph,
+        text,
+        annotations,
+        fields,
+    })
+}
+
+/// An entity given as `{"start", "end", "label"}` (and optionally `"text"`,
+/// checked against the slice).
+pub fn span_object(x: &serde_json::Value, text: &str) -> std::result::Result<Span, String> {
+    let num = |k: &str| {
+        x.get(k)
+            .and_then(serde_json::Value::as_u64)
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| format!("entity {x}: \"{k}\" must be a non-negative integer"))
+    };
+    let span = Span {
+        start: num("start")?,
+        end: num("end")?,
+        label: x
+            .get("label")
+            .and_then(serde_json::Value::as_str)
+            .ok_or_else(|| format!("entity {x}: missing \"label\""))?
+            .to_string(),
+    };
+    check_span_text(
+        text,
+        &span,
+        x.get("text").and_then(serde_json::Value::as_str),
+    )?;
+    Ok(span)
+}
+
+/// The keys every written record carries: `article_id`, `paragraph`,
+/// `offset_unit` and the sheet's extra columns.
+pub fn key_record(p: &Pred, spec: &SheetSpec) -> Json {
+    let mut o = Json::new();
+    o.insert("article_id".into(), p.article_id.clone().into());
+    o.insert("paragraph".into(), p.paragraph.into());
+    o.insert("offset_unit".into(), "codepoint".into());
+    for f in spec.extra {
+        if let Some(v) = p.fields.get(f) {
+            o.insert(f.clone(), v.clone().into());
+        }
+    }
+    o
+}
+
 /// A JSON field as a string (numbers allowed, for ids).
 pub fn json_str(v: &serde_json::Value) -> Option<String> {
     match v {

@@ -9,7 +9,7 @@
 //! `stance_<target>:<label>`). Rejected and ignored records, and records with
 //! no answer yet, count as unlabeled.
 
-use super::{json_str, loc, parse_jsonl, Annotation, GoldItem, SheetSpec, Span, NONE};
+use super::{json_str, loc, parse_jsonl, Annotation, GoldItem, SheetSpec, NONE};
 use crate::error::{Error, Result};
 use crate::output::Pred;
 use serde_json::{json, Value};
@@ -31,16 +31,7 @@ pub fn write(rows: &[&Pred], spec: &SheetSpec) -> Vec<u8> {
         }
     }
     super::jsonl(rows.iter().map(|p| {
-        let mut meta = json!({
-            "article_id": p.article_id,
-            "paragraph": p.paragraph,
-            "offset_unit": "codepoint",
-        });
-        for f in spec.extra {
-            if let Some(v) = p.fields.get(f) {
-                meta[f] = json!(v);
-            }
-        }
+        let meta = Value::Object(super::key_record(p, spec));
         let mut o = json!({"text": p.text, "meta": meta});
         if !options.is_empty() {
             o["options"] = json!(options);
@@ -90,32 +81,13 @@ pub fn read(path: &Path) -> Result<Vec<GoldItem>> {
                     ..Default::default()
                 };
                 if let Some(spans) = v.get("spans") {
-                    let spans = spans
+                    let es = spans
                         .as_array()
-                        .ok_or_else(|| at("\"spans\" must be a list".into()))?;
-                    let mut es = Vec::new();
-                    for s in spans {
-                        let num = |k: &str| {
-                            s.get(k)
-                                .and_then(Value::as_u64)
-                                .and_then(|n| u32::try_from(n).ok())
-                                .ok_or_else(|| {
-                                    at(format!("span {s}: \"{k}\" must be a non-negative integer"))
-                                })
-                        };
-                        let span = Span {
-                            start: num("start")?,
-                            end: num("end")?,
-                            label: s
-                                .get("label")
-                                .and_then(Value::as_str)
-                                .ok_or_else(|| at(format!("span {s} has no label")))?
-                                .to_string(),
-                        };
-                        super::check_span_text(&text, &span, s.get("text").and_then(Value::as_str))
-                            .map_err(&at)?;
-                        es.push(span);
-                    }
+                        .ok_or_else(|| at("\"spans\" must be a list".into()))?
+                        .iter()
+                        .map(|x| super::span_object(x, &text))
+                        .collect::<std::result::Result<Vec<_>, _>>()
+                        .map_err(&at)?;
                     a.entities = Some(es);
                 }
                 for c in v
@@ -137,25 +109,13 @@ pub fn read(path: &Path) -> Result<Vec<GoldItem>> {
                 )))
             }
         }
-        let fields = meta
-            .iter()
-            .filter(|(k, _)| {
-                !["article_id", "paragraph", "offset_unit"].contains(&k.as_str())
-                    && !k.starts_with("pred_")
-            })
-            .filter_map(|(k, x)| json_str(x).map(|s| (k.clone(), s)))
-            .collect();
-        out.push(GoldItem {
-            location: loc(path, line),
-            article_id: meta.get("article_id").and_then(json_str),
-            paragraph: meta
-                .get("paragraph")
-                .and_then(Value::as_u64)
-                .and_then(|p| u32::try_from(p).ok()),
+        out.push(super::json_item(
+            loc(path, line),
+            &meta,
             text,
             annotations,
-            fields,
-        });
+            &[],
+        )?);
     }
     Ok(out)
 }

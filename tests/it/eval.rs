@@ -671,19 +671,22 @@ fn calibrate_writes_a_new_codebook_and_never_the_input() {
         .fold(1.0f32, f32::min);
     let out = s.root.join("calibrated.toml");
     let cb_before = std::fs::read_to_string(&s.codebook).unwrap();
-    let o = paratag(&[
-        "calibrate",
-        "--gold",
-        gold.to_str().unwrap(),
-        "--pred",
-        s.pred.to_str().unwrap(),
-        "-c",
-        s.codebook.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "--folds",
-        "3",
-    ]);
+    let calibrate = |out: &Path, extra: &[&str]| {
+        let mut a = vec![
+            "calibrate",
+            "--gold",
+            gold.to_str().unwrap(),
+            "--pred",
+            s.pred.to_str().unwrap(),
+            "-c",
+            s.codebook.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ];
+        a.extend_from_slice(extra);
+        paratag(&a)
+    };
+    let o = calibrate(&out, &["--folds", "3"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let new = std::fs::read_to_string(&out).unwrap();
     let cb = paratag::codebook::Codebook::parse(&out, new.clone()).unwrap();
@@ -701,35 +704,145 @@ fn calibrate_writes_a_new_codebook_and_never_the_input() {
     assert!(new.contains("# {} <- each topic's `label`"), "{new}");
     assert_eq!(std::fs::read_to_string(&s.codebook).unwrap(), cb_before);
     // -o the input codebook is refused.
-    let o = paratag(&[
-        "calibrate",
-        "--gold",
-        gold.to_str().unwrap(),
-        "--pred",
-        s.pred.to_str().unwrap(),
-        "-c",
-        s.codebook.to_str().unwrap(),
-        "-o",
-        s.codebook.to_str().unwrap(),
-    ]);
+    let o = calibrate(&s.codebook, &[]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("never overwrites"), "{}", stderr(&o));
     // --split reports on held-out articles.
-    let o = paratag(&[
-        "calibrate",
-        "--gold",
-        gold.to_str().unwrap(),
-        "--pred",
-        s.pred.to_str().unwrap(),
-        "-c",
-        s.codebook.to_str().unwrap(),
-        "-o",
-        s.root.join("c2.toml").to_str().unwrap(),
-        "--split",
-        "0.5",
-        "--folds",
-        "2",
-    ]);
+    let o = calibrate(&s.root.join("c2.toml"), &["--split", "0.5", "--folds", "2"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("held out"), "{}", stderr(&o));
+}
+
+/// The gold shapes of the shared datasets, in excerpts written for this test:
+/// CoNLL with `# text =` and token ids, bare `TOKEN TAG` lines, a long stance
+/// table in cp1252, and a TSV with mapped columns.
+#[test]
+fn shared_dataset_shapes_import() {
+    let d = tempfile::tempdir().unwrap();
+    let check = |gold: &Path, extra: &[&str]| {
+        let mut a = vec!["eval", "--check-gold", "--gold", gold.to_str().unwrap()];
+        a.extend_from_slice(extra);
+        let o = paratag(&a);
+        assert!(o.status.success(), "{}", stderr(&o));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let uner = d.path().join("x.iob2");
+    std::fs::write(
+        &uner,
+        "# sent_id = s1\n# text = “Hi,” said Anna Schmidt in Köln.\n1\t“\tO\t-\t-\n2\tHi\tO\t-\t-\n3\t,\tO\t-\t-\n4\t”\tO\t-\t-\n5\tsaid\tO\t-\t-\n6\tAnna\tB-PER\t-\t-\n7\tSchmidt\tI-PER\t-\t-\n8\tin\tO\t-\t-\n9\tKöln\tB-LOC\t-\t-\n10\t.\tO\t-\t-\n",
+    )
+    .unwrap();
+    let out = check(&uner, &[]);
+    assert!(
+        out.contains("1 gold items (conll)")
+            && out.contains("entity=PER: 1")
+            && out.contains("entity=LOC: 1"),
+        "{out}"
+    );
+    let (_, items) = paratag::formats::read(&uner, &Default::default()).unwrap();
+    let e = items[0].annotations[0].entities.as_ref().unwrap();
+    let slice = |s: &Span| {
+        cp_slice(&items[0].text, s.start as usize, s.end as usize)
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(slice(&e[0]), "Anna Schmidt");
+    assert_eq!(slice(&e[1]), "Köln");
+    assert_eq!(items[0].article_id.as_deref(), Some("s1"));
+
+    let aner = d.path().join("aner.txt");
+    std::fs::write(
+        &aner,
+        "عبدالله B-PERS\nالثاني I-PERS\nفي O\nعمان B-LOC\n\n- O\nغيث B-PERS\n",
+    )
+    .unwrap();
+    let out = check(
+        &aner,
+        &["--gold-format", "conll", "--entity-map", "PERS=PER"],
+    );
+    assert!(
+        out.contains("2 gold items")
+            && out.contains("entity=PER: 2")
+            && out.contains("entity=LOC: 1"),
+        "{out}"
+    );
+
+    // One target per row, Windows-1252 bytes (0x92 is a right single quote).
+    let cb = d.path().join("cb.toml");
+    std::fs::write(
+        &cb,
+        "[codebook]\nname = \"t\"\n\n[[stance]]\nid = \"covid_vaccine\"\ntarget = \"vaccine\"\nfavor = \"f\"\nagainst = \"a\"\n\n[[stance]]\nid = \"ukraine\"\ntarget = \"Ukraine\"\nfavor = \"f\"\nagainst = \"a\"\n",
+    )
+    .unwrap();
+    let long = d.path().join("long.csv");
+    std::fs::write(&long, b"ID,Tweet,target,stance\n1,It\x92s fine,Covid Vaccine,Favor\n2,No way,Ukraine,AGAINST\n3,Hmm,Ukraine,\n".as_slice()).unwrap();
+    let args = [
+        "-c",
+        cb.to_str().unwrap(),
+        "--gold-encoding",
+        "cp1252",
+        "--gold-col",
+        "text=Tweet",
+        "--gold-col",
+        "article_id=ID",
+        "--gold-col",
+        "target=target",
+        "--gold-col",
+        "stance=stance",
+    ];
+    let out = check(&long, &args);
+    assert!(
+        out.contains("3 gold items")
+            && out.contains("stance_covid_vaccine=favor: 1")
+            && out.contains("stance_ukraine=against: 1"),
+        "{out}"
+    );
+    let (_, items) = paratag::formats::read(
+        &long,
+        &paratag::formats::ReadOptions {
+            encoding: Some("cp1252".into()),
+            columns: vec![("text".into(), "Tweet".into())],
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(items[0].text, "It\u{2019}s fine");
+    // Without the encoding the bytes are refused with the line.
+    let o = paratag(&[
+        "eval",
+        "--check-gold",
+        "--gold",
+        long.to_str().unwrap(),
+        "--gold-col",
+        "text=Tweet",
+    ]);
+    assert!(
+        stderr(&o).contains(&format!("{}:2", long.display()))
+            && stderr(&o).contains("invalid UTF-8"),
+        "{}",
+        stderr(&o)
+    );
+
+    let tsv = d.path().join("sib.tsv");
+    std::fs::write(
+        &tsv,
+        "index_id\tcategory\ttext\n7\tscience/technology\tA \"quoted\" line\n",
+    )
+    .unwrap();
+    let sib = format!(
+        "{}/datasets/codebooks/sib200.toml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let out = check(
+        &tsv,
+        &[
+            "-c",
+            &sib,
+            "--gold-col",
+            "article_id=index_id",
+            "--gold-col",
+            "topic=category",
+        ],
+    );
+    assert!(out.contains("topic=science_technology: 1"), "{out}");
 }
