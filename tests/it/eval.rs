@@ -846,3 +846,99 @@ fn shared_dataset_shapes_import() {
     );
     assert!(out.contains("topic=science_technology: 1"), "{out}");
 }
+
+/// `eval` without `--pred` tags the gold texts itself; on paragraphs of the
+/// corpus it must give the figures `eval --pred` gives on the tagged table.
+#[test]
+fn eval_tags_gold_itself_like_tag_does() {
+    let s = setup();
+    let preds = read_predictions(&s.pred).unwrap().rows;
+    let gold = s.root.join("g.gold.jsonl");
+    let lines: Vec<String> =
+        preds
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let first: Vec<Value> = p.entities.iter().flatten().take(2)
+                .map(|e| json!({"start": e.span.start, "end": e.span.end, "label": e.span.label}))
+                .collect();
+                json!({"article_id": p.article_id, "paragraph": p.paragraph, "text": p.text,
+                   "topic": TOPICS[i % TOPICS.len()], "stance": {"ukraine_aid": STANCES[i % 3]},
+                   "entities": first})
+                .to_string()
+            })
+            .collect();
+    std::fs::write(&gold, lines.join("\n")).unwrap();
+    let with_pred = eval_json(&s, &gold, &[]);
+    let js = s.root.join("self.json");
+    let o = paratag(&[
+        "eval",
+        "--gold",
+        gold.to_str().unwrap(),
+        "-c",
+        s.codebook.to_str().unwrap(),
+        "--encoder",
+        s.root.join("enc").to_str().unwrap(),
+        "--ner",
+        s.root.join("ner").to_str().unwrap(),
+        "--json",
+        js.to_str().unwrap(),
+        "--bootstrap",
+        "200",
+        "--by",
+        "lang",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let own: Value = serde_json::from_str(&std::fs::read_to_string(js).unwrap()).unwrap();
+    assert_eq!(own["tasks"], with_pred["tasks"]);
+    assert_eq!(own["by"], with_pred["by"]);
+    assert_eq!(own["ner"], with_pred["ner"]);
+    assert_eq!(own["ner"]["exact"]["micro"]["fn"], 0);
+    assert_eq!(own["predictions"], "tagged by this eval run");
+}
+
+#[test]
+fn unmatched_gold_is_listed_when_allowed() {
+    let s = setup();
+    let preds = read_predictions(&s.pred).unwrap().rows;
+    let gold = s.root.join("u.gold.jsonl");
+    let p = &preds[0];
+    std::fs::write(
+        &gold,
+        format!(
+            "{}\n{}\n",
+            json!({"article_id": p.article_id, "paragraph": p.paragraph, "text": p.text, "topic": "economy"}),
+            json!({"text": "Nobody tagged this paragraph.", "topic": "economy"})
+        ),
+    )
+    .unwrap();
+    let r = eval_json(&s, &gold, &["--allow-unmatched"]);
+    assert_eq!(r["gold"]["matched"], 1);
+    assert_eq!(
+        r["gold"]["unmatched"],
+        json!([format!("{}:2", gold.display())])
+    );
+    assert_eq!(r["tasks"][0]["n"], 1);
+    // An Excel-friendly sheet: BOM and CRLF, read back like any CSV.
+    let x = s.root.join("x.csv");
+    let o = paratag(&[
+        "sample",
+        s.pred.to_str().unwrap(),
+        "-n",
+        "2",
+        "--format",
+        "xlsx-csv",
+        "-o",
+        x.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let bytes = std::fs::read(&x).unwrap();
+    assert!(bytes.starts_with(b"\xEF\xBB\xBFarticle_id,"));
+    assert!(bytes.windows(2).any(|w| w == b"\r\n"));
+    let o = paratag(&["eval", "--check-gold", "--gold", x.to_str().unwrap()]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("2 gold items (csv)"),
+        "{}",
+        stderr(&o)
+    );
+}
