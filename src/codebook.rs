@@ -14,10 +14,13 @@ use toml::Spanned;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Method {
-    /// NLI zero-shot if an NLI model is given, else embedding similarity.
+    /// A trained head if one is given for it, else NLI zero-shot if an NLI
+    /// model is given, else embedding similarity.
     Auto,
     Nli,
     Embedding,
+    /// A trained head (`tag --heads DIR`) for this topic set or target.
+    Head,
 }
 
 #[derive(Debug, Clone)]

@@ -37,7 +37,7 @@ pub fn nli_labels(labels: &[String], model: &Path) -> Result<NliLabels> {
     }
 }
 
-fn softmax(xs: &[f32], temperature: f32) -> Vec<f32> {
+pub fn softmax(xs: &[f32], temperature: f32) -> Vec<f32> {
     let m = xs.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
     let e: Vec<f32> = xs.iter().map(|x| ((x - m) / temperature).exp()).collect();
     let s: f32 = e.iter().sum();
@@ -50,7 +50,7 @@ pub fn entail_prob(logits: &[f32], l: NliLabels) -> f32 {
 }
 
 /// Mean over windows of a per-window score vector.
-fn mean_rows(rows: &[Vec<f32>]) -> Vec<f32> {
+pub fn mean_rows(rows: &[Vec<f32>]) -> Vec<f32> {
     let n = rows.len().max(1) as f32;
     let width = rows.first().map_or(0, |r| r.len());
     (0..width)

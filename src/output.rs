@@ -56,10 +56,22 @@ impl PendingOutput {
             .as_file()
             .sync_all()
             .map_err(|e| err(e.to_string()))?;
+        ordinary_permissions(self.tmp.as_file());
         self.tmp
             .persist(&self.target)
             .map_err(|e| err(e.error.to_string()))?;
         Ok(())
+    }
+}
+
+/// Temporary files are created private (0600); a finished output is an
+/// ordinary file (0644), readable by the team that shares the results.
+pub fn ordinary_permissions(f: &std::fs::File) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // Best effort: a file system without modes keeps its own.
+        let _ = f.set_permissions(std::fs::Permissions::from_mode(0o644));
     }
 }
 

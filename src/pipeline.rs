@@ -19,6 +19,7 @@ use crate::heads::{self, Aggregation, Entity, NerScheme, NliLabels, TokenProbs};
 use crate::input::{self, Corpus, ReadOptions};
 use crate::models::classifier::SeqClassifier;
 use crate::models::encoder::Encoder;
+use crate::models::head::Head;
 use crate::models::token::TokenClassifier;
 use crate::models::{DType, ModelDir, ModelInfo};
 use crate::segment::{self, RepeatIndex, SegmentConfig};
@@ -46,6 +47,10 @@ pub struct Job {
     pub aggregation: Aggregation,
     pub segment: SegmentConfig,
     pub progress: bool,
+    /// Trained heads (`--heads`), each for `topic` or `stance_<id>`.
+    pub heads: Vec<Head>,
+    /// Keep each paragraph's encoder embedding in `Row::embedding` (training).
+    pub embeddings: bool,
 }
 
 /// One stance decision. All fields are null where the target was not scored
@@ -76,6 +81,8 @@ pub struct Row {
     pub stances: Vec<Stance>,
     pub entities: Option<Vec<Entity>>,
     pub truncated_windows: u16,
+    /// The encoder feature heads read, when `Job::embeddings`.
+    pub embedding: Option<Vec<f32>>,
 }
 
 #[derive(Debug, Default, Clone, serde::Serialize)]
@@ -106,6 +113,7 @@ pub struct Tagged {
 enum Via {
     Nli,
     Embedding,
+    Head,
 }
 
 pub fn run(job: &Job) -> Result<Tagged> {
@@ -141,6 +149,7 @@ pub fn run(job: &Job) -> Result<Tagged> {
                 stances: vec![],
                 entities: None,
                 truncated_windows: 0,
+                embedding: None,
             })
         })
         .collect();
@@ -275,7 +284,20 @@ struct Plan<'j> {
 impl<'j> Plan<'j> {
     fn new(job: &'j Job) -> Result<Plan<'j>> {
         let cb = job.codebook.as_ref();
-        let choose = |m: Method, what: &str| -> Result<Via> {
+        let choose = |m: Method, what: &str, task: &str| -> Result<Via> {
+            let head = job.heads.iter().any(|h| h.meta.task == task);
+            match (m, head) {
+                (Method::Head, true) | (Method::Auto, true) => return Ok(Via::Head),
+                (Method::Head, false) => {
+                    return Err(Error::Config(format!(
+                        "{what} uses method \"head\" but no --heads folder is for `{task}`"
+                    )))
+                }
+                _ => {}
+            }
+            if job.encoder.is_none() && head {
+                return Err(Error::Config(format!("{what}: heads need --encoder")));
+            }
             match (m, &job.nli, &job.encoder) {
                 (Method::Nli, Some(_), _) | (Method::Auto, Some(_), _) => Ok(Via::Nli),
                 (Method::Embedding, _, Some(_)) | (Method::Auto, None, Some(_)) => {
@@ -293,7 +315,7 @@ impl<'j> Plan<'j> {
         let mut stance_via = vec![];
         if let Some(cb) = cb {
             if job.topic && !cb.topics.topics.is_empty() {
-                topic_via = Some(choose(cb.topics.method, "[topics]")?);
+                topic_via = Some(choose(cb.topics.method, "[topics]", "topic")?);
             }
             if job.stance {
                 for s in &cb.stances {
@@ -303,7 +325,11 @@ impl<'j> Plan<'j> {
                             s.id
                         )));
                     }
-                    stance_via.push(choose(s.method, &format!("stance `{}`", s.id))?);
+                    stance_via.push(choose(
+                        s.method,
+                        &format!("stance `{}`", s.id),
+                        &format!("stance_{}", s.id),
+                    )?);
                 }
             }
         }
@@ -313,7 +339,7 @@ impl<'j> Plan<'j> {
         } else {
             None
         };
-        let encoder = if uses(Via::Embedding) {
+        let encoder = if uses(Via::Embedding) || uses(Via::Head) || job.embeddings {
             job.encoder.clone()
         } else {
             None
@@ -336,7 +362,7 @@ impl<'j> Plan<'j> {
                 Some(Via::Embedding) => {
                     anchors.extend(cb.topics.topics.iter().map(|t| t.embedding_text.clone()))
                 }
-                None => {}
+                Some(Via::Head) | None => {}
             }
             for (s, via) in cb.stances.iter().zip(&stance_via) {
                 match via {
@@ -344,6 +370,7 @@ impl<'j> Plan<'j> {
                     Via::Embedding => {
                         anchors.extend([s.favor.clone(), s.against.clone(), s.neutral.clone()])
                     }
+                    Via::Head => {}
                 }
             }
         }
@@ -365,6 +392,14 @@ impl<'j> Plan<'j> {
             anchors,
             prefix,
         })
+    }
+
+    fn head(&self, task: &str) -> &Head {
+        self.job
+            .heads
+            .iter()
+            .find(|h| h.meta.task == task)
+            .expect("Via::Head is chosen only with a head for the task")
     }
 
     fn n_topics(&self) -> usize {
@@ -514,9 +549,15 @@ impl<'j> Plan<'j> {
                             ts.multi_label,
                         )
                     }
+                    Via::Head => {
+                        let h = self.head("topic");
+                        let probs = h.probs(&out.feature(p as u32));
+                        ts.topics.iter().map(|t| h.prob_of(&probs, &t.id)).collect()
+                    }
                 };
                 let scores: Vec<f32> = scores.into_iter().map(heads::round).collect();
                 let mut best = 0;
+
                 for (i, s) in scores.iter().enumerate() {
                     if *s > scores[best] {
                         best = i;
@@ -540,6 +581,9 @@ impl<'j> Plan<'j> {
                     .copied()
                     .filter(|&w| w > 1)
                     .unwrap_or(0);
+                if self.job.embeddings {
+                    row.embedding = Some(out.feature(pid));
+                }
                 if let (Some(cb), Some(t)) = (self.cb, &topics[p]) {
                     let best_i = t
                         .best
@@ -588,6 +632,11 @@ impl<'j> Plan<'j> {
                                     &anchors,
                                     st.temperature,
                                 )
+                            }
+                            Via::Head => {
+                                let h = self.head(&format!("stance_{}", st.id));
+                                let probs = h.probs(&out.feature(pid));
+                                (h.prob_of(&probs, "favor"), h.prob_of(&probs, "against"))
                             }
                         };
                         let (f, a) = (heads::round(f), heads::round(a));
@@ -845,6 +894,11 @@ impl Outputs {
 
     fn windows_while(&self, f: impl Fn(u16) -> Key) -> Vec<&(Vec<f32>, Option<Encoded>)> {
         (0u16..).map_while(|w| self.values.get(&f(w))).collect()
+    }
+
+    /// The feature trained heads read: the mean of the window embeddings.
+    fn feature(&self, para: u32) -> Vec<f32> {
+        heads::mean_rows(&self.emb_windows(para))
     }
 
     fn emb_windows(&self, para: u32) -> Vec<Vec<f32>> {

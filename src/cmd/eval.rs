@@ -6,8 +6,6 @@ use paratag::codebook::Codebook;
 use paratag::eval::{self, GoldSummary};
 use paratag::formats::{self, Format, GoldItem, LabelSet};
 use paratag::output::{self, Predictions};
-use paratag::pipeline;
-use paratag::segment::SegmentConfig;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -45,7 +43,7 @@ impl GoldArgs {
     }
 }
 
-fn parse_pair(s: &str) -> Result<(String, String), String> {
+pub fn parse_pair(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((a, b)) if !a.trim().is_empty() && !b.trim().is_empty() => {
             Ok((a.trim().to_string(), b.trim().to_string()))
@@ -158,28 +156,9 @@ fn tag_gold(gold: &[GoldItem], codebook: Option<Codebook>, m: &ModelArgs) -> Res
     if (tasks.topic || tasks.stance) && codebook.is_none() {
         anyhow::bail!("the gold has topic or stance labels: pass --codebook (or --pred)");
     }
-    let dir = tempfile::tempdir()?;
-    let input = dir.path().join("gold.jsonl");
-    let lines: Vec<serde_json::Value> = gold
-        .iter()
-        .enumerate()
-        .map(|(i, g)| serde_json::json!({"id": format!("g{i}"), "text": g.text}))
-        .collect();
-    std::fs::write(&input, formats::jsonl(lines))?;
+    let texts: Vec<&str> = gold.iter().map(|g| g.text.as_str()).collect();
     let started = chrono::Utc::now();
-    let job = tag::job(
-        vec![input],
-        Default::default(),
-        codebook,
-        m,
-        tasks,
-        SegmentConfig {
-            split: false,
-            ..Default::default()
-        },
-        false,
-    )?;
-    let tagged = pipeline::run(&job)?;
+    let (tagged, job) = tag::tag_texts(&texts, codebook, m, tasks, false)?;
     let df = output::to_dataframe(&tagged, job.codebook.as_ref())?;
     let meta = tag::metadata(&tagged, &job, started, chrono::Utc::now());
     let mut preds = output::predictions_from(&df, meta.into_iter().collect())?;

@@ -5,3 +5,4 @@ pub mod eval;
 pub mod models;
 pub mod sample;
 pub mod tag;
+pub mod train;

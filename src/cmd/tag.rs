@@ -4,6 +4,7 @@ use anyhow::{Context, Result};
 use paratag::codebook::Codebook;
 use paratag::heads::Aggregation;
 use paratag::input::{Format, ReadOptions};
+use paratag::models::head::Head;
 use paratag::models::registry;
 use paratag::models::{DType, DeviceArg, ModelDir};
 use paratag::output::{self, PendingOutput};
@@ -85,6 +86,10 @@ pub struct ModelArgs {
     pub device: DeviceArg,
     #[arg(long, value_enum, default_value = "f32")]
     pub dtype: DType,
+    /// Trained head folders (`paratag train`), each for the topics or one
+    /// stance target; they read the encoder's one pass per paragraph.
+    #[arg(long, num_args = 1..)]
+    pub heads: Vec<PathBuf>,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -170,10 +175,16 @@ pub fn job(
         Some(n) if needs_classes => Some(open(n)?),
         _ => None,
     };
+    let heads = m
+        .heads
+        .iter()
+        .map(|d| Head::load(d))
+        .collect::<paratag::Result<Vec<_>>>()?;
     let uses_encoder = needs_classes
         && codebook.as_ref().is_some_and(|c| {
             use paratag::codebook::Method;
             nli.is_none()
+                || !heads.is_empty()
                 || c.topics.method == Method::Embedding
                 || c.stances.iter().any(|s| s.method == Method::Embedding)
         });
@@ -194,6 +205,12 @@ pub fn job(
             ),
         },
     };
+    if let (Some(enc), false) = (&encoder, heads.is_empty()) {
+        let sha = enc.info("encoder")?.weights_sha256;
+        for h in &heads {
+            h.check_encoder(enc, &sha)?;
+        }
+    }
     if m.batch_tokens == 0 {
         anyhow::bail!("--batch-tokens must be > 0");
     }
@@ -221,6 +238,8 @@ pub fn job(
         aggregation: m.aggregation,
         segment,
         progress,
+        heads,
+        embeddings: false,
     })
 }
 
@@ -262,4 +281,43 @@ pub fn metadata(
         ));
     }
     meta
+}
+
+/// Tags `texts`, each as one paragraph (article ids `g0`, `g1`, ...), for
+/// `eval` and `train`; `embeddings` keeps each paragraph's encoder feature.
+pub fn tag_texts(
+    texts: &[&str],
+    codebook: Option<Codebook>,
+    m: &ModelArgs,
+    tasks: Tasks,
+    embeddings: bool,
+) -> Result<(pipeline::Tagged, Job)> {
+    let dir = tempfile::tempdir()?;
+    let input = dir.path().join("texts.jsonl");
+    let lines: Vec<serde_json::Value> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| serde_json::json!({"id": format!("g{i}"), "text": t}))
+        .collect();
+    std::fs::write(&input, paratag::formats::jsonl(lines))?;
+    let mut job = job(
+        vec![input],
+        Default::default(),
+        codebook,
+        m,
+        tasks,
+        SegmentConfig {
+            split: false,
+            ..Default::default()
+        },
+        false,
+    )?;
+    if embeddings {
+        job.embeddings = true;
+        if job.encoder.is_none() {
+            job.encoder = Some(ModelDir::open(&registry::resolve(&m.encoder)?)?);
+        }
+    }
+    let tagged = pipeline::run(&job)?;
+    Ok((tagged, job))
 }

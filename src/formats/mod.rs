@@ -562,6 +562,7 @@ pub fn atomic_write(out: &Path, bytes: &[u8]) -> Result<()> {
         .tempfile_in(&dir)
         .map_err(|e| Error::io(out, e))?;
     tmp.write_all(bytes).map_err(|e| Error::io(out, e))?;
+    crate::output::ordinary_permissions(tmp.as_file());
     tmp.persist(out).map_err(|e| Error::io(out, e.error))?;
     Ok(())
 }

