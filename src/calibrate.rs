@@ -331,7 +331,15 @@ pub fn rewrite(
                     ))
                 })?,
         };
+        // Keep the old value's inline comment and spacing.
+        let decor = table
+            .get("threshold")
+            .and_then(|i| i.as_value())
+            .map(|v| v.decor().clone());
         table["threshold"] = toml_edit::value((c.threshold_after as f64 * 1e4).round() / 1e4);
+        if let (Some(d), Some(v)) = (decor, table["threshold"].as_value_mut()) {
+            *v.decor_mut() = d;
+        }
         let decor = table.decor_mut();
         let prefix = decor
             .prefix()

@@ -121,6 +121,11 @@ pub fn load(
         Some(p) => (output::read_predictions(p)?, p.display().to_string()),
         None => {
             let m = models.context("--pred is required here")?;
+            // Labels first (entity types are known only once the NER model
+            // has run), so a typo does not wait for a whole tagging run.
+            let mut early = LabelSet::from_codebook(codebook_arg.as_ref());
+            early.entity_map = g.entity_map.iter().cloned().collect();
+            formats::validate(&mut gold, &early)?;
             (
                 tag_gold(&gold, codebook_arg.clone(), m)?,
                 "tagged by this eval run".to_string(),

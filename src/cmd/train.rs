@@ -35,6 +35,10 @@ pub struct Args {
     pub gold_cols: Vec<(String, String)>,
     #[arg(long)]
     pub gold_encoding: Option<String>,
+    /// Without --dev: hold out this share of the training items (seeded) as
+    /// the dev set.
+    #[arg(long)]
+    pub holdout: Option<f64>,
     /// The codebook whose topic ids / stance target the head predicts.
     #[arg(short, long)]
     pub codebook: PathBuf,
@@ -74,7 +78,8 @@ fn examples(items: &[GoldItem], task: &str, names: &[String]) -> (Vec<String>, V
     coders.dedup();
     let (mut texts, mut labels, mut skipped) = (Vec::new(), Vec::new(), 0);
     for g in items {
-        match majority(&coder_labels(g, &coders, task)) {
+        let given = coder_labels(g, &coders, task);
+        match majority(&given) {
             Some(l) => match names.iter().position(|n| n == l) {
                 Some(i) => {
                     texts.push(g.text.clone());
@@ -82,7 +87,8 @@ fn examples(items: &[GoldItem], task: &str, names: &[String]) -> (Vec<String>, V
                 }
                 None => skipped += 1,
             },
-            None => skipped += usize::from(!g.annotations.is_empty()),
+            // Ties; items not labeled for this task are not counted.
+            None => skipped += usize::from(given.iter().any(Option::is_some)),
         }
     }
     (texts, labels, skipped)
@@ -176,7 +182,31 @@ pub fn run(a: Args) -> Result<()> {
             .map(|(i, e)| e.with_context(|| format!("gold text {} is empty", i + 1)))
             .collect()
     };
-    let (texts, ys, skipped) = examples(&read(&a.train)?, &task, &names);
+    let (mut texts, mut ys, skipped) = examples(&read(&a.train)?, &task, &names);
+    let mut held: Option<(Vec<String>, Vec<usize>)> = None;
+    if let Some(f) = a.holdout {
+        if !(a.dev.is_empty() && f > 0.0 && f < 1.0) {
+            anyhow::bail!("--holdout needs a share between 0 and 1, and no --dev");
+        }
+        use rand::seq::SliceRandom;
+        use rand::SeedableRng;
+        let mut idx: Vec<usize> = (0..texts.len()).collect();
+        idx.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(a.seed));
+        let k = (texts.len() as f64 * f).round() as usize;
+        let dev_idx: BTreeSet<usize> = idx[..k].iter().copied().collect();
+        let (mut dt, mut dy, mut tt, mut ty) = (vec![], vec![], vec![], vec![]);
+        for (i, (t, y)) in texts.into_iter().zip(ys).enumerate() {
+            if dev_idx.contains(&i) {
+                dt.push(t);
+                dy.push(y);
+            } else {
+                tt.push(t);
+                ty.push(y);
+            }
+        }
+        (texts, ys) = (tt, ty);
+        held = Some((dt, dy));
+    }
     if texts.is_empty() {
         anyhow::bail!("{}: no items labeled for {task}", names_of(&a.train));
     }
@@ -188,7 +218,7 @@ pub fn run(a: Args) -> Result<()> {
         );
     }
     eprintln!(
-        "paratag: train {task}: {} items ({} left out: ties, or `none` for topics), {} classes; embedding",
+        "paratag: train {task}: {} items ({} left out: coder ties, or `none` for topics), {} classes; embedding",
         texts.len(),
         skipped,
         classes.len()
@@ -198,7 +228,12 @@ pub fn run(a: Args) -> Result<()> {
         features: features(&texts)?,
         labels: ys,
     };
-    let dev_data = if a.dev.is_empty() {
+    let dev_data = if let Some((t, y)) = held {
+        Some(train::Data {
+            features: features(&t)?,
+            labels: y,
+        })
+    } else if a.dev.is_empty() {
         None
     } else {
         let (t, y, _) = examples(&read(&a.dev)?, &task, &names);

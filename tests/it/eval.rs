@@ -700,8 +700,10 @@ fn calibrate_writes_a_new_codebook_and_never_the_input() {
         "{new}"
     );
     assert!(new.contains("after by 3-fold CV"), "{new}");
-    // Comments of the input survive.
+    // Comments of the input survive, inline ones too.
     assert!(new.contains("# {} <- each topic's `label`"), "{new}");
+    assert!(new.contains("# below it: topic = null"), "{new}");
+    assert!(new.ends_with('\n'), "{new}");
     assert_eq!(std::fs::read_to_string(&s.codebook).unwrap(), cb_before);
     // -o the input codebook is refused.
     let o = calibrate(&s.codebook, &[]);
