@@ -9,13 +9,9 @@ use paratag::output::{self, Predictions};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-/// Options for reading gold files, shared with `calibrate`.
+/// How gold files are read, shared by `eval`, `calibrate` and `train`.
 #[derive(Debug, clap::Args)]
-pub struct GoldArgs {
-    /// Gold labels: a filled-in sheet (.csv/.tsv), Label Studio export (.json),
-    /// Doccano/Prodigy/paratag gold JSONL, or CoNLL/IOB2 tokens.
-    #[arg(long)]
-    pub gold: PathBuf,
+pub struct GoldFormat {
     #[arg(long, value_enum)]
     pub gold_format: Option<Format>,
     /// For CSV/TSV gold: FIELD=COLUMN, e.g. `text=Tweet`, `stance_ukraine=Stance 2`,
@@ -25,15 +21,9 @@ pub struct GoldArgs {
     /// Text encoding of CSV/TSV gold, e.g. cp1252 (default UTF-8).
     #[arg(long)]
     pub gold_encoding: Option<String>,
-    /// GOLD=MODEL entity-type renames, e.g. `PERS=PER` (comma-separated or repeated).
-    #[arg(long, value_delimiter = ',', value_parser = parse_pair)]
-    pub entity_map: Vec<(String, String)>,
-    /// Report gold items that match no prediction instead of stopping.
-    #[arg(long)]
-    pub allow_unmatched: bool,
 }
 
-impl GoldArgs {
+impl GoldFormat {
     pub fn read_options(&self) -> formats::ReadOptions {
         formats::ReadOptions {
             format: self.gold_format,
@@ -41,6 +31,23 @@ impl GoldArgs {
             encoding: self.gold_encoding.clone(),
         }
     }
+}
+
+/// The gold file and how to match it, shared with `calibrate`.
+#[derive(Debug, clap::Args)]
+pub struct GoldArgs {
+    /// Gold labels: a filled-in sheet (.csv/.tsv), Label Studio export (.json),
+    /// Doccano/Prodigy/paratag gold JSONL, or CoNLL/IOB2 tokens.
+    #[arg(long)]
+    pub gold: PathBuf,
+    #[command(flatten)]
+    pub format: GoldFormat,
+    /// GOLD=MODEL entity-type renames, e.g. `PERS=PER` (comma-separated or repeated).
+    #[arg(long, value_delimiter = ',', value_parser = parse_pair)]
+    pub entity_map: Vec<(String, String)>,
+    /// Report gold items that match no prediction instead of stopping.
+    #[arg(long)]
+    pub allow_unmatched: bool,
 }
 
 pub fn parse_pair(s: &str) -> Result<(String, String), String> {
@@ -113,7 +120,7 @@ pub fn load(
         Some(p) => Some(Codebook::load(p)?),
         None => None,
     };
-    let (format, mut gold) = formats::read(&g.gold, &g.read_options())?;
+    let (format, mut gold) = formats::read(&g.gold, &g.format.read_options())?;
     if gold.is_empty() {
         anyhow::bail!("{}: no gold items", g.gold.display());
     }
@@ -294,7 +301,7 @@ pub fn run(a: Args) -> Result<()> {
 /// `--check-gold`: read, validate and summarise the gold without predictions.
 fn check_gold(a: &Args) -> Result<()> {
     let g = &a.gold;
-    let (format, mut gold) = formats::read(&g.gold, &g.read_options())?;
+    let (format, mut gold) = formats::read(&g.gold, &g.format.read_options())?;
     let codebook = match &a.codebook {
         Some(p) => Some(Codebook::load(p)?),
         None => None,

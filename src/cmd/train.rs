@@ -1,11 +1,11 @@
 //! `paratag train topic|stance --train GOLD [--dev GOLD] -c CODEBOOK -o HEAD_DIR`.
 
-use super::eval::parse_pair;
+use super::eval::GoldFormat;
 use super::tag::{self, ModelArgs, Tasks};
 use anyhow::{Context, Result};
 use paratag::codebook::Codebook;
 use paratag::eval::{coder_labels, majority};
-use paratag::formats::{self, Format, GoldItem, LabelSet, NONE};
+use paratag::formats::{self, GoldItem, LabelSet, NONE};
 use paratag::heads::Aggregation;
 use paratag::models::head::{Head, HeadMeta, Hyper, FEATURES};
 use paratag::models::{registry, DType, DeviceArg, ModelDir};
@@ -29,12 +29,8 @@ pub struct Args {
     /// it; repeat for several files.
     #[arg(long)]
     pub dev: Vec<PathBuf>,
-    #[arg(long, value_enum)]
-    pub gold_format: Option<Format>,
-    #[arg(long = "gold-col", value_parser = parse_pair)]
-    pub gold_cols: Vec<(String, String)>,
-    #[arg(long)]
-    pub gold_encoding: Option<String>,
+    #[command(flatten)]
+    pub format: GoldFormat,
     /// Without --dev: hold out this share of the training items (seeded) as
     /// the dev set.
     #[arg(long)]
@@ -134,14 +130,7 @@ pub fn run(a: Args) -> Result<()> {
     let read = |ps: &[PathBuf]| -> Result<Vec<GoldItem>> {
         let mut all = Vec::new();
         for p in ps {
-            let (_, mut items) = formats::read(
-                p,
-                &formats::ReadOptions {
-                    format: a.gold_format,
-                    columns: a.gold_cols.clone(),
-                    encoding: a.gold_encoding.clone(),
-                },
-            )?;
+            let (_, mut items) = formats::read(p, &a.format.read_options())?;
             formats::validate(&mut items, &labels)?;
             all.extend(items);
         }

@@ -249,6 +249,17 @@ fn fill(fmt: &str, sheet: &Path, preds: &[Pred], utf16: bool) -> PathBuf {
     out
 }
 
+fn sample(s: &Setup, out: &Path, extra: &[&str]) -> std::process::Output {
+    let mut a = vec![
+        "sample",
+        s.pred.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    a.extend_from_slice(extra);
+    paratag(&a)
+}
+
 fn eval_json(s: &Setup, gold: &Path, extra: &[&str]) -> Value {
     let js = gold.with_extension("report.json");
     let mut args = vec![
@@ -283,17 +294,7 @@ fn round_trip_through_every_labeling_format() {
         ("prodigy", "prodigy.jsonl"),
     ] {
         let sheet = s.root.join(format!("sample.{ext}"));
-        let o = paratag(&[
-            "sample",
-            s.pred.to_str().unwrap(),
-            "-n",
-            "100",
-            "--stratify",
-            "lang",
-            "--blind",
-            "-o",
-            sheet.to_str().unwrap(),
-        ]);
+        let o = sample(&s, &sheet, &["-n", "100", "--stratify", "lang", "--blind"]);
         assert!(o.status.success(), "{fmt}: {}", stderr(&o));
         let blind = std::fs::read_to_string(&sheet).unwrap();
         assert!(
@@ -381,14 +382,7 @@ fn round_trip_through_every_labeling_format() {
 fn sample_is_stratified_seeded_and_excludes_earlier_sheets() {
     let s = setup();
     let run = |out: &Path, extra: &[&str]| {
-        let mut a = vec![
-            "sample",
-            s.pred.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-        ];
-        a.extend_from_slice(extra);
-        let o = paratag(&a);
+        let o = sample(&s, out, extra);
         assert!(o.status.success(), "{}", stderr(&o));
         std::fs::read_to_string(out).unwrap()
     };
@@ -923,16 +917,7 @@ fn unmatched_gold_is_listed_when_allowed() {
     assert_eq!(r["tasks"][0]["n"], 1);
     // An Excel-friendly sheet: BOM and CRLF, read back like any CSV.
     let x = s.root.join("x.csv");
-    let o = paratag(&[
-        "sample",
-        s.pred.to_str().unwrap(),
-        "-n",
-        "2",
-        "--format",
-        "xlsx-csv",
-        "-o",
-        x.to_str().unwrap(),
-    ]);
+    let o = sample(&s, &x, &["-n", "2", "--format", "xlsx-csv"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let bytes = std::fs::read(&x).unwrap();
     assert!(bytes.starts_with(b"\xEF\xBB\xBFarticle_id,"));

@@ -129,7 +129,7 @@ fn heads_train_deterministically_check_their_encoder_and_tag() {
             .collect::<Vec<_>>()
             .join("\n"),
     );
-    let tag = |out: &Path, heads: &[&Path], extra: &[&str]| {
+    let tag_with = |enc: &Path, out: &Path, heads: &[&Path], extra: &[&str]| {
         let mut a = vec![
             "tag",
             corpus.to_str().unwrap(),
@@ -146,6 +146,7 @@ fn heads_train_deterministically_check_their_encoder_and_tag() {
         a.extend_from_slice(extra);
         paratag(&a)
     };
+    let tag = |out: &Path, heads: &[&Path], extra: &[&str]| tag_with(&enc, out, heads, extra);
     let both = root.join("both.parquet");
     let o = tag(&both, &[&h1, &hs], &[]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -203,19 +204,7 @@ fn heads_train_deterministically_check_their_encoder_and_tag() {
     w[n - 1] ^= 1;
     std::fs::write(&st, w).unwrap();
     let out = root.join("x.parquet");
-    let o = paratag(&[
-        "tag",
-        corpus.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "-c",
-        cb.to_str().unwrap(),
-        "--encoder",
-        other.to_str().unwrap(),
-        "--no-ner",
-        "--heads",
-        h1.to_str().unwrap(),
-    ]);
+    let o = tag_with(&other, &out, &[&h1], &[]);
     let err = stderr(&o);
     assert!(!o.status.success());
     assert!(
