@@ -4,11 +4,15 @@
 #   scripts/bench.sh          paratag's own figures (venv with polars)
 #   scripts/bench.sh --peer   paratag vs HF transformers (venv with torch 2.4.0,
 #                             transformers and polars, about 3 GB)
+#   scripts/bench.sh --heads  tag with trained heads vs NLI zero-shot (same venv;
+#                             needs scripts/quality.sh first for the head)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cache="${PARATAG_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/paratag}"
-if [[ "${1:-}" == "--peer" ]]; then
-  venv="$cache/peer-venv" script=bench_peer.py pkgs=(torch==2.4.0 transformers==4.46.3 "numpy<2" "polars==1.*")
+if [[ "${1:-}" == "--peer" || "${1:-}" == "--heads" ]]; then
+  venv="$cache/peer-venv" pkgs=(torch==2.4.0 transformers==4.46.3 "numpy<2" "polars==1.*")
+  script=bench_peer.py
+  [[ "$1" == "--heads" ]] && script=bench_heads.py
 else
   venv="$cache/bench-venv" script=bench.py pkgs=("polars==1.*")
 fi
