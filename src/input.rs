@@ -72,7 +72,8 @@ pub struct Corpus {
     pub deduped: usize,
 }
 
-/// Output column names a pass-through column may not take.
+/// The output table's fixed columns (besides `stance_*`), which a
+/// pass-through column may not take.
 pub const RESERVED: &[&str] = &[
     "article_id",
     "paragraph",

@@ -340,19 +340,11 @@ impl Predictions {
 
 use std::collections::BTreeMap;
 
-const CORE: &[&str] = &[
-    "article_id",
-    "paragraph",
-    "start",
-    "end",
-    "text",
-    "lang_score",
-    "topic",
-    "topic_score",
-    "topic_scores",
-    "entities",
-    "truncated_windows",
-];
+/// Columns of the output table read into `Pred`'s own fields (`lang` and
+/// pass-through columns go to `fields`).
+fn is_core(name: &str) -> bool {
+    name != "lang" && crate::input::RESERVED.contains(&name)
+}
 
 /// Reads a paratag output table.
 pub fn read_predictions(path: &Path) -> Result<Predictions> {
@@ -460,7 +452,7 @@ pub fn predictions_from(df: &DataFrame, meta: BTreeMap<String, String>) -> Resul
         .collect();
     let field_names: Vec<String> = names
         .iter()
-        .filter(|c| !CORE.contains(&c.as_str()) && !stance_cols.contains(c))
+        .filter(|c| !is_core(c) && !stance_cols.contains(c))
         .cloned()
         .collect();
     for f in &field_names {

@@ -29,11 +29,7 @@ pub fn read(path: &Path) -> Result<Vec<GoldItem>> {
     let mut out = Vec::new();
     for (line, v) in parse_jsonl(path)? {
         let at = |m: String| Error::input(loc(path, line), m);
-        let text = v
-            .get("text")
-            .and_then(Value::as_str)
-            .ok_or_else(|| at("missing \"text\"".into()))?
-            .to_string();
+        let text = super::record_text(&v, &loc(path, line))?;
         let mut a = Annotation {
             coder: v
                 .get("coder")

@@ -680,6 +680,14 @@ pub fn key_record(p: &Pred, spec: &SheetSpec) -> Json {
     o
 }
 
+/// A record's `"text"`, or an error naming its line.
+pub fn record_text(v: &serde_json::Value, location: &str) -> Result<String> {
+    v.get("text")
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_string)
+        .ok_or_else(|| Error::input(location, "missing \"text\""))
+}
+
 /// A JSON field as a string (numbers allowed, for ids).
 pub fn json_str(v: &serde_json::Value) -> Option<String> {
     match v {

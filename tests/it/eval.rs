@@ -443,6 +443,19 @@ fn sample_is_stratified_seeded_and_excludes_earlier_sheets() {
     }
 }
 
+/// Runs `eval` on bad gold; it must fail. Returns stderr.
+fn refused(s: &Setup, gold: &Path) -> String {
+    let o = paratag(&[
+        "eval",
+        "--gold",
+        gold.to_str().unwrap(),
+        "--pred",
+        s.pred.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success(), "{}: accepted", gold.display());
+    stderr(&o)
+}
+
 /// One-line errors naming file and line, no panic, for bad gold.
 #[test]
 fn bad_gold_is_named_by_file_and_line() {
@@ -512,15 +525,7 @@ fn bad_gold_is_named_by_file_and_line() {
         // The bad record is on line 2, after a good one.
         let first = json!({"article_id": good.article_id, "paragraph": good.paragraph, "text": good.text, "topic": "economy"});
         std::fs::write(&gold, format!("{first}\n{bad}\n")).unwrap();
-        let o = paratag(&[
-            "eval",
-            "--gold",
-            gold.to_str().unwrap(),
-            "--pred",
-            s.pred.to_str().unwrap(),
-        ]);
-        let err = stderr(&o);
-        assert!(!o.status.success(), "{name}: accepted");
+        let err = refused(&s, &gold);
         assert!(err.contains(want), "{name}: {err}");
         assert!(
             err.contains(&format!("{}:2", gold.display())),
@@ -532,15 +537,7 @@ fn bad_gold_is_named_by_file_and_line() {
     // A CSV without a text column names the file, line 1 and the column.
     let csv = s.root.join("bad.csv");
     std::fs::write(&csv, "id,topic\na,economy\n").unwrap();
-    let o = paratag(&[
-        "eval",
-        "--gold",
-        csv.to_str().unwrap(),
-        "--pred",
-        s.pred.to_str().unwrap(),
-    ]);
-    let err = stderr(&o);
-    assert!(!o.status.success());
+    let err = refused(&s, &csv);
     assert!(
         err.contains(&format!("{}:1", csv.display())) && err.contains("missing column \"text\""),
         "{err}"
@@ -554,15 +551,7 @@ fn bad_gold_is_named_by_file_and_line() {
         ),
     )
     .unwrap();
-    let o = paratag(&[
-        "eval",
-        "--gold",
-        ls.to_str().unwrap(),
-        "--pred",
-        s.pred.to_str().unwrap(),
-    ]);
-    let err = stderr(&o);
-    assert!(!o.status.success());
+    let err = refused(&s, &ls);
     assert!(
         err.contains(&format!("{}:1", ls.display())) && err.contains("\"zz\""),
         "{err}"
