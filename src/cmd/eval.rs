@@ -177,12 +177,7 @@ fn tag_gold(gold: &[GoldItem], codebook: Option<Codebook>, m: &ModelArgs) -> Res
     for p in &mut preds.rows {
         let i: usize = p.article_id[1..].parse().expect("own id");
         let g = &gold[i];
-        // Paragraph text is trimmed when tagged; offsets move back onto the gold text.
-        let lead = (g.text.chars().count() - g.text.trim_start().chars().count()) as u32;
-        for e in p.entities.iter_mut().flatten() {
-            e.span.start += lead;
-            e.span.end += lead;
-        }
+        // Gold texts were trimmed by `validate`, as the tagger trims paragraphs.
         p.text = g.text.clone();
         p.article_id = g
             .article_id

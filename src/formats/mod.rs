@@ -447,8 +447,31 @@ pub fn validate(items: &mut [GoldItem], labels: &LabelSet) -> Result<()> {
             }
         }
         item.annotations.retain(|a| !a.is_empty());
+        trim_item(item);
     }
     Ok(())
+}
+
+/// paratag's paragraphs never start or end with whitespace (the tagger trims
+/// them), so gold texts are trimmed the same way, with entity offsets moved
+/// along; otherwise a tweet with a trailing space would match no prediction.
+fn trim_item(item: &mut GoldItem) {
+    let t = item.text.trim();
+    if t.len() == item.text.len() {
+        return;
+    }
+    let lead = (cp_len(&item.text) - cp_len(item.text.trim_start())) as u32;
+    let n = cp_len(t) as u32;
+    item.text = t.to_string();
+    for a in &mut item.annotations {
+        for e in a.entities.iter_mut().flatten() {
+            e.start = e.start.saturating_sub(lead).min(n);
+            e.end = e.end.saturating_sub(lead).min(n);
+        }
+        if let Some(es) = &mut a.entities {
+            es.retain(|e| e.start < e.end);
+        }
+    }
 }
 
 /// An entity given as `[start, end, label]` or `[start, end, label, text]`
@@ -723,6 +746,29 @@ mod tests {
         assert_eq!(utf16_to_cp(t, 5), Some(3));
         assert_eq!(utf16_to_cp(t, 1), None, "inside a surrogate pair");
         assert_eq!(utf16_to_cp(t, cp_to_utf16(t, 15)), Some(15));
+    }
+
+    #[test]
+    fn gold_texts_are_trimmed_with_their_spans() {
+        let mut items = vec![GoldItem {
+            location: "g:1".into(),
+            text: "  Київ 👍🏽 sent aid. \n".into(),
+            annotations: vec![Annotation {
+                coder: "a".into(),
+                entities: Some(vec![Span {
+                    start: 2,
+                    end: 6,
+                    label: "LOC".into(),
+                }]),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }];
+        validate(&mut items, &LabelSet::default()).unwrap();
+        assert_eq!(items[0].text, "Київ 👍🏽 sent aid.");
+        let e = &items[0].annotations[0].entities.as_ref().unwrap()[0];
+        assert_eq!((e.start, e.end), (0, 4));
+        assert_eq!(cp_slice(&items[0].text, 0, 4), Some("Київ"));
     }
 
     #[test]
