@@ -126,12 +126,7 @@ pub struct Options {
 }
 
 fn items(pairs: &[Pair], task: &str) -> Result<Vec<Item>> {
-    let mut coders: Vec<&str> = pairs
-        .iter()
-        .flat_map(|p| p.gold.annotations.iter().map(|a| a.coder.as_str()))
-        .collect();
-    coders.sort();
-    coders.dedup();
+    let coders = crate::formats::coders(pairs.iter().map(|p| p.gold));
     let mut out = Vec::new();
     for p in pairs {
         let labels = coder_labels(p.gold, &coders, task);
@@ -231,7 +226,9 @@ pub fn calibrate(
         let after_cv = (k >= 2).then(|| {
             let mut ids: Vec<&str> = articles.iter().copied().collect();
             ids.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(opts.seed));
-            let fold_of = |a: &str| ids.iter().position(|x| *x == a).expect("known") % k;
+            let fold: std::collections::HashMap<&str, usize> =
+                ids.iter().enumerate().map(|(i, a)| (*a, i % k)).collect();
+            let fold_of = |a: &str| fold[a];
             let mut pooled: Vec<(&str, &str)> = Vec::new();
             for f in 0..k {
                 let train: Vec<&Item> = all.iter().filter(|i| fold_of(&i.article) != f).collect();

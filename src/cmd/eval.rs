@@ -226,13 +226,10 @@ pub fn run(a: Args) -> Result<()> {
         let held = held_out(&pairs, f, a.seed)?;
         pairs.retain(|p| held.contains(p.article()));
     }
-    let mut coders: Vec<String> = l
-        .gold
-        .iter()
-        .flat_map(|g| g.annotations.iter().map(|x| x.coder.clone()))
+    let coders: Vec<String> = formats::coders(&l.gold)
+        .into_iter()
+        .map(String::from)
         .collect();
-    coders.sort();
-    coders.dedup();
     let mut order: BTreeMap<String, Vec<String>> = BTreeMap::new();
     if let Some(cb) = &l.codebook {
         let mut topics: Vec<String> = cb.topics.topics.iter().map(|t| t.id.clone()).collect();

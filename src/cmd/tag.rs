@@ -206,7 +206,7 @@ pub fn job(
         },
     };
     if let (Some(enc), false) = (&encoder, heads.is_empty()) {
-        let sha = enc.info("encoder")?.weights_sha256;
+        let sha = enc.weights_sha256()?;
         for h in &heads {
             h.check_encoder(enc, &sha)?;
         }

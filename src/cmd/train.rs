@@ -65,13 +65,7 @@ pub struct Args {
 
 /// Texts and label indices of the items labeled for `task`.
 fn examples(items: &[GoldItem], task: &str, names: &[String]) -> (Vec<String>, Vec<usize>, usize) {
-    let mut coders: Vec<&str> = items
-        .iter()
-        .flat_map(|g| g.annotations.iter().map(|a| a.coder.as_str()))
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    coders.dedup();
+    let coders = formats::coders(items);
     let (mut texts, mut labels, mut skipped) = (Vec::new(), Vec::new(), 0);
     for g in items {
         let given = coder_labels(g, &coders, task);
@@ -256,7 +250,7 @@ pub fn run(a: Args) -> Result<()> {
             task: task.clone(),
             labels: names,
             encoder_id: enc.id.clone(),
-            encoder_sha256: enc.info("encoder")?.weights_sha256,
+            encoder_sha256: enc.weights_sha256()?,
             features: FEATURES.into(),
             temperature: fitted.temperature,
             // One file: its sha256; several: the sha256 of their sha256s in order.

@@ -430,13 +430,11 @@ fn task_report(task: &str, ds: &[Decision], order: &[String], opts: &Options) ->
     let all: Vec<&Decision> = ds.iter().collect();
 
     // Bootstrap over articles.
-    let mut articles: Vec<&str> = ds.iter().map(|d| d.article).collect();
-    articles.sort();
-    articles.dedup();
-    let by_article: BTreeMap<&str, Vec<&Decision>> = articles
-        .iter()
-        .map(|a| (*a, ds.iter().filter(|d| d.article == *a).collect()))
-        .collect();
+    let mut by_article: BTreeMap<&str, Vec<&Decision>> = BTreeMap::new();
+    for d in ds {
+        by_article.entry(d.article).or_default().push(d);
+    }
+    let articles: Vec<&str> = by_article.keys().copied().collect();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(opts.seed);
     let mut reps: [Vec<f64>; 4] = Default::default();
     if !articles.is_empty() {

@@ -8,9 +8,7 @@
 //! categories in `cats`, with `article_id`, `paragraph` and
 //! `offset_unit: "codepoint"` as extra fields, which Doccano keeps as metadata.
 
-use super::{
-    json_str, loc, parse_jsonl, pred_spans, spans_json, Annotation, GoldItem, SheetSpec, NONE,
-};
+use super::{loc, parse_jsonl, pred_spans, spans_json, Annotation, GoldItem, SheetSpec, NONE};
 use crate::error::{Error, Result};
 use crate::output::Pred;
 use serde_json::{json, Value};
@@ -61,10 +59,7 @@ pub fn read(path: &Path) -> Result<Vec<GoldItem>> {
     for (line, v) in parse_jsonl(path)? {
         let at = |m: String| Error::input(loc(path, line), m);
         let text = super::record_text(&v, &loc(path, line))?;
-        let coder = ["annotator", "user", "annotation_approver"]
-            .iter()
-            .find_map(|k| v.get(*k).and_then(json_str))
-            .unwrap_or_else(|| "gold".into());
+        let coder = super::coder_of(&v, &["annotator", "user", "annotation_approver"]);
         let mut a = Annotation {
             coder,
             ..Default::default()

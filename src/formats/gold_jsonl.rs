@@ -9,7 +9,7 @@
 //! Offsets are code points. Every key but `text` is optional; a missing key
 //! means "not labeled". Other keys are kept as fields for `--by`.
 
-use super::{json_str, loc, parse_jsonl, pred_spans, Annotation, GoldItem, SheetSpec};
+use super::{loc, parse_jsonl, pred_spans, Annotation, GoldItem, SheetSpec};
 use crate::error::{Error, Result};
 use crate::output::Pred;
 use serde_json::{json, Value};
@@ -31,10 +31,7 @@ pub fn read(path: &Path) -> Result<Vec<GoldItem>> {
         let at = |m: String| Error::input(loc(path, line), m);
         let text = super::record_text(&v, &loc(path, line))?;
         let mut a = Annotation {
-            coder: v
-                .get("coder")
-                .and_then(json_str)
-                .unwrap_or_else(|| "gold".into()),
+            coder: super::coder_of(&v, &["coder"]),
             ..Default::default()
         };
         match v.get("topic") {

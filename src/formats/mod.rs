@@ -121,6 +121,15 @@ pub struct GoldItem {
     pub fields: BTreeMap<String, String>,
 }
 
+/// The coders named in `items`, sorted, each once.
+pub fn coders<'a>(items: impl IntoIterator<Item = &'a GoldItem>) -> Vec<&'a str> {
+    let set: BTreeSet<&str> = items
+        .into_iter()
+        .flat_map(|g| g.annotations.iter().map(|a| a.coder.as_str()))
+        .collect();
+    set.into_iter().collect()
+}
+
 /// Options for reading gold files.
 #[derive(Debug, Clone, Default)]
 pub struct ReadOptions {
@@ -709,6 +718,13 @@ pub fn record_text(v: &serde_json::Value, location: &str) -> Result<String> {
         .and_then(serde_json::Value::as_str)
         .map(str::to_string)
         .ok_or_else(|| Error::input(location, "missing \"text\""))
+}
+
+/// The coder named by the first of `keys` the record has, else "gold".
+pub fn coder_of(v: &serde_json::Value, keys: &[&str]) -> String {
+    keys.iter()
+        .find_map(|k| v.get(*k).and_then(json_str))
+        .unwrap_or_else(|| "gold".into())
 }
 
 /// A JSON field as a string (numbers allowed, for ids).

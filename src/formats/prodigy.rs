@@ -68,10 +68,7 @@ pub fn read(path: &Path) -> Result<Vec<GoldItem>> {
         let mut annotations = Vec::new();
         match v.get("answer").and_then(Value::as_str) {
             Some("accept") => {
-                let coder = ["_annotator_id", "_session_id"]
-                    .iter()
-                    .find_map(|k| v.get(*k).and_then(json_str))
-                    .unwrap_or_else(|| "gold".into());
+                let coder = super::coder_of(&v, &["_annotator_id", "_session_id"]);
                 let mut a = Annotation {
                     coder,
                     ..Default::default()

