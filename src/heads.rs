@@ -247,8 +247,7 @@ pub struct Entity {
 struct Word {
     start: usize,
     end: usize,
-    label: usize,
-    score: f32,
+    probs: Vec<f32>,
 }
 
 fn argmax(xs: &[f32]) -> usize {
@@ -288,36 +287,108 @@ fn words(tokens: &[TokenProbs], agg: Aggregation) -> Vec<Word> {
                 best.probs.clone()
             }
         };
-        let label = argmax(&probs);
         out.push(Word {
             start: group[0].start,
             end: group[group.len() - 1].end,
-            label,
-            score: probs[label],
+            probs,
         });
         i = j;
     }
     out
 }
 
+impl NerScheme {
+    /// The IOB2 labels of `types`: `O`, then `B-T`, `I-T` per type.
+    pub fn iob2_labels(types: &[String]) -> Vec<String> {
+        std::iter::once("O".to_string())
+            .chain(
+                types
+                    .iter()
+                    .flat_map(|t| [format!("B-{t}"), format!("I-{t}")]),
+            )
+            .collect()
+    }
+
+    /// Most probable label sequence under IOB2 constraints: an `I-T` only
+    /// follows `B-T` or `I-T`, never `O`, another type, or the start.
+    pub fn viterbi(&self, probs: &[Vec<f32>]) -> Vec<usize> {
+        let n = self.tags.len();
+        let allowed = |prev: Option<usize>, cur: usize| match self.tags[cur] {
+            Tag::I(t) => {
+                prev.is_some_and(|p| matches!(self.tags[p], Tag::B(u) | Tag::I(u) if u == t))
+            }
+            _ => true,
+        };
+        let ln = |p: f32| p.max(1e-12).ln();
+        let mut score: Vec<f32> = (0..n)
+            .map(|c| {
+                if allowed(None, c) {
+                    ln(probs.first().map_or(0.0, |p| p[c]))
+                } else {
+                    f32::NEG_INFINITY
+                }
+            })
+            .collect();
+        let mut back: Vec<Vec<usize>> = Vec::with_capacity(probs.len());
+        for p in probs.iter().skip(1) {
+            let mut next = vec![f32::NEG_INFINITY; n];
+            let mut from = vec![0; n];
+            for c in 0..n {
+                for (q, &sq) in score.iter().enumerate() {
+                    if allowed(Some(q), c) && sq > next[c] {
+                        next[c] = sq;
+                        from[c] = q;
+                    }
+                }
+                next[c] += ln(p[c]);
+            }
+            back.push(from);
+            score = next;
+        }
+        if probs.is_empty() {
+            return vec![];
+        }
+        let mut path = vec![argmax(&score)];
+        for from in back.iter().rev() {
+            path.push(from[*path.last().expect("non-empty")]);
+        }
+        path.reverse();
+        path
+    }
+
+    /// `(type, first, last)` spans of a label-index sequence (conlleval).
+    pub fn spans(&self, labels: &[usize]) -> Vec<(usize, usize, usize)> {
+        group_tags(
+            labels
+                .iter()
+                .map(|&l| self.tags.get(l).copied().unwrap_or(Tag::O)),
+        )
+    }
+}
+
 /// Entity spans of one paragraph. Offsets are code points into `text`, and
 /// each entity's text is exactly that slice (whitespace and edge punctuation
-/// other than '.' are trimmed from the span first).
+/// other than '.' are trimmed from the span first). `constrained` decodes
+/// the words by IOB2-constrained Viterbi ([`NerScheme::viterbi`], for
+/// paratag's NER heads); otherwise each word takes its most probable label and
+/// stray I- tags start entities, as conlleval reads them.
 pub fn decode_entities(
     text: &str,
     tokens: &[TokenProbs],
     scheme: &NerScheme,
     agg: Aggregation,
+    constrained: bool,
 ) -> Vec<Entity> {
     let chars: Vec<char> = text.chars().collect();
     let words = words(tokens, agg);
-    let groups = group_tags(
-        words
-            .iter()
-            .map(|w| scheme.tags.get(w.label).copied().unwrap_or(Tag::O)),
-    );
-    let spans = groups.into_iter().map(|(ty, a, b)| {
-        let scores: Vec<f32> = words[a..=b].iter().map(|w| w.score).collect();
+    let probs: Vec<Vec<f32>> = words.iter().map(|w| w.probs.clone()).collect();
+    let labels: Vec<usize> = if constrained {
+        scheme.viterbi(&probs)
+    } else {
+        probs.iter().map(|p| argmax(p)).collect()
+    };
+    let spans = scheme.spans(&labels).into_iter().map(|(ty, a, b)| {
+        let scores: Vec<f32> = (a..=b).map(|w| probs[w][labels[w]]).collect();
         (ty, a, b, scores)
     });
 
@@ -437,6 +508,35 @@ fn is_edge_punct(c: char) -> bool {
 mod tests {
     use super::*;
 
+    #[test]
+    fn viterbi_never_puts_i_after_o_or_another_type() {
+        let s = NerScheme::from_labels(
+            &NerScheme::iob2_labels(&["LOC".into(), "PER".into()]),
+            Path::new("m"),
+        )
+        .unwrap();
+        // O B-LOC I-LOC B-PER I-PER
+        let p = |xs: [f32; 5]| xs.to_vec();
+        // Argmax would read O, I-PER, I-PER: a stray I- after O.
+        let seq = [
+            p([0.9, 0.02, 0.02, 0.03, 0.03]),
+            p([0.3, 0.05, 0.05, 0.2, 0.4]),
+            p([0.2, 0.05, 0.05, 0.1, 0.6]),
+        ];
+        let path = s.viterbi(&seq);
+        assert_eq!(path, vec![0, 3, 4], "O B-PER I-PER");
+        // I-PER after B-LOC is not allowed either: B-LOC then O or B-PER.
+        let seq = [p([0.0, 0.9, 0.0, 0.1, 0.0]), p([0.3, 0.0, 0.0, 0.1, 0.6])];
+        let path = s.viterbi(&seq);
+        assert_eq!(path, vec![1, 0]);
+        for w in path.windows(2) {
+            let ok = !matches!((s.tags[w[0]], s.tags[w[1]]), (a, Tag::I(t)) if !matches!(a, Tag::B(u) | Tag::I(u) if u == t));
+            assert!(ok, "{path:?}");
+        }
+        assert_eq!(s.spans(&[0, 3, 4, 0, 1]), vec![(1, 1, 2), (0, 4, 4)]);
+        assert!(s.viterbi(&[]).is_empty());
+    }
+
     fn labels(xs: &[&str]) -> Vec<String> {
         xs.iter().map(|s| s.to_string()).collect()
     }
@@ -552,7 +652,7 @@ mod tests {
             tok(z + 11, z + 13, 4, 2, 5), // emoji continues the person: I-PER
             tok(k, k + 4, 6, 3, 5),
         ];
-        let ents = decode_entities(text, &toks, &iob, Aggregation::First);
+        let ents = decode_entities(text, &toks, &iob, Aggregation::First, false);
         let got: Vec<(&str, &str)> = ents
             .iter()
             .map(|e| (e.text.as_str(), e.label.as_str()))
@@ -571,7 +671,7 @@ mod tests {
                 .unwrap();
         let t = "NATO and Kyiv";
         let toks = vec![tok(0, 4, 0, 2, 4), tok(5, 8, 1, 3, 4), tok(9, 13, 2, 1, 4)];
-        let ents = decode_entities(t, &toks, &bioes, Aggregation::First);
+        let ents = decode_entities(t, &toks, &bioes, Aggregation::First, false);
         assert_eq!(ents.len(), 2);
         assert_eq!(
             (ents[0].text.as_str(), ents[0].label.as_str()),
@@ -589,7 +689,7 @@ mod tests {
         let iob = NerScheme::from_labels(&labels(&["O", "B-LOC"]), Path::new("m")).unwrap();
         let t = "cafe\u{301} Zu\u{308}rich";
         let toks = vec![tok(0, 4, 0, 1, 2), tok(6, 8, 1, 1, 2), tok(9, 13, 2, 0, 2)];
-        let ents = decode_entities(t, &toks, &iob, Aggregation::First);
+        let ents = decode_entities(t, &toks, &iob, Aggregation::First, false);
         let got: Vec<&str> = ents.iter().map(|e| e.text.as_str()).collect();
         assert_eq!(got, vec!["cafe\u{301}", "Zu\u{308}"]);
         assert_eq!((ents[0].start, ents[0].end), (0, 5));

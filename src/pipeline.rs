@@ -19,7 +19,8 @@ use crate::heads::{self, Aggregation, Entity, NerScheme, NliLabels, TokenProbs};
 use crate::input::{self, Corpus, ReadOptions};
 use crate::models::classifier::SeqClassifier;
 use crate::models::encoder::Encoder;
-use crate::models::head::Head;
+use crate::models::head::{Head, HeadMeta};
+use crate::models::ner_head::NerHead;
 use crate::models::token::TokenClassifier;
 use crate::models::{DType, ModelDir, ModelInfo};
 use crate::segment::{self, RepeatIndex, SegmentConfig};
@@ -49,6 +50,8 @@ pub struct Job {
     pub progress: bool,
     /// Trained heads (`--heads`), each for `topic` or `stance_<id>`.
     pub heads: Vec<Head>,
+    /// A trained NER head folder (`--heads`), loaded by the encoder thread.
+    pub ner_head: Option<(PathBuf, HeadMeta)>,
     /// Keep each paragraph's encoder embedding in `Row::embedding` (training).
     pub embeddings: bool,
 }
@@ -244,8 +247,10 @@ enum Key {
     Anchor(u32),
     /// NLI logits of paragraph window × hypothesis.
     Nli { para: u32, hyp: u32, win: u16 },
-    /// NER logits of paragraph window.
+    /// NER probabilities of paragraph window.
     Ner { para: u32, win: u16 },
+    /// NER-head probabilities of paragraph window, from the encoder pass.
+    HeadNer { para: u32, win: u16 },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
@@ -339,7 +344,19 @@ impl<'j> Plan<'j> {
         } else {
             None
         };
-        let encoder = if uses(Via::Embedding) || uses(Via::Head) || job.embeddings {
+        if job.ner.is_some() && job.ner_head.is_some() {
+            return Err(Error::Config(
+                "both --ner and an NER head were given; pass one".into(),
+            ));
+        }
+        if job.ner_head.is_some() && job.encoder.is_none() {
+            return Err(Error::Config("the NER head needs --encoder".into()));
+        }
+        let encoder = if uses(Via::Embedding)
+            || uses(Via::Head)
+            || job.embeddings
+            || job.ner_head.is_some()
+        {
             job.encoder.clone()
         } else {
             None
@@ -348,9 +365,10 @@ impl<'j> Plan<'j> {
             Some(d) => Some(heads::nli_labels(&d.labels, &d.path)?),
             None => None,
         };
-        let scheme = match &job.ner {
-            Some(d) => Some(NerScheme::from_labels(&d.labels, &d.path)?),
-            None => None,
+        let scheme = match (&job.ner, &job.ner_head) {
+            (Some(d), _) => Some(NerScheme::from_labels(&d.labels, &d.path)?),
+            (None, Some((dir, meta))) => Some(NerScheme::from_labels(&meta.labels, dir)?),
+            (None, None) => None,
         };
         let mut hypotheses = vec![];
         let mut anchors = vec![];
@@ -650,12 +668,24 @@ impl<'j> Plan<'j> {
                     }
                 }
                 if let Some(scheme) = &self.scheme {
-                    let tokens = out.ner_tokens(pid);
+                    let head = self.job.ner_head.is_some();
+                    let tokens = if head {
+                        // The head read the encoder's input, text prefix included.
+                        // It labels sub-tokens, so each one stands alone (a
+                        // span may end inside a word: "l'[Ukraine]", "و[قطر]").
+                        let shift = self.prefix.chars().count();
+                        let mut t = out.ner_tokens(|win| Key::HeadNer { para: pid, win }, shift);
+                        t.iter_mut().for_each(|t| t.word = None);
+                        t
+                    } else {
+                        out.ner_tokens(|win| Key::Ner { para: pid, win }, 0)
+                    };
                     row.entities = Some(heads::decode_entities(
                         &row.text,
                         &tokens,
                         scheme,
                         self.job.aggregation,
+                        head,
                     ));
                 }
                 Ok(())
@@ -672,13 +702,22 @@ struct TopicResult {
 // -------------------------------------------------------------- workers ----
 
 enum Model {
-    Encoder(Box<Encoder>),
+    /// The encoder, with the NER head that reads one of its layers.
+    Encoder(Box<Encoder>, Option<Box<NerHead>>),
     Nli(Box<SeqClassifier>),
     Ner(Box<TokenClassifier>),
 }
 
 type BatchMsg = Vec<(Key, Encoded)>;
-type ReplyMsg = Result<Vec<(Key, Vec<f32>, Option<Encoded>)>>;
+type Entry = (Key, Vec<f32>, Option<Encoded>);
+
+/// One output per batch item, plus outputs that ride along on the same pass
+/// (the NER head's, from the encoder).
+struct Reply {
+    items: Vec<Entry>,
+    extra: Vec<Entry>,
+}
+type ReplyMsg = Result<Reply>;
 
 struct Workers {
     senders: HashMap<Target, Sender<BatchMsg>>,
@@ -694,7 +733,12 @@ impl Workers {
         let load = |t: Target, d: &ModelDir| -> Result<Model> {
             Ok(match t {
                 Target::Encoder => {
-                    Model::Encoder(Box::new(Encoder::load(d, job.device, job.dtype)?))
+                    let head = match &job.ner_head {
+                        Some((dir, _)) => Some(Box::new(NerHead::load(dir, d, job.device)?)),
+                        None => None,
+                    };
+                    let enc = Encoder::load(d, job.device, job.dtype, head.is_some())?;
+                    Model::Encoder(Box::new(enc), head)
                 }
                 Target::Nli => Model::Nli(Box::new(SeqClassifier::load(d, job.device, job.dtype)?)),
                 Target::Ner => {
@@ -782,8 +826,10 @@ impl Workers {
                     .replies
                     .recv()
                     .map_err(|_| Error::Config("a model thread stopped".into()))??;
-                got += reply.len();
-                for (key, values, enc) in reply {
+                got += reply.items.len();
+                out.values
+                    .extend(reply.extra.into_iter().map(|(k, v, e)| (k, (v, e))));
+                for (key, values, enc) in reply.items {
                     if let Some(p) = para_of(key) {
                         let left = pending.get_mut(&p).expect("pending paragraph");
                         *left -= 1;
@@ -810,7 +856,7 @@ fn serve(
 ) {
     tch::set_num_threads(threads as i32);
     let dir = match &model {
-        Model::Encoder(m) => m.dir.clone(),
+        Model::Encoder(m, _) => m.dir.clone(),
         Model::Nli(m) => m.dir.clone(),
         Model::Ner(m) => m.dir.clone(),
     };
@@ -820,21 +866,37 @@ fn serve(
         let run = std::panic::AssertUnwindSafe(|| -> ReplyMsg {
             let items: Vec<&Encoded> = batch.iter().map(|(_, e)| e).collect();
             let padded = batch::pad(&items, dir.pad_id, dir.max_len, device);
-            let (t, lens): (tch::Tensor, Vec<usize>) = match &model {
-                Model::Encoder(m) => (m.forward(&padded)?, vec![0; items.len()]),
-                Model::Nli(m) => (m.forward(&padded)?, vec![0; items.len()]),
-                Model::Ner(m) => (
-                    m.forward(&padded)?.softmax(-1, tch::Kind::Float),
-                    items.iter().map(|e| e.len()).collect(),
-                ),
+            let lens: Vec<usize> = items.iter().map(|e| e.len()).collect();
+            let mut extra = vec![];
+            let t = match &model {
+                Model::Encoder(m, None) => m.forward(&padded)?,
+                Model::Encoder(m, Some(head)) => {
+                    let (pooled, states) = m.forward_layer(&padded, head.layer())?;
+                    let probs = tch::no_grad(|| {
+                        head.forward_t(&states, &padded.mask, false)
+                            .softmax(-1, tch::Kind::Float)
+                    });
+                    let rows = crate::models::rows(&probs, &lens)?;
+                    for ((k, e), v) in batch.iter().zip(rows) {
+                        if let Key::Emb { para, win } = *k {
+                            extra.push((Key::HeadNer { para, win }, v, Some(e.clone())));
+                        }
+                    }
+                    pooled
+                }
+                Model::Nli(m) => m.forward(&padded)?,
+                Model::Ner(m) => m.forward(&padded)?.softmax(-1, tch::Kind::Float),
             };
-            let rows = crate::models::rows(&t, &lens)?;
             let keep_enc = matches!(model, Model::Ner(_));
-            Ok(batch
-                .iter()
-                .zip(rows)
-                .map(|((k, e), v)| (*k, v, keep_enc.then(|| e.clone())))
-                .collect())
+            let rows = crate::models::rows(&t, if keep_enc { &lens } else { &[] })?;
+            Ok(Reply {
+                items: batch
+                    .iter()
+                    .zip(rows)
+                    .map(|((k, e), v)| (*k, v, keep_enc.then(|| e.clone())))
+                    .collect(),
+                extra,
+            })
         });
         let reply = std::panic::catch_unwind(run).unwrap_or_else(|p| {
             let msg = p
@@ -862,13 +924,17 @@ fn with_window(k: Key, win: u16) -> Key {
         Key::Emb { para, .. } => Key::Emb { para, win },
         Key::Nli { para, hyp, .. } => Key::Nli { para, hyp, win },
         Key::Ner { para, .. } => Key::Ner { para, win },
+        Key::HeadNer { para, .. } => Key::HeadNer { para, win },
         a @ Key::Anchor(_) => a,
     }
 }
 
 fn para_of(k: Key) -> Option<u32> {
     match k {
-        Key::Emb { para, .. } | Key::Nli { para, .. } | Key::Ner { para, .. } => Some(para),
+        Key::Emb { para, .. }
+        | Key::Nli { para, .. }
+        | Key::Ner { para, .. }
+        | Key::HeadNer { para, .. } => Some(para),
         Key::Anchor(_) => None,
     }
 }
@@ -920,20 +986,25 @@ impl Outputs {
     }
 
     /// The paragraph's tokens, each taken from the window where it sits most
-    /// centrally, so overlapping windows merge without duplicates.
-    fn ner_tokens(&self, para: u32) -> Vec<TokenProbs> {
-        let wins = self.windows_while(|win| Key::Ner { para, win });
+    /// centrally, so overlapping windows merge without duplicates. `shift`
+    /// code points of text prefix are dropped and offsets moved back by it.
+    fn ner_tokens(&self, key: impl Fn(u16) -> Key, shift: usize) -> Vec<TokenProbs> {
+        let wins = self.windows_while(key);
         let mut best: std::collections::BTreeMap<usize, (usize, TokenProbs)> = Default::default();
         for (probs, enc) in wins {
             let enc = enc.as_ref().expect("NER replies keep their encoding");
             let n_labels = probs.len() / enc.len().max(1);
             let content: Vec<usize> = (0..enc.len()).filter(|&i| enc.content[i]).collect();
             for (j, &i) in content.iter().enumerate() {
+                let (start, end) = enc.offsets[i];
+                if end <= shift {
+                    continue;
+                }
                 let global = enc.first + j;
                 let centrality = j.min(content.len() - 1 - j);
                 let tp = TokenProbs {
-                    start: enc.offsets[i].0,
-                    end: enc.offsets[i].1,
+                    start: start.max(shift) - shift,
+                    end: end - shift,
                     word: enc.word_ids[i],
                     probs: probs[i * n_labels..(i + 1) * n_labels].to_vec(),
                 };

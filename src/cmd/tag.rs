@@ -4,7 +4,8 @@ use anyhow::{Context, Result};
 use paratag::codebook::Codebook;
 use paratag::heads::Aggregation;
 use paratag::input::{Format, ReadOptions};
-use paratag::models::head::Head;
+use paratag::models::head::{self, Head};
+use paratag::models::ner_head;
 use paratag::models::registry;
 use paratag::models::{DType, DeviceArg, ModelDir};
 use paratag::output::{self, PendingOutput};
@@ -86,8 +87,8 @@ pub struct ModelArgs {
     pub device: DeviceArg,
     #[arg(long, value_enum, default_value = "f32")]
     pub dtype: DType,
-    /// Trained head folders (`paratag train`), each for the topics or one
-    /// stance target; they read the encoder's one pass per paragraph.
+    /// Trained head folders (`paratag train`), each for the topics, one
+    /// stance target or the entities; they read the encoder's one pass.
     #[arg(long, num_args = 1..)]
     pub heads: Vec<PathBuf>,
 }
@@ -175,11 +176,23 @@ pub fn job(
         Some(n) if needs_classes => Some(open(n)?),
         _ => None,
     };
-    let heads = m
-        .heads
-        .iter()
-        .map(|d| Head::load(d))
-        .collect::<paratag::Result<Vec<_>>>()?;
+    // Topic/stance heads are plain vectors; an NER head carries encoder layers
+    // and is loaded by the encoder thread.
+    let (mut heads, mut ner_head) = (vec![], None);
+    for d in &m.heads {
+        let meta = head::read_meta(d)?;
+        if meta.kind == ner_head::KIND {
+            if !tasks.ner {
+                continue;
+            }
+            if ner_head.is_some() {
+                anyhow::bail!("{}: a second NER head; pass one", d.display());
+            }
+            ner_head = Some((d.clone(), meta));
+        } else {
+            heads.push(Head::load(d)?);
+        }
+    }
     let uses_encoder = needs_classes
         && codebook.as_ref().is_some_and(|c| {
             use paratag::codebook::Method;
@@ -197,6 +210,7 @@ pub fn job(
     };
     let ner = match (&m.ner, tasks.ner) {
         (_, false) => None,
+        (None, true) if ner_head.is_some() => None,
         (Some(n), true) => Some(open(n)?),
         (None, true) => match registry::resolve("ner") {
             Ok(p) => Some(ModelDir::open(&p)?),
@@ -205,10 +219,17 @@ pub fn job(
             ),
         },
     };
-    if let (Some(enc), false) = (&encoder, heads.is_empty()) {
+    let encoder = match (encoder, &ner_head) {
+        (None, Some(_)) => Some(open(&m.encoder).context("sentence encoder for the NER head")?),
+        (e, _) => e,
+    };
+    if let (Some(enc), false) = (&encoder, heads.is_empty() && ner_head.is_none()) {
         let sha = enc.weights_sha256()?;
         for h in &heads {
             h.check_encoder(enc, &sha)?;
+        }
+        if let Some((dir, meta)) = &ner_head {
+            head::check_encoder(dir, meta, enc, &sha)?;
         }
     }
     if m.batch_tokens == 0 {
@@ -239,6 +260,7 @@ pub fn job(
         segment,
         progress,
         heads,
+        ner_head,
         embeddings: false,
     })
 }

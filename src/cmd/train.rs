@@ -1,15 +1,20 @@
-//! `paratag train topic|stance --train GOLD [--dev GOLD] -c CODEBOOK -o HEAD_DIR`.
+//! `paratag train topic|stance --train GOLD [--dev GOLD] -c CODEBOOK -o HEAD_DIR`
+//! and `paratag train ner --train GOLD [--dev GOLD] -o HEAD_DIR`.
 
 use super::eval::GoldFormat;
 use super::tag::{self, ModelArgs, Tasks};
 use anyhow::{Context, Result};
+use paratag::batch;
 use paratag::codebook::Codebook;
-use paratag::eval::{coder_labels, majority};
+use paratag::eval::{coder_labels, majority, majority_spans};
 use paratag::formats::{self, GoldItem, LabelSet, NONE};
-use paratag::heads::Aggregation;
+use paratag::heads::{Aggregation, NerScheme};
+use paratag::models::encoder::Encoder;
 use paratag::models::head::{Head, HeadMeta, Hyper, FEATURES};
+use paratag::models::ner_head::{self, NerHead};
 use paratag::models::{registry, DType, DeviceArg, ModelDir};
-use paratag::train;
+use paratag::tokenize::Encoded;
+use paratag::train::{self, ner};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
@@ -17,6 +22,7 @@ use std::path::PathBuf;
 pub enum Kind {
     Topic,
     Stance,
+    Ner,
 }
 
 #[derive(Debug, clap::Args)]
@@ -35,9 +41,10 @@ pub struct Args {
     /// the dev set.
     #[arg(long)]
     pub holdout: Option<f64>,
-    /// The codebook whose topic ids / stance target the head predicts.
+    /// The codebook whose topic ids / stance target the head predicts
+    /// (topic and stance heads).
     #[arg(short, long)]
-    pub codebook: PathBuf,
+    pub codebook: Option<PathBuf>,
     /// Stance target id (default: the codebook's only target).
     #[arg(long)]
     pub target: Option<String>,
@@ -46,10 +53,12 @@ pub struct Args {
     pub output: PathBuf,
     #[arg(long, default_value = "multilingual-e5-small")]
     pub encoder: String,
-    #[arg(long, default_value_t = 300)]
-    pub epochs: usize,
-    #[arg(long, default_value_t = 0.05)]
-    pub lr: f64,
+    /// Default: 300 full-batch steps (topic, stance), 20 epochs (ner).
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Default: 0.05 (topic, stance), 0.001 (ner classifier).
+    #[arg(long)]
+    pub lr: Option<f64>,
     /// Weight-decay candidates (chosen on dev; the first without dev).
     #[arg(long, value_delimiter = ',', default_value = "0.001,0.0001,0.01")]
     pub weight_decay: Vec<f64>,
@@ -61,6 +70,25 @@ pub struct Args {
     pub threads: Option<usize>,
     #[arg(long, default_value_t = 2048)]
     pub batch_tokens: usize,
+    /// NER: encoder layers above the branch layer to copy and fine-tune.
+    #[arg(long, default_value_t = 2)]
+    pub tune_layers: usize,
+    /// NER: the encoder layer the head branches from (1-based; default: the
+    /// top layer minus --tune-layers).
+    #[arg(long)]
+    pub layer: Option<usize>,
+    /// NER: learning rate of the tuned layers.
+    #[arg(long, default_value_t = 5e-5)]
+    pub layer_lr: f64,
+    /// NER: sentences (encoder windows) per step.
+    #[arg(long, default_value_t = 16)]
+    pub batch_size: usize,
+    /// NER: epochs without a dev improvement before stopping.
+    #[arg(long, default_value_t = 3)]
+    pub patience: usize,
+    /// NER: GOLD=NEW entity-type renames, e.g. `PERS=PER` (comma-separated or repeated).
+    #[arg(long, value_delimiter = ',', value_parser = super::eval::parse_pair)]
+    pub entity_map: Vec<(String, String)>,
 }
 
 /// Texts and label indices of the items labeled for `task`.
@@ -85,11 +113,18 @@ fn examples(items: &[GoldItem], task: &str, names: &[String]) -> (Vec<String>, V
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let cb = Codebook::load(&a.codebook)?;
+    if a.kind == Kind::Ner {
+        return run_ner(a);
+    }
+    let cb_path = a
+        .codebook
+        .clone()
+        .context("topic and stance heads need -c CODEBOOK")?;
+    let cb = Codebook::load(&cb_path)?;
     let (task, names): (String, Vec<String>) = match a.kind {
         Kind::Topic => {
             if cb.topics.topics.is_empty() {
-                anyhow::bail!("{}: the codebook has no topics", a.codebook.display());
+                anyhow::bail!("{}: the codebook has no topics", cb_path.display());
             }
             (
                 "topic".into(),
@@ -104,10 +139,7 @@ pub fn run(a: Args) -> Result<()> {
                     .find(|s| &s.id == t)
                     .map(|s| s.id.clone())
                     .with_context(|| {
-                        format!(
-                            "--target {t}: not a stance target of {}",
-                            a.codebook.display()
-                        )
+                        format!("--target {t}: not a stance target of {}", cb_path.display())
                     })?,
                 (None, [one]) => one.id.clone(),
                 (None, _) => anyhow::bail!(
@@ -119,23 +151,10 @@ pub fn run(a: Args) -> Result<()> {
                 ["favor", "against", NONE].map(String::from).to_vec(),
             )
         }
+        Kind::Ner => unreachable!("handled by run_ner"),
     };
     let labels = LabelSet::from_codebook(Some(&cb));
-    let read = |ps: &[PathBuf]| -> Result<Vec<GoldItem>> {
-        let mut all = Vec::new();
-        for p in ps {
-            let (_, mut items) = formats::read(p, &a.format.read_options())?;
-            formats::validate(&mut items, &labels)?;
-            all.extend(items);
-        }
-        Ok(all)
-    };
-    let names_of = |ps: &[PathBuf]| {
-        ps.iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let read = |ps: &[PathBuf]| read_gold(ps, &a, &labels);
     let m = ModelArgs {
         encoder: a.encoder.clone(),
         nli: None,
@@ -168,27 +187,9 @@ pub fn run(a: Args) -> Result<()> {
     let (mut texts, mut ys, skipped) = examples(&read(&a.train)?, &task, &names);
     let mut held: Option<(Vec<String>, Vec<usize>)> = None;
     if let Some(f) = a.holdout {
-        if !(a.dev.is_empty() && f > 0.0 && f < 1.0) {
-            anyhow::bail!("--holdout needs a share between 0 and 1, and no --dev");
-        }
-        use rand::seq::SliceRandom;
-        use rand::SeedableRng;
-        let mut idx: Vec<usize> = (0..texts.len()).collect();
-        idx.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(a.seed));
-        let k = (texts.len() as f64 * f).round() as usize;
-        let dev_idx: BTreeSet<usize> = idx[..k].iter().copied().collect();
-        let (mut dt, mut dy, mut tt, mut ty) = (vec![], vec![], vec![], vec![]);
-        for (i, (t, y)) in texts.into_iter().zip(ys).enumerate() {
-            if dev_idx.contains(&i) {
-                dt.push(t);
-                dy.push(y);
-            } else {
-                tt.push(t);
-                ty.push(y);
-            }
-        }
-        (texts, ys) = (tt, ty);
-        held = Some((dt, dy));
+        let (keep, dev) = holdout(texts.into_iter().zip(ys).collect(), f, &a)?;
+        (texts, ys) = keep.into_iter().unzip();
+        held = Some(dev.into_iter().unzip());
     }
     if texts.is_empty() {
         anyhow::bail!("{}: no items labeled for {task}", names_of(&a.train));
@@ -228,9 +229,10 @@ pub fn run(a: Args) -> Result<()> {
             labels: y,
         })
     };
+    let lr = a.lr.unwrap_or(0.05);
     let opts = train::Options {
-        epochs: a.epochs,
-        learning_rate: a.lr,
+        epochs: a.epochs.unwrap_or(300),
+        learning_rate: lr,
         weight_decays: a.weight_decay.clone(),
         class_weights: !a.no_class_weights,
         every: 10,
@@ -245,7 +247,7 @@ pub fn run(a: Args) -> Result<()> {
         meta: HeadMeta {
             kind: match a.kind {
                 Kind::Topic => "topic".into(),
-                Kind::Stance => "stance".into(),
+                _ => "stance".into(),
             },
             task: task.clone(),
             labels: names,
@@ -253,26 +255,21 @@ pub fn run(a: Args) -> Result<()> {
             encoder_sha256: enc.weights_sha256()?,
             features: FEATURES.into(),
             temperature: fitted.temperature,
-            // One file: its sha256; several: the sha256 of their sha256s in order.
-            train_sha256: match a.train.as_slice() {
-                [one] => paratag::hash::sha256_file(one)?,
-                many => {
-                    let hashes = many
-                        .iter()
-                        .map(|p| paratag::hash::sha256_file(p))
-                        .collect::<paratag::Result<Vec<_>>>()?;
-                    paratag::hash::sha256_bytes(hashes.join("\n").as_bytes())
-                }
-            },
+            train_sha256: train_sha256(&a.train)?,
             train_items: train_data.labels.len(),
             hyper: Hyper {
                 epochs: fitted.epochs,
-                learning_rate: a.lr,
+                learning_rate: lr,
                 weight_decay: fitted.weight_decay,
                 class_weights: !a.no_class_weights,
                 seed: a.seed,
+                layer_learning_rate: None,
+                batch_size: None,
             },
             dev: fitted.dev.clone(),
+            layer: None,
+            tune_layers: None,
+            dev_entity_f1: None,
         },
         weight: fitted.weight,
         bias: fitted.bias,
@@ -284,6 +281,246 @@ pub fn run(a: Args) -> Result<()> {
             d.items, d.accuracy, d.macro_f1, fitted.epochs, fitted.weight_decay, fitted.temperature, a.output.display()
         ),
         None => eprintln!("paratag: head ({} epochs, no dev set) -> {}", fitted.epochs, a.output.display()),
+    }
+    Ok(())
+}
+
+fn names_of(ps: &[PathBuf]) -> String {
+    ps.iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn read_gold(ps: &[PathBuf], a: &Args, labels: &LabelSet) -> Result<Vec<GoldItem>> {
+    let mut all = Vec::new();
+    for p in ps {
+        let (_, mut items) = formats::read(p, &a.format.read_options())?;
+        formats::validate(&mut items, labels)?;
+        all.extend(items);
+    }
+    Ok(all)
+}
+
+/// `--holdout F`: a seeded share of the training examples becomes dev.
+fn holdout<T>(items: Vec<T>, f: f64, a: &Args) -> Result<(Vec<T>, Vec<T>)> {
+    if !(a.dev.is_empty() && f > 0.0 && f < 1.0) {
+        anyhow::bail!("--holdout needs a share between 0 and 1, and no --dev");
+    }
+    use rand::seq::SliceRandom;
+    use rand::SeedableRng;
+    let mut idx: Vec<usize> = (0..items.len()).collect();
+    idx.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(a.seed));
+    let k = (items.len() as f64 * f).round() as usize;
+    let dev_idx: BTreeSet<usize> = idx[..k].iter().copied().collect();
+    let (mut keep, mut dev) = (vec![], vec![]);
+    for (i, x) in items.into_iter().enumerate() {
+        if dev_idx.contains(&i) {
+            dev.push(x);
+        } else {
+            keep.push(x);
+        }
+    }
+    Ok((keep, dev))
+}
+
+/// One file: its sha256; several: the sha256 of their sha256s in order.
+fn train_sha256(files: &[PathBuf]) -> Result<String> {
+    Ok(match files {
+        [one] => paratag::hash::sha256_file(one)?,
+        many => {
+            let hashes = many
+                .iter()
+                .map(|p| paratag::hash::sha256_file(p))
+                .collect::<paratag::Result<Vec<_>>>()?;
+            paratag::hash::sha256_bytes(hashes.join("\n").as_bytes())
+        }
+    })
+}
+
+/// Texts with their majority entity spans `(start, end, type index)`.
+type NerItems = Vec<(String, Vec<(usize, usize, usize)>)>;
+
+fn ner_items(items: &[GoldItem], types: &mut Vec<String>) -> NerItems {
+    items
+        .iter()
+        .filter_map(|g| {
+            let spans = majority_spans(g)?;
+            let spans = spans
+                .into_iter()
+                .map(|(s, e, t)| {
+                    let k = match types.iter().position(|x| x == t) {
+                        Some(k) => k,
+                        None => {
+                            types.push(t.to_string());
+                            types.len() - 1
+                        }
+                    };
+                    (s as usize, e as usize, k)
+                })
+                .collect();
+            Some((g.text.clone(), spans))
+        })
+        .collect()
+}
+
+/// Encodes texts and caches the branch layer's token states per window.
+fn ner_examples(
+    items: &NerItems,
+    enc: &Encoder,
+    layer: usize,
+    batch_tokens: usize,
+) -> Result<Vec<ner::Example>> {
+    let tok = enc.dir.tokenizer()?;
+    let shift = enc.prefix.chars().count();
+    let mut wins: Vec<(Encoded, Vec<i64>)> = Vec::new();
+    for (text, spans) in items {
+        for w in tok.windows(&format!("{}{text}", enc.prefix), tok.max_len / 8)? {
+            let labels = ner::token_labels(&w, spans, shift);
+            wins.push((w, labels));
+        }
+    }
+    let lens: Vec<usize> = wins.iter().map(|w| w.0.len()).collect();
+    let mut states: Vec<Option<tch::Tensor>> = (0..wins.len()).map(|_| None).collect();
+    let bar = indicatif::ProgressBar::new(wins.len() as u64).with_message("encoding");
+    for b in batch::plan(&lens, batch_tokens) {
+        let items: Vec<&Encoded> = b.iter().map(|&i| &wins[i].0).collect();
+        let padded = batch::pad(&items, enc.dir.pad_id, enc.dir.max_len, tch::Device::Cpu);
+        let (_, h) = enc.forward_layer(&padded, layer)?;
+        for (r, &i) in b.iter().enumerate() {
+            states[i] = Some(h.get(r as i64).narrow(0, 0, lens[i] as i64).copy());
+        }
+        bar.inc(b.len() as u64);
+    }
+    bar.finish_and_clear();
+    Ok(wins
+        .into_iter()
+        .zip(states)
+        .map(|((_, labels), s)| ner::Example {
+            states: s.expect("every window encoded"),
+            labels,
+        })
+        .collect())
+}
+
+fn run_ner(a: Args) -> Result<()> {
+    let labels = LabelSet {
+        entity_map: a.entity_map.iter().cloned().collect(),
+        ..Default::default()
+    };
+    let mut types = vec![];
+    let mut train_items = ner_items(&read_gold(&a.train, &a, &labels)?, &mut types);
+    let mut dev_items = if let Some(f) = a.holdout {
+        let (keep, dev) = holdout(train_items, f, &a)?;
+        train_items = keep;
+        dev
+    } else {
+        ner_items(&read_gold(&a.dev, &a, &labels)?, &mut types)
+    };
+    if train_items.is_empty() {
+        anyhow::bail!("{}: no items with entity labels", names_of(&a.train));
+    }
+    if types.is_empty() {
+        anyhow::bail!("{}: the gold marks no entities", names_of(&a.train));
+    }
+    // Types in a fixed order, so the head does not depend on file order.
+    let mut sorted = types.clone();
+    sorted.sort();
+    let remap: Vec<usize> = types
+        .iter()
+        .map(|t| sorted.iter().position(|s| s == t).expect("same set"))
+        .collect();
+    for (_, spans) in train_items.iter_mut().chain(dev_items.iter_mut()) {
+        for sp in spans.iter_mut() {
+            sp.2 = remap[sp.2];
+        }
+    }
+    let names = NerScheme::iob2_labels(&sorted);
+    if let Some(t) = a.threads {
+        tch::set_num_threads(t as i32);
+    }
+    let dir = ModelDir::open(&registry::resolve(&a.encoder)?)?;
+    let enc = Encoder::load(&dir, tch::Device::Cpu, DType::F32, true)?;
+    let n = enc.num_layers();
+    let k = a.tune_layers;
+    let layer = a.layer.unwrap_or(n.saturating_sub(k));
+    if layer == 0 || layer + k > n {
+        anyhow::bail!(
+            "--layer {layer} with --tune-layers {k}: the encoder has layers 1..={n}, and the head needs layer + tune-layers <= {n}"
+        );
+    }
+    eprintln!(
+        "paratag: train ner: {} train / {} dev items, types {}; branch at layer {layer} of {n}, tuning {k} layers",
+        train_items.len(),
+        dev_items.len(),
+        sorted.join(", ")
+    );
+    let train_x = ner_examples(&train_items, &enc, layer, a.batch_tokens)?;
+    let dev_x = ner_examples(&dev_items, &enc, layer, a.batch_tokens)?;
+    let lr = a.lr.unwrap_or(1e-3);
+    let meta = HeadMeta {
+        kind: ner_head::KIND.into(),
+        task: ner_head::TASK.into(),
+        labels: names.clone(),
+        encoder_id: dir.id.clone(),
+        encoder_sha256: dir.weights_sha256()?,
+        features: format!("token states of encoder layer {layer}, then {k} tuned layers"),
+        temperature: 1.0,
+        train_sha256: train_sha256(&a.train)?,
+        train_items: train_items.len(),
+        hyper: Hyper {
+            epochs: 0,
+            learning_rate: lr,
+            weight_decay: a.weight_decay[0],
+            class_weights: false,
+            seed: a.seed,
+            layer_learning_rate: Some(a.layer_lr),
+            batch_size: Some(a.batch_size),
+        },
+        dev: None,
+        layer: Some(layer),
+        tune_layers: Some(k),
+        dev_entity_f1: None,
+    };
+    tch::manual_seed(a.seed as i64);
+    let mut head = NerHead::new(meta, &enc.config, tch::Device::Cpu);
+    let init: Vec<_> = (layer..layer + k).map(|i| enc.layer_weights(i)).collect();
+    head.init_layers(&init)?;
+    drop(enc);
+    let scheme = NerScheme::from_labels(&names, &a.output)?;
+    let opts = ner::Options {
+        epochs: a.epochs.unwrap_or(20),
+        learning_rate: lr,
+        layer_learning_rate: a.layer_lr,
+        weight_decay: a.weight_decay[0],
+        batch_size: a.batch_size,
+        patience: a.patience,
+        seed: a.seed,
+    };
+    if opts.epochs == 0 || opts.batch_size == 0 {
+        anyhow::bail!("--epochs and --batch-size must be > 0");
+    }
+    let bar = indicatif::ProgressBar::new(0).with_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {msg}  ETA {eta}")
+            .expect("static template"),
+    );
+    let fitted = ner::fit(&mut head, &train_x, &dev_x, &scheme, &opts, &bar)?;
+    bar.finish_and_clear();
+    head.meta.hyper.epochs = fitted.epochs;
+    head.meta.dev_entity_f1 = fitted.dev_f1;
+    head.save(&a.output)?;
+    match fitted.dev_f1 {
+        Some(f) => eprintln!(
+            "paratag: dev ({} items): entity micro-F1 {f:.3}; epoch {} -> {}",
+            dev_items.len(),
+            fitted.epochs,
+            a.output.display()
+        ),
+        None => eprintln!(
+            "paratag: NER head ({} epochs, no dev set) -> {}",
+            fitted.epochs,
+            a.output.display()
+        ),
     }
     Ok(())
 }

@@ -528,32 +528,39 @@ fn task_report(task: &str, ds: &[Decision], order: &[String], opts: &Options) ->
     }
 }
 
+/// The entity spans more than half of an item's coders marked, as
+/// `(start, end, type)`; `None` when no coder labeled its entities.
+pub fn majority_spans(item: &crate::formats::GoldItem) -> Option<Vec<metrics::TypedSpan<'_>>> {
+    let coded: Vec<&Vec<crate::formats::Span>> = item
+        .annotations
+        .iter()
+        .filter_map(|a| a.entities.as_ref())
+        .collect();
+    if coded.is_empty() {
+        return None;
+    }
+    let mut votes: BTreeMap<(u32, u32, &str), usize> = BTreeMap::new();
+    for spans in &coded {
+        for s in spans.iter() {
+            *votes.entry((s.start, s.end, s.label.as_str())).or_default() += 1;
+        }
+    }
+    Some(
+        votes
+            .into_iter()
+            .filter(|(_, v)| 2 * v > coded.len())
+            .map(|(k, _)| k)
+            .collect(),
+    )
+}
+
 /// NER figures over the pairs whose gold labels entities (majority spans
 /// with several coders: kept when more than half the coders marked them).
 fn ner_report(pairs: &[Pair], preds: &Predictions) -> Result<Option<NerReport>> {
     let items: Vec<(Vec<metrics::TypedSpan>, Vec<metrics::TypedSpan>)> = pairs
         .iter()
         .filter_map(|p| {
-            let coded: Vec<&Vec<crate::formats::Span>> = p
-                .gold
-                .annotations
-                .iter()
-                .filter_map(|a| a.entities.as_ref())
-                .collect();
-            if coded.is_empty() {
-                return None;
-            }
-            let mut votes: BTreeMap<(u32, u32, &str), usize> = BTreeMap::new();
-            for spans in &coded {
-                for s in spans.iter() {
-                    *votes.entry((s.start, s.end, s.label.as_str())).or_default() += 1;
-                }
-            }
-            let gold = votes
-                .into_iter()
-                .filter(|(_, v)| 2 * v > coded.len())
-                .map(|(k, _)| k)
-                .collect();
+            let gold = majority_spans(p.gold)?;
             let pred = p
                 .pred
                 .entities

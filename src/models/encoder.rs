@@ -1,5 +1,7 @@
 //! Sentence encoder (BERT or XLM-R base model): mean pooling over the attention
-//! mask, then L2 normalisation, as multilingual-e5 is used.
+//! mask, then L2 normalisation, as multilingual-e5 is used. It can also hand
+//! out one layer's token states from the same pass, for NER heads
+//! ([`super::ner_head`]).
 
 use super::{Arch, DType, ModelDir};
 use crate::batch::Padded;
@@ -20,10 +22,14 @@ pub struct Encoder {
     pub dir: ModelDir,
     /// Text prefix the model was trained with ("query: " for e5).
     pub prefix: String,
+    /// Variable-name prefix of the base model in the weights ("bert." or none).
+    base: String,
+    pub config: BertConfig,
 }
 
 impl Encoder {
-    pub fn load(dir: &ModelDir, device: Device, dtype: DType) -> Result<Encoder> {
+    /// `layers`: keep every layer's output, for [`Encoder::forward_layer`].
+    pub fn load(dir: &ModelDir, device: Device, dtype: DType, layers: bool) -> Result<Encoder> {
         let mut vs = VarStore::new(device);
         let base = match dir.arch {
             Arch::Bert => "bert",
@@ -41,23 +47,57 @@ impl Encoder {
             Some(b) => root.sub(b),
             None => root.clone(),
         };
-        let cfg: BertConfig = dir.parse_config()?;
+        let mut cfg: BertConfig = dir.parse_config()?;
+        cfg.output_hidden_states = Some(layers);
         let net = match dir.arch {
             Arch::Roberta => Net::Roberta(BertModel::new_with_optional_pooler(&p, &cfg, false)),
             _ => Net::Bert(BertModel::new_with_optional_pooler(&p, &cfg, false)),
         };
         dir.load_weights(&mut vs, dtype)?;
+        let base = prefix.map(|b| format!("{b}.")).unwrap_or_default();
         let prefix = dir.text_prefix();
         Ok(Encoder {
             net,
             _vs: vs,
             dir: dir.clone(),
             prefix,
+            base,
+            config: cfg,
         })
+    }
+
+    /// The weights of encoder layer `i` (0-based), named below `layer.{i}.`
+    /// stripped, e.g. `attention.self.query.weight`.
+    pub fn layer_weights(&self, i: usize) -> Vec<(String, Tensor)> {
+        let stem = format!("{}encoder.layer.{i}.", self.base);
+        let mut out: Vec<(String, Tensor)> = self
+            ._vs
+            .variables()
+            .into_iter()
+            .filter_map(|(k, v)| k.strip_prefix(&stem).map(|r| (r.to_string(), v)))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    pub fn num_layers(&self) -> usize {
+        self.config.num_hidden_layers as usize
     }
 
     /// Unit-length embeddings `[batch, hidden]`.
     pub fn forward(&self, p: &Padded) -> Result<Tensor> {
+        Ok(self.run(p, None)?.0)
+    }
+
+    /// Unit-length embeddings, and the token states `[batch, seq, hidden]`
+    /// that encoder layer `layer` (1-based) outputs, from one pass. Needs an
+    /// encoder loaded with `layers`.
+    pub fn forward_layer(&self, p: &Padded, layer: usize) -> Result<(Tensor, Tensor)> {
+        let (pooled, h) = self.run(p, Some(layer))?;
+        Ok((pooled, h.expect("a layer was asked for")))
+    }
+
+    fn run(&self, p: &Padded, layer: Option<usize>) -> Result<(Tensor, Option<Tensor>)> {
         let types = (self.dir.type_vocab_size > 1).then_some(&p.type_ids);
         tch::no_grad(|| {
             let out = match &self.net {
@@ -82,6 +122,21 @@ impl Encoder {
                     false,
                 )?,
             };
+            let states = match layer {
+                None => None,
+                Some(l) => {
+                    let all = out.all_hidden_states.as_ref().ok_or_else(|| {
+                        Error::model(&self.dir.path, "encoder was loaded without layer outputs")
+                    })?;
+                    let h = all.get(l.wrapping_sub(1)).ok_or_else(|| {
+                        Error::model(
+                            &self.dir.path,
+                            format!("has {} layers; layer {l} does not exist", all.len()),
+                        )
+                    })?;
+                    Some(h.to_kind(Kind::Float))
+                }
+            };
             let h = out.hidden_state.to_kind(Kind::Float);
             let m = p.mask.to_kind(Kind::Float).unsqueeze(-1);
             let summed = (&h * &m).sum_dim_intlist([1i64].as_slice(), false, Kind::Float);
@@ -92,7 +147,7 @@ impl Encoder {
             let norm = mean
                 .norm_scalaropt_dim(2, [1i64].as_slice(), true)
                 .clamp_min(1e-12);
-            Ok(mean / norm)
+            Ok((mean / norm, states))
         })
     }
 }

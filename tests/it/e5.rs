@@ -88,7 +88,7 @@ fn imported_folder_is_a_hf_bert_model() {
 #[test]
 fn translations_are_closer_than_unrelated_sentences() {
     let dir = ModelDir::open(imported()).unwrap();
-    let enc = Encoder::load(&dir, tch::Device::Cpu, DType::F32).unwrap();
+    let enc = Encoder::load(&dir, tch::Device::Cpu, DType::F32, false).unwrap();
     assert_eq!(enc.prefix, "query: ");
     let same = [
         "The government will send more humanitarian aid to Ukraine.",
@@ -123,7 +123,7 @@ fn translations_are_closer_than_unrelated_sentences() {
 #[test]
 fn embedding_matches_an_independent_reference() {
     let dir = ModelDir::open(imported()).unwrap();
-    let enc = Encoder::load(&dir, tch::Device::Cpu, DType::F32).unwrap();
+    let enc = Encoder::load(&dir, tch::Device::Cpu, DType::F32, false).unwrap();
     let text = "Kyiv asked for more air defence, وقال الوزير إن الدعم سيستمر.";
     let tok = dir.tokenizer().unwrap();
     let ids = tok

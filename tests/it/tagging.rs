@@ -154,7 +154,7 @@ fn nli_label_order_is_read_from_id2label() {
     assert!(!out.exists());
 }
 
-fn entities(df: &DataFrame, row: usize) -> Vec<(String, String, u32, u32)> {
+pub fn entities(df: &DataFrame, row: usize) -> Vec<(String, String, u32, u32)> {
     let s = df
         .column("entities")
         .unwrap()

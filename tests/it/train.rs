@@ -213,3 +213,208 @@ fn heads_train_deterministically_check_their_encoder_and_tag() {
     );
     assert!(!out.exists());
 }
+
+/// NER gold in paratag JSONL: Arabic, Cyrillic, an emoji, a combining mark.
+const NER_TEXTS: &[(&str, &[(&str, &str)])] = &[
+    (
+        "Zelensky met Scholz in Kyiv.",
+        &[("Zelensky", "PER"), ("Scholz", "PER"), ("Kyiv", "LOC")],
+    ),
+    ("Parliament in Kyiv approved aid.", &[("Kyiv", "LOC")]),
+    (
+        "Scholz flew to Geneva 🇺🇦 today.",
+        &[("Scholz", "PER"), ("Geneva", "LOC")],
+    ),
+    (
+        "زيلينسكي زار كييف أمس.",
+        &[("زيلينسكي", "PER"), ("كييف", "LOC")],
+    ),
+    (
+        "Зеленський приїхав до Києва.",
+        &[("Зеленський", "PER"), ("Києва", "LOC")],
+    ),
+    (
+        "Cafe\u{301} owners in Geneva protested.",
+        &[("Geneva", "LOC")],
+    ),
+    ("Talks will resume next week.", &[]),
+    ("Shelling hit the city again.", &[]),
+];
+
+fn ner_gold(dir: &Path, name: &str) -> PathBuf {
+    let lines: Vec<String> = NER_TEXTS
+        .iter()
+        .enumerate()
+        .map(|(i, (t, ents))| {
+            let spans: Vec<serde_json::Value> = ents
+                .iter()
+                .map(|(e, label)| {
+                    let at = t.find(e).unwrap();
+                    let start = t[..at].chars().count();
+                    serde_json::json!({"start": start, "end": start + e.chars().count(), "label": label})
+                })
+                .collect();
+            serde_json::json!({"article_id": format!("{name}{i}"), "paragraph": 0, "text": t,
+                "entities": spans})
+            .to_string()
+        })
+        .collect();
+    write(
+        dir,
+        &format!("{name}.ner.jsonl"),
+        &(lines.join("\n") + "\n"),
+    )
+}
+
+#[test]
+fn ner_head_trains_deterministically_and_shares_the_encoder_pass() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path();
+    let enc = fixtures::encoder(&root.join("enc"));
+    let cb = write(root, "cb.toml", CODEBOOK);
+    let ng = ner_gold(root, "g");
+    let train_ner = |out: &Path| {
+        let o = paratag(&[
+            "train",
+            "ner",
+            "--train",
+            ng.to_str().unwrap(),
+            "--dev",
+            ng.to_str().unwrap(),
+            "--encoder",
+            enc.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--tune-layers",
+            "1",
+            "--epochs",
+            "100",
+            "--patience",
+            "100",
+            "--lr",
+            "0.05",
+            "--layer-lr",
+            "0.005",
+            "--batch-size",
+            "4",
+            "--threads",
+            "1",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    };
+    let (n1, n2) = (root.join("n1"), root.join("n2"));
+    train_ner(&n1);
+    train_ner(&n2);
+    let bytes = |h: &Path| std::fs::read(h.join("head.safetensors")).unwrap();
+    assert_eq!(
+        bytes(&n1),
+        bytes(&n2),
+        "same data and seed, same head bytes"
+    );
+    let meta = std::fs::read_to_string(n1.join("head.toml")).unwrap();
+    for want in [
+        "kind = \"ner\"",
+        "layer = 1",
+        "tune_layers = 1",
+        "\"B-LOC\"",
+        "dev_entity_f1",
+    ] {
+        assert!(meta.contains(want), "{want} in {meta}");
+    }
+    // Only the tuned layer and the classifier are stored, in f16.
+    let st = bytes(&n1);
+    let header = String::from_utf8_lossy(
+        &st[8..8 + u64::from_le_bytes(st[..8].try_into().unwrap()) as usize],
+    )
+    .into_owned();
+    assert!(
+        header.contains("layer.0.attention") && header.contains("classifier.weight"),
+        "{header}"
+    );
+    assert!(
+        !header.contains("layer.1.") && !header.contains("embeddings") && !header.contains("F32"),
+        "{header}"
+    );
+
+    // A topic head too, then all heads in one encoder pass vs the NER head alone.
+    let tr = gold(root, "train", &TEXTS[..8]);
+    let dv = gold(root, "dev", &TEXTS[4..]);
+    let th = root.join("th");
+    train("topic", &tr, &dv, &cb, &enc, &th);
+    let corpus = write(
+        root,
+        "c.jsonl",
+        &NER_TEXTS
+            .iter()
+            .enumerate()
+            .map(|(i, t)| serde_json::json!({"id": format!("a{i}"), "text": t.0}).to_string())
+            .collect::<Vec<_>>()
+            .join("\n"),
+    );
+    let tag = |enc: &Path, out: &Path, heads: &[&Path], extra: &[&str]| {
+        let mut a = vec![
+            "tag",
+            corpus.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "-c",
+            cb.to_str().unwrap(),
+            "--encoder",
+            enc.to_str().unwrap(),
+            "--heads",
+        ];
+        a.extend(heads.iter().map(|h| h.to_str().unwrap()));
+        a.extend_from_slice(extra);
+        paratag(&a)
+    };
+    let (all, alone) = (root.join("all.parquet"), root.join("alone.parquet"));
+    let o = tag(&enc, &all, &[&th, &n1], &["--no-stance"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = tag(&enc, &alone, &[&n1], &["--no-topic", "--no-stance"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (a, b) = (read(&all), read(&alone));
+    assert!(a
+        .column("entities")
+        .unwrap()
+        .equals_missing(b.column("entities").unwrap()));
+    let single = root.join("single.parquet");
+    let o = tag(&enc, &single, &[&th], &["--no-stance", "--no-ner"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(a
+        .column("topic_scores")
+        .unwrap()
+        .equals_missing(read(&single).column("topic_scores").unwrap()));
+
+    // Entities are exact code-point slices, and the head learned its data.
+    let mut found = 0;
+    for (row, (text, want)) in NER_TEXTS.iter().enumerate() {
+        let chars: Vec<char> = text.chars().collect();
+        for (t, label, s, e) in super::tagging::entities(&a, row) {
+            let slice: String = chars[s as usize..e as usize].iter().collect();
+            assert_eq!(slice, t, "{text}");
+            found += usize::from(want.contains(&(t.as_str(), label.as_str())));
+        }
+    }
+    let total: usize = NER_TEXTS.iter().map(|t| t.1.len()).sum();
+    assert!(
+        found * 10 >= total * 7,
+        "{found} of {total} gold entities tagged"
+    );
+
+    // An NER head refuses another encoder.
+    let other = root.join("enc2");
+    fixtures::encoder(&other);
+    let st = other.join("model.safetensors");
+    let mut w = std::fs::read(&st).unwrap();
+    let n = w.len();
+    w[n - 1] ^= 1;
+    std::fs::write(&st, w).unwrap();
+    let out = root.join("x.parquet");
+    let o = tag(&other, &out, &[&n1], &["--no-topic", "--no-stance"]);
+    let err = stderr(&o);
+    assert!(
+        !o.status.success() && err.contains("was trained on encoder"),
+        "{err}"
+    );
+    assert!(!out.exists());
+}

@@ -9,6 +9,8 @@
 //! negative log-likelihood, so the scores are calibrated probabilities. The
 //! standardisation and temperature are folded into the saved weights.
 
+pub mod ner;
+
 use crate::error::Result;
 use crate::eval::metrics::Confusion;
 use crate::models::head::DevFigures;

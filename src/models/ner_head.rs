@@ -1,0 +1,153 @@
+//! A trained NER head: `tune_layers` encoder layers, copied from the encoder
+//! and fine-tuned, stacked on the output of encoder layer `layer`, then a
+//! linear token classifier over IOB2 labels. The encoder below `layer` stays
+//! frozen and shared, so at tag time the head rides on the same encoder pass
+//! as the topic and stance heads: the encoder thread hands it layer `layer`'s
+//! token states.
+//!
+//! The head folder is the one [`super::head`] describes, with `kind = "ner"`,
+//! `task = "entities"`, `layer` and `tune_layers` in `head.toml`;
+//! `head.safetensors` holds only the tuned layers (`layer.{j}.…`, BERT names)
+//! and `classifier.weight` / `classifier.bias`, in f16.
+
+use super::head::{self, HeadMeta, Named};
+use super::ModelDir;
+use crate::error::{Error, Result};
+use rust_bert::bert::{BertConfig, BertLayer};
+use std::path::{Path, PathBuf};
+use tch::nn::{self, Module, VarStore};
+use tch::{Device, Kind, Tensor};
+
+pub const KIND: &str = "ner";
+pub const TASK: &str = "entities";
+
+pub struct NerHead {
+    pub dir: PathBuf,
+    pub meta: HeadMeta,
+    pub vs: VarStore,
+    layers: Vec<BertLayer>,
+    classifier: nn::Linear,
+    dropout: f64,
+}
+
+impl NerHead {
+    /// A fresh head on `device`: tuned layers (to be filled by the caller) and
+    /// a zero classifier, so training starts from the same point every time.
+    pub fn new(meta: HeadMeta, cfg: &BertConfig, device: Device) -> NerHead {
+        let vs = VarStore::new(device);
+        let tune = meta.tune_layers.unwrap_or(0);
+        let layers = (0..tune)
+            // Group 1: the tuned layers get their own learning rate.
+            .map(|j| BertLayer::new(vs.root().set_group(1).sub("layer").sub(j.to_string()), cfg))
+            .collect();
+        let zeros = nn::LinearConfig {
+            ws_init: nn::Init::Const(0.0),
+            bs_init: Some(nn::Init::Const(0.0)),
+            bias: true,
+        };
+        let classifier = nn::linear(
+            vs.root().sub("classifier"),
+            cfg.hidden_size,
+            meta.labels.len() as i64,
+            zeros,
+        );
+        NerHead {
+            dir: PathBuf::new(),
+            meta,
+            vs,
+            layers,
+            classifier,
+            dropout: cfg.hidden_dropout_prob,
+        }
+    }
+
+    /// Loads a head folder for `encoder` (its config shapes the tuned layers).
+    pub fn load(dir: &Path, encoder: &ModelDir, device: Device) -> Result<NerHead> {
+        let meta = head::read_meta(dir)?;
+        if meta.kind != KIND {
+            return Err(Error::model(
+                dir,
+                format!("is a {} head, not NER", meta.kind),
+            ));
+        }
+        let cfg: BertConfig = encoder.parse_config()?;
+        let mut h = NerHead::new(meta, &cfg, device);
+        h.dir = dir.into();
+        let tensors = head::read_f16(dir)?;
+        let mut vars = h.vs.variables();
+        for (name, shape, values) in tensors {
+            let Some(var) = vars.remove(&name) else {
+                return Err(Error::model(dir, format!("unexpected tensor `{name}`")));
+            };
+            let want: Vec<usize> = var.size().iter().map(|&d| d as usize).collect();
+            if want != shape {
+                return Err(Error::model(
+                    dir,
+                    format!("tensor `{name}` has shape {shape:?}, the encoder implies {want:?}"),
+                ));
+            }
+            let t = Tensor::from_slice(&values).view(var.size().as_slice());
+            let mut var = var;
+            tch::no_grad(|| var.copy_(&t));
+        }
+        if let Some(missing) = vars.keys().min() {
+            return Err(Error::model(
+                dir,
+                format!("{} has no tensor `{missing}`", head::WEIGHTS_FILE),
+            ));
+        }
+        Ok(h)
+    }
+
+    /// Copies encoder layer weights into the tuned layers (`from[j]` holds
+    /// layer j's weights named below `layer.{j}.`).
+    pub fn init_layers(&mut self, from: &[Vec<(String, Tensor)>]) -> Result<()> {
+        let vars = self.vs.variables();
+        for (j, weights) in from.iter().enumerate() {
+            for (rest, t) in weights {
+                let name = format!("layer.{j}.{rest}");
+                let mut v = vars
+                    .get(&name)
+                    .ok_or_else(|| Error::Config(format!("tuned layer has no `{name}`")))?
+                    .shallow_clone();
+                tch::no_grad(|| v.copy_(&t.to_kind(Kind::Float).to_device(v.device())));
+            }
+        }
+        Ok(())
+    }
+
+    /// Label logits `[batch, seq, labels]` from layer `layer`'s states.
+    pub fn forward_t(&self, states: &Tensor, mask: &Tensor, train: bool) -> Tensor {
+        let ext = ((mask.to_kind(Kind::Float).neg() + 1.0)
+            .unsqueeze(1)
+            .unsqueeze(1)
+            * -10000.0)
+            .to_kind(states.kind());
+        let mut h = states.shallow_clone();
+        for l in &self.layers {
+            h = l.forward_t(&h, Some(&ext), None, None, train).hidden_state;
+        }
+        self.classifier.forward(&h.dropout(self.dropout, train))
+    }
+
+    /// The tensors to save, sorted by name, in f32 (written as f16).
+    pub fn tensors(&self) -> Result<Vec<Named>> {
+        let mut out = Vec::new();
+        for (name, t) in self.vs.variables() {
+            let shape = t.size().iter().map(|&d| d as usize).collect();
+            let v = Vec::<f32>::try_from(t.to_kind(Kind::Float).contiguous().view([-1]))?;
+            out.push((name, shape, v));
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        head::write(dir, &self.meta, &self.tensors()?)
+    }
+
+    /// The layer whose output the head reads.
+    pub fn layer(&self) -> usize {
+        self.meta.layer.unwrap_or(0)
+    }
+}

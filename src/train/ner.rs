@@ -1,0 +1,239 @@
+//! `paratag train ner`: fits an NER head ([`crate::models::ner_head`]) on
+//! cached encoder states.
+//!
+//! The frozen encoder runs once over the training texts up to the branch
+//! layer; its token states are cached, so each epoch costs only the tuned
+//! layers and the classifier. Every sub-token is trained (B- on a span's first
+//! sub-token, I- on the rest, O outside), so any sub-token aggregation reads a
+//! trained output. Mini-batches are length-sorted and their order shuffled
+//! with a seeded ChaCha RNG; dropout draws from torch's generator, seeded by
+//! the caller, so a run is a function of data, options and seed. Early
+//! stopping keeps the epoch with the best dev entity micro-F1 (exact spans,
+//! IOB2-constrained Viterbi, as tagging decodes).
+
+use crate::error::Result;
+use crate::heads::NerScheme;
+use crate::models::ner_head::NerHead;
+use crate::tokenize::Encoded;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use std::collections::BTreeSet;
+use tch::nn::OptimizerConfig;
+use tch::{Kind, Tensor};
+
+/// Label index of `O`, `B-T`, `I-T` in [`NerScheme::iob2_labels`] order.
+const IGNORE: i64 = -100;
+fn b_of(t: usize) -> i64 {
+    1 + 2 * t as i64
+}
+fn i_of(t: usize) -> i64 {
+    2 + 2 * t as i64
+}
+
+/// One encoder window of a training text.
+pub struct Example {
+    /// Branch-layer token states `[len, hidden]`.
+    pub states: Tensor,
+    /// Per token: its label index, or -100 for special and prefix tokens.
+    pub labels: Vec<i64>,
+}
+
+/// Token labels of one window from gold spans `(start, end, type index)` in
+/// code points of the text; the window's offsets count `shift` code points
+/// of text prefix first.
+pub fn token_labels(enc: &Encoded, spans: &[(usize, usize, usize)], shift: usize) -> Vec<i64> {
+    let mut seen: BTreeSet<usize> = BTreeSet::new();
+    (0..enc.len())
+        .map(|i| {
+            let (s, e) = enc.offsets[i];
+            if !enc.content[i] || e <= shift {
+                return IGNORE;
+            }
+            let (s, e) = (s.max(shift) - shift, e - shift);
+            match spans.iter().position(|sp| s < sp.1 && e > sp.0) {
+                Some(k) if seen.insert(k) => b_of(spans[k].2),
+                Some(k) => i_of(spans[k].2),
+                None => 0,
+            }
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub epochs: usize,
+    /// Learning rate of the classifier.
+    pub learning_rate: f64,
+    /// Learning rate of the tuned encoder layers.
+    pub layer_learning_rate: f64,
+    pub weight_decay: f64,
+    pub batch_size: usize,
+    /// Epochs without a dev improvement before stopping.
+    pub patience: usize,
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Fitted {
+    pub epochs: usize,
+    pub dev_f1: Option<f64>,
+}
+
+struct Batch {
+    states: Tensor,
+    mask: Tensor,
+    labels: Tensor,
+}
+
+fn batches(examples: &[Example], size: usize) -> Vec<Batch> {
+    let mut order: Vec<usize> = (0..examples.len()).collect();
+    order.sort_by_key(|&i| (examples[i].labels.len(), i));
+    order
+        .chunks(size.max(1))
+        .map(|idx| {
+            let states: Vec<&Tensor> = idx.iter().map(|&i| &examples[i].states).collect();
+            let l = idx
+                .iter()
+                .map(|&i| examples[i].labels.len())
+                .max()
+                .unwrap_or(0);
+            let mut labels = vec![IGNORE; idx.len() * l];
+            let mut mask = vec![0i64; idx.len() * l];
+            for (r, &i) in idx.iter().enumerate() {
+                let y = &examples[i].labels;
+                labels[r * l..r * l + y.len()].copy_from_slice(y);
+                mask[r * l..r * l + y.len()].fill(1);
+            }
+            let shape = [idx.len() as i64, l as i64];
+            Batch {
+                states: Tensor::pad_sequence(&states, true, 0.0),
+                mask: Tensor::from_slice(&mask).view(shape),
+                labels: Tensor::from_slice(&labels).view(shape),
+            }
+        })
+        .collect()
+}
+
+/// Trains `head` in place; returns the kept epoch and its dev F1.
+pub fn fit(
+    head: &mut NerHead,
+    train: &[Example],
+    dev: &[Example],
+    scheme: &NerScheme,
+    o: &Options,
+    bar: &indicatif::ProgressBar,
+) -> Result<Fitted> {
+    let train_b = batches(train, o.batch_size);
+    let dev_b = batches(dev, 64);
+    let mut opt = tch::nn::AdamW::default()
+        .wd(o.weight_decay)
+        .build(&head.vs, o.learning_rate)?;
+    if head.meta.tune_layers.unwrap_or(0) > 0 {
+        opt.set_lr_group(1, o.layer_learning_rate);
+    }
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(o.seed);
+    // (dev F1, epoch, weights) of the kept epoch.
+    let mut best: Option<(f64, usize, Snapshot)> = None;
+    let mut order: Vec<usize> = (0..train_b.len()).collect();
+    bar.set_length((o.epochs * train_b.len()) as u64);
+    for epoch in 1..=o.epochs {
+        order.shuffle(&mut rng);
+        let mut total = 0.0;
+        for &bi in &order {
+            let b = &train_b[bi];
+            let logits = head.forward_t(&b.states, &b.mask, true);
+            let c = logits.size()[2];
+            let loss = logits.view([-1, c]).cross_entropy_loss::<&Tensor>(
+                &b.labels.view([-1]),
+                None,
+                tch::Reduction::Mean,
+                IGNORE,
+                0.0,
+            );
+            opt.zero_grad();
+            loss.backward();
+            opt.clip_grad_norm(1.0);
+            opt.step();
+            total += loss.double_value(&[]);
+            bar.inc(1);
+        }
+        let loss = total / train_b.len().max(1) as f64;
+        let f1 = (!dev.is_empty()).then(|| dev_f1(head, &dev_b, scheme));
+        bar.set_message(match f1 {
+            Some(f) => format!("epoch {epoch}: loss {loss:.4}, dev F1 {f:.3}"),
+            None => format!("epoch {epoch}: loss {loss:.4}"),
+        });
+        let score = f1.unwrap_or(0.0);
+        if best
+            .as_ref()
+            .is_none_or(|b| score > b.0 + 1e-12 || f1.is_none())
+        {
+            best = Some((score, epoch, snapshot(head)));
+        } else if best.as_ref().is_some_and(|b| epoch - b.1 >= o.patience) {
+            break;
+        }
+    }
+    let (f1, epochs, weights) = best.expect("at least one epoch");
+    restore(head, &weights);
+    Ok(Fitted {
+        epochs,
+        dev_f1: (!dev.is_empty()).then_some(f1),
+    })
+}
+
+type Snapshot = Vec<(String, Tensor)>;
+
+fn snapshot(head: &NerHead) -> Snapshot {
+    head.vs
+        .variables()
+        .into_iter()
+        .map(|(k, v)| (k, v.detach().copy()))
+        .collect()
+}
+
+fn restore(head: &mut NerHead, weights: &[(String, Tensor)]) {
+    let vars = head.vs.variables();
+    for (k, w) in weights {
+        let mut v = vars[k].shallow_clone();
+        tch::no_grad(|| v.copy_(w));
+    }
+}
+
+/// Entity micro-F1 on dev, exact spans over sub-tokens (every sub-token is
+/// labeled, so these match word spans), IOB2-constrained Viterbi decoding.
+fn dev_f1(head: &NerHead, dev: &[Batch], scheme: &NerScheme) -> f64 {
+    let (mut tp, mut n_pred, mut n_gold) = (0usize, 0usize, 0usize);
+    for b in dev {
+        let probs = tch::no_grad(|| {
+            head.forward_t(&b.states, &b.mask, false)
+                .softmax(-1, Kind::Float)
+        });
+        let (rows, len, c) = (probs.size()[0], probs.size()[1], probs.size()[2]);
+        let flat = Vec::<f32>::try_from(probs.contiguous().view([-1])).expect("f32 probs");
+        let labels = Vec::<i64>::try_from(b.labels.view([-1])).expect("i64 labels");
+        for r in 0..rows as usize {
+            let (mut gold, mut pred) = (vec![], vec![]);
+            for t in 0..len as usize {
+                let y = labels[r * len as usize + t];
+                if y == IGNORE {
+                    continue;
+                }
+                gold.push(y as usize);
+                let at = (r * len as usize + t) * c as usize;
+                pred.push(flat[at..at + c as usize].to_vec());
+            }
+            let g: BTreeSet<_> = scheme.spans(&gold).into_iter().collect();
+            let p: BTreeSet<_> = scheme.spans(&scheme.viterbi(&pred)).into_iter().collect();
+            tp += g.intersection(&p).count();
+            n_pred += p.len();
+            n_gold += g.len();
+        }
+    }
+    let prec = tp as f64 / n_pred.max(1) as f64;
+    let rec = tp as f64 / n_gold.max(1) as f64;
+    if prec + rec == 0.0 {
+        0.0
+    } else {
+        2.0 * prec * rec / (prec + rec)
+    }
+}
