@@ -19,9 +19,9 @@ use crate::heads::{self, Aggregation, Entity, NerScheme, NliLabels, TokenProbs};
 use crate::input::{self, Corpus, ReadOptions};
 use crate::models::classifier::SeqClassifier;
 use crate::models::encoder::Encoder;
-use crate::models::head::{Head, HeadMeta};
-use crate::models::ner_head::NerHead;
+use crate::models::head::{self as head_file, Head, HeadMeta};
 use crate::models::token::TokenClassifier;
+use crate::models::tuned_head::{self, TunedHead};
 use crate::models::{DType, ModelDir, ModelInfo};
 use crate::segment::{self, RepeatIndex, SegmentConfig};
 use crate::tokenize::{Encoded, Tok};
@@ -50,10 +50,18 @@ pub struct Job {
     pub progress: bool,
     /// Trained heads (`--heads`), each for `topic` or `stance_<id>`.
     pub heads: Vec<Head>,
-    /// A trained NER head folder (`--heads`), loaded by the encoder thread.
-    pub ner_head: Option<(PathBuf, HeadMeta)>,
+    /// Trained heads with tuned encoder layers (`--heads`): topic,
+    /// `stance_<id>` or the entities. The encoder thread loads them.
+    pub tuned: Vec<(PathBuf, HeadMeta)>,
     /// Keep each paragraph's encoder embedding in `Row::embedding` (training).
     pub embeddings: bool,
+}
+
+impl Job {
+    /// The NER head among the tuned heads.
+    pub fn ner_head(&self) -> Option<&(PathBuf, HeadMeta)> {
+        self.tuned.iter().find(|t| t.1.kind == tuned_head::KIND)
+    }
 }
 
 /// One stance decision. All fields are null where the target was not scored
@@ -251,6 +259,8 @@ enum Key {
     Ner { para: u32, win: u16 },
     /// NER-head probabilities of paragraph window, from the encoder pass.
     HeadNer { para: u32, win: u16 },
+    /// Logits of tuned topic/stance head `head` (index in `Job::tuned`).
+    Tuned { head: u16, para: u32, win: u16 },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
@@ -290,7 +300,8 @@ impl<'j> Plan<'j> {
     fn new(job: &'j Job) -> Result<Plan<'j>> {
         let cb = job.codebook.as_ref();
         let choose = |m: Method, what: &str, task: &str| -> Result<Via> {
-            let head = job.heads.iter().any(|h| h.meta.task == task);
+            let head = job.heads.iter().any(|h| h.meta.task == task)
+                || job.tuned.iter().any(|t| t.1.task == task);
             match (m, head) {
                 (Method::Head, true) | (Method::Auto, true) => return Ok(Via::Head),
                 (Method::Head, false) => {
@@ -344,18 +355,18 @@ impl<'j> Plan<'j> {
         } else {
             None
         };
-        if job.ner.is_some() && job.ner_head.is_some() {
+        if job.ner.is_some() && job.ner_head().is_some() {
             return Err(Error::Config(
                 "both --ner and an NER head were given; pass one".into(),
             ));
         }
-        if job.ner_head.is_some() && job.encoder.is_none() {
+        if job.ner_head().is_some() && job.encoder.is_none() {
             return Err(Error::Config("the NER head needs --encoder".into()));
         }
         let encoder = if uses(Via::Embedding)
             || uses(Via::Head)
             || job.embeddings
-            || job.ner_head.is_some()
+            || job.ner_head().is_some()
         {
             job.encoder.clone()
         } else {
@@ -365,7 +376,7 @@ impl<'j> Plan<'j> {
             Some(d) => Some(heads::nli_labels(&d.labels, &d.path)?),
             None => None,
         };
-        let scheme = match (&job.ner, &job.ner_head) {
+        let scheme = match (&job.ner, job.ner_head()) {
             (Some(d), _) => Some(NerScheme::from_labels(&d.labels, &d.path)?),
             (None, Some((dir, meta))) => Some(NerScheme::from_labels(&meta.labels, dir)?),
             (None, None) => None,
@@ -412,12 +423,21 @@ impl<'j> Plan<'j> {
         })
     }
 
-    fn head(&self, task: &str) -> &Head {
-        self.job
-            .heads
+    /// The labels and probabilities of the head for `task` on a paragraph.
+    fn head_probs(&self, task: &str, out: &Outputs, para: u32) -> (&[String], Vec<f32>) {
+        if let Some(h) = self.job.heads.iter().find(|h| h.meta.task == task) {
+            return (&h.meta.labels, h.probs(&out.feature(para)));
+        }
+        let (i, (_, meta)) = self
+            .job
+            .tuned
             .iter()
-            .find(|h| h.meta.task == task)
-            .expect("Via::Head is chosen only with a head for the task")
+            .enumerate()
+            .find(|(_, t)| t.1.task == task)
+            .expect("Via::Head is chosen only with a head for the task");
+        // Window logits are averaged, then the softmax (temperature folded in).
+        let logits = heads::mean_rows(&out.tuned_windows(i as u16, para));
+        (&meta.labels, heads::softmax(&logits, 1.0))
     }
 
     fn n_topics(&self) -> usize {
@@ -568,9 +588,11 @@ impl<'j> Plan<'j> {
                         )
                     }
                     Via::Head => {
-                        let h = self.head("topic");
-                        let probs = h.probs(&out.feature(p as u32));
-                        ts.topics.iter().map(|t| h.prob_of(&probs, &t.id)).collect()
+                        let (labels, probs) = self.head_probs("topic", out, p as u32);
+                        ts.topics
+                            .iter()
+                            .map(|t| head_file::prob_of(labels, &probs, &t.id))
+                            .collect()
                     }
                 };
                 let scores: Vec<f32> = scores.into_iter().map(heads::round).collect();
@@ -652,9 +674,12 @@ impl<'j> Plan<'j> {
                                 )
                             }
                             Via::Head => {
-                                let h = self.head(&format!("stance_{}", st.id));
-                                let probs = h.probs(&out.feature(pid));
-                                (h.prob_of(&probs, "favor"), h.prob_of(&probs, "against"))
+                                let task = format!("stance_{}", st.id);
+                                let (labels, probs) = self.head_probs(&task, out, pid);
+                                (
+                                    head_file::prob_of(labels, &probs, "favor"),
+                                    head_file::prob_of(labels, &probs, "against"),
+                                )
                             }
                         };
                         let (f, a) = (heads::round(f), heads::round(a));
@@ -668,7 +693,7 @@ impl<'j> Plan<'j> {
                     }
                 }
                 if let Some(scheme) = &self.scheme {
-                    let head = self.job.ner_head.is_some();
+                    let head = self.job.ner_head().is_some();
                     let tokens = if head {
                         // The head read the encoder's input, text prefix included.
                         // It labels sub-tokens, so each one stands alone (a
@@ -702,8 +727,8 @@ struct TopicResult {
 // -------------------------------------------------------------- workers ----
 
 enum Model {
-    /// The encoder, with the NER head that reads one of its layers.
-    Encoder(Box<Encoder>, Option<Box<NerHead>>),
+    /// The encoder, with the tuned heads that read its layers.
+    Encoder(Box<Encoder>, Vec<TunedHead>),
     Nli(Box<SeqClassifier>),
     Ner(Box<TokenClassifier>),
 }
@@ -733,12 +758,13 @@ impl Workers {
         let load = |t: Target, d: &ModelDir| -> Result<Model> {
             Ok(match t {
                 Target::Encoder => {
-                    let head = match &job.ner_head {
-                        Some((dir, _)) => Some(Box::new(NerHead::load(dir, d, job.device)?)),
-                        None => None,
-                    };
-                    let enc = Encoder::load(d, job.device, job.dtype, head.is_some())?;
-                    Model::Encoder(Box::new(enc), head)
+                    let heads = job
+                        .tuned
+                        .iter()
+                        .map(|(dir, _)| TunedHead::load(dir, d, job.device))
+                        .collect::<Result<Vec<_>>>()?;
+                    let enc = Encoder::load(d, job.device, job.dtype, !heads.is_empty())?;
+                    Model::Encoder(Box::new(enc), heads)
                 }
                 Target::Nli => Model::Nli(Box::new(SeqClassifier::load(d, job.device, job.dtype)?)),
                 Target::Ner => {
@@ -869,17 +895,32 @@ fn serve(
             let lens: Vec<usize> = items.iter().map(|e| e.len()).collect();
             let mut extra = vec![];
             let t = match &model {
-                Model::Encoder(m, None) => m.forward(&padded)?,
-                Model::Encoder(m, Some(head)) => {
-                    let (pooled, states) = m.forward_layer(&padded, head.layer())?;
-                    let probs = tch::no_grad(|| {
-                        head.forward_t(&states, &padded.mask, false)
-                            .softmax(-1, tch::Kind::Float)
-                    });
-                    let rows = crate::models::rows(&probs, &lens)?;
-                    for ((k, e), v) in batch.iter().zip(rows) {
-                        if let Key::Emb { para, win } = *k {
-                            extra.push((Key::HeadNer { para, win }, v, Some(e.clone())));
+                Model::Encoder(m, tuned) => {
+                    // One pass; each tuned head reads the layer it branches from.
+                    let layers: Vec<usize> = tuned.iter().map(TunedHead::layer).collect();
+                    let (pooled, states) = m.forward_layers(&padded, &layers)?;
+                    for (h, (head, st)) in tuned.iter().zip(&states).enumerate() {
+                        let t = tch::no_grad(|| head.forward_t(st, &padded.mask, false));
+                        let rows = if head.pooled {
+                            crate::models::rows(&t, &[])?
+                        } else {
+                            crate::models::rows(&t.softmax(-1, tch::Kind::Float), &lens)?
+                        };
+                        for ((k, e), v) in batch.iter().zip(rows) {
+                            let Key::Emb { para, win } = *k else { continue };
+                            extra.push(if head.pooled {
+                                (
+                                    Key::Tuned {
+                                        head: h as u16,
+                                        para,
+                                        win,
+                                    },
+                                    v,
+                                    None,
+                                )
+                            } else {
+                                (Key::HeadNer { para, win }, v, Some(e.clone()))
+                            });
                         }
                     }
                     pooled
@@ -925,6 +966,7 @@ fn with_window(k: Key, win: u16) -> Key {
         Key::Nli { para, hyp, .. } => Key::Nli { para, hyp, win },
         Key::Ner { para, .. } => Key::Ner { para, win },
         Key::HeadNer { para, .. } => Key::HeadNer { para, win },
+        Key::Tuned { head, para, .. } => Key::Tuned { head, para, win },
         a @ Key::Anchor(_) => a,
     }
 }
@@ -934,7 +976,8 @@ fn para_of(k: Key) -> Option<u32> {
         Key::Emb { para, .. }
         | Key::Nli { para, .. }
         | Key::Ner { para, .. }
-        | Key::HeadNer { para, .. } => Some(para),
+        | Key::HeadNer { para, .. }
+        | Key::Tuned { para, .. } => Some(para),
         Key::Anchor(_) => None,
     }
 }
@@ -969,6 +1012,13 @@ impl Outputs {
 
     fn emb_windows(&self, para: u32) -> Vec<Vec<f32>> {
         self.windows_while(|win| Key::Emb { para, win })
+            .into_iter()
+            .map(|v| v.0.clone())
+            .collect()
+    }
+
+    fn tuned_windows(&self, head: u16, para: u32) -> Vec<Vec<f32>> {
+        self.windows_while(|win| Key::Tuned { head, para, win })
             .into_iter()
             .map(|v| v.0.clone())
             .collect()

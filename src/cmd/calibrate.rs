@@ -1,6 +1,7 @@
-//! `paratag calibrate --gold GOLD --pred PRED --codebook C -o C2.toml`.
+//! `paratag calibrate --gold GOLD [--pred PRED] --codebook C -o C2.toml`.
 
 use super::eval::{self as ev, GoldArgs};
+use super::tag::ModelArgs;
 use anyhow::{Context, Result};
 use paratag::calibrate::{self, Objective};
 use paratag::eval;
@@ -11,9 +12,10 @@ use std::path::PathBuf;
 pub struct Args {
     #[command(flatten)]
     pub gold: GoldArgs,
-    /// Predictions from `paratag tag` with this codebook.
+    /// Predictions from `paratag tag` with this codebook. Without it, the
+    /// gold texts are tagged here (one paragraph each) with the model options.
     #[arg(long)]
-    pub pred: PathBuf,
+    pub pred: Option<PathBuf>,
     #[arg(short, long)]
     pub codebook: PathBuf,
     /// The new codebook (never the input one).
@@ -31,6 +33,8 @@ pub struct Args {
     pub split: Option<f64>,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    #[command(flatten)]
+    pub models: ModelArgs,
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -48,14 +52,20 @@ pub fn run(a: Args) -> Result<()> {
     if a.folds < 2 {
         anyhow::bail!("--folds must be at least 2");
     }
-    let l = ev::load(&a.gold, Some(&a.pred), Some(&a.codebook), None)?;
+    let l = ev::load(
+        &a.gold,
+        a.pred.as_deref(),
+        Some(&a.codebook),
+        Some(&a.models),
+        false,
+    )?;
     let codebook = l.codebook.clone().context("codebook")?;
     if let Some(sha) = l.preds.meta.get("paratag.codebook_sha256") {
         if *sha != paratag::hash::sha256_bytes(codebook.text.as_bytes()) {
             eprintln!(
                 "paratag: warning: {} differs from the codebook {} was tagged with; thresholds are set on the scores in the predictions",
                 a.codebook.display(),
-                a.pred.display()
+                l.pred_name
             );
         }
     }

@@ -115,6 +115,7 @@ pub fn load(
     pred: Option<&Path>,
     codebook: Option<&Path>,
     models: Option<&ModelArgs>,
+    entities: bool,
 ) -> Result<Loaded> {
     let codebook_arg = match codebook {
         Some(p) => Some(Codebook::load(p)?),
@@ -134,7 +135,7 @@ pub fn load(
             early.entity_map = g.entity_map.iter().cloned().collect();
             formats::validate(&mut gold, &early)?;
             (
-                tag_gold(&gold, codebook_arg.clone(), m)?,
+                tag_gold(&gold, codebook_arg.clone(), m, entities)?,
                 "tagged by this eval run".to_string(),
             )
         }
@@ -157,13 +158,19 @@ pub fn load(
 }
 
 /// Tags the gold texts, each as one paragraph, and keys the rows like the gold.
-fn tag_gold(gold: &[GoldItem], codebook: Option<Codebook>, m: &ModelArgs) -> Result<Predictions> {
+/// `entities`: run NER where the gold labels entities.
+fn tag_gold(
+    gold: &[GoldItem],
+    codebook: Option<Codebook>,
+    m: &ModelArgs,
+    entities: bool,
+) -> Result<Predictions> {
     let any =
         |f: &dyn Fn(&formats::Annotation) -> bool| gold.iter().any(|g| g.annotations.iter().any(f));
     let tasks = Tasks {
         topic: any(&|a| a.topic.is_some()),
         stance: any(&|a| !a.stances.is_empty()),
-        ner: any(&|a| a.entities.is_some()),
+        ner: entities && any(&|a| a.entities.is_some()),
     };
     if (tasks.topic || tasks.stance) && codebook.is_none() {
         anyhow::bail!("the gold has topic or stance labels: pass --codebook (or --pred)");
@@ -220,6 +227,7 @@ pub fn run(a: Args) -> Result<()> {
         a.pred.as_deref(),
         a.codebook.as_deref(),
         Some(&a.models),
+        true,
     )?;
     let (mut pairs, unmatched) = join(&l, &a.gold)?;
     if let Some(f) = a.split {

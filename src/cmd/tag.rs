@@ -5,8 +5,8 @@ use paratag::codebook::Codebook;
 use paratag::heads::Aggregation;
 use paratag::input::{Format, ReadOptions};
 use paratag::models::head::{self, Head};
-use paratag::models::ner_head;
 use paratag::models::registry;
+use paratag::models::tuned_head;
 use paratag::models::{DType, DeviceArg, ModelDir};
 use paratag::output::{self, PendingOutput};
 use paratag::pipeline::{self, Job};
@@ -176,23 +176,38 @@ pub fn job(
         Some(n) if needs_classes => Some(open(n)?),
         _ => None,
     };
-    // Topic/stance heads are plain vectors; an NER head carries encoder layers
-    // and is loaded by the encoder thread.
-    let (mut heads, mut ner_head) = (vec![], None);
+    // Linear heads are plain vectors; heads with tuned encoder layers (all NER
+    // heads) are loaded by the encoder thread. Heads for tasks not run are
+    // left out, so they cost nothing.
+    let (mut heads, mut tuned) = (vec![], vec![]);
     for d in &m.heads {
         let meta = head::read_meta(d)?;
-        if meta.kind == ner_head::KIND {
-            if !tasks.ner {
-                continue;
-            }
-            if ner_head.is_some() {
-                anyhow::bail!("{}: a second NER head; pass one", d.display());
-            }
-            ner_head = Some((d.clone(), meta));
+        let wanted = match meta.kind.as_str() {
+            tuned_head::KIND => tasks.ner,
+            "topic" => tasks.topic,
+            _ => tasks.stance,
+        };
+        if !wanted {
+            continue;
+        }
+        let seen = tuned
+            .iter()
+            .any(|t: &(PathBuf, head::HeadMeta)| t.1.task == meta.task)
+            || heads.iter().any(|h: &Head| h.meta.task == meta.task);
+        if seen {
+            anyhow::bail!(
+                "{}: a second head for `{}`; pass one",
+                d.display(),
+                meta.task
+            );
+        }
+        if tuned_head::is_tuned(&meta) {
+            tuned.push((d.clone(), meta));
         } else {
             heads.push(Head::load(d)?);
         }
     }
+    let ner_head = tuned.iter().any(|t| t.1.kind == tuned_head::KIND);
     let uses_encoder = needs_classes
         && codebook.as_ref().is_some_and(|c| {
             use paratag::codebook::Method;
@@ -210,7 +225,7 @@ pub fn job(
     };
     let ner = match (&m.ner, tasks.ner) {
         (_, false) => None,
-        (None, true) if ner_head.is_some() => None,
+        (None, true) if ner_head => None,
         (Some(n), true) => Some(open(n)?),
         (None, true) => match registry::resolve("ner") {
             Ok(p) => Some(ModelDir::open(&p)?),
@@ -219,16 +234,18 @@ pub fn job(
             ),
         },
     };
-    let encoder = match (encoder, &ner_head) {
-        (None, Some(_)) => Some(open(&m.encoder).context("sentence encoder for the NER head")?),
-        (e, _) => e,
+    let encoder = match encoder {
+        None if !tuned.is_empty() => {
+            Some(open(&m.encoder).context("sentence encoder for the heads")?)
+        }
+        e => e,
     };
-    if let (Some(enc), false) = (&encoder, heads.is_empty() && ner_head.is_none()) {
+    if let (Some(enc), false) = (&encoder, heads.is_empty() && tuned.is_empty()) {
         let sha = enc.weights_sha256()?;
         for h in &heads {
             h.check_encoder(enc, &sha)?;
         }
-        if let Some((dir, meta)) = &ner_head {
+        for (dir, meta) in &tuned {
             head::check_encoder(dir, meta, enc, &sha)?;
         }
     }
@@ -260,7 +277,7 @@ pub fn job(
         segment,
         progress,
         heads,
-        ner_head,
+        tuned,
         embeddings: false,
     })
 }

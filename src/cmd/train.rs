@@ -11,10 +11,10 @@ use paratag::formats::{self, GoldItem, LabelSet, NONE};
 use paratag::heads::{Aggregation, NerScheme};
 use paratag::models::encoder::Encoder;
 use paratag::models::head::{Head, HeadMeta, Hyper, FEATURES};
-use paratag::models::ner_head::{self, NerHead};
+use paratag::models::tuned_head::{self, TunedHead};
 use paratag::models::{registry, DType, DeviceArg, ModelDir};
 use paratag::tokenize::Encoded;
-use paratag::train::{self, ner};
+use paratag::train::{self, tuned};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
@@ -70,20 +70,21 @@ pub struct Args {
     pub threads: Option<usize>,
     #[arg(long, default_value_t = 2048)]
     pub batch_tokens: usize,
-    /// NER: encoder layers above the branch layer to copy and fine-tune.
-    #[arg(long, default_value_t = 2)]
-    pub tune_layers: usize,
-    /// NER: the encoder layer the head branches from (1-based; default: the
-    /// top layer minus --tune-layers).
+    /// Encoder layers above the branch layer to copy and fine-tune (default
+    /// 2 for ner; 0 for topic and stance: a linear head on the embedding).
+    #[arg(long)]
+    pub tune_layers: Option<usize>,
+    /// With tuned layers: the encoder layer the head branches from (1-based;
+    /// default: the top layer minus --tune-layers).
     #[arg(long)]
     pub layer: Option<usize>,
-    /// NER: learning rate of the tuned layers.
+    /// With tuned layers: their learning rate.
     #[arg(long, default_value_t = 5e-5)]
     pub layer_lr: f64,
-    /// NER: sentences (encoder windows) per step.
+    /// With tuned layers: texts (encoder windows) per step.
     #[arg(long, default_value_t = 16)]
     pub batch_size: usize,
-    /// NER: epochs without a dev improvement before stopping.
+    /// With tuned layers: epochs without a dev improvement before stopping.
     #[arg(long, default_value_t = 3)]
     pub patience: usize,
     /// NER: GOLD=NEW entity-type renames, e.g. `PERS=PER` (comma-separated or repeated).
@@ -112,8 +113,9 @@ fn examples(items: &[GoldItem], task: &str, names: &[String]) -> (Vec<String>, V
     (texts, labels, skipped)
 }
 
-pub fn run(a: Args) -> Result<()> {
+pub fn run(mut a: Args) -> Result<()> {
     if a.kind == Kind::Ner {
+        a.tune_layers.get_or_insert(2);
         return run_ner(a);
     }
     let cb_path = a
@@ -207,6 +209,26 @@ pub fn run(a: Args) -> Result<()> {
         skipped,
         classes.len()
     );
+    if a.tune_layers.unwrap_or(0) > 0 {
+        let dev: Vec<(String, usize)> = match held {
+            Some((t, y)) => t.into_iter().zip(y).collect(),
+            None if a.dev.is_empty() => vec![],
+            None => {
+                let (t, y, _) = examples(&read(&a.dev)?, &task, &names);
+                t.into_iter().zip(y).collect()
+            }
+        };
+        let gold = |xs: Vec<(String, usize)>| -> TunedItems {
+            xs.into_iter().map(|(t, y)| (t, Gold::Class(y))).collect()
+        };
+        let kind = if a.kind == Kind::Topic {
+            "topic"
+        } else {
+            "stance"
+        };
+        let train_items = gold(texts.into_iter().zip(ys).collect());
+        return train_tuned(&a, kind, &task, names, train_items, gold(dev));
+    }
     tch::manual_seed(a.seed as i64);
     let train_data = train::Data {
         features: features(&texts)?,
@@ -338,10 +360,17 @@ fn train_sha256(files: &[PathBuf]) -> Result<String> {
     })
 }
 
-/// Texts with their majority entity spans `(start, end, type index)`.
-type NerItems = Vec<(String, Vec<(usize, usize, usize)>)>;
+/// What a training text is labeled with.
+enum Gold {
+    /// Entity spans `(start, end, type index)`, code points.
+    Spans(Vec<(usize, usize, usize)>),
+    Class(usize),
+}
 
-fn ner_items(items: &[GoldItem], types: &mut Vec<String>) -> NerItems {
+type TunedItems = Vec<(String, Gold)>;
+
+/// Texts with their majority entity spans.
+fn ner_items(items: &[GoldItem], types: &mut Vec<String>) -> TunedItems {
     items
         .iter()
         .filter_map(|g| {
@@ -359,44 +388,44 @@ fn ner_items(items: &[GoldItem], types: &mut Vec<String>) -> NerItems {
                     (s as usize, e as usize, k)
                 })
                 .collect();
-            Some((g.text.clone(), spans))
+            Some((g.text.clone(), Gold::Spans(spans)))
         })
         .collect()
 }
 
 /// Encodes texts and caches the branch layer's token states per window.
-fn ner_examples(
-    items: &NerItems,
+fn layer_examples(
+    items: &TunedItems,
     enc: &Encoder,
     layer: usize,
     batch_tokens: usize,
-) -> Result<Vec<ner::Example>> {
+) -> Result<Vec<tuned::Example>> {
     let tok = enc.dir.tokenizer()?;
     let shift = enc.prefix.chars().count();
     let mut wins: Vec<(Encoded, Vec<i64>)> = Vec::new();
-    for (text, spans) in items {
+    for (text, gold) in items {
         for w in tok.windows(&format!("{}{text}", enc.prefix), tok.max_len / 8)? {
-            let labels = ner::token_labels(&w, spans, shift);
+            let labels = match gold {
+                Gold::Spans(spans) => tuned::token_labels(&w, spans, shift),
+                Gold::Class(y) => vec![*y as i64],
+            };
             wins.push((w, labels));
         }
     }
     let lens: Vec<usize> = wins.iter().map(|w| w.0.len()).collect();
     let mut states: Vec<Option<tch::Tensor>> = (0..wins.len()).map(|_| None).collect();
-    let bar = indicatif::ProgressBar::new(wins.len() as u64).with_message("encoding");
     for b in batch::plan(&lens, batch_tokens) {
         let items: Vec<&Encoded> = b.iter().map(|&i| &wins[i].0).collect();
         let padded = batch::pad(&items, enc.dir.pad_id, enc.dir.max_len, tch::Device::Cpu);
-        let (_, h) = enc.forward_layer(&padded, layer)?;
+        let (_, h) = enc.forward_layers(&padded, &[layer])?;
         for (r, &i) in b.iter().enumerate() {
-            states[i] = Some(h.get(r as i64).narrow(0, 0, lens[i] as i64).copy());
+            states[i] = Some(h[0].get(r as i64).narrow(0, 0, lens[i] as i64).copy());
         }
-        bar.inc(b.len() as u64);
     }
-    bar.finish_and_clear();
     Ok(wins
         .into_iter()
         .zip(states)
-        .map(|((_, labels), s)| ner::Example {
+        .map(|((_, labels), s)| tuned::Example {
             states: s.expect("every window encoded"),
             labels,
         })
@@ -430,41 +459,68 @@ fn run_ner(a: Args) -> Result<()> {
         .iter()
         .map(|t| sorted.iter().position(|s| s == t).expect("same set"))
         .collect();
-    for (_, spans) in train_items.iter_mut().chain(dev_items.iter_mut()) {
-        for sp in spans.iter_mut() {
-            sp.2 = remap[sp.2];
+    for (_, gold) in train_items.iter_mut().chain(dev_items.iter_mut()) {
+        if let Gold::Spans(spans) = gold {
+            for sp in spans.iter_mut() {
+                sp.2 = remap[sp.2];
+            }
         }
     }
     let names = NerScheme::iob2_labels(&sorted);
+    eprintln!(
+        "paratag: train ner: {} train / {} dev items, types {}",
+        train_items.len(),
+        dev_items.len(),
+        sorted.join(", ")
+    );
+    train_tuned(
+        &a,
+        tuned_head::KIND,
+        tuned_head::TASK,
+        names,
+        train_items,
+        dev_items,
+    )
+}
+
+/// Trains a head with tuned encoder layers (`--tune-layers`) and writes it.
+fn train_tuned(
+    a: &Args,
+    kind: &str,
+    task: &str,
+    names: Vec<String>,
+    train_items: TunedItems,
+    dev_items: TunedItems,
+) -> Result<()> {
     if let Some(t) = a.threads {
         tch::set_num_threads(t as i32);
     }
     let dir = ModelDir::open(&registry::resolve(&a.encoder)?)?;
     let enc = Encoder::load(&dir, tch::Device::Cpu, DType::F32, true)?;
     let n = enc.num_layers();
-    let k = a.tune_layers;
+    let k = a.tune_layers.unwrap_or(0);
     let layer = a.layer.unwrap_or(n.saturating_sub(k));
     if layer == 0 || layer + k > n {
         anyhow::bail!(
             "--layer {layer} with --tune-layers {k}: the encoder has layers 1..={n}, and the head needs layer + tune-layers <= {n}"
         );
     }
-    eprintln!(
-        "paratag: train ner: {} train / {} dev items, types {}; branch at layer {layer} of {n}, tuning {k} layers",
-        train_items.len(),
-        dev_items.len(),
-        sorted.join(", ")
-    );
-    let train_x = ner_examples(&train_items, &enc, layer, a.batch_tokens)?;
-    let dev_x = ner_examples(&dev_items, &enc, layer, a.batch_tokens)?;
+    eprintln!("paratag: branch at encoder layer {layer} of {n}, tuning {k} layers; encoding");
+    let train_x = layer_examples(&train_items, &enc, layer, a.batch_tokens)?;
+    let dev_x = layer_examples(&dev_items, &enc, layer, a.batch_tokens)?;
+    let pooled = kind != tuned_head::KIND;
     let lr = a.lr.unwrap_or(1e-3);
+    let class_weights = pooled && !a.no_class_weights;
     let meta = HeadMeta {
-        kind: ner_head::KIND.into(),
-        task: ner_head::TASK.into(),
+        kind: kind.into(),
+        task: task.into(),
         labels: names.clone(),
         encoder_id: dir.id.clone(),
         encoder_sha256: dir.weights_sha256()?,
-        features: format!("token states of encoder layer {layer}, then {k} tuned layers"),
+        features: format!(
+            "token states of encoder layer {layer}, then {k} tuned layers{}",
+            if pooled { ", mean-pooled" } else { "" }
+        ),
         temperature: 1.0,
         train_sha256: train_sha256(&a.train)?,
         train_items: train_items.len(),
@@ -472,7 +528,7 @@ fn run_ner(a: Args) -> Result<()> {
             epochs: 0,
             learning_rate: lr,
             weight_decay: a.weight_decay[0],
-            class_weights: false,
+            class_weights,
             seed: a.seed,
             layer_learning_rate: Some(a.layer_lr),
             batch_size: Some(a.batch_size),
@@ -483,12 +539,25 @@ fn run_ner(a: Args) -> Result<()> {
         dev_entity_f1: None,
     };
     tch::manual_seed(a.seed as i64);
-    let mut head = NerHead::new(meta, &enc.config, tch::Device::Cpu);
+    let mut head = TunedHead::new(meta, &enc.config, tch::Device::Cpu);
     let init: Vec<_> = (layer..layer + k).map(|i| enc.layer_weights(i)).collect();
     head.init_layers(&init)?;
     drop(enc);
-    let scheme = NerScheme::from_labels(&names, &a.output)?;
-    let opts = ner::Options {
+    let scheme = if pooled {
+        None
+    } else {
+        Some(NerScheme::from_labels(&names, &a.output)?)
+    };
+    let target = if pooled {
+        let ys: Vec<usize> = train_x.iter().map(|e| e.labels[0] as usize).collect();
+        tuned::Target::Classes(
+            &names,
+            train::class_weights(&ys, names.len(), class_weights),
+        )
+    } else {
+        tuned::Target::Entities(scheme.as_ref().expect("NER scheme"))
+    };
+    let opts = tuned::Options {
         epochs: a.epochs.unwrap_or(20),
         learning_rate: lr,
         layer_learning_rate: a.layer_lr,
@@ -504,20 +573,32 @@ fn run_ner(a: Args) -> Result<()> {
         indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {msg}  ETA {eta}")
             .expect("static template"),
     );
-    let fitted = ner::fit(&mut head, &train_x, &dev_x, &scheme, &opts, &bar)?;
+    let fitted = tuned::fit(&mut head, &train_x, &dev_x, &target, &opts, &bar)?;
     bar.finish_and_clear();
     head.meta.hyper.epochs = fitted.epochs;
-    head.meta.dev_entity_f1 = fitted.dev_f1;
+    if pooled {
+        if let Some((t, figures)) = fitted.temperature {
+            head.meta.temperature = t as f32;
+            head.meta.dev = Some(figures);
+        }
+    } else {
+        head.meta.dev_entity_f1 = fitted.dev_f1;
+    }
     head.save(&a.output)?;
+    let what = if pooled {
+        "macro-F1"
+    } else {
+        "entity micro-F1"
+    };
     match fitted.dev_f1 {
         Some(f) => eprintln!(
-            "paratag: dev ({} items): entity micro-F1 {f:.3}; epoch {} -> {}",
+            "paratag: dev ({} items): {what} {f:.3}; epoch {} -> {}",
             dev_items.len(),
             fitted.epochs,
             a.output.display()
         ),
         None => eprintln!(
-            "paratag: NER head ({} epochs, no dev set) -> {}",
+            "paratag: head ({} epochs, no dev set) -> {}",
             fitted.epochs,
             a.output.display()
         ),

@@ -147,6 +147,7 @@ pub fn read(path: &Path, opts: &ReadOptions) -> Result<(Format, Vec<GoldItem>)> 
         None => match Format::from_path(path) {
             Some(f) => f,
             None if has_ext(path, "jsonl") => sniff_jsonl(path)?,
+            None if has_ext(path, "txt") && looks_like_conll(path)? => Format::Conll,
             None => {
                 return Err(Error::input(
                     path.display().to_string(),
@@ -213,6 +214,21 @@ fn has_ext(path: &Path, ext: &str) -> bool {
 }
 
 /// Tells Doccano, Prodigy and paratag gold JSONL apart by the first record's keys.
+/// A `.txt` file whose first token line reads `TOKEN ... TAG` with an
+/// IOB-style tag (ANERCorp ships as `.txt`).
+fn looks_like_conll(path: &Path) -> Result<bool> {
+    let text = read_text(path)?;
+    let first = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#'))
+        .unwrap_or("");
+    let fields: Vec<&str> = first.split_whitespace().collect();
+    let tag = fields.last().copied().unwrap_or("");
+    Ok(fields.len() >= 2
+        && (tag == "O" || (tag.len() > 2 && matches!(&tag[..2], "B-" | "I-" | "E-" | "S-"))))
+}
+
 pub fn sniff_jsonl(path: &Path) -> Result<Format> {
     let text = read_text(path)?;
     let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");

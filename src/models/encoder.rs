@@ -1,7 +1,7 @@
 //! Sentence encoder (BERT or XLM-R base model): mean pooling over the attention
 //! mask, then L2 normalisation, as multilingual-e5 is used. It can also hand
 //! out one layer's token states from the same pass, for NER heads
-//! ([`super::ner_head`]).
+//! ([`super::tuned_head`]).
 
 use super::{Arch, DType, ModelDir};
 use crate::batch::Padded;
@@ -86,18 +86,13 @@ impl Encoder {
 
     /// Unit-length embeddings `[batch, hidden]`.
     pub fn forward(&self, p: &Padded) -> Result<Tensor> {
-        Ok(self.run(p, None)?.0)
+        Ok(self.forward_layers(p, &[])?.0)
     }
 
     /// Unit-length embeddings, and the token states `[batch, seq, hidden]`
-    /// that encoder layer `layer` (1-based) outputs, from one pass. Needs an
-    /// encoder loaded with `layers`.
-    pub fn forward_layer(&self, p: &Padded, layer: usize) -> Result<(Tensor, Tensor)> {
-        let (pooled, h) = self.run(p, Some(layer))?;
-        Ok((pooled, h.expect("a layer was asked for")))
-    }
-
-    fn run(&self, p: &Padded, layer: Option<usize>) -> Result<(Tensor, Option<Tensor>)> {
+    /// that each of encoder layers `layers` (1-based) outputs, from one pass.
+    /// Needs an encoder loaded with `layers` unless `layers` is empty.
+    pub fn forward_layers(&self, p: &Padded, layers: &[usize]) -> Result<(Tensor, Vec<Tensor>)> {
         let types = (self.dir.type_vocab_size > 1).then_some(&p.type_ids);
         tch::no_grad(|| {
             let out = match &self.net {
@@ -122,21 +117,19 @@ impl Encoder {
                     false,
                 )?,
             };
-            let states = match layer {
-                None => None,
-                Some(l) => {
-                    let all = out.all_hidden_states.as_ref().ok_or_else(|| {
-                        Error::model(&self.dir.path, "encoder was loaded without layer outputs")
-                    })?;
-                    let h = all.get(l.wrapping_sub(1)).ok_or_else(|| {
-                        Error::model(
-                            &self.dir.path,
-                            format!("has {} layers; layer {l} does not exist", all.len()),
-                        )
-                    })?;
-                    Some(h.to_kind(Kind::Float))
-                }
-            };
+            let mut states = Vec::with_capacity(layers.len());
+            for &l in layers {
+                let all = out.all_hidden_states.as_ref().ok_or_else(|| {
+                    Error::model(&self.dir.path, "encoder was loaded without layer outputs")
+                })?;
+                let h = all.get(l.wrapping_sub(1)).ok_or_else(|| {
+                    Error::model(
+                        &self.dir.path,
+                        format!("has {} layers; layer {l} does not exist", all.len()),
+                    )
+                })?;
+                states.push(h.to_kind(Kind::Float));
+            }
             let h = out.hidden_state.to_kind(Kind::Float);
             let m = p.mask.to_kind(Kind::Float).unsqueeze(-1);
             let summed = (&h * &m).sum_dim_intlist([1i64].as_slice(), false, Kind::Float);

@@ -140,15 +140,6 @@ impl Head {
             .collect();
         crate::heads::softmax(&logits, 1.0)
     }
-
-    /// The probability of `label` (0 when the head does not have it).
-    pub fn prob_of(&self, probs: &[f32], label: &str) -> f32 {
-        self.meta
-            .labels
-            .iter()
-            .position(|l| l == label)
-            .map_or(0.0, |i| probs[i])
-    }
 }
 
 /// Refuses an encoder other than the one the head at `dir` was trained on.
@@ -223,4 +214,12 @@ pub fn write(dir: &Path, meta: &HeadMeta, tensors: &[Named]) -> Result<()> {
     crate::formats::atomic_write(&dir.join(WEIGHTS_FILE), &bytes)?;
     let meta = toml::to_string(meta).map_err(|e| Error::Config(e.to_string()))?;
     crate::formats::atomic_write(&dir.join(META_FILE), meta.as_bytes())
+}
+
+/// The probability of `label` among a head's `labels` (0 when it has none).
+pub fn prob_of(labels: &[String], probs: &[f32], label: &str) -> f32 {
+    labels
+        .iter()
+        .position(|l| l == label)
+        .map_or(0.0, |i| probs[i])
 }

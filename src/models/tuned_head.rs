@@ -1,14 +1,15 @@
-//! A trained NER head: `tune_layers` encoder layers, copied from the encoder
-//! and fine-tuned, stacked on the output of encoder layer `layer`, then a
-//! linear token classifier over IOB2 labels. The encoder below `layer` stays
-//! frozen and shared, so at tag time the head rides on the same encoder pass
-//! as the topic and stance heads: the encoder thread hands it layer `layer`'s
-//! token states.
+//! A head with tuned encoder layers: `tune_layers` encoder layers, copied from
+//! the encoder and fine-tuned, stacked on the output of encoder layer `layer`,
+//! then a linear classifier: per token over IOB2 labels (NER heads), or over
+//! the mean of the token states (topic and stance heads). The encoder below
+//! `layer` stays frozen and shared, so at tag time the head rides on the same
+//! encoder pass as every other head: the encoder thread hands it layer
+//! `layer`'s token states.
 //!
-//! The head folder is the one [`super::head`] describes, with `kind = "ner"`,
-//! `task = "entities"`, `layer` and `tune_layers` in `head.toml`;
-//! `head.safetensors` holds only the tuned layers (`layer.{j}.…`, BERT names)
-//! and `classifier.weight` / `classifier.bias`, in f16.
+//! The head folder is the one [`super::head`] describes, with `layer` and
+//! `tune_layers` in `head.toml`; `head.safetensors` holds only the tuned
+//! layers (`layer.{j}.…`, BERT names) and `classifier.weight` /
+//! `classifier.bias`, in f16.
 
 use super::head::{self, HeadMeta, Named};
 use super::ModelDir;
@@ -21,19 +22,28 @@ use tch::{Device, Kind, Tensor};
 pub const KIND: &str = "ner";
 pub const TASK: &str = "entities";
 
-pub struct NerHead {
+pub struct TunedHead {
     pub dir: PathBuf,
     pub meta: HeadMeta,
     pub vs: VarStore,
     layers: Vec<BertLayer>,
     classifier: nn::Linear,
     dropout: f64,
+    /// Classifies the mean of the token states (topic, stance) instead of
+    /// each token (NER).
+    pub pooled: bool,
 }
 
-impl NerHead {
+/// Whether head metadata describes a [`TunedHead`] rather than a linear
+/// [`super::head::Head`] over the pooled embedding.
+pub fn is_tuned(meta: &HeadMeta) -> bool {
+    meta.kind == KIND || meta.layer.is_some()
+}
+
+impl TunedHead {
     /// A fresh head on `device`: tuned layers (to be filled by the caller) and
     /// a zero classifier, so training starts from the same point every time.
-    pub fn new(meta: HeadMeta, cfg: &BertConfig, device: Device) -> NerHead {
+    pub fn new(meta: HeadMeta, cfg: &BertConfig, device: Device) -> TunedHead {
         let vs = VarStore::new(device);
         let tune = meta.tune_layers.unwrap_or(0);
         let layers = (0..tune)
@@ -51,8 +61,9 @@ impl NerHead {
             meta.labels.len() as i64,
             zeros,
         );
-        NerHead {
+        TunedHead {
             dir: PathBuf::new(),
+            pooled: meta.kind != KIND,
             meta,
             vs,
             layers,
@@ -62,16 +73,13 @@ impl NerHead {
     }
 
     /// Loads a head folder for `encoder` (its config shapes the tuned layers).
-    pub fn load(dir: &Path, encoder: &ModelDir, device: Device) -> Result<NerHead> {
+    pub fn load(dir: &Path, encoder: &ModelDir, device: Device) -> Result<TunedHead> {
         let meta = head::read_meta(dir)?;
-        if meta.kind != KIND {
-            return Err(Error::model(
-                dir,
-                format!("is a {} head, not NER", meta.kind),
-            ));
+        if meta.layer.is_none() {
+            return Err(Error::model(dir, "head.toml has no `layer`"));
         }
         let cfg: BertConfig = encoder.parse_config()?;
-        let mut h = NerHead::new(meta, &cfg, device);
+        let mut h = TunedHead::new(meta, &cfg, device);
         h.dir = dir.into();
         let tensors = head::read_f16(dir)?;
         let mut vars = h.vs.variables();
@@ -116,18 +124,33 @@ impl NerHead {
         Ok(())
     }
 
-    /// Label logits `[batch, seq, labels]` from layer `layer`'s states.
+    /// Label logits from layer `layer`'s states `[batch, seq, hidden]`:
+    /// `[batch, seq, labels]` per token, or `[batch, labels]` when pooled.
     pub fn forward_t(&self, states: &Tensor, mask: &Tensor, train: bool) -> Tensor {
-        let ext = ((mask.to_kind(Kind::Float).neg() + 1.0)
-            .unsqueeze(1)
-            .unsqueeze(1)
-            * -10000.0)
-            .to_kind(states.kind());
+        let m = mask.to_kind(Kind::Float);
+        let ext = ((m.neg() + 1.0).unsqueeze(1).unsqueeze(1) * -10000.0).to_kind(states.kind());
         let mut h = states.shallow_clone();
         for l in &self.layers {
             h = l.forward_t(&h, Some(&ext), None, None, train).hidden_state;
         }
+        if self.pooled {
+            let m = m.unsqueeze(-1);
+            let count = m
+                .sum_dim_intlist([1i64].as_slice(), false, Kind::Float)
+                .clamp_min(1e-9);
+            h = (&h * &m).sum_dim_intlist([1i64].as_slice(), false, Kind::Float) / count;
+        }
         self.classifier.forward(&h.dropout(self.dropout, train))
+    }
+
+    /// Divides the classifier by a fitted softmax temperature.
+    pub fn fold_temperature(&mut self, t: f64) {
+        tch::no_grad(|| {
+            let _ = self.classifier.ws.g_div_scalar_(t);
+            if let Some(b) = self.classifier.bs.as_mut() {
+                let _ = b.g_div_scalar_(t);
+            }
+        });
     }
 
     /// The tensors to save, sorted by name, in f32 (written as f16).
