@@ -6,6 +6,10 @@
 //!                                                                      └─► [NER thread]     ─┘
 //! ```
 //!
+//! Trained heads ride on the encoder thread's one pass: linear heads read the
+//! pooled embedding, heads with tuned layers (and the NER head) read one
+//! layer's token states from the same forward.
+//!
 //! Each model lives on its own thread (tch tensors are `Send`, not `Sync`),
 //! fed through a bounded channel so tokenizing never runs far ahead of
 //! inference. Replies carry their key, so the result never depends on batch
@@ -737,7 +741,7 @@ type BatchMsg = Vec<(Key, Encoded)>;
 type Entry = (Key, Vec<f32>, Option<Encoded>);
 
 /// One output per batch item, plus outputs that ride along on the same pass
-/// (the NER head's, from the encoder).
+/// (the tuned heads', from the encoder's layer states).
 struct Reply {
     items: Vec<Entry>,
     extra: Vec<Entry>,

@@ -318,6 +318,13 @@ fn read_gold(ps: &[PathBuf], a: &Args, labels: &LabelSet) -> Result<Vec<GoldItem
     let mut all = Vec::new();
     for p in ps {
         let (_, mut items) = formats::read(p, &a.format.read_options())?;
+        if a.kind == Kind::Ner {
+            // An NER head reads only the entities; other labels need no codebook.
+            for an in items.iter_mut().flat_map(|g| g.annotations.iter_mut()) {
+                an.topic = None;
+                an.stances.clear();
+            }
+        }
         formats::validate(&mut items, labels)?;
         all.extend(items);
     }

@@ -74,6 +74,52 @@ fn gold(dir: &Path, name: &str, rows: &[(&str, &str, &str)]) -> PathBuf {
     )
 }
 
+/// A fixture encoder of the same shape with one weight bit flipped.
+fn other_encoder(root: &Path) -> PathBuf {
+    let other = root.join("enc2");
+    fixtures::encoder(&other);
+    let st = other.join("model.safetensors");
+    let mut w = std::fs::read(&st).unwrap();
+    let n = w.len();
+    w[n - 1] ^= 1;
+    std::fs::write(&st, w).unwrap();
+    other
+}
+
+fn corpus(root: &Path, texts: &[&str]) -> PathBuf {
+    let lines: Vec<String> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| serde_json::json!({"id": format!("a{i}"), "text": t}).to_string())
+        .collect();
+    write(root, "c.jsonl", &lines.join("\n"))
+}
+
+/// `paratag tag CORPUS -c CB --encoder ENC -o OUT --heads HEADS... EXTRA...`.
+fn tag_heads(
+    corpus: &Path,
+    cb: &Path,
+    enc: &Path,
+    out: &Path,
+    heads: &[&Path],
+    extra: &[&str],
+) -> std::process::Output {
+    let mut a = vec![
+        "tag",
+        corpus.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "-c",
+        cb.to_str().unwrap(),
+        "--encoder",
+        enc.to_str().unwrap(),
+        "--heads",
+    ];
+    a.extend(heads.iter().map(|h| h.to_str().unwrap()));
+    a.extend_from_slice(extra);
+    paratag(&a)
+}
+
 fn train(kind: &str, train: &Path, dev: &Path, cb: &Path, enc: &Path, out: &Path) {
     let o = paratag(&[
         "train",
@@ -119,32 +165,12 @@ fn heads_train_deterministically_check_their_encoder_and_tag() {
     train("stance", &tr, &dv, &cb, &enc, &hs);
 
     // Tag with both heads in one run, and with each head alone.
-    let corpus = write(
-        root,
-        "c.jsonl",
-        &TEXTS
-            .iter()
-            .enumerate()
-            .map(|(i, t)| serde_json::json!({"id": format!("a{i}"), "text": t.0}).to_string())
-            .collect::<Vec<_>>()
-            .join("\n"),
-    );
+    let texts: Vec<&str> = TEXTS.iter().map(|t| t.0).collect();
+    let corpus = corpus(root, &texts);
     let tag_with = |enc: &Path, out: &Path, heads: &[&Path], extra: &[&str]| {
-        let mut a = vec![
-            "tag",
-            corpus.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-            "-c",
-            cb.to_str().unwrap(),
-            "--encoder",
-            enc.to_str().unwrap(),
-            "--no-ner",
-            "--heads",
-        ];
-        a.extend(heads.iter().map(|h| h.to_str().unwrap()));
-        a.extend_from_slice(extra);
-        paratag(&a)
+        let mut extra = extra.to_vec();
+        extra.push("--no-ner");
+        tag_heads(&corpus, &cb, enc, out, heads, &extra)
     };
     let tag = |out: &Path, heads: &[&Path], extra: &[&str]| tag_with(&enc, out, heads, extra);
     let both = root.join("both.parquet");
@@ -196,13 +222,7 @@ fn heads_train_deterministically_check_their_encoder_and_tag() {
     );
 
     // Another encoder (same shape, other weights) is refused, naming both hashes.
-    let other = root.join("enc2");
-    fixtures::encoder(&other);
-    let st = other.join("model.safetensors");
-    let mut w = std::fs::read(&st).unwrap();
-    let n = w.len();
-    w[n - 1] ^= 1;
-    std::fs::write(&st, w).unwrap();
+    let other = other_encoder(root);
     let out = root.join("x.parquet");
     let o = tag_with(&other, &out, &[&h1], &[]);
     let err = stderr(&o);
@@ -371,31 +391,10 @@ fn ner_head_trains_deterministically_and_shares_the_encoder_pass() {
             && meta.contains("[dev]"),
         "{meta}"
     );
-    let corpus = write(
-        root,
-        "c.jsonl",
-        &NER_TEXTS
-            .iter()
-            .enumerate()
-            .map(|(i, t)| serde_json::json!({"id": format!("a{i}"), "text": t.0}).to_string())
-            .collect::<Vec<_>>()
-            .join("\n"),
-    );
+    let texts: Vec<&str> = NER_TEXTS.iter().map(|t| t.0).collect();
+    let corpus = corpus(root, &texts);
     let tag = |enc: &Path, out: &Path, heads: &[&Path], extra: &[&str]| {
-        let mut a = vec![
-            "tag",
-            corpus.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-            "-c",
-            cb.to_str().unwrap(),
-            "--encoder",
-            enc.to_str().unwrap(),
-            "--heads",
-        ];
-        a.extend(heads.iter().map(|h| h.to_str().unwrap()));
-        a.extend_from_slice(extra);
-        paratag(&a)
+        tag_heads(&corpus, &cb, enc, out, heads, extra)
     };
     let (all, alone) = (root.join("all.parquet"), root.join("alone.parquet"));
     let o = tag(&enc, &all, &[&th, &sh, &n1], &[]);
@@ -446,13 +445,7 @@ fn ner_head_trains_deterministically_and_shares_the_encoder_pass() {
     );
 
     // An NER head refuses another encoder.
-    let other = root.join("enc2");
-    fixtures::encoder(&other);
-    let st = other.join("model.safetensors");
-    let mut w = std::fs::read(&st).unwrap();
-    let n = w.len();
-    w[n - 1] ^= 1;
-    std::fs::write(&st, w).unwrap();
+    let other = other_encoder(root);
     let out = root.join("x.parquet");
     let o = tag(&other, &out, &[&n1], &["--no-topic", "--no-stance"]);
     let err = stderr(&o);
