@@ -4,8 +4,7 @@
 #   scripts/bench.sh          paratag's own figures (venv with polars)
 #   scripts/bench.sh --peer   paratag vs HF transformers (venv with torch 2.4.0,
 #                             transformers and polars, about 3 GB)
-#   scripts/bench.sh --heads  tag with trained heads vs NLI zero-shot (same venv;
-#                             needs scripts/quality.sh first for the head)
+#   scripts/bench.sh --heads  tag with the shipped heads vs NLI zero-shot + NER (same venv)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cache="${PARATAG_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/paratag}"

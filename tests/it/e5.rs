@@ -342,3 +342,84 @@ mod reference {
         mean.into_iter().map(|v| v / norm).collect()
     }
 }
+
+/// The README quick start: the shipped heads tag the example corpus offline
+/// with real topic, stance and entity labels, on one encoder pass.
+#[test]
+fn shipped_heads_tag_the_quick_start_corpus() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let heads: Vec<PathBuf> = ["ukraine-topic", "ukraine-stance", "ukraine-ner"]
+        .iter()
+        .map(|h| root.join("models/heads").join(h))
+        .collect();
+    let t = tempfile::tempdir().unwrap();
+    let out = t.path().join("example.parquet");
+    let mut args: Vec<String> = vec![
+        "tag".into(),
+        root.join("datasets/example").to_str().unwrap().to_string(),
+        "-c".into(),
+        root.join("datasets/codebooks/ukraine-heads.toml")
+            .to_str()
+            .unwrap()
+            .to_string(),
+        "--encoder".into(),
+        imported().to_str().unwrap().to_string(),
+        "-o".into(),
+        out.to_str().unwrap().to_string(),
+        "--heads".into(),
+    ];
+    args.extend(heads.iter().map(|h| h.to_str().unwrap().to_string()));
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = super::paratag(&refs);
+    assert!(o.status.success(), "{}", super::stderr(&o));
+    let df = super::read(&out);
+    let texts: Vec<String> = df
+        .column("text")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .map(|x| x.unwrap().to_string())
+        .collect();
+    let topics = df.column("topic").unwrap().str().unwrap().clone();
+    let stances = df
+        .column("stance_ukraine_aid")
+        .unwrap()
+        .str()
+        .unwrap()
+        .clone();
+    let mut n_entities = 0;
+    for (row, text) in texts.iter().enumerate() {
+        assert!(
+            topics.get(row).is_some(),
+            "every paragraph gets a topic: {text}"
+        );
+        if let Some(s) = stances.get(row) {
+            assert!(["favor", "against", "none"].contains(&s), "{s}");
+        }
+        let chars: Vec<char> = text.chars().collect();
+        for (e, _, s, end) in super::tagging::entities(&df, row) {
+            assert_eq!(
+                chars[s as usize..end as usize].iter().collect::<String>(),
+                e
+            );
+            n_entities += 1;
+        }
+    }
+    // The aid paragraph of the English page: its topic and a place it names.
+    let i = texts
+        .iter()
+        .position(|t| t.starts_with("The Senate foreign relations committee"))
+        .expect("the English aid paragraph");
+    assert_eq!(topics.get(i), Some("aid_to_ukraine"));
+    let ents = super::tagging::entities(&df, i);
+    assert!(
+        ents.iter().any(|e| e.0 == "Ukraine" && e.1 == "LOC"),
+        "{ents:?}"
+    );
+    assert!(
+        n_entities >= texts.len() / 2,
+        "{n_entities} entities in {} paragraphs",
+        texts.len()
+    );
+}
