@@ -415,6 +415,17 @@ pub fn decode_entities(
             while s < e && e < chars.len() && is_combining_mark(chars[e]) {
                 e += 1;
             }
+            // Sub-token decoding (heads) may stop inside a word ("Bundes" of
+            // "Bundesbank"): a span ends where its word ends. Its start stays,
+            // so clitics written onto a name ("l'", "و") stay outside.
+            while constrained
+                && s < e
+                && e < chars.len()
+                && chars[e - 1].is_alphanumeric()
+                && (chars[e].is_alphanumeric() || is_combining_mark(chars[e]))
+            {
+                e += 1;
+            }
             (s < e).then(|| Entity {
                 text: chars[s..e].iter().collect(),
                 label: scheme.types[ty].clone(),
@@ -507,6 +518,36 @@ fn is_edge_punct(c: char) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn head_spans_end_where_their_word_ends() {
+        let s = NerScheme::from_labels(&NerScheme::iob2_labels(&["ORG".into()]), Path::new("m"))
+            .unwrap();
+        let text = "Die Bundesbank und l'ONU";
+        // Sub-tokens: "Die" "Bundes" "bank" "und" "l'" "ONU"; the head marks
+        // only "Bundes" (B-ORG) and "ONU".
+        let tok = |a: usize, b: usize, p: [f32; 3]| TokenProbs {
+            start: a,
+            end: b,
+            word: None,
+            probs: p.to_vec(),
+        };
+        let (o, b) = ([0.9, 0.05, 0.05], [0.1, 0.8, 0.1]);
+        let toks = [
+            tok(0, 3, o),
+            tok(3, 10, b),
+            tok(10, 14, o),
+            tok(14, 18, o),
+            tok(18, 21, o),
+            tok(21, 24, b),
+        ];
+        let ents = decode_entities(text, &toks, &s, Aggregation::First, true);
+        let got: Vec<&str> = ents.iter().map(|e| e.text.as_str()).collect();
+        assert_eq!(got, ["Bundesbank", "ONU"]);
+        // Without `constrained` (NER models, word-level) nothing is extended.
+        let ents = decode_entities(text, &toks, &s, Aggregation::First, false);
+        assert_eq!(ents[0].text, "Bundes");
+    }
 
     #[test]
     fn viterbi_never_puts_i_after_o_or_another_type() {
