@@ -260,13 +260,19 @@ fn argmax(xs: &[f32]) -> usize {
     best
 }
 
-fn words(tokens: &[TokenProbs], agg: Aggregation) -> Vec<Word> {
+/// Groups tokens into words by word id; with `sub_tokens` every token stands
+/// alone.
+fn words(tokens: &[TokenProbs], agg: Aggregation, sub_tokens: bool) -> Vec<Word> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < tokens.len() {
         let mut j = i + 1;
         // Tokens with no word id (unusual pre-tokenizers) stand alone.
-        while j < tokens.len() && tokens[i].word.is_some() && tokens[j].word == tokens[i].word {
+        while !sub_tokens
+            && j < tokens.len()
+            && tokens[i].word.is_some()
+            && tokens[j].word == tokens[i].word
+        {
             j += 1;
         }
         let group = &tokens[i..j];
@@ -368,21 +374,26 @@ impl NerScheme {
 
 /// Entity spans of one paragraph. Offsets are code points into `text`, and
 /// each entity's text is exactly that slice (whitespace and edge punctuation
-/// other than '.' are trimmed from the span first). `constrained` decodes
-/// the words by IOB2-constrained Viterbi ([`NerScheme::viterbi`], for
-/// paratag's NER heads); otherwise each word takes its most probable label and
-/// stray I- tags start entities, as conlleval reads them.
+/// other than '.' are trimmed from the span first).
+///
+/// `sub_tokens` is how paratag's NER heads are read: each sub-token is its
+/// own unit (so a span may start inside a word, "l'[Ukraine]"), the units are
+/// decoded by IOB2-constrained Viterbi ([`NerScheme::viterbi`]), and a span
+/// that stops inside a word is extended to the word's end. Otherwise (NER
+/// models) sub-tokens are aggregated into words by `agg`, each word takes its
+/// most probable label, and stray I- tags start entities, as conlleval reads
+/// them.
 pub fn decode_entities(
     text: &str,
     tokens: &[TokenProbs],
     scheme: &NerScheme,
     agg: Aggregation,
-    constrained: bool,
+    sub_tokens: bool,
 ) -> Vec<Entity> {
     let chars: Vec<char> = text.chars().collect();
-    let words = words(tokens, agg);
+    let words = words(tokens, agg, sub_tokens);
     let probs: Vec<Vec<f32>> = words.iter().map(|w| w.probs.clone()).collect();
-    let labels: Vec<usize> = if constrained {
+    let labels: Vec<usize> = if sub_tokens {
         scheme.viterbi(&probs)
     } else {
         probs.iter().map(|p| argmax(p)).collect()
@@ -418,7 +429,7 @@ pub fn decode_entities(
             // Sub-token decoding (heads) may stop inside a word ("Bundes" of
             // "Bundesbank"): a span ends where its word ends. Its start stays,
             // so clitics written onto a name ("l'", "و") stay outside.
-            while constrained
+            while sub_tokens
                 && s < e
                 && e < chars.len()
                 && chars[e - 1].is_alphanumeric()
@@ -544,7 +555,7 @@ mod tests {
         let ents = decode_entities(text, &toks, &s, Aggregation::First, true);
         let got: Vec<&str> = ents.iter().map(|e| e.text.as_str()).collect();
         assert_eq!(got, ["Bundesbank", "ONU"]);
-        // Without `constrained` (NER models, word-level) nothing is extended.
+        // Without `sub_tokens` (NER models, word-level) nothing is extended.
         let ents = decode_entities(text, &toks, &s, Aggregation::First, false);
         assert_eq!(ents[0].text, "Bundes");
     }

@@ -700,12 +700,8 @@ impl<'j> Plan<'j> {
                     let head = self.job.ner_head().is_some();
                     let tokens = if head {
                         // The head read the encoder's input, text prefix included.
-                        // It labels sub-tokens, so each one stands alone (a
-                        // span may end inside a word: "l'[Ukraine]", "و[قطر]").
                         let shift = self.prefix.chars().count();
-                        let mut t = out.ner_tokens(|win| Key::HeadNer { para: pid, win }, shift);
-                        t.iter_mut().for_each(|t| t.word = None);
-                        t
+                        out.ner_tokens(|win| Key::HeadNer { para: pid, win }, shift)
                     } else {
                         out.ner_tokens(|win| Key::Ner { para: pid, win }, 0)
                     };

@@ -108,22 +108,22 @@ fn batches(examples: &[Example], size: usize, pooled: bool) -> Vec<Batch> {
         .map(|idx| {
             let states: Vec<&Tensor> = idx.iter().map(|&i| &examples[i].states).collect();
             let l = idx.iter().map(|&i| len(&examples[i])).max().unwrap_or(0);
+            let shape = [idx.len() as i64, l as i64];
             let mut mask = vec![0i64; idx.len() * l];
-            let mut labels = vec![IGNORE; idx.len() * l];
             for (r, &i) in idx.iter().enumerate() {
                 mask[r * l..r * l + len(&examples[i])].fill(1);
-                let y = &examples[i].labels;
-                labels[r * l..r * l + y.len()].copy_from_slice(y);
             }
-            let shape = [idx.len() as i64, l as i64];
+            // Pooled: one label per text; NER: one per token, padded with IGNORE.
             let labels = if pooled {
-                Tensor::from_slice(
-                    &idx.iter()
-                        .map(|&i| examples[i].labels[0])
-                        .collect::<Vec<_>>(),
-                )
+                let y: Vec<i64> = idx.iter().map(|&i| examples[i].labels[0]).collect();
+                Tensor::from_slice(&y)
             } else {
-                Tensor::from_slice(&labels).view(shape)
+                let mut y = vec![IGNORE; idx.len() * l];
+                for (r, &i) in idx.iter().enumerate() {
+                    let t = &examples[i].labels;
+                    y[r * l..r * l + t.len()].copy_from_slice(t);
+                }
+                Tensor::from_slice(&y).view(shape)
             };
             Batch {
                 states: Tensor::pad_sequence(&states, true, 0.0),
@@ -146,7 +146,7 @@ pub fn fit(
     let pooled = head.pooled;
     let train_b = batches(train, o.batch_size, pooled);
     let dev_b = batches(dev, 64, pooled);
-    let weights = match target {
+    let class_weights = match target {
         Target::Classes(_, w) => Some(Tensor::from_slice(w)),
         Target::Entities(_) => None,
     };
@@ -170,7 +170,7 @@ pub fn fit(
             let c = *logits.size().last().expect("logits have a label axis");
             let loss = logits.view([-1, c]).cross_entropy_loss::<&Tensor>(
                 &b.labels.view([-1]),
-                weights.as_ref(),
+                class_weights.as_ref(),
                 tch::Reduction::Mean,
                 IGNORE,
                 0.0,
