@@ -235,14 +235,7 @@ pub struct TokenProbs {
     pub probs: Vec<f32>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct Entity {
-    pub text: String,
-    pub label: String,
-    pub start: u32,
-    pub end: u32,
-    pub score: f32,
-}
+pub use crate::record::Entity;
 
 struct Word {
     start: usize,

@@ -1,18 +1,27 @@
-//! Reading articles: JSONL, CSV, Parquet, folders of .txt/.md/.html, and JSONL
-//! on stdin. Every column other than id and text passes through to the output.
+//! Reading articles, as a stream: JSONL and CSV/TSV line by line, Parquet by
+//! row group, folders of .txt/.md/.html file by file (in name order), and
+//! JSONL on stdin (spooled to a temporary file, because a job reads its input
+//! twice: once to scan it, once to tag it). Nothing here holds more than one
+//! row group or one document at a time.
 //!
-//! Bad rows are errors naming `file:line`; with `skip_bad_rows` they are
-//! skipped and listed in the run summary instead, never dropped silently.
+//! Every column other than id and text passes through to the output, typed
+//! per file as before (JSONL: bool, integer, float, else text), and unified
+//! across files by [`PassSchema`] (types that differ become text).
+//!
+//! A bad row is yielded as [`Item::Bad`] naming `file:line`; the scan either
+//! stops on it or, with `--skip-bad-rows`, lists it. Rows are never dropped
+//! silently.
 
 use crate::error::{Error, Result};
-use crate::hash::{sha256_bytes, sha256_file};
+use crate::hash::sha256_file;
 use polars::prelude::*;
 use serde_json::Value;
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Format {
     Jsonl,
     Csv,
@@ -23,7 +32,7 @@ pub enum Format {
     Html,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct ReadOptions {
     pub id_col: String,
     pub text_col: String,
@@ -46,32 +55,6 @@ impl Default for ReadOptions {
     }
 }
 
-#[derive(Debug, Clone)]
-pub struct Article {
-    pub id: String,
-    pub text: String,
-    /// `file:line` (or `file`), for error messages.
-    pub origin: String,
-}
-
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct InputFile {
-    pub path: String,
-    pub sha256: String,
-}
-
-#[derive(Debug)]
-pub struct Corpus {
-    pub articles: Vec<Article>,
-    /// One row per article, aligned with `articles`.
-    pub passthrough: DataFrame,
-    pub inputs: Vec<InputFile>,
-    /// `file:line: reason` for every row skipped under `--skip-bad-rows`.
-    pub skipped_rows: Vec<String>,
-    /// Articles dropped by `--dedupe`.
-    pub deduped: usize,
-}
-
 /// The output table's fixed columns (besides `stance_*`), which a
 /// pass-through column may not take.
 pub const RESERVED: &[&str] = &[
@@ -89,67 +72,163 @@ pub const RESERVED: &[&str] = &[
     "truncated_windows",
 ];
 
-/// One file's rows: articles plus pass-through columns of the same length.
-struct Rows {
-    articles: Vec<Article>,
-    columns: Vec<Series>,
+/// One input file or folder, its provenance in the output metadata.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct InputFile {
+    pub path: String,
+    /// A file's sha256; for a folder, the sha256 of its `relative-path
+    /// sha256` lines in reading order.
+    pub sha256: String,
+    /// Documents read from a folder.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files: Option<usize>,
 }
 
-pub fn read_inputs(inputs: &[PathBuf], opts: &ReadOptions) -> Result<Corpus> {
-    let mut parts = Vec::new();
-    let mut files = Vec::new();
-    let mut skipped = Vec::new();
-    for input in inputs {
-        if input.as_os_str() == "-" {
-            let mut buf = Vec::new();
-            std::io::stdin()
-                .read_to_end(&mut buf)
-                .map_err(|e| Error::io("<stdin>", e))?;
-            files.push(InputFile {
-                path: "-".into(),
-                sha256: sha256_bytes(&buf),
-            });
-            parts.push(read_jsonl(&buf[..], "<stdin>", opts, &mut skipped)?);
-            continue;
-        }
-        let meta = std::fs::metadata(input).map_err(|e| Error::io(input, e))?;
-        if meta.is_dir() {
-            let (rows, mut fs) = read_folder(input)?;
-            files.append(&mut fs);
-            parts.push(rows);
-            continue;
-        }
-        files.push(InputFile {
-            path: input.display().to_string(),
-            sha256: sha256_file(input)?,
-        });
-        let format = match opts.format {
-            Some(f) => f,
-            None => format_of(input)?,
-        };
-        let name = input.display().to_string();
-        let rows = match format {
-            Format::Jsonl => {
-                let f = std::fs::File::open(input).map_err(|e| Error::io(input, e))?;
-                read_jsonl(BufReader::new(f), &name, opts, &mut skipped)?
-            }
-            Format::Csv => read_csv(input, b',', opts, &mut skipped)?,
-            Format::Tsv => read_csv(input, b'\t', opts, &mut skipped)?,
-            Format::Parquet => read_parquet(input, opts, &mut skipped)?,
-            Format::Txt | Format::Html => {
-                let id = input
-                    .file_name()
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| name.clone());
-                Rows {
-                    articles: vec![read_document(input, id, format == Format::Html)?],
-                    columns: vec![],
+#[derive(Debug, Clone)]
+enum Kind {
+    Table(Format),
+    Document { html: bool },
+    Folder,
+}
+
+#[derive(Debug, Clone)]
+struct Source {
+    path: PathBuf,
+    /// What error messages and the metadata call it (`<stdin>` for `-`).
+    name: String,
+    kind: Kind,
+}
+
+/// The job's inputs, resolved: formats known, stdin spooled.
+pub struct Inputs {
+    sources: Vec<Source>,
+    opts: ReadOptions,
+    _spool: Option<tempfile::NamedTempFile>,
+}
+
+/// Pass-through values of one row, as its reader has them.
+#[derive(Debug, Clone)]
+pub enum Extra {
+    None,
+    Json(serde_json::Map<String, Value>),
+    /// CSV cells, aligned with the column names.
+    Cells(Arc<Vec<String>>, Vec<String>),
+    /// Row `usize` of a Parquet row group (id and text columns dropped).
+    Frame(Arc<DataFrame>, usize),
+}
+
+/// One row read from an input.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub id: String,
+    pub text: String,
+    /// `file:line` (or `file: row N`, or a document's path).
+    pub origin: String,
+    /// Index of the input it came from.
+    pub source: usize,
+    pub extra: Extra,
+}
+
+/// What a reader yields: a record, or a row it could not read.
+#[derive(Debug, Clone)]
+pub enum Item {
+    Record(Record),
+    Bad { location: String, message: String },
+}
+
+impl Inputs {
+    pub fn open(inputs: &[PathBuf], opts: &ReadOptions) -> Result<Inputs> {
+        let mut sources = Vec::new();
+        let mut spool = None;
+        for input in inputs {
+            if input.as_os_str() == "-" {
+                if spool.is_some() {
+                    return Err(Error::Config("`-` (stdin) given twice".into()));
                 }
+                let mut tmp =
+                    tempfile::NamedTempFile::new().map_err(|e| Error::io("<stdin>", e))?;
+                std::io::copy(&mut std::io::stdin().lock(), tmp.as_file_mut())
+                    .map_err(|e| Error::io("<stdin>", e))?;
+                sources.push(Source {
+                    path: tmp.path().to_path_buf(),
+                    name: "<stdin>".into(),
+                    kind: Kind::Table(Format::Jsonl),
+                });
+                spool = Some(tmp);
+                continue;
             }
-        };
-        parts.push(rows);
+            let meta = std::fs::metadata(input).map_err(|e| Error::io(input, e))?;
+            let name = input.display().to_string();
+            let kind = if meta.is_dir() {
+                Kind::Folder
+            } else {
+                match opts.format.map_or_else(|| format_of(input), Ok)? {
+                    Format::Txt => Kind::Document { html: false },
+                    Format::Html => Kind::Document { html: true },
+                    f => Kind::Table(f),
+                }
+            };
+            sources.push(Source {
+                path: input.clone(),
+                name,
+                kind,
+            });
+        }
+        Ok(Inputs {
+            sources,
+            opts: opts.clone(),
+            _spool: spool,
+        })
     }
-    merge(parts, files, skipped, opts)
+
+    pub fn options(&self) -> &ReadOptions {
+        &self.opts
+    }
+
+    /// Every row of every input, in order.
+    pub fn records(&self) -> impl Iterator<Item = Result<Item>> + '_ {
+        self.sources.iter().enumerate().flat_map(
+            move |(i, s)| -> Box<dyn Iterator<Item = Result<Item>>> {
+                match open_source(i, s, &self.opts) {
+                    Ok(it) => it,
+                    Err(e) => Box::new(std::iter::once(Err(e))),
+                }
+            },
+        )
+    }
+
+    /// The sha256 of every input, for the metadata and the resume check.
+    pub fn fingerprints(&self) -> Result<Vec<InputFile>> {
+        use rayon::prelude::*;
+        self.sources
+            .par_iter()
+            .map(|s| match s.kind {
+                Kind::Folder => {
+                    let mut lines = String::new();
+                    let mut files = 0;
+                    for (path, rel) in folder_documents(s.path.clone()) {
+                        let path = path?;
+                        lines.push_str(&format!("{rel} {}\n", sha256_file(&path)?));
+                        files += 1;
+                    }
+                    Ok(InputFile {
+                        path: s.name.clone(),
+                        sha256: crate::hash::sha256_bytes(lines.as_bytes()),
+                        files: Some(files),
+                    })
+                }
+                _ => Ok(InputFile {
+                    path: if s.name == "<stdin>" {
+                        "-".into()
+                    } else {
+                        s.name.clone()
+                    },
+                    sha256: sha256_file(&s.path)?,
+                    files: None,
+                }),
+            })
+            .collect()
+    }
 }
 
 fn format_of(path: &Path) -> Result<Format> {
@@ -175,59 +254,79 @@ fn format_of(path: &Path) -> Result<Format> {
     })
 }
 
-fn read_jsonl<R: BufRead>(
-    mut r: R,
-    name: &str,
+fn open_source(
+    i: usize,
+    s: &Source,
     opts: &ReadOptions,
-    skipped: &mut Vec<String>,
-) -> Result<Rows> {
-    let mut articles = Vec::new();
-    let mut extra: Vec<(String, Vec<Option<Value>>)> = Vec::new();
-    let mut extra_idx: HashMap<String, usize> = HashMap::new();
-    let mut buf = Vec::new();
-    let mut line = 0usize;
-    loop {
-        buf.clear();
-        let n = r
-            .read_until(b'\n', &mut buf)
-            .map_err(|e| Error::io(name, e))?;
-        if n == 0 {
-            break;
+) -> Result<Box<dyn Iterator<Item = Result<Item>>>> {
+    let open = || std::fs::File::open(&s.path).map_err(|e| Error::io(&s.name, e));
+    Ok(match &s.kind {
+        Kind::Table(Format::Jsonl) => Box::new(Jsonl {
+            reader: BufReader::new(open()?),
+            name: s.name.clone(),
+            source: i,
+            line: 0,
+            opts: opts.clone(),
+            buf: Vec::new(),
+        }),
+        Kind::Table(f @ (Format::Csv | Format::Tsv)) => {
+            Box::new(csv_rows(i, s, open()?, *f == Format::Tsv, opts)?)
         }
-        line += 1;
-        let loc = format!("{name}:{line}");
-        let parsed = parse_json_row(&buf, opts);
-        let (article, rest) = match parsed {
-            Ok(None) => continue, // blank line
-            Ok(Some(x)) => x,
-            Err(msg) if opts.skip_bad_rows => {
-                skipped.push(format!("{loc}: {msg}"));
-                continue;
+        Kind::Table(Format::Parquet) => Box::new(ParquetRows::open(i, s, opts)?),
+        Kind::Table(_) => unreachable!("documents are not tables"),
+        Kind::Document { html } => {
+            let id = s
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| s.name.clone());
+            let item = read_document(&s.path, id, *html, i).map(Item::Record);
+            Box::new(std::iter::once(item))
+        }
+        Kind::Folder => Box::new(folder_documents(s.path.clone()).map(move |(path, rel)| {
+            let path = path?;
+            let html = matches!(ext_of(&path).as_str(), "html" | "htm");
+            read_document(&path, rel, html, i).map(Item::Record)
+        })),
+    })
+}
+
+// ---------------------------------------------------------------- JSONL ----
+
+struct Jsonl {
+    reader: BufReader<std::fs::File>,
+    name: String,
+    source: usize,
+    line: usize,
+    opts: ReadOptions,
+    buf: Vec<u8>,
+}
+
+impl Iterator for Jsonl {
+    type Item = Result<Item>;
+    fn next(&mut self) -> Option<Result<Item>> {
+        loop {
+            self.buf.clear();
+            match self.reader.read_until(b'\n', &mut self.buf) {
+                Err(e) => return Some(Err(Error::io(&self.name, e))),
+                Ok(0) => return None,
+                Ok(_) => {}
             }
-            Err(msg) => return Err(Error::input(loc, msg)),
-        };
-        let row = articles.len();
-        for (k, v) in rest {
-            let i = *extra_idx.entry(k.clone()).or_insert_with(|| {
-                extra.push((k.clone(), vec![None; row]));
-                extra.len() - 1
-            });
-            extra[i].1.push(Some(v));
+            self.line += 1;
+            let location = format!("{}:{}", self.name, self.line);
+            return Some(Ok(match parse_json_row(&self.buf, &self.opts) {
+                Ok(None) => continue, // blank line
+                Ok(Some(((id, text), rest))) => Item::Record(Record {
+                    id,
+                    text,
+                    origin: location,
+                    source: self.source,
+                    extra: Extra::Json(rest),
+                }),
+                Err(message) => Item::Bad { location, message },
+            }));
         }
-        for col in extra.iter_mut() {
-            col.1.resize(row + 1, None);
-        }
-        articles.push(Article {
-            id: article.0,
-            text: article.1,
-            origin: loc,
-        });
     }
-    let columns = extra
-        .into_iter()
-        .map(|(name, vals)| json_series(&name, vals))
-        .collect();
-    Ok(Rows { articles, columns })
 }
 
 type JsonRow = ((String, String), serde_json::Map<String, Value>);
@@ -248,8 +347,9 @@ fn parse_json_row(buf: &[u8], opts: &ReadOptions) -> std::result::Result<Option<
         Some(Value::Number(n)) => n.to_string(),
         Some(other) => {
             return Err(format!(
-                "id column `{}` must be a string or number, got {other}",
-                opts.id_col
+                "id column `{}` must be a string or number, got {}",
+                opts.id_col,
+                cut(&other.to_string())
             ))
         }
         None => return Err(format!("missing id column `{}`", opts.id_col)),
@@ -268,6 +368,14 @@ fn parse_json_row(buf: &[u8], opts: &ReadOptions) -> std::result::Result<Option<
     Ok(Some(((id, text), map)))
 }
 
+/// A value quoted in an error, cut to 80 characters.
+pub fn cut(s: &str) -> String {
+    match s.char_indices().nth(80) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
 fn type_name(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
@@ -279,55 +387,20 @@ fn type_name(v: &Value) -> &'static str {
     }
 }
 
-/// Typed column from JSON values: bool, i64, f64 or string; anything mixed or
-/// nested becomes its JSON text.
-fn json_series(name: &str, vals: Vec<Option<Value>>) -> Series {
-    let present = || vals.iter().flatten().filter(|v| !v.is_null());
-    let name: PlSmallStr = name.into();
-    if present().all(|v| v.is_boolean()) {
-        let v: Vec<Option<bool>> = vals
-            .iter()
-            .map(|v| v.as_ref().and_then(|v| v.as_bool()))
-            .collect();
-        return Series::new(name, v);
-    }
-    if present().all(|v| v.is_i64()) {
-        let v: Vec<Option<i64>> = vals
-            .iter()
-            .map(|v| v.as_ref().and_then(|v| v.as_i64()))
-            .collect();
-        return Series::new(name, v);
-    }
-    if present().all(|v| v.is_number()) {
-        let v: Vec<Option<f64>> = vals
-            .iter()
-            .map(|v| v.as_ref().and_then(|v| v.as_f64()))
-            .collect();
-        return Series::new(name, v);
-    }
-    let v: Vec<Option<String>> = vals
-        .iter()
-        .map(|v| match v {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(other) => Some(other.to_string()),
-        })
-        .collect();
-    Series::new(name, v)
-}
+// ------------------------------------------------------------------ CSV ----
 
-fn read_csv(
-    path: &Path,
-    delimiter: u8,
+fn csv_rows(
+    source: usize,
+    s: &Source,
+    f: std::fs::File,
+    tsv: bool,
     opts: &ReadOptions,
-    skipped: &mut Vec<String>,
-) -> Result<Rows> {
-    let name = path.display().to_string();
-    let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+) -> Result<impl Iterator<Item = Result<Item>>> {
+    let name = s.name.clone();
     let mut rdr = csv::ReaderBuilder::new()
         .flexible(false)
-        .delimiter(delimiter)
-        .quoting(delimiter == b',')
+        .delimiter(if tsv { b'\t' } else { b',' })
+        .quoting(!tsv)
         .from_reader(BufReader::new(f));
     let headers = rdr
         .byte_headers()
@@ -345,24 +418,33 @@ fn read_csv(
         headers.iter().position(|h| h == col).ok_or_else(|| {
             Error::input(
                 name.clone(),
-                format!("missing column `{col}` (columns: {})", headers.join(", ")),
+                format!(
+                    "missing column `{col}` (columns: {})",
+                    cut(&headers.join(", "))
+                ),
             )
         })
     };
     let id_i = find(&opts.id_col)?;
     let text_i = find(&opts.text_col)?;
-    let mut articles = Vec::new();
-    let mut extra: Vec<Vec<Option<String>>> = vec![Vec::new(); headers.len()];
+    let extra_names: Arc<Vec<String>> = Arc::new(
+        headers
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != id_i && *i != text_i)
+            .map(|(_, h)| h.clone())
+            .collect(),
+    );
     let mut rec = csv::ByteRecord::new();
-    loop {
+    Ok(std::iter::from_fn(move || {
         let line = rdr.position().line();
         let res = rdr.read_byte_record(&mut rec);
-        let loc = format!(
+        let location = format!(
             "{name}:{}",
             rec.position().map(|p| p.line()).unwrap_or(line)
         );
         let fields: std::result::Result<Vec<String>, String> = match res {
-            Ok(false) => break,
+            Ok(false) => return None,
             Ok(true) => rec
                 .iter()
                 .enumerate()
@@ -373,168 +455,220 @@ fn read_csv(
                 .collect(),
             Err(e) => Err(format!("malformed CSV row: {e}")),
         };
-        let fields = match fields {
-            Ok(f) => f,
-            Err(msg) if opts.skip_bad_rows => {
-                skipped.push(format!("{loc}: {msg}"));
-                continue;
-            }
-            Err(msg) => return Err(Error::input(loc, msg)),
-        };
-        for (i, f) in fields.iter().enumerate() {
-            if i != id_i && i != text_i {
-                extra[i].push(Some(f.clone()));
-            }
-        }
-        articles.push(Article {
-            id: fields[id_i].clone(),
-            text: fields[text_i].clone(),
-            origin: loc,
-        });
-    }
-    let columns = headers
-        .iter()
-        .zip(extra)
-        .enumerate()
-        .filter(|(i, _)| *i != id_i && *i != text_i)
-        .map(|(_, (h, v))| Series::new(h.as_str().into(), v))
-        .collect();
-    Ok(Rows { articles, columns })
-}
-
-fn read_parquet(path: &Path, opts: &ReadOptions, skipped: &mut Vec<String>) -> Result<Rows> {
-    let name = path.display().to_string();
-    let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let df = ParquetReader::new(f)
-        .finish()
-        .map_err(|e| Error::input(name.clone(), format!("cannot read Parquet: {e}")))?;
-    let col = |c: &str| {
-        df.column(c).map_err(|_| {
-            let cols: Vec<String> = df
-                .get_column_names()
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
-            Error::input(
-                name.clone(),
-                format!("missing column `{c}` (columns: {})", cols.join(", ")),
-            )
-        })
-    };
-    let ids = col(&opts.id_col)?.cast(&DataType::String)?;
-    let texts = col(&opts.text_col)?;
-    if texts.dtype() != &DataType::String {
-        return Err(Error::input(
-            name,
-            format!(
-                "text column `{}` has type {}, expected string",
-                opts.text_col,
-                texts.dtype()
-            ),
-        ));
-    }
-    let ids = ids.str()?.clone();
-    let texts = texts.str()?.clone();
-    let mut keep: Vec<IdxSize> = Vec::new();
-    let mut articles = Vec::new();
-    for (row, (id, text)) in ids.iter().zip(texts.iter()).enumerate() {
-        let loc = format!("{name}: row {}", row + 1);
-        let r = match (id, text) {
-            (None, _) => Err(format!("null id in column `{}`", opts.id_col)),
-            (_, None) => Err(format!("null text in column `{}`", opts.text_col)),
-            (Some(i), Some(t)) => Ok((i.to_string(), t.to_string())),
-        };
-        match r {
-            Ok((id, text)) => {
-                keep.push(row as IdxSize);
-                articles.push(Article {
+        Some(Ok(match fields {
+            Err(message) => Item::Bad { location, message },
+            Ok(mut fields) => {
+                let text = std::mem::take(&mut fields[text_i]);
+                let id = std::mem::take(&mut fields[id_i]);
+                let cells = fields
+                    .into_iter()
+                    .enumerate()
+                    .filter(|(i, _)| *i != id_i && *i != text_i)
+                    .map(|(_, f)| f)
+                    .collect();
+                Item::Record(Record {
                     id,
                     text,
-                    origin: loc,
-                });
+                    origin: location,
+                    source,
+                    extra: Extra::Cells(extra_names.clone(), cells),
+                })
             }
-            Err(msg) if opts.skip_bad_rows => skipped.push(format!("{loc}: {msg}")),
-            Err(msg) => return Err(Error::input(loc, msg)),
-        }
-    }
-    let rest = df.drop_many([opts.id_col.as_str(), opts.text_col.as_str()]);
-    let rest = rest.take(&IdxCa::from_vec("idx".into(), keep))?;
-    let columns = rest
-        .columns()
-        .iter()
-        .map(|c| c.as_materialized_series().clone())
-        .collect();
-    Ok(Rows { articles, columns })
+        }))
+    }))
 }
 
-fn read_folder(dir: &Path) -> Result<(Rows, Vec<InputFile>)> {
-    let mut articles = Vec::new();
-    let mut files = Vec::new();
-    let mut entries: Vec<PathBuf> = Vec::new();
-    for e in walkdir::WalkDir::new(dir).follow_links(true) {
-        let e = e.map_err(|e| {
-            let p = e
-                .path()
-                .map(|p| p.to_path_buf())
-                .unwrap_or_else(|| dir.into());
-            Error::io(p, e.into())
-        })?;
-        if e.file_type().is_file() {
-            entries.push(e.into_path());
-        }
+// -------------------------------------------------------------- Parquet ----
+
+/// A Parquet file read one row group at a time.
+struct ParquetRows {
+    path: PathBuf,
+    name: String,
+    source: usize,
+    opts: ReadOptions,
+    meta: Arc<polars_parquet::parquet::metadata::FileMetadata>,
+    /// Rows per row group, and the next group to read.
+    groups: Vec<usize>,
+    next_group: usize,
+    offset: usize,
+    current: Option<(Arc<DataFrame>, StringChunked, StringChunked)>,
+    row: usize,
+}
+
+impl ParquetRows {
+    fn open(source: usize, s: &Source, opts: &ReadOptions) -> Result<ParquetRows> {
+        let f = std::fs::File::open(&s.path).map_err(|e| Error::io(&s.path, e))?;
+        let mut r = ParquetReader::new(f);
+        let meta = r
+            .get_metadata()
+            .map_err(|e| Error::input(s.name.clone(), format!("cannot read Parquet: {e}")))?
+            .clone();
+        let groups = meta.row_groups.iter().map(|g| g.num_rows()).collect();
+        Ok(ParquetRows {
+            path: s.path.clone(),
+            name: s.name.clone(),
+            source,
+            opts: opts.clone(),
+            meta,
+            groups,
+            next_group: 0,
+            offset: 0,
+            current: None,
+            row: 0,
+        })
     }
-    entries.sort();
-    for path in entries {
-        let ext = path
-            .extension()
-            .map(|e| e.to_string_lossy().to_lowercase())
-            .unwrap_or_default();
-        let html = match ext.as_str() {
-            "txt" | "md" => false,
-            "html" | "htm" => true,
-            _ => continue,
+
+    /// Reads the next row group: its pass-through columns, ids and texts.
+    fn load(&mut self) -> Result<bool> {
+        let Some(&n) = self.groups.get(self.next_group) else {
+            return Ok(false);
         };
-        let rel = path
-            .strip_prefix(dir)
-            .unwrap_or(&path)
-            .components()
-            .map(|c| c.as_os_str().to_string_lossy().into_owned())
-            .collect::<Vec<_>>()
-            .join("/");
-        files.push(InputFile {
-            path: path.display().to_string(),
-            sha256: sha256_file(&path)?,
-        });
-        articles.push(read_document(&path, rel, html)?);
+        let bad = |m: String| Error::input(self.name.clone(), m);
+        let f = std::fs::File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
+        let mut r = ParquetReader::new(f).with_slice(Some((self.offset, n)));
+        r.set_metadata(self.meta.clone());
+        let df = r
+            .finish()
+            .map_err(|e| bad(format!("cannot read Parquet: {e}")))?;
+        let col = |c: &str| {
+            df.column(c).map_err(|_| {
+                let cols: Vec<String> = df
+                    .get_column_names()
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect();
+                bad(format!(
+                    "missing column `{c}` (columns: {})",
+                    cut(&cols.join(", "))
+                ))
+            })
+        };
+        let ids = col(&self.opts.id_col)?.cast(&DataType::String)?;
+        let texts = col(&self.opts.text_col)?;
+        if texts.dtype() != &DataType::String {
+            return Err(bad(format!(
+                "text column `{}` has type {}, expected string",
+                self.opts.text_col,
+                texts.dtype()
+            )));
+        }
+        let (ids, texts) = (ids.str()?.clone(), texts.str()?.clone());
+        let rest = df.drop_many([self.opts.id_col.as_str(), self.opts.text_col.as_str()]);
+        self.current = Some((Arc::new(rest), ids, texts));
+        self.next_group += 1;
+        self.row = 0;
+        Ok(true)
     }
-    Ok((
-        Rows {
-            articles,
-            columns: vec![],
-        },
-        files,
-    ))
 }
 
-fn read_document(path: &Path, id: String, html: bool) -> Result<Article> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+impl Iterator for ParquetRows {
+    type Item = Result<Item>;
+    fn next(&mut self) -> Option<Result<Item>> {
+        loop {
+            if let Some((df, ids, texts)) = &self.current {
+                if self.row < df.height() {
+                    let (r, global) = (self.row, self.offset + self.row);
+                    self.row += 1;
+                    let location = format!("{}: row {}", self.name, global + 1);
+                    return Some(Ok(match (ids.get(r), texts.get(r)) {
+                        (None, _) => Item::Bad {
+                            location,
+                            message: format!("null id in column `{}`", self.opts.id_col),
+                        },
+                        (_, None) => Item::Bad {
+                            location,
+                            message: format!("null text in column `{}`", self.opts.text_col),
+                        },
+                        (Some(i), Some(t)) => Item::Record(Record {
+                            id: i.to_string(),
+                            text: t.to_string(),
+                            origin: location,
+                            source: self.source,
+                            extra: Extra::Frame(df.clone(), r),
+                        }),
+                    }));
+                }
+                self.offset += df.height();
+                self.current = None;
+            }
+            match self.load() {
+                Ok(true) => {}
+                Ok(false) => return None,
+                Err(e) => {
+                    self.next_group = self.groups.len();
+                    return Some(Err(e));
+                }
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------ documents ----
+
+fn ext_of(path: &Path) -> String {
+    path.extension()
+        .map(|e| e.to_string_lossy().to_lowercase())
+        .unwrap_or_default()
+}
+
+/// The documents of a folder, recursively, in file-name order (each folder's
+/// entries sorted, so the walk never lists the whole tree at once), with
+/// their `/`-separated paths relative to the folder (their article ids).
+fn folder_documents(dir: PathBuf) -> impl Iterator<Item = (Result<PathBuf>, String)> {
+    walkdir::WalkDir::new(dir.clone())
+        .follow_links(true)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_map(move |e| {
+            let e = match e {
+                Ok(e) => e,
+                Err(err) => {
+                    let p = err
+                        .path()
+                        .map(|p| p.to_path_buf())
+                        .unwrap_or_else(|| dir.clone());
+                    return Some((Err(Error::io(&p, err.into())), String::new()));
+                }
+            };
+            if !e.file_type().is_file()
+                || !matches!(ext_of(e.path()).as_str(), "txt" | "md" | "html" | "htm")
+            {
+                return None;
+            }
+            let rel = e
+                .path()
+                .strip_prefix(&dir)
+                .unwrap_or(e.path())
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join("/");
+            Some((Ok(e.into_path()), rel))
+        })
+}
+
+fn read_document(path: &Path, id: String, html: bool, source: usize) -> Result<Record> {
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_to_end(&mut bytes))
+        .map_err(|e| Error::io(path, e))?;
     let name = path.display().to_string();
-    let text = match std::str::from_utf8(&bytes) {
-        Ok(s) => s.to_string(),
+    let text = match String::from_utf8(bytes) {
+        Ok(s) => s,
         Err(e) => {
-            let line = bytes[..e.valid_up_to()]
-                .iter()
-                .filter(|&&b| b == b'\n')
-                .count()
-                + 1;
+            let bytes = e.as_bytes();
+            let valid = e.utf8_error().valid_up_to();
+            let line = bytes[..valid].iter().filter(|&&b| b == b'\n').count() + 1;
             return Err(Error::input(format!("{name}:{line}"), "invalid UTF-8"));
         }
     };
     let text = if html { html_to_text(&text) } else { text };
-    Ok(Article {
+    Ok(Record {
         id,
         text,
         origin: name,
+        source,
+        extra: Extra::None,
     })
 }
 
@@ -546,101 +680,249 @@ pub fn html_to_text(html: &str) -> String {
         .unwrap_or_default()
 }
 
-fn merge(
-    parts: Vec<Rows>,
-    inputs: Vec<InputFile>,
-    skipped_rows: Vec<String>,
-    opts: &ReadOptions,
-) -> Result<Corpus> {
-    // Union of pass-through columns, first-seen order; types that differ across
-    // files fall back to string.
-    let mut order: Vec<String> = Vec::new();
-    let mut dtypes: HashMap<String, DataType> = HashMap::new();
-    for p in &parts {
-        for s in &p.columns {
-            let n = s.name().to_string();
-            match dtypes.get(&n) {
-                None => {
-                    order.push(n.clone());
-                    dtypes.insert(n, s.dtype().clone());
-                }
-                Some(d) if d != s.dtype() => {
-                    dtypes.insert(n, DataType::String);
-                }
-                _ => {}
-            }
+// --------------------------------------------------- pass-through schema ----
+
+/// What one file's values of a JSON key have been so far.
+#[derive(Debug, Clone, Copy)]
+struct JsonKind {
+    all_bool: bool,
+    all_int: bool,
+    all_number: bool,
+}
+
+impl JsonKind {
+    fn new() -> Self {
+        JsonKind {
+            all_bool: true,
+            all_int: true,
+            all_number: true,
         }
     }
-    let total: usize = parts.iter().map(|p| p.articles.len()).sum();
-    let mut columns: Vec<Series> = order
-        .iter()
-        .map(|n| Series::new_empty(n.as_str().into(), &dtypes[n]))
-        .collect();
-    let mut articles = Vec::with_capacity(total);
-    for p in parts {
-        let len = p.articles.len();
-        for (i, name) in order.iter().enumerate() {
-            let dt = &dtypes[name];
-            let s = match p.columns.iter().find(|s| s.name().as_str() == name) {
-                Some(s) => s.cast(dt)?,
-                None => Series::full_null(name.as_str().into(), len, dt),
-            };
-            columns[i].append(&s)?;
+    fn see(&mut self, v: &Value) {
+        if v.is_null() {
+            return;
         }
-        articles.extend(p.articles);
+        self.all_bool &= v.is_boolean();
+        self.all_int &= v.is_i64();
+        self.all_number &= v.is_number();
+    }
+    fn dtype(self) -> DataType {
+        if self.all_bool {
+            DataType::Boolean
+        } else if self.all_int {
+            DataType::Int64
+        } else if self.all_number {
+            DataType::Float64
+        } else {
+            DataType::String
+        }
+    }
+}
+
+/// One pass-through column of the output.
+#[derive(Debug, Clone)]
+pub struct PassColumn {
+    /// Its name in the output (`input_`-prefixed when it clashes).
+    pub name: String,
+    /// Its name in the inputs.
+    pub source: String,
+    pub dtype: DataType,
+}
+
+/// A column as one input has it: its name, what its JSON values were, or
+/// the type its format fixes.
+type SeenColumn = (String, Option<JsonKind>, Option<DataType>);
+
+/// The pass-through columns, learned from every row in the scan so that
+/// every window of the job writes the same schema.
+#[derive(Debug, Default)]
+pub struct PassSchema {
+    /// Per input: column names in first-seen order, with their kinds.
+    per_source: Vec<Vec<SeenColumn>>,
+    seen: Vec<std::collections::HashMap<String, usize>>,
+    last_frame: Option<(usize, usize)>,
+}
+
+impl PassSchema {
+    fn column(&mut self, source: usize, name: &str) -> usize {
+        if self.per_source.len() <= source {
+            self.per_source.resize_with(source + 1, Vec::new);
+            self.seen.resize_with(source + 1, Default::default);
+        }
+        if let Some(&i) = self.seen[source].get(name) {
+            return i;
+        }
+        self.per_source[source].push((name.to_string(), None, None));
+        let i = self.per_source[source].len() - 1;
+        self.seen[source].insert(name.to_string(), i);
+        i
     }
 
-    // Duplicates and --limit, then the pass-through rows that remain.
-    let mut seen: HashMap<String, String> = HashMap::new();
-    let mut keep: Vec<IdxSize> = Vec::new();
-    let mut kept = Vec::new();
-    let mut deduped = 0;
-    for (i, a) in articles.into_iter().enumerate() {
-        if opts.limit.is_some_and(|l| kept.len() >= l) {
-            break;
-        }
-        if let Some(first) = seen.get(&a.id) {
-            if opts.dedupe {
-                deduped += 1;
-                continue;
-            }
-            return Err(Error::input(
-                a.origin.clone(),
-                format!("duplicate article id `{}` (first seen at {first}); use --dedupe to keep the first", a.id),
-            ));
-        }
-        seen.insert(a.id.clone(), a.origin.clone());
-        keep.push(i as IdxSize);
-        kept.push(a);
-    }
-    // A pass-through column named like an output column gets an `input_`
-    // prefix (repeated until the name is free) rather than being lost.
-    let mut taken: std::collections::HashSet<String> = order.iter().cloned().collect();
-    let cols: Vec<Column> = columns
-        .into_iter()
-        .map(|s| {
-            let mut name = s.name().to_string();
-            if RESERVED.contains(&name.as_str()) || name.starts_with("stance_") {
-                taken.remove(&name);
-                while taken.contains(&name)
-                    || RESERVED.contains(&name.as_str())
-                    || name.starts_with("stance_")
-                {
-                    name = format!("input_{name}");
+    /// Notes a record's pass-through values.
+    pub fn see(&mut self, r: &Record) {
+        match &r.extra {
+            Extra::None => {}
+            Extra::Json(map) => {
+                for (k, v) in map {
+                    let i = self.column(r.source, k);
+                    self.per_source[r.source][i]
+                        .1
+                        .get_or_insert_with(JsonKind::new)
+                        .see(v);
                 }
-                taken.insert(name.clone());
             }
-            s.with_name(name.into()).into_column()
-        })
-        .collect();
-    let df = DataFrame::new(total, cols)?;
-    let passthrough = df.take(&IdxCa::from_vec("idx".into(), keep))?;
-    Ok(Corpus {
-        articles: kept,
-        passthrough,
-        inputs,
-        skipped_rows,
-        deduped,
+            Extra::Cells(names, _) => {
+                for n in names.iter() {
+                    let i = self.column(r.source, n);
+                    self.per_source[r.source][i].2 = Some(DataType::String);
+                }
+            }
+            Extra::Frame(df, _) => {
+                let key = (r.source, Arc::as_ptr(df) as usize);
+                if self.last_frame != Some(key) {
+                    self.last_frame = Some(key);
+                    for c in df.columns() {
+                        let i = self.column(r.source, c.name());
+                        self.per_source[r.source][i].2 = Some(c.dtype().clone());
+                    }
+                }
+            }
+        }
+    }
+
+    /// The unified columns: first-seen order across inputs, types that
+    /// differ become text, and names clashing with output columns get an
+    /// `input_` prefix (repeated until free).
+    pub fn columns(&self) -> Vec<PassColumn> {
+        let mut order: Vec<(String, DataType)> = Vec::new();
+        for cols in &self.per_source {
+            for (name, json, fixed) in cols {
+                let t = fixed
+                    .clone()
+                    .or_else(|| json.map(JsonKind::dtype))
+                    .unwrap_or(DataType::String);
+                match order.iter_mut().find(|(n, _)| n == name) {
+                    None => order.push((name.clone(), t)),
+                    Some((_, d)) if *d != t => *d = DataType::String,
+                    _ => {}
+                }
+            }
+        }
+        let clashes = |n: &str| RESERVED.contains(&n) || n.starts_with("stance_");
+        let mut taken: std::collections::HashSet<String> =
+            order.iter().map(|(n, _)| n.clone()).collect();
+        order
+            .into_iter()
+            .map(|(source, dtype)| {
+                let mut name = source.clone();
+                if clashes(&name) {
+                    taken.remove(&name);
+                    while taken.contains(&name) || clashes(&name) {
+                        name = format!("input_{name}");
+                    }
+                    taken.insert(name.clone());
+                }
+                PassColumn {
+                    name,
+                    source,
+                    dtype,
+                }
+            })
+            .collect()
+    }
+}
+
+/// The pass-through columns of `records`, one row each, typed by `schema`.
+pub fn passthrough(records: &[&Record], schema: &[PassColumn]) -> Result<DataFrame> {
+    let n = records.len();
+    let mut cols = Vec::with_capacity(schema.len());
+    for c in schema {
+        let name: PlSmallStr = c.name.as_str().into();
+        // Runs of rows from one Parquet row group are sliced and cast whole.
+        let mut out = Series::new_empty(name.clone(), &c.dtype);
+        let mut i = 0;
+        while i < n {
+            let piece = match &records[i].extra {
+                Extra::Frame(df, row) => {
+                    let mut j = i + 1;
+                    while j < n
+                        && matches!(&records[j].extra, Extra::Frame(d2, r2)
+                            if Arc::ptr_eq(df, d2) && *r2 == row + (j - i))
+                    {
+                        j += 1;
+                    }
+                    let len = j - i;
+                    i = j;
+                    match df.column(&c.source) {
+                        Ok(col) => col
+                            .as_materialized_series()
+                            .slice(*row as i64, len)
+                            .cast(&c.dtype)?,
+                        Err(_) => Series::full_null(name.clone(), len, &c.dtype),
+                    }
+                }
+                _ => {
+                    let mut j = i;
+                    while j < n && !matches!(records[j].extra, Extra::Frame(..)) {
+                        j += 1;
+                    }
+                    let s = scalar_series(&name, &records[i..j], &c.source, &c.dtype)?;
+                    i = j;
+                    s
+                }
+            };
+            out.append(&piece.with_name(name.clone()))?;
+        }
+        cols.push(out.into_column());
+    }
+    Ok(DataFrame::new(n, cols)?)
+}
+
+/// A column of JSON / CSV values in `dtype`; JSON values that are not
+/// scalars become their JSON text.
+fn scalar_series(name: &PlSmallStr, rs: &[&Record], key: &str, dtype: &DataType) -> Result<Series> {
+    let get = |r: &Record| -> Option<Value> {
+        match &r.extra {
+            Extra::Json(m) => m.get(key).cloned(),
+            Extra::Cells(names, cells) => names
+                .iter()
+                .position(|n| n == key)
+                .map(|i| Value::String(cells[i].clone())),
+            _ => None,
+        }
+    };
+    let vals: Vec<Option<Value>> = rs.iter().map(|r| get(r)).collect();
+    let name = name.clone();
+    Ok(match dtype {
+        DataType::Boolean => Series::new(
+            name,
+            vals.iter()
+                .map(|v| v.as_ref().and_then(Value::as_bool))
+                .collect::<Vec<_>>(),
+        ),
+        DataType::Int64 => Series::new(
+            name,
+            vals.iter()
+                .map(|v| v.as_ref().and_then(Value::as_i64))
+                .collect::<Vec<_>>(),
+        ),
+        DataType::Float64 => Series::new(
+            name,
+            vals.iter()
+                .map(|v| v.as_ref().and_then(Value::as_f64))
+                .collect::<Vec<_>>(),
+        ),
+        _ => Series::new(
+            name,
+            vals.iter()
+                .map(|v| match v {
+                    None | Some(Value::Null) => None,
+                    Some(Value::String(s)) => Some(s.clone()),
+                    Some(other) => Some(other.to_string()),
+                })
+                .collect::<Vec<_>>(),
+        )
+        .cast(dtype)?,
     })
 }
 
@@ -648,29 +930,65 @@ fn merge(
 mod tests {
     use super::*;
 
-    #[test]
-    fn jsonl_typed_passthrough_and_errors() {
-        let data = b"{\"id\": 1, \"text\": \"a\", \"n\": 3, \"src\": \"x\"}\n\n{\"id\": \"b\", \"text\": \"b\", \"n\": 4}\n";
-        let mut sk = vec![];
-        let rows = read_jsonl(&data[..], "f.jsonl", &ReadOptions::default(), &mut sk).unwrap();
-        assert_eq!(rows.articles.len(), 2);
-        assert_eq!(rows.articles[0].id, "1");
-        assert_eq!(rows.articles[1].origin, "f.jsonl:3");
-        assert_eq!(rows.columns[0].dtype(), &DataType::Int64);
-        assert_eq!(rows.columns[1].null_count(), 1);
+    fn read_all(text: &str, name: &str, opts: &ReadOptions) -> Vec<Item> {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        let inputs = Inputs::open(&[p], opts).unwrap();
+        inputs.records().collect::<Result<Vec<_>>>().unwrap()
+    }
 
-        let bad = b"{\"id\": 1, \"text\": \"a\"}\n{\"id\": 2\n";
-        let e = read_jsonl(&bad[..], "f.jsonl", &ReadOptions::default(), &mut sk)
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(e.starts_with("f.jsonl:2: malformed JSON"), "{e}");
-        let opts = ReadOptions {
-            skip_bad_rows: true,
-            ..Default::default()
+    #[test]
+    fn jsonl_rows_and_bad_rows_name_their_line() {
+        let data = "{\"id\": 1, \"text\": \"a\", \"n\": 3, \"src\": \"x\"}\n\n{\"id\": \"b\", \"text\": \"b\", \"n\": 4}\n{\"id\": 2\n";
+        let items = read_all(data, "f.jsonl", &ReadOptions::default());
+        assert_eq!(items.len(), 3);
+        let Item::Record(r) = &items[1] else {
+            panic!("{items:?}")
         };
-        let rows = read_jsonl(&bad[..], "f.jsonl", &opts, &mut sk).unwrap();
-        assert_eq!(rows.articles.len(), 1);
-        assert_eq!(sk.len(), 1);
+        assert_eq!(r.id, "b");
+        assert!(r.origin.ends_with("f.jsonl:3"), "{}", r.origin);
+        let Item::Bad { location, message } = &items[2] else {
+            panic!("{items:?}")
+        };
+        assert!(location.ends_with("f.jsonl:4") && message.starts_with("malformed JSON"));
+    }
+
+    #[test]
+    fn schema_types_per_file_and_unifies() {
+        let d = tempfile::tempdir().unwrap();
+        let a = d.path().join("a.jsonl");
+        let b = d.path().join("b.csv");
+        std::fs::write(&a, "{\"id\": 1, \"text\": \"a\", \"n\": 3, \"lang\": \"en\"}\n{\"id\": 2, \"text\": \"b\", \"f\": 1.5}\n").unwrap();
+        std::fs::write(&b, "id,text,n\n3,c,x\n").unwrap();
+        let inputs = Inputs::open(&[a, b], &ReadOptions::default()).unwrap();
+        let mut s = PassSchema::default();
+        let recs: Vec<Record> = inputs
+            .records()
+            .map(|i| match i.unwrap() {
+                Item::Record(r) => r,
+                Item::Bad { .. } => panic!(),
+            })
+            .collect();
+        for r in &recs {
+            s.see(r);
+        }
+        let cols = s.columns();
+        let got: Vec<(&str, &DataType)> =
+            cols.iter().map(|c| (c.name.as_str(), &c.dtype)).collect();
+        // `n` is an integer in one file and text in the other: text.
+        assert_eq!(
+            got,
+            [
+                ("n", &DataType::String),
+                ("input_lang", &DataType::String),
+                ("f", &DataType::Float64)
+            ]
+        );
+        let refs: Vec<&Record> = recs.iter().collect();
+        let df = passthrough(&refs, &cols).unwrap();
+        assert_eq!(df.height(), 3);
+        let n: Vec<Option<&str>> = df.column("n").unwrap().str().unwrap().iter().collect();
+        assert_eq!(n, [Some("3"), None, Some("x")]);
     }
 }

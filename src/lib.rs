@@ -2,21 +2,29 @@
 //! [`pipeline`] joins them. The binary (`src/main.rs`, `src/cmd/`) is a thin
 //! command-line layer over it.
 
+pub mod atomic;
 pub mod batch;
 pub mod calibrate;
 pub mod codebook;
+pub mod dataset;
 pub mod error;
 pub mod eval;
 pub mod formats;
 pub mod hash;
 pub mod heads;
+pub mod infer;
 pub mod input;
+pub mod label;
 pub mod lang;
 pub mod models;
 pub mod output;
 pub mod pipeline;
+pub mod plan;
+pub mod record;
 pub mod sample;
+pub mod scan;
 pub mod segment;
+pub mod shard;
 pub mod tokenize;
 pub mod train;
 

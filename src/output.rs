@@ -1,79 +1,22 @@
 //! The output table: one row per kept paragraph, written to Parquet through
-//! polars with provenance in the file's key-value metadata.
+//! polars with provenance in every file's key-value metadata, one row group
+//! per window as the job goes.
 //!
-//! The file is written to a temporary name in the target folder and renamed on
-//! success, so a failed run never leaves a half-written table behind.
+//! [`ParquetFile`] writes through a hidden temporary file beside the target
+//! and renames it only once its footer is written and fsynced, so an
+//! interrupted run never leaves a half-written table under the real name.
+//! [`FileSink`] is `-o out.parquet`; `crate::dataset` writes folders of parts.
 
+use crate::atomic::Pending;
 use crate::codebook::Codebook;
 use crate::error::{Error, Result};
-use crate::pipeline::{Stance, Tagged};
+use crate::pipeline::{Labeled, Sink};
+use crate::record::{Pred, PredEntity, PredStance, Predictions, Row, Span, Stance};
 use polars::prelude::*;
-use std::path::{Path, PathBuf};
-
-/// A temporary file next to the output, created before any work so an
-/// unwritable path fails fast.
-pub struct PendingOutput {
-    tmp: tempfile::NamedTempFile,
-    target: PathBuf,
-}
-
-impl PendingOutput {
-    pub fn create(target: &Path) -> Result<PendingOutput> {
-        let dir = match target.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        if target.is_dir() {
-            return Err(Error::Output {
-                path: target.into(),
-                message: "is a folder; give a file name such as out.parquet".into(),
-            });
-        }
-        let tmp = tempfile::Builder::new()
-            .prefix(".paratag-")
-            .suffix(".parquet.tmp")
-            .tempfile_in(&dir)
-            .map_err(|e| Error::Output {
-                path: target.into(),
-                message: format!("cannot write in {}: {e}", dir.display()),
-            })?;
-        Ok(PendingOutput {
-            tmp,
-            target: target.into(),
-        })
-    }
-
-    pub fn commit(self, mut df: DataFrame, metadata: Vec<(String, String)>) -> Result<()> {
-        let err = |m: String| Error::Output {
-            path: self.target.clone(),
-            message: m,
-        };
-        ParquetWriter::new(self.tmp.as_file())
-            .with_key_value_metadata(Some(KeyValueMetadata::from_static(metadata)))
-            .finish(&mut df)
-            .map_err(|e| err(e.to_string()))?;
-        self.tmp
-            .as_file()
-            .sync_all()
-            .map_err(|e| err(e.to_string()))?;
-        ordinary_permissions(self.tmp.as_file());
-        self.tmp
-            .persist(&self.target)
-            .map_err(|e| err(e.error.to_string()))?;
-        Ok(())
-    }
-}
-
-/// Temporary files are created private (0600); a finished output is an
-/// ordinary file (0644), readable by the team that shares the results.
-pub fn ordinary_permissions(f: &std::fs::File) {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        // Best effort: a file system without modes keeps its own.
-        let _ = f.set_permissions(std::fs::Permissions::from_mode(0o644));
-    }
-}
+use sha2::{Digest, Sha256};
+use std::io::Write;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 fn entity_dtype() -> DataType {
     DataType::Struct(vec![
@@ -122,8 +65,9 @@ fn list_of_structs(
     Ok(out.into_series())
 }
 
-pub fn to_dataframe(t: &Tagged, codebook: Option<&Codebook>) -> Result<DataFrame> {
-    let rows = &t.rows;
+/// One window's rows as a table (the output schema, README "Output").
+pub fn frame(w: &Labeled, codebook: Option<&Codebook>) -> Result<DataFrame> {
+    let rows = &w.rows;
     let n = rows.len();
     let mut cols: Vec<Column> = Vec::new();
     let mut push = |s: Series| cols.push(s.into_column());
@@ -131,7 +75,7 @@ pub fn to_dataframe(t: &Tagged, codebook: Option<&Codebook>) -> Result<DataFrame
     push(Series::new(
         "article_id".into(),
         rows.iter()
-            .map(|r| t.corpus.articles[r.article].id.as_str())
+            .map(|r| w.ids[r.article].as_str())
             .collect::<Vec<_>>(),
     ));
     push(Series::new(
@@ -194,7 +138,7 @@ pub fn to_dataframe(t: &Tagged, codebook: Option<&Codebook>) -> Result<DataFrame
 
     if let Some(cb) = codebook {
         for (i, s) in cb.stances.iter().enumerate() {
-            let get = |r: &crate::pipeline::Row| r.stances.get(i).copied().unwrap_or_default();
+            let get = |r: &Row| r.stances.get(i).copied().unwrap_or_default();
             push(Series::new(
                 format!("stance_{}", s.id).into(),
                 rows.iter().map(|r| get(r).label).collect::<Vec<_>>(),
@@ -212,7 +156,7 @@ pub fn to_dataframe(t: &Tagged, codebook: Option<&Codebook>) -> Result<DataFrame
         }
     }
 
-    let ents: Vec<&crate::heads::Entity> = rows
+    let ents: Vec<&crate::record::Entity> = rows
         .iter()
         .flat_map(|r| r.entities.iter().flatten())
         .collect();
@@ -260,83 +204,169 @@ pub fn to_dataframe(t: &Tagged, codebook: Option<&Codebook>) -> Result<DataFrame
         "idx".into(),
         rows.iter().map(|r| r.article as IdxSize).collect(),
     );
-    let pass = t.corpus.passthrough.take(&idx)?;
+    let pass = w.passthrough.take(&idx)?;
     for c in pass.columns() {
         cols.push(c.clone());
     }
     Ok(DataFrame::new(n, cols)?)
 }
 
-// ------------------------------------------------------------ reading ------
-
-/// One predicted entity.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PredEntity {
-    pub span: crate::formats::Span,
-    pub score: f32,
+/// The output schema of a job: an empty window's.
+pub fn schema(codebook: Option<&Codebook>, pass: &[crate::input::PassColumn]) -> Result<Schema> {
+    let empty = Labeled {
+        ids: vec![],
+        ordinals: vec![],
+        rows: vec![],
+        passthrough: crate::input::passthrough(&[], pass)?,
+        counts: vec![],
+    };
+    Ok(frame(&empty, codebook)?.schema().as_ref().clone())
 }
 
-/// One stance target's prediction; all null where it was not scored.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct PredStance {
-    pub label: Option<String>,
-    pub score: Option<f32>,
-    pub favor: Option<f32>,
-    pub against: Option<f32>,
-}
+// ------------------------------------------------------------ writing ------
 
-/// One row of a paratag output table, as `sample`, `eval` and `calibrate` see it.
-#[derive(Debug, Clone, Default)]
-pub struct Pred {
-    pub article_id: String,
-    pub paragraph: u32,
-    pub text: String,
-    pub topic: Option<String>,
-    pub topic_score: Option<f32>,
-    pub topic_scores: Option<Vec<(String, f32)>>,
-    pub stances: BTreeMap<String, PredStance>,
-    pub entities: Option<Vec<PredEntity>>,
-    /// `lang` and the pass-through columns, as text (for strata and `--by`).
-    pub fields: BTreeMap<String, String>,
-}
+/// The bytes a Parquet writer emits, buffered and hashed on the way to the file.
+#[derive(Clone)]
+struct Hashed(Arc<Mutex<(std::io::BufWriter<std::fs::File>, Sha256, u64)>>);
 
-/// A paratag output table read back.
-#[derive(Debug, Clone, Default)]
-pub struct Predictions {
-    pub rows: Vec<Pred>,
-    /// Key-value metadata (`paratag.*`).
-    pub meta: BTreeMap<String, String>,
-    /// Stance target ids, in column order.
-    pub targets: Vec<String>,
-    /// Columns copied into `fields`.
-    pub field_names: Vec<String>,
-}
-
-impl Predictions {
-    pub fn has_topic(&self) -> bool {
-        self.rows.iter().any(|r| r.topic_scores.is_some())
+impl Write for Hashed {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut g = self.0.lock().expect("writer lock");
+        let n = g.0.write(buf)?;
+        g.1.update(&buf[..n]);
+        g.2 += n as u64;
+        Ok(n)
     }
-    pub fn has_entities(&self) -> bool {
-        self.rows.iter().any(|r| r.entities.is_some())
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.lock().expect("writer lock").0.flush()
     }
-    /// The codebook the table was tagged with, from its metadata.
-    pub fn codebook(&self) -> Result<Option<Codebook>> {
-        match self.meta.get("paratag.codebook") {
-            Some(text) => Ok(Some(Codebook::parse(
-                Path::new("(codebook in the predictions' metadata)"),
-                text.clone(),
-            )?)),
-            None => Ok(None),
+}
+
+/// A Parquet file written one row group at a time through a [`Pending`]
+/// temporary, with its sha256 computed as it is written.
+pub struct ParquetFile {
+    writer: polars::io::parquet::write::BatchedWriter<Hashed>,
+    out: Hashed,
+    pending: Pending,
+    schema: Schema,
+    pub rows: usize,
+}
+
+/// What a finished file is.
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub sha256: String,
+    pub bytes: u64,
+}
+
+impl ParquetFile {
+    pub fn create(target: &Path, schema: &Schema) -> Result<ParquetFile> {
+        let pending = Pending::create(target)?;
+        let file = pending
+            .file()
+            .try_clone()
+            .map_err(|e| Error::io(target, e))?;
+        let out = Hashed(Arc::new(Mutex::new((
+            std::io::BufWriter::with_capacity(1 << 20, file),
+            Sha256::new(),
+            0,
+        ))));
+        let writer = ParquetWriter::new(out.clone())
+            .batched(schema)
+            .map_err(|e| Error::Output {
+                path: target.into(),
+                message: e.to_string(),
+            })?;
+        Ok(ParquetFile {
+            writer,
+            out,
+            pending,
+            schema: schema.clone(),
+            rows: 0,
+        })
+    }
+
+    fn err(&self, m: impl std::fmt::Display) -> Error {
+        Error::Output {
+            path: self.pending.target().into(),
+            message: m.to_string(),
         }
     }
-    /// Entity types the NER model predicts, from the metadata.
-    pub fn entity_types(&self) -> Vec<String> {
-        self.meta
-            .get("paratag.entity_types")
-            .and_then(|s| serde_json::from_str(s).ok())
-            .unwrap_or_default()
+
+    /// Writes `df` as one row group.
+    pub fn write(&mut self, df: &DataFrame) -> Result<()> {
+        if df.height() == 0 {
+            return Ok(());
+        }
+        if df.schema().as_ref() != &self.schema {
+            return Err(self.err(format!(
+                "internal error: a window's columns {:?} differ from the table's {:?}",
+                df.schema(),
+                self.schema
+            )));
+        }
+        let mut df = df.clone();
+        df.rechunk_mut();
+        self.writer.write_batch(&df).map_err(|e| self.err(e))?;
+        self.rows += df.height();
+        Ok(())
+    }
+
+    /// Writes the footer with `meta`, flushes to disk, renames into place.
+    pub fn finish(self, meta: Vec<(String, String)>) -> Result<Written> {
+        use polars_parquet::write::{schema_to_metadata_key, KeyValue};
+        {
+            let mut w = self.writer.get_writer().lock().expect("writer lock");
+            let mut kv = vec![schema_to_metadata_key(w.schema())];
+            kv.extend(meta.into_iter().map(|(key, value)| KeyValue {
+                key,
+                value: Some(value),
+            }));
+            w.end(Some(kv)).map_err(|e| self.err(e))?;
+        }
+        let (sha256, bytes) = {
+            let mut g = self.out.0.lock().expect("writer lock");
+            g.0.flush().map_err(|e| self.err(e))?;
+            (hex::encode(g.1.clone().finalize()), g.2)
+        };
+        self.pending.commit()?;
+        Ok(Written { sha256, bytes })
     }
 }
+
+/// `-o out.parquet`: every window into one file, renamed at the end.
+pub struct FileSink {
+    file: ParquetFile,
+    codebook: Option<Codebook>,
+}
+
+impl FileSink {
+    pub fn create(target: &Path, codebook: Option<Codebook>, schema: &Schema) -> Result<FileSink> {
+        if target.is_dir() {
+            return Err(Error::Output {
+                path: target.into(),
+                message: "is a folder; give a file name such as out.parquet".into(),
+            });
+        }
+        Ok(FileSink {
+            file: ParquetFile::create(target, schema)?,
+            codebook,
+        })
+    }
+
+    pub fn finish(self, meta: Vec<(String, String)>) -> Result<Written> {
+        self.file.finish(meta)
+    }
+}
+
+impl Sink for FileSink {
+    fn write(&mut self, w: Labeled) -> Result<()> {
+        let df = frame(&w, self.codebook.as_ref())?;
+        self.file.write(&df)
+    }
+}
+
+// ------------------------------------------------------------ reading ------
 
 use std::collections::BTreeMap;
 
@@ -527,7 +557,7 @@ fn entity_lists(c: &Column) -> Result<Vec<Option<Vec<PredEntity>>>> {
             .zip(field_f32(st, "score")?)
             .enumerate()
             .map(|(k, (label, score))| PredEntity {
-                span: crate::formats::Span {
+                span: Span {
                     start: start[k],
                     end: end[k],
                     label,

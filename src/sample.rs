@@ -11,7 +11,7 @@
 
 use crate::error::{Error, Result};
 use crate::formats::{GoldItem, NONE};
-use crate::output::{Pred, Predictions};
+use crate::record::{Pred, Predictions};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use std::collections::{BTreeMap, HashSet};

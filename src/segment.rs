@@ -19,7 +19,7 @@
 //! Offsets are Unicode code points into the article text, and each paragraph's
 //! text is exactly `article[start..end]`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 #[derive(Debug, Clone)]
 pub struct SegmentConfig {
@@ -159,32 +159,136 @@ fn is_tail_marker(s: &str) -> bool {
     TAIL_MARKERS.iter().any(|m| k == *m)
 }
 
-/// Lines that repeat across the corpus, counted once per article.
+/// The repeat-index key of a unit: a 64-bit hash of its normalised text.
+fn unit_hash(s: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(repeat_key(s).as_bytes())
+}
+
+/// The distinct repeat keys of an article's units, sorted.
+pub fn repeat_keys(text: &str) -> Vec<u64> {
+    let mut keys: Vec<u64> = units(text)
+        .iter()
+        .map(|u| &text[u.bytes.0..u.bytes.1])
+        .filter(|s| !repeat_key(s).is_empty())
+        .map(unit_hash)
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
+
+/// Lines that repeat across the corpus (rule 2), as the set of their keys.
 #[derive(Debug, Default, Clone)]
 pub struct RepeatIndex {
-    counts: HashMap<String, usize>,
-    articles: usize,
+    repeated: HashSet<u64>,
 }
 
 impl RepeatIndex {
-    pub fn build<'a>(texts: impl Iterator<Item = &'a str>) -> RepeatIndex {
-        let mut idx = RepeatIndex::default();
-        for t in texts {
-            idx.articles += 1;
-            let mut seen = std::collections::HashSet::new();
-            for u in units(t) {
-                let k = repeat_key(&t[u.bytes.0..u.bytes.1]);
-                if !k.is_empty() && seen.insert(k.clone()) {
-                    *idx.counts.entry(k).or_default() += 1;
-                }
-            }
+    /// From per-article counts over `articles` articles.
+    pub fn from_counts(
+        counts: impl IntoIterator<Item = (u64, usize)>,
+        articles: usize,
+        cfg: &SegmentConfig,
+    ) -> RepeatIndex {
+        RepeatIndex {
+            repeated: counts
+                .into_iter()
+                .filter(|&(_, n)| n >= cfg.repeat_min_articles && n * 5 >= articles)
+                .map(|(k, _)| k)
+                .collect(),
         }
-        idx
     }
 
-    fn is_repeated(&self, key: &str, cfg: &SegmentConfig) -> bool {
-        let n = self.counts.get(key).copied().unwrap_or(0);
-        n >= cfg.repeat_min_articles && n * 5 >= self.articles
+    /// Exact counts over `texts`, held in memory (tests, small inputs).
+    pub fn build<'a>(texts: impl Iterator<Item = &'a str>, cfg: &SegmentConfig) -> RepeatIndex {
+        let mut counts: HashMap<u64, usize> = HashMap::new();
+        let mut articles = 0;
+        for t in texts {
+            articles += 1;
+            for k in repeat_keys(t) {
+                *counts.entry(k).or_default() += 1;
+            }
+        }
+        Self::from_counts(counts, articles, cfg)
+    }
+
+    pub fn len(&self) -> usize {
+        self.repeated.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.repeated.is_empty()
+    }
+
+    fn is_repeated(&self, unit: &str) -> bool {
+        !self.repeated.is_empty() && self.repeated.contains(&unit_hash(unit))
+    }
+}
+
+/// Per-article counts of repeat keys in bounded memory: a Misra–Gries
+/// summary of at most `cap` keys. Every key counted in more than
+/// `stream / (cap + 1)` articles is kept (`stream` is the number of keys
+/// added); counts are exact until the first eviction, lower bounds after.
+#[derive(Debug, Clone)]
+pub struct RepeatCounter {
+    counts: HashMap<u64, u32>,
+    cap: usize,
+    evicted: bool,
+    pub articles: usize,
+    pub stream: u64,
+}
+
+impl RepeatCounter {
+    pub fn new(cap: usize) -> RepeatCounter {
+        RepeatCounter {
+            counts: HashMap::new(),
+            cap: cap.max(1),
+            evicted: false,
+            articles: 0,
+            stream: 0,
+        }
+    }
+
+    /// One article's distinct keys.
+    pub fn add(&mut self, keys: &[u64]) {
+        self.articles += 1;
+        for &k in keys {
+            self.stream += 1;
+            if let Some(c) = self.counts.get_mut(&k) {
+                *c += 1;
+            } else if self.counts.len() < self.cap {
+                self.counts.insert(k, 1);
+            } else {
+                // Decrement every counter (the new key's implicit 1 included).
+                self.evicted = true;
+                self.counts.retain(|_, c| {
+                    *c -= 1;
+                    *c > 0
+                });
+            }
+        }
+    }
+
+    /// True when no key was ever evicted, so the counts are exact.
+    pub fn is_exact(&self) -> bool {
+        !self.evicted
+    }
+
+    /// The keys held: a superset of the repeated ones, if the summary was
+    /// big enough (see [`RepeatCounter::covers`]).
+    pub fn keys(&self) -> HashSet<u64> {
+        self.counts.keys().copied().collect()
+    }
+
+    /// Whether every key at or above the repeat threshold is guaranteed
+    /// to be held.
+    pub fn covers(&self, cfg: &SegmentConfig) -> bool {
+        let threshold = (cfg.repeat_min_articles as u64).max(self.articles.div_ceil(5) as u64);
+        self.is_exact() || self.stream / (self.cap as u64 + 1) < threshold
+    }
+
+    pub fn counts(&self) -> impl Iterator<Item = (u64, usize)> + '_ {
+        self.counts.iter().map(|(&k, &c)| (k, c as usize))
     }
 }
 
@@ -214,9 +318,7 @@ pub fn segment(text: &str, repeats: &RepeatIndex, cfg: &SegmentConfig) -> Segmen
     for i in 0..tail_from {
         let s = body(&units[i]);
         let chars = s.chars().count();
-        if repeats.is_repeated(&repeat_key(s), cfg)
-            || (chars < cfg.short_chars && !has_punct(s))
-            || is_tail_marker(s)
+        if repeats.is_repeated(s) || (chars < cfg.short_chars && !has_punct(s)) || is_tail_marker(s)
         {
             keep[i] = false;
         }
@@ -371,9 +473,42 @@ mod tests {
         let arts: Vec<String> = (0..4)
             .map(|i| format!("{chrome}\nArticle {i} body sentence that is long enough, with punctuation and detail."))
             .collect();
-        let idx = RepeatIndex::build(arts.iter().map(|s| s.as_str()));
+        let idx = RepeatIndex::build(arts.iter().map(|s| s.as_str()), &SegmentConfig::default());
         let s = segment(&arts[0], &idx, &SegmentConfig::default());
         assert_eq!(s.paragraphs.len(), 1);
         assert!(s.paragraphs[0].text.starts_with("Article 0"));
+    }
+
+    /// The bounded counter finds the same repeated lines as exact counting,
+    /// even when it has to evict: the chrome line is in every article, the
+    /// article bodies are all different.
+    #[test]
+    fn bounded_counter_keeps_the_repeated_lines() {
+        let cfg = SegmentConfig::default();
+        let chrome = "Follow us on Telegram, X and Facebook for the latest updates.";
+        let arts: Vec<String> = (0..200)
+            .map(|i| {
+                format!("{chrome}\nBody {i} of the article.\nAnother line {i}, here.\nThird {i}.")
+            })
+            .collect();
+        let exact = RepeatIndex::build(arts.iter().map(|s| s.as_str()), &cfg);
+        assert_eq!(exact.len(), 1);
+        let mut c = RepeatCounter::new(32);
+        for a in &arts {
+            c.add(&repeat_keys(a));
+        }
+        assert!(!c.is_exact(), "32 slots for 601 distinct keys must evict");
+        assert!(c.covers(&cfg));
+        assert!(c.keys().contains(&unit_hash(chrome)));
+        // The scan recounts the held keys exactly; the index is the same.
+        let held = c.keys();
+        let mut counts: HashMap<u64, usize> = HashMap::new();
+        for a in &arts {
+            for k in repeat_keys(a).into_iter().filter(|k| held.contains(k)) {
+                *counts.entry(k).or_default() += 1;
+            }
+        }
+        let bounded = RepeatIndex::from_counts(counts, arts.len(), &cfg);
+        assert_eq!(bounded.repeated, exact.repeated);
     }
 }

@@ -5,7 +5,8 @@ use anyhow::{Context, Result};
 use paratag::codebook::Codebook;
 use paratag::eval::{self, GoldSummary};
 use paratag::formats::{self, Format, GoldItem, LabelSet};
-use paratag::output::{self, Predictions};
+use paratag::output;
+use paratag::record::Predictions;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -176,11 +177,9 @@ fn tag_gold(
         anyhow::bail!("the gold has topic or stance labels: pass --codebook (or --pred)");
     }
     let texts: Vec<&str> = gold.iter().map(|g| g.text.as_str()).collect();
-    let started = chrono::Utc::now();
-    let (tagged, job) = tag::tag_texts(&texts, codebook, m, tasks, false)?;
-    let df = output::to_dataframe(&tagged, job.codebook.as_ref())?;
-    let meta = tag::metadata(&tagged, &job, started, chrono::Utc::now());
-    let mut preds = output::predictions_from(&df, meta.into_iter().collect())?;
+    let tagged = tag::tag_texts(&texts, codebook, m, tasks, false)?;
+    let meta = tagged.metadata.into_iter().collect();
+    let mut preds = output::predictions_from(&tagged.frame, meta)?;
     for p in &mut preds.rows {
         let i: usize = p.article_id[1..].parse().expect("own id");
         let g = &gold[i];

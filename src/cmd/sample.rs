@@ -89,7 +89,7 @@ pub fn run(a: Args) -> Result<()> {
         _ => Vec::new(),
     };
     let entity_types = preds.entity_types();
-    let rows: Vec<&output::Pred> = drawn.rows.iter().map(|&i| &preds.rows[i]).collect();
+    let rows: Vec<&paratag::record::Pred> = drawn.rows.iter().map(|&i| &preds.rows[i]).collect();
     let spec = SheetSpec {
         targets: &preds.targets,
         topic_ids: &topic_ids,
@@ -132,7 +132,7 @@ pub fn run(a: Args) -> Result<()> {
 }
 
 /// `paratag <version>` plus the model ids and weight hashes from the metadata.
-fn model_version(p: &output::Predictions) -> String {
+fn model_version(p: &paratag::record::Predictions) -> String {
     let mut v = format!(
         "paratag {}",
         p.meta.get("paratag.version").map_or("?", |s| s)

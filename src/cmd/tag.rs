@@ -2,15 +2,22 @@
 
 use anyhow::{Context, Result};
 use paratag::codebook::Codebook;
+use paratag::dataset::{self, Dataset};
 use paratag::heads::Aggregation;
 use paratag::input::{Format, ReadOptions};
 use paratag::models::head::{self, Head};
 use paratag::models::registry;
 use paratag::models::tuned_head;
+use paratag::models::ModelInfo;
 use paratag::models::{DType, DeviceArg, ModelDir};
-use paratag::output::{self, PendingOutput};
-use paratag::pipeline::{self, Job};
+use paratag::output::{self, FileSink};
+use paratag::pipeline::{self, Counts, Job};
+use paratag::plan::Plan;
+use paratag::record::Row;
+use paratag::scan::Scan;
 use paratag::segment::SegmentConfig;
+use paratag::shard::Shard;
+use polars::prelude::DataFrame;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
@@ -20,9 +27,33 @@ pub struct Args {
     /// .txt/.md/.html (read recursively), or `-` for JSONL on stdin.
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
-    /// Output Parquet file (written atomically).
+    /// Output: a Parquet file (written whole, renamed at the end), or a
+    /// dataset folder (`out/`, or with --chunk-rows / --shard) of parts
+    /// plus `_manifest.json`, which --resume continues.
     #[arg(short, long)]
     pub output: PathBuf,
+    /// Write a dataset folder with parts of about N rows (default 10000).
+    #[arg(long)]
+    pub chunk_rows: Option<usize>,
+    /// Continue the dataset folder a killed or failed run left: skip the
+    /// articles its good parts hold, redo the rest.
+    #[arg(long)]
+    pub resume: bool,
+    /// With --resume: continue even though the settings differ.
+    #[arg(long)]
+    pub force: bool,
+    /// Tag one shard: K/N (0-based), or `auto` from SLURM_ARRAY_TASK_ID /
+    /// SLURM_ARRAY_TASK_COUNT, or JOB_COMPLETION_INDEX with --shards N.
+    /// Writes OUT/shard-K-of-N/; `paratag merge OUT` joins the shards.
+    #[arg(long)]
+    pub shard: Option<String>,
+    /// The number of shards, for --shard auto under Kubernetes.
+    #[arg(long)]
+    pub shards: Option<u32>,
+    /// Articles per window: the unit that is read, tagged and written
+    /// before the next (memory, not the output, depends on it).
+    #[arg(long, default_value_t = pipeline::WINDOW)]
+    pub window: usize,
     /// Codebook TOML with the topics and stance targets.
     #[arg(short, long)]
     pub codebook: Option<PathBuf>,
@@ -93,15 +124,58 @@ pub struct ModelArgs {
     pub heads: Vec<PathBuf>,
 }
 
+/// Where the output goes.
+enum Out {
+    File(PathBuf),
+    Folder(PathBuf),
+}
+
+impl Out {
+    fn of(a: &Args) -> Result<Out> {
+        let o = &a.output;
+        let folder = a.chunk_rows.is_some()
+            || a.shard.is_some()
+            || o.is_dir()
+            || o.as_os_str().to_string_lossy().ends_with('/');
+        if folder {
+            return Ok(Out::Folder(o.clone()));
+        }
+        if a.resume {
+            anyhow::bail!(
+                "--resume continues a dataset folder: give -o DIR/ (or --chunk-rows N); a single .parquet file is written whole or not at all"
+            );
+        }
+        Ok(Out::File(o.clone()))
+    }
+
+    /// Fails on an unwritable output before any work.
+    fn check(&self) -> Result<()> {
+        match self {
+            Out::File(p) => drop(paratag::atomic::Pending::create(p)?),
+            Out::Folder(d) => {
+                std::fs::create_dir_all(d).with_context(|| format!("{}", d.display()))?;
+                drop(paratag::atomic::Pending::create(&d.join("_check"))?);
+            }
+        }
+        Ok(())
+    }
+}
+
 pub fn run(args: Args) -> Result<()> {
     let started = chrono::Utc::now();
-    // Fail on an unwritable output before any work.
-    let pending = PendingOutput::create(&args.output)?;
+    let t0 = std::time::Instant::now();
+    let out = Out::of(&args)?;
+    out.check()?;
     let codebook = match &args.codebook {
         Some(p) => Some(Codebook::load(p)?),
         None => None,
     };
-    let job = job(
+    let shard = match &args.shard {
+        Some(s) => Some(Shard::parse(s, args.shards)?),
+        None if args.shards.is_some() => anyhow::bail!("--shards N goes with --shard auto"),
+        None => None,
+    };
+    let mut job = job(
         args.inputs.clone(),
         ReadOptions {
             id_col: args.id_col.clone(),
@@ -124,26 +198,153 @@ pub fn run(args: Args) -> Result<()> {
         },
         !args.quiet && std::io::stderr().is_terminal(),
     )?;
-    let tagged = pipeline::run(&job)?;
-    let df = output::to_dataframe(&tagged, job.codebook.as_ref())?;
-    let finished = chrono::Utc::now();
-
-    let meta = metadata(&tagged, &job, started, finished);
-    pending.commit(df, meta)?;
-
-    if !args.quiet {
-        let s = &tagged.summary;
-        let rate = s.paragraphs as f64 / s.seconds.max(1e-9);
-        eprintln!(
-            "paratag: {} articles, {} paragraphs, {} boilerplate lines dropped, {} empty texts, {} windows ({} long paragraphs), {} skipped rows, {} duplicates dropped, {:.1} s, {:.1} paragraphs/s -> {}",
-            s.articles, s.paragraphs, s.dropped_lines, s.empty_texts, s.windows, s.long_paragraphs,
-            s.skipped_rows.len(), s.deduped, s.seconds, rate, args.output.display()
-        );
-        for r in &s.skipped_rows {
-            eprintln!("paratag: skipped {r}");
+    if args.window == 0 {
+        anyhow::bail!("--window must be > 0");
+    }
+    job.window = args.window;
+    job.shard = shard;
+    // Codebook/model mismatches fail before any input is read.
+    let plan = Plan::new(&job)?;
+    let quiet = args.quiet;
+    let report = move |line: &str| {
+        if !quiet {
+            eprintln!("paratag: skipped {line}");
         }
+    };
+    let (inputs, scan) = pipeline::scan(&job, &report)?;
+    let models = job.models(&plan)?;
+    let meta = metadata(&job, &plan, &models, &scan, started);
+    let schema = output::schema(job.codebook.as_ref(), &scan.schema)?;
+    let (counts, resumed, dest) = match &out {
+        Out::File(p) => {
+            let mut sink = FileSink::create(p, job.codebook.clone(), &schema)?;
+            let counts = pipeline::run(&plan, &inputs, &scan, &|_| false, &mut sink)?;
+            let mut meta = meta;
+            let summary = summary(&counts, &scan, t0.elapsed().as_secs_f64());
+            meta.push(("paratag.summary".into(), json(&summary)));
+            meta.push((
+                "paratag.finished_at".into(),
+                chrono::Utc::now().to_rfc3339(),
+            ));
+            sink.finish(meta)?;
+            (counts, 0, p.display().to_string())
+        }
+        Out::Folder(root) => {
+            let announce = move |line: &str| {
+                if !quiet {
+                    eprintln!("paratag: {line}");
+                }
+            };
+            let ds = Dataset::open(
+                root,
+                dataset::Options {
+                    resume: args.resume,
+                    force: args.force,
+                    chunk_rows: args.chunk_rows.unwrap_or(dataset::CHUNK_ROWS),
+                    shard: job.shard,
+                    settings: settings(&job, &plan, &models, &scan)?,
+                    articles: scan.shard_articles,
+                    skipped_rows: scan.skipped,
+                    deduped: scan.deduped,
+                    metadata: meta,
+                    codebook: job.codebook.clone(),
+                    schema,
+                    report: &announce,
+                },
+            )?;
+            let resumed = ds.done_articles();
+            let dir = ds.dir.display().to_string();
+            let mut ds = ds;
+            // The ranges the good parts held when the job started (the sink
+            // appends parts as it goes).
+            let done = ds.done_ranges();
+            let skip = |o: u64| done.iter().any(|&(a, b)| a <= o && o < b);
+            let counts = pipeline::run(&plan, &inputs, &scan, &skip, &mut ds)?;
+            let m = ds.finish()?;
+            if !m.complete {
+                anyhow::bail!(
+                    "{dir}: {} of {} articles written; run again with --resume",
+                    m.parts.iter().map(|p| p.articles).sum::<usize>(),
+                    m.articles
+                );
+            }
+            (counts, resumed, dir)
+        }
+    };
+    if !args.quiet {
+        let s = summary(&counts, &scan, t0.elapsed().as_secs_f64());
+        let rate = s.counts.paragraphs as f64 / s.seconds.max(1e-9);
+        let resumed = if resumed > 0 {
+            format!(" ({resumed} articles already done)")
+        } else {
+            String::new()
+        };
+        let c = &s.counts;
+        eprintln!(
+            "paratag: {} articles{resumed}, {} paragraphs, {} boilerplate lines dropped, {} empty texts, {} windows ({} long paragraphs), {} skipped rows, {} duplicates dropped, {:.1} s, {:.1} paragraphs/s -> {dest}",
+            c.articles, c.paragraphs, c.dropped_lines, c.empty_texts, c.windows, c.long_paragraphs,
+            s.skipped, s.deduped, s.seconds, rate
+        );
     }
     Ok(())
+}
+
+/// The run summary in the metadata and on stderr.
+#[derive(serde::Serialize)]
+pub struct Summary {
+    #[serde(flatten)]
+    pub counts: Counts,
+    pub skipped: usize,
+    /// The first skipped rows (all were printed as they were found).
+    pub skipped_rows: Vec<String>,
+    pub deduped: usize,
+    pub seconds: f64,
+}
+
+pub fn summary(counts: &Counts, scan: &Scan, seconds: f64) -> Summary {
+    Summary {
+        counts: *counts,
+        skipped: scan.skipped,
+        skipped_rows: scan.skipped_rows.clone(),
+        deduped: scan.deduped,
+        seconds,
+    }
+}
+
+/// What decides the labels, compared key by key by `--resume` and `merge`.
+/// Paths, threads, batch and window sizes are left out: they change nothing.
+pub fn settings(
+    job: &Job,
+    plan: &Plan,
+    models: &[ModelInfo],
+    scan: &Scan,
+) -> Result<serde_json::Value> {
+    let head_sha = |dir: &std::path::Path| -> Result<String> {
+        let a = paratag::hash::sha256_file(&dir.join(head::WEIGHTS_FILE))?;
+        let b = paratag::hash::sha256_file(&dir.join(head::META_FILE))?;
+        Ok(paratag::hash::sha256_bytes(format!("{a}{b}").as_bytes()))
+    };
+    let mut heads = vec![];
+    for h in &job.heads {
+        heads.push(serde_json::json!({"task": h.meta.task, "sha256": head_sha(&h.dir)?}));
+    }
+    for (dir, meta) in &job.tuned {
+        heads.push(serde_json::json!({"task": meta.task, "sha256": head_sha(dir)?}));
+    }
+    let _ = plan;
+    Ok(serde_json::json!({
+        "paratag": env!("CARGO_PKG_VERSION"),
+        "inputs": scan.inputs.iter().map(|i| i.sha256.clone()).collect::<Vec<_>>(),
+        "models": models.iter().map(|m| serde_json::json!({"role": m.role, "id": m.id, "weights_sha256": m.weights_sha256})).collect::<Vec<_>>(),
+        "heads": heads,
+        "codebook_sha256": job.codebook.as_ref().map(|c| paratag::hash::sha256_bytes(c.text.as_bytes())),
+        "read": job.read,
+        "tasks": {"topic": job.topic, "stance": job.stance, "ner": plan.scheme.is_some()},
+        "segment": job.segment.split,
+        "aggregation": format!("{:?}", job.aggregation).to_lowercase(),
+        "dtype": format!("{:?}", job.dtype).to_lowercase(),
+        "device": format!("{:?}", job.device).to_lowercase(),
+    }))
 }
 
 /// A metadata value as JSON text.
@@ -279,15 +480,19 @@ pub fn job(
         heads,
         tuned,
         embeddings: false,
+        window: pipeline::WINDOW,
+        shard: None,
     })
 }
 
-/// The output file's key-value metadata (provenance).
+/// The provenance every output file carries in its key-value metadata
+/// (the summary and finish time are added when a file is finished).
 pub fn metadata(
-    tagged: &pipeline::Tagged,
     job: &Job,
+    plan: &Plan,
+    models: &[ModelInfo],
+    scan: &Scan,
     started: chrono::DateTime<chrono::Utc>,
-    finished: chrono::DateTime<chrono::Utc>,
 ) -> Vec<(String, String)> {
     let mut meta = vec![
         (
@@ -298,14 +503,12 @@ pub fn metadata(
             "paratag.command_line".to_string(),
             json(&std::env::args().collect::<Vec<_>>()),
         ),
-        ("paratag.models".to_string(), json(&tagged.models)),
-        ("paratag.inputs".to_string(), json(&tagged.corpus.inputs)),
+        ("paratag.models".to_string(), json(&models)),
+        ("paratag.inputs".to_string(), json(&scan.inputs)),
         ("paratag.started_at".to_string(), started.to_rfc3339()),
-        ("paratag.finished_at".to_string(), finished.to_rfc3339()),
-        ("paratag.summary".to_string(), json(&tagged.summary)),
         (
             "paratag.entity_types".to_string(),
-            json(&tagged.entity_types),
+            json(&plan.entity_types()),
         ),
     ];
     if let Some(cb) = &job.codebook {
@@ -322,6 +525,14 @@ pub fn metadata(
     meta
 }
 
+/// Texts tagged by [`tag_texts`], each as one paragraph.
+pub struct Tagged {
+    pub frame: DataFrame,
+    pub metadata: Vec<(String, String)>,
+    /// Per text: its rows (index into the texts, then the row).
+    pub rows: Vec<(usize, Row)>,
+}
+
 /// Tags `texts`, each as one paragraph (article ids `g0`, `g1`, ...), for
 /// `eval` and `train`; `embeddings` keeps each paragraph's encoder feature.
 pub fn tag_texts(
@@ -330,7 +541,8 @@ pub fn tag_texts(
     m: &ModelArgs,
     tasks: Tasks,
     embeddings: bool,
-) -> Result<(pipeline::Tagged, Job)> {
+) -> Result<Tagged> {
+    let started = chrono::Utc::now();
     let dir = tempfile::tempdir()?;
     let input = dir.path().join("texts.jsonl");
     let lines: Vec<serde_json::Value> = texts
@@ -357,6 +569,38 @@ pub fn tag_texts(
             job.encoder = Some(ModelDir::open(&registry::resolve(&m.encoder)?)?);
         }
     }
-    let tagged = pipeline::run(&job)?;
-    Ok((tagged, job))
+    let plan = Plan::new(&job)?;
+    let (inputs, scan) = pipeline::scan(&job, &|_| {})?;
+    let mut sink = pipeline::Collect::default();
+    let counts = pipeline::run(&plan, &inputs, &scan, &|_| false, &mut sink)?;
+    let models = job.models(&plan)?;
+    let mut metadata = metadata(&job, &plan, &models, &scan, started);
+    metadata.push((
+        "paratag.summary".into(),
+        json(&summary(&counts, &scan, 0.0)),
+    ));
+    let mut frame = output::frame(&empty_window(&scan)?, job.codebook.as_ref())?;
+    let mut rows = vec![];
+    for w in sink.0 {
+        frame.vstack_mut(&output::frame(&w, job.codebook.as_ref())?)?;
+        for r in w.rows {
+            let i: usize = w.ids[r.article][1..].parse()?;
+            rows.push((i, r));
+        }
+    }
+    Ok(Tagged {
+        frame,
+        metadata,
+        rows,
+    })
+}
+
+fn empty_window(scan: &Scan) -> Result<pipeline::Labeled> {
+    Ok(pipeline::Labeled {
+        ids: vec![],
+        ordinals: vec![],
+        rows: vec![],
+        passthrough: paratag::input::passthrough(&[], &scan.schema)?,
+        counts: vec![],
+    })
 }

@@ -175,10 +175,9 @@ pub fn run(mut a: Args) -> Result<()> {
             stance: false,
             ner: false,
         };
-        let (tagged, _) = tag::tag_texts(&refs, None, &m, none, true)?;
+        let tagged = tag::tag_texts(&refs, None, &m, none, true)?;
         let mut out = vec![None; texts.len()];
-        for r in tagged.rows {
-            let i: usize = tagged.corpus.articles[r.article].id[1..].parse()?;
+        for (i, r) in tagged.rows {
             out[i] = r.embedding;
         }
         out.into_iter()

@@ -14,7 +14,7 @@ pub mod plots;
 
 use crate::error::{Error, Result};
 use crate::formats::{GoldItem, NONE};
-use crate::output::{Pred, Predictions};
+use crate::record::{Pred, Predictions};
 use metrics::{ClassStats, Confusion, Prf};
 use rand::{Rng, SeedableRng};
 use serde::Serialize;

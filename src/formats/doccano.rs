@@ -10,7 +10,7 @@
 
 use super::{loc, parse_jsonl, pred_spans, spans_json, Annotation, GoldItem, SheetSpec, NONE};
 use crate::error::{Error, Result};
-use crate::output::Pred;
+use crate::record::Pred;
 use serde_json::{json, Value};
 use std::path::Path;
 

@@ -11,7 +11,7 @@
 
 use super::{loc, parse_jsonl, pred_spans, Annotation, GoldItem, SheetSpec};
 use crate::error::{Error, Result};
-use crate::output::Pred;
+use crate::record::Pred;
 use serde_json::{json, Value};
 use std::path::Path;
 

@@ -13,7 +13,7 @@
 
 use super::{cp_slice, json_str, loc, utf16_to_cp, Annotation, GoldItem, SheetSpec, Span, NONE};
 use crate::error::{Error, Result};
-use crate::output::Pred;
+use crate::record::Pred;
 use serde_json::{json, Value};
 use std::path::Path;
 

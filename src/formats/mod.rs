@@ -17,7 +17,7 @@ pub mod sheet;
 
 use crate::codebook::Codebook;
 use crate::error::{Error, Result};
-use crate::output::Pred;
+use crate::record::Pred;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
@@ -84,12 +84,7 @@ impl Format {
 }
 
 /// A span in code points, `[start, end)`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Span {
-    pub start: u32,
-    pub end: u32,
-    pub label: String,
-}
+pub use crate::record::Span;
 
 /// What one coder said about one paragraph. `None` means "not labeled" (the
 /// item is left out of that task); an explicit no-topic is `Some("none")`.
@@ -598,22 +593,7 @@ pub fn write_sheet(out: &Path, fmt: Format, rows: &[&Pred], spec: &SheetSpec) ->
     atomic_write(out, &bytes)
 }
 
-/// Writes through a temporary file in the same folder, renamed on success.
-pub fn atomic_write(out: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let dir = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".paratag-")
-        .tempfile_in(&dir)
-        .map_err(|e| Error::io(out, e))?;
-    tmp.write_all(bytes).map_err(|e| Error::io(out, e))?;
-    crate::output::ordinary_permissions(tmp.as_file());
-    tmp.persist(out).map_err(|e| Error::io(out, e.error))?;
-    Ok(())
-}
+pub use crate::atomic::atomic_write;
 
 /// JSONL records, one per line, in order.
 pub fn jsonl(records: impl IntoIterator<Item = serde_json::Value>) -> Vec<u8> {

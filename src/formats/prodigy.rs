@@ -11,7 +11,7 @@
 
 use super::{json_str, loc, parse_jsonl, Annotation, GoldItem, SheetSpec, NONE};
 use crate::error::{Error, Result};
-use crate::output::Pred;
+use crate::record::Pred;
 use serde_json::{json, Value};
 use std::path::Path;
 

@@ -15,7 +15,7 @@ use super::{
     loc, pred_spans, spans_json, Annotation, Format, GoldItem, ReadOptions, SheetSpec, NONE,
 };
 use crate::error::{Error, Result};
-use crate::output::Pred;
+use crate::record::Pred;
 use std::collections::HashMap;
 use std::path::Path;
 

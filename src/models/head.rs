@@ -211,9 +211,9 @@ pub fn write(dir: &Path, meta: &HeadMeta, tensors: &[Named]) -> Result<()> {
         .collect();
     let bytes = safetensors::tensor::serialize(views, &None)
         .map_err(|e| Error::model(dir, format!("writing {WEIGHTS_FILE}: {e}")))?;
-    crate::formats::atomic_write(&dir.join(WEIGHTS_FILE), &bytes)?;
+    crate::atomic::atomic_write(&dir.join(WEIGHTS_FILE), &bytes)?;
     let meta = toml::to_string(meta).map_err(|e| Error::Config(e.to_string()))?;
-    crate::formats::atomic_write(&dir.join(META_FILE), meta.as_bytes())
+    crate::atomic::atomic_write(&dir.join(META_FILE), meta.as_bytes())
 }
 
 /// The probability of `label` among a head's `labels` (0 when it has none).

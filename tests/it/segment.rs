@@ -44,10 +44,20 @@ fn scraped_arabic_page_keeps_only_the_body() {
 #[test]
 fn example_corpus_in_several_languages() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/datasets/example");
-    let corpus = paratag::input::read_inputs(&[dir.into()], &Default::default()).unwrap();
-    assert_eq!(corpus.articles.len(), 7);
-    let idx = RepeatIndex::build(corpus.articles.iter().map(|a| a.text.as_str()));
-    for a in &corpus.articles {
+    let inputs = paratag::input::Inputs::open(&[dir.into()], &Default::default()).unwrap();
+    let articles: Vec<paratag::input::Record> = inputs
+        .records()
+        .map(|i| match i.unwrap() {
+            paratag::input::Item::Record(r) => r,
+            bad => panic!("{bad:?}"),
+        })
+        .collect();
+    assert_eq!(articles.len(), 7);
+    let idx = RepeatIndex::build(
+        articles.iter().map(|a| a.text.as_str()),
+        &SegmentConfig::default(),
+    );
+    for a in &articles {
         let s = segment(&a.text, &idx, &SegmentConfig::default());
         assert!(
             !s.paragraphs.is_empty() && s.dropped_lines > 0,
@@ -67,8 +77,7 @@ fn example_corpus_in_several_languages() {
             }
         }
     }
-    let en = corpus
-        .articles
+    let en = articles
         .iter()
         .find(|a| a.id == "en-aid-debate.txt")
         .unwrap();

@@ -504,15 +504,29 @@ fn example_corpus_schema_and_metadata() {
     assert_eq!(roles, ["encoder", "ner"]);
     let w = paratag::hash::sha256_file(&enc.join("model.safetensors")).unwrap();
     assert_eq!(models[0]["weights_sha256"], w.as_str());
+    // The folder is one input: its documents' count, and the sha256 of
+    // their `relative-path sha256` lines in name order.
     let inputs: serde_json::Value = serde_json::from_str(&kv["paratag.inputs"]).unwrap();
-    assert_eq!(inputs.as_array().unwrap().len(), 7);
-    for i in inputs.as_array().unwrap() {
-        let p = i["path"].as_str().unwrap();
-        assert_eq!(
-            i["sha256"],
-            paratag::hash::sha256_file(Path::new(p)).unwrap().as_str()
-        );
-    }
+    let inputs = inputs.as_array().unwrap();
+    assert_eq!(inputs.len(), 1);
+    let folder = Path::new(root).join("datasets/example");
+    let mut names: Vec<String> = std::fs::read_dir(&folder)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let lines: String = names
+        .iter()
+        .map(|n| {
+            let sha = paratag::hash::sha256_file(&folder.join(n)).unwrap();
+            format!("{n} {sha}\n")
+        })
+        .collect();
+    assert_eq!(inputs[0]["files"], 7);
+    assert_eq!(
+        inputs[0]["sha256"],
+        paratag::hash::sha256_bytes(lines.as_bytes()).as_str()
+    );
     let cmd: Vec<String> = serde_json::from_str(&kv["paratag.command_line"]).unwrap();
     assert!(cmd.contains(&"tag".to_string()));
     // The NER fixture's types, for checking gold labels in `eval`.

@@ -1,0 +1,123 @@
+//! Files that appear whole or not at all.
+//!
+//! Everything paratag writes (tables, parts, manifests, sheets, heads) goes to
+//! a hidden temporary name in the target's own folder, is fsynced, renamed
+//! over the target, and the folder is fsynced. A crash, `kill -9` or a full
+//! disk therefore leaves either the old file or the new one under the real
+//! name, never a torn one; what it can leave is a hidden `.paratag-*` file.
+
+use crate::error::{Error, Result};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// The folder a file lives in (`.` for a bare name).
+pub fn parent_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Temporary files are created private (0600); a finished file is an
+/// ordinary one (0644), readable by the team that shares the results.
+pub fn ordinary_permissions(f: &std::fs::File) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // Best effort: a file system without modes keeps its own.
+        let _ = f.set_permissions(std::fs::Permissions::from_mode(0o644));
+    }
+}
+
+/// Flushes a folder's entries (a rename is durable only once its folder is).
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    let f = std::fs::File::open(dir).map_err(|e| Error::io(dir, e))?;
+    // Some file systems refuse fsync on a folder; the rename still happened.
+    let _ = f.sync_all();
+    Ok(())
+}
+
+/// A file being written under a hidden temporary name beside its target.
+pub struct Pending {
+    tmp: tempfile::NamedTempFile,
+    target: PathBuf,
+}
+
+impl Pending {
+    /// Creates the temporary file now, so an unwritable folder fails before
+    /// any work is done.
+    pub fn create(target: &Path) -> Result<Pending> {
+        let dir = parent_of(target);
+        let name = target
+            .file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!(".paratag-{name}-"))
+            .suffix(".tmp")
+            .tempfile_in(&dir)
+            .map_err(|e| Error::Output {
+                path: target.into(),
+                message: format!("cannot write in {}: {e}", dir.display()),
+            })?;
+        Ok(Pending {
+            tmp,
+            target: target.into(),
+        })
+    }
+
+    pub fn target(&self) -> &Path {
+        &self.target
+    }
+
+    pub fn file(&self) -> &std::fs::File {
+        self.tmp.as_file()
+    }
+
+    /// fsync, rename over the target, fsync the folder.
+    pub fn commit(self) -> Result<()> {
+        let err = |m: String| Error::Output {
+            path: self.target.clone(),
+            message: m,
+        };
+        self.tmp
+            .as_file()
+            .sync_all()
+            .map_err(|e| err(format!("cannot flush to disk: {e}")))?;
+        ordinary_permissions(self.tmp.as_file());
+        let target = self.target.clone();
+        self.tmp
+            .persist(&target)
+            .map_err(|e| err(e.error.to_string()))?;
+        sync_dir(&parent_of(&target))
+    }
+}
+
+/// Writes `bytes` to `out` through a [`Pending`] file.
+pub fn atomic_write(out: &Path, bytes: &[u8]) -> Result<()> {
+    let p = Pending::create(out)?;
+    p.file().write_all(bytes).map_err(|e| Error::Output {
+        path: out.into(),
+        message: e.to_string(),
+    })?;
+    p.commit()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn writes_whole_files_and_leaves_no_temporary() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("a.json");
+        super::atomic_write(&p, b"one").unwrap();
+        super::atomic_write(&p, b"two").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        let names: Vec<_> = std::fs::read_dir(d.path()).unwrap().collect();
+        assert_eq!(names.len(), 1);
+        // Dropped without commit: the target is untouched, the temporary gone.
+        let pending = super::Pending::create(&p).unwrap();
+        drop(pending);
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
+    }
+}

@@ -1,0 +1,445 @@
+//! A job's output as a dataset folder that survives a crash.
+//!
+//! ```text
+//! out/                     (or out/shard-K-of-N/ with --shard)
+//!   _manifest.json         the settings fingerprint and every completed part
+//!   part-00000.parquet     whole articles, in input order, ~--chunk-rows rows
+//!   part-00001.parquet
+//! ```
+//!
+//! A part is written under a hidden temporary name, fsynced, renamed, and
+//! only then recorded in the manifest, which is itself replaced atomically.
+//! So after `kill -9` the manifest lists exactly the parts that are whole;
+//! `--resume` removes anything else, re-checks every listed part's sha256,
+//! and tags only the articles no good part holds. Parts cover contiguous
+//! runs of article ordinals (positions among the job's kept articles), so
+//! "already done" is a short list of ranges, never a set of ids.
+//!
+//! Readers see one table: `pl.scan_parquet("out/*.parquet")`,
+//! `read_parquet('out/*.parquet')` in DuckDB, `pyarrow.dataset.dataset("out/")`
+//! (which skips `_` and `.` files); for shards, `out/*/*.parquet`.
+//! `paratag merge out/` checks a sharded job and writes `out/_manifest.json`.
+
+use crate::atomic::atomic_write;
+use crate::codebook::Codebook;
+use crate::error::{Error, Result};
+use crate::output::{frame, ParquetFile};
+use crate::pipeline::{Counts, Labeled, Sink};
+use crate::shard::Shard;
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+pub const MANIFEST: &str = "_manifest.json";
+const FORMAT: &str = "paratag-dataset";
+/// Rows per part by default.
+pub const CHUNK_ROWS: usize = 10_000;
+
+/// One completed part.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Part {
+    /// Relative to the manifest's folder.
+    pub file: String,
+    pub rows: usize,
+    pub articles: usize,
+    /// Article ordinals `[first, end)`.
+    pub first_ordinal: u64,
+    pub end_ordinal: u64,
+    pub first_article_id: String,
+    pub last_article_id: String,
+    pub sha256: String,
+    pub bytes: u64,
+    pub counts: Counts,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: String,
+    pub version: u32,
+    /// What decides the labels: the resume check compares it key by key.
+    pub settings: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<Shard>,
+    /// Shards a merged manifest covers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shards: Option<u32>,
+    /// Articles the dataset holds when complete.
+    pub articles: usize,
+    pub complete: bool,
+    pub parts: Vec<Part>,
+    /// Totals over the parts, and the scan's skipped rows and duplicates.
+    pub counts: Counts,
+    pub skipped_rows: usize,
+    pub deduped: usize,
+    pub updated_at: String,
+}
+
+impl Manifest {
+    pub fn read(dir: &Path) -> Result<Option<Manifest>> {
+        let p = dir.join(MANIFEST);
+        let text = match std::fs::read_to_string(&p) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io(&p, e)),
+        };
+        let m: Manifest = serde_json::from_str(&text).map_err(|e| {
+            Error::input(
+                p.display().to_string(),
+                format!("not a paratag manifest ({e}); remove the folder to start over"),
+            )
+        })?;
+        if m.format != FORMAT || m.version != 1 {
+            return Err(Error::input(
+                p.display().to_string(),
+                format!("unknown manifest format {} v{}", m.format, m.version),
+            ));
+        }
+        Ok(Some(m))
+    }
+
+    fn write(&mut self, dir: &Path) -> Result<()> {
+        self.updated_at = chrono::Utc::now().to_rfc3339();
+        let text = serde_json::to_string_pretty(self).expect("manifest serialises");
+        atomic_write(&dir.join(MANIFEST), format!("{text}\n").as_bytes())
+    }
+}
+
+/// Names the settings keys that differ, for the resume and merge checks.
+pub fn differences(old: &Value, new: &Value) -> Vec<String> {
+    let short = |v: Option<&Value>| {
+        let s = v.map_or("(none)".to_string(), |v| match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        });
+        crate::input::cut(&s).chars().take(24).collect::<String>()
+    };
+    let (Some(a), Some(b)) = (old.as_object(), new.as_object()) else {
+        return vec!["settings".into()];
+    };
+    let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter(|k| a.get(*k) != b.get(*k))
+        .map(|k| format!("{k} (was {}, now {})", short(a.get(k)), short(b.get(k))))
+        .collect()
+}
+
+/// How a job opens its dataset folder.
+pub struct Options<'a> {
+    pub resume: bool,
+    pub force: bool,
+    pub chunk_rows: usize,
+    pub shard: Option<Shard>,
+    pub settings: Value,
+    /// Articles this dataset will hold.
+    pub articles: usize,
+    pub skipped_rows: usize,
+    pub deduped: usize,
+    /// Provenance written into every part.
+    pub metadata: Vec<(String, String)>,
+    pub codebook: Option<Codebook>,
+    pub schema: Schema,
+    /// Told of every part dropped on resume.
+    pub report: &'a (dyn Fn(&str) + Sync),
+}
+
+/// The part being written.
+struct Open {
+    file: ParquetFile,
+    name: String,
+    first: u64,
+    next: u64,
+    articles: usize,
+    first_id: String,
+    last_id: String,
+    counts: Counts,
+}
+
+/// A dataset folder being written: the [`Sink`] for `-o DIR`.
+pub struct Dataset {
+    pub dir: PathBuf,
+    manifest: Manifest,
+    next_index: usize,
+    open: Option<Open>,
+    chunk_rows: usize,
+    metadata: Vec<(String, String)>,
+    codebook: Option<Codebook>,
+    schema: Schema,
+    /// Held for the life of the job, so two jobs never write one folder.
+    _lock: std::fs::File,
+}
+
+fn part_index(name: &str) -> Option<usize> {
+    name.strip_prefix("part-")?
+        .strip_suffix(".parquet")?
+        .parse()
+        .ok()
+}
+
+impl Dataset {
+    /// Opens `dir` (the shard's folder when sharded): a new dataset, or with
+    /// `--resume` the one there, after checking its settings and parts.
+    pub fn open(root: &Path, o: Options) -> Result<Dataset> {
+        let dir = match o.shard {
+            Some(s) => root.join(s.dir_name()),
+            None => root.to_path_buf(),
+        };
+        if dir.exists() && !dir.is_dir() {
+            return Err(Error::Output {
+                path: dir,
+                message: "exists and is not a folder".into(),
+            });
+        }
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let lock_path = dir.join("_lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| Error::io(&lock_path, e))?;
+        if lock.try_lock().is_err() {
+            return Err(Error::Output {
+                path: dir,
+                message: "another paratag job is writing this folder".into(),
+            });
+        }
+        let old = Manifest::read(&dir)?;
+        let listed: Vec<String> = std::fs::read_dir(&dir)
+            .map_err(|e| Error::io(&dir, e))?
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        let mut parts = vec![];
+        match &old {
+            Some(m) if !o.resume => {
+                return Err(Error::Output {
+                    path: dir,
+                    message: format!(
+                        "holds a paratag dataset already ({} parts{}); pass --resume to continue it, or choose another -o",
+                        m.parts.len(),
+                        if m.complete { ", complete" } else { "" }
+                    ),
+                })
+            }
+            Some(m) => {
+                let diff = differences(&m.settings, &o.settings);
+                if !diff.is_empty() && !o.force {
+                    return Err(Error::Output {
+                        path: dir,
+                        message: format!(
+                            "cannot resume: settings differ from the run that wrote it: {}; pass --force to resume anyway",
+                            diff.join(", ")
+                        ),
+                    });
+                }
+                if m.shard != o.shard {
+                    return Err(Error::Output {
+                        path: dir,
+                        message: "cannot resume: it was written for another shard".into(),
+                    });
+                }
+                for p in &m.parts {
+                    let path = dir.join(&p.file);
+                    let ok = path.is_file()
+                        && crate::hash::sha256_file(&path).is_ok_and(|h| h == p.sha256);
+                    if ok {
+                        parts.push(p.clone());
+                    } else {
+                        (o.report)(&format!(
+                            "{}: missing or its sha256 changed; its articles are tagged again",
+                            path.display()
+                        ));
+                        let _ = std::fs::remove_file(&path);
+                    }
+                }
+            }
+            None => {
+                let foreign: Vec<&String> = listed
+                    .iter()
+                    .filter(|n| *n != "_lock" && !n.starts_with(".paratag-"))
+                    .filter(|n| !(o.resume && part_index(n).is_some()))
+                    .collect();
+                if !foreign.is_empty() {
+                    return Err(Error::Output {
+                        path: dir,
+                        message: format!(
+                            "is not empty ({}) and holds no paratag dataset; choose an empty or new folder",
+                            crate::input::cut(
+                                &foreign.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                            )
+                        ),
+                    });
+                }
+            }
+        }
+        // Half-written parts and parts renamed but never recorded go.
+        for n in &listed {
+            let recorded = parts.iter().any(|p| &p.file == n);
+            if n.starts_with(".paratag-") || (part_index(n).is_some() && !recorded) {
+                let _ = std::fs::remove_file(dir.join(n));
+            }
+        }
+        let next_index = parts
+            .iter()
+            .filter_map(|p| part_index(&p.file))
+            .max()
+            .map_or(0, |i| i + 1);
+        let mut manifest = Manifest {
+            format: FORMAT.into(),
+            version: 1,
+            settings: o.settings,
+            shard: o.shard,
+            shards: None,
+            articles: o.articles,
+            complete: false,
+            parts,
+            counts: Counts::default(),
+            skipped_rows: o.skipped_rows,
+            deduped: o.deduped,
+            updated_at: String::new(),
+        };
+        manifest.write(&dir)?;
+        Ok(Dataset {
+            dir,
+            manifest,
+            next_index,
+            open: None,
+            chunk_rows: o.chunk_rows.max(1),
+            metadata: o.metadata,
+            codebook: o.codebook,
+            schema: o.schema,
+            _lock: lock,
+        })
+    }
+
+    /// The ordinal ranges `[first, end)` good parts already hold.
+    pub fn done_ranges(&self) -> Vec<(u64, u64)> {
+        self.manifest
+            .parts
+            .iter()
+            .map(|p| (p.first_ordinal, p.end_ordinal))
+            .collect()
+    }
+
+    /// Articles already held when the job started.
+    pub fn done_articles(&self) -> usize {
+        self.manifest.parts.iter().map(|p| p.articles).sum()
+    }
+
+    fn close(&mut self) -> Result<()> {
+        let Some(o) = self.open.take() else {
+            return Ok(());
+        };
+        let part = serde_json::json!({
+            "file": o.name,
+            "first_ordinal": o.first,
+            "end_ordinal": o.next,
+            "shard": self.manifest.shard,
+        });
+        let mut meta = self.metadata.clone();
+        meta.push(("paratag.part".into(), part.to_string()));
+        meta.push((
+            "paratag.summary".into(),
+            serde_json::to_string(&o.counts).expect("counts"),
+        ));
+        meta.push((
+            "paratag.finished_at".into(),
+            chrono::Utc::now().to_rfc3339(),
+        ));
+        let rows = o.file.rows;
+        let w = o.file.finish(meta)?;
+        self.manifest.parts.push(Part {
+            file: o.name,
+            rows,
+            articles: o.articles,
+            first_ordinal: o.first,
+            end_ordinal: o.next,
+            first_article_id: o.first_id,
+            last_article_id: o.last_id,
+            sha256: w.sha256,
+            bytes: w.bytes,
+            counts: o.counts,
+        });
+        self.manifest.parts.sort_by_key(|p| p.first_ordinal);
+        self.manifest.write(&self.dir)
+    }
+
+    /// Closes the last part and marks the dataset complete when every
+    /// article is held.
+    pub fn finish(mut self) -> Result<Manifest> {
+        self.close()?;
+        let m = &mut self.manifest;
+        let held: usize = m.parts.iter().map(|p| p.articles).sum();
+        m.complete = held == m.articles;
+        m.counts = Counts::default();
+        for p in &m.parts {
+            m.counts.add(&p.counts);
+        }
+        m.write(&self.dir)?;
+        Ok(self.manifest)
+    }
+}
+
+impl Sink for Dataset {
+    fn write(&mut self, w: Labeled) -> Result<()> {
+        let df = frame(&w, self.codebook.as_ref())?;
+        // Rows of article `a` are contiguous, in article order.
+        let mut row_of = vec![0usize; w.ids.len() + 1];
+        for r in &w.rows {
+            row_of[r.article + 1] += 1;
+        }
+        for a in 0..w.ids.len() {
+            row_of[a + 1] += row_of[a];
+        }
+        let mut start_row = 0;
+        for (a, (&ord, id)) in w.ordinals.iter().zip(&w.ids).enumerate() {
+            if self.open.as_ref().is_some_and(|o| o.next != ord) {
+                self.flush(&df, &mut start_row, row_of[a])?;
+                self.close()?;
+            }
+            if self.open.is_none() {
+                let name = format!("part-{:05}.parquet", self.next_index);
+                self.next_index += 1;
+                let file = ParquetFile::create(&self.dir.join(&name), &self.schema)?;
+                self.open = Some(Open {
+                    file,
+                    name,
+                    first: ord,
+                    next: ord,
+                    articles: 0,
+                    first_id: id.clone(),
+                    last_id: id.clone(),
+                    counts: Counts::default(),
+                });
+                start_row = row_of[a];
+            }
+            let o = self.open.as_mut().expect("open part");
+            o.next = ord + 1;
+            o.articles += 1;
+            o.last_id = id.clone();
+            o.counts.add(&w.counts[a]);
+            let (rows_before, pending) = (o.file.rows, row_of[a + 1] - start_row);
+            if rows_before + pending >= self.chunk_rows {
+                self.flush(&df, &mut start_row, row_of[a + 1])?;
+                self.close()?;
+            }
+        }
+        self.flush(&df, &mut start_row, row_of[w.ids.len()])
+    }
+}
+
+impl Dataset {
+    /// Writes rows `[*start, end)` of `df` to the open part.
+    fn flush(&mut self, df: &DataFrame, start: &mut usize, end: usize) -> Result<()> {
+        if let Some(o) = self.open.as_mut() {
+            if end > *start {
+                o.file.write(&df.slice(*start as i64, end - *start))?;
+            }
+        }
+        *start = end;
+        Ok(())
+    }
+}

@@ -1,0 +1,441 @@
+//! Inference: the model threads and the work they are sent.
+//!
+//! Each model lives on its own thread (tch tensors are `Send`, not `Sync`)
+//! and is fed length-sorted batches through a bounded channel. Every item is
+//! keyed ([`Key`]), and replies carry their keys, so outputs never depend on
+//! how items were batched. Heads with tuned layers ride on the encoder's one
+//! pass: they read a layer's token states from the same forward.
+
+use crate::batch;
+use crate::error::{Error, Result};
+use crate::models::classifier::SeqClassifier;
+use crate::models::encoder::Encoder;
+use crate::models::head::HeadMeta;
+use crate::models::token::TokenClassifier;
+use crate::models::tuned_head::TunedHead;
+use crate::models::{DType, ModelDir};
+use crate::tokenize::{Encoded, Tok};
+use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
+use rayon::prelude::*;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use tch::Device;
+
+/// What a model output belongs to. `para` indexes the window's paragraphs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Key {
+    /// Paragraph window embedding.
+    Emb { para: u32, win: u16 },
+    /// Embedding of codebook text `i` (topic labels, stance anchors).
+    Anchor(u32),
+    /// NLI logits of paragraph window × hypothesis.
+    Nli { para: u32, hyp: u32, win: u16 },
+    /// NER probabilities of paragraph window.
+    Ner { para: u32, win: u16 },
+    /// NER-head probabilities of paragraph window, from the encoder pass.
+    HeadNer { para: u32, win: u16 },
+    /// Logits of tuned topic/stance head `head` (index in the job's tuned heads).
+    Tuned { head: u16, para: u32, win: u16 },
+}
+
+impl Key {
+    fn with_window(self, win: u16) -> Key {
+        match self {
+            Key::Emb { para, .. } => Key::Emb { para, win },
+            Key::Nli { para, hyp, .. } => Key::Nli { para, hyp, win },
+            Key::Ner { para, .. } => Key::Ner { para, win },
+            Key::HeadNer { para, .. } => Key::HeadNer { para, win },
+            Key::Tuned { head, para, .. } => Key::Tuned { head, para, win },
+            a @ Key::Anchor(_) => a,
+        }
+    }
+
+    fn para(self) -> Option<u32> {
+        match self {
+            Key::Emb { para, .. }
+            | Key::Nli { para, .. }
+            | Key::Ner { para, .. }
+            | Key::HeadNer { para, .. }
+            | Key::Tuned { para, .. } => Some(para),
+            Key::Anchor(_) => None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+pub enum Target {
+    Encoder,
+    Nli,
+    Ner,
+}
+
+/// A unit of work before tokenizing: the text, an optional hypothesis, and the
+/// key of its first window.
+pub struct Work<'a> {
+    pub target: Target,
+    pub key: Key,
+    pub text: std::borrow::Cow<'a, str>,
+    pub hypothesis: Option<&'a str>,
+}
+
+/// Work tokenized into model windows, grouped per model.
+#[derive(Default)]
+pub struct Tokenized {
+    items: Vec<(Target, Vec<(Key, Encoded)>)>,
+    /// Most windows any model needed for a paragraph.
+    windows_of: HashMap<u32, u16>,
+    /// Windows per paragraph, to tell when a paragraph is done.
+    pending: HashMap<u32, usize>,
+}
+
+impl Tokenized {
+    pub fn is_empty(&self) -> bool {
+        self.items.iter().all(|(_, v)| v.is_empty())
+    }
+}
+
+/// The tokenizer of each model the job runs.
+pub struct Tokenizers(HashMap<Target, Tok>);
+
+impl Tokenizers {
+    pub fn load(models: &[(Target, &ModelDir)]) -> Result<Tokenizers> {
+        let mut m = HashMap::new();
+        for (t, d) in models {
+            m.insert(*t, d.tokenizer()?);
+        }
+        Ok(Tokenizers(m))
+    }
+
+    /// Tokenizes `work` in parallel into windows (a long text gets several,
+    /// overlapping by an eighth; an NLI hypothesis is never cut).
+    pub fn tokenize(&self, work: &[Work]) -> Result<Tokenized> {
+        let encoded: Vec<Vec<(Key, Encoded)>> = work
+            .par_iter()
+            .map(|w| {
+                let tok = &self.0[&w.target];
+                let overlap = tok.max_len / 8;
+                let wins = match w.hypothesis {
+                    Some(h) => tok.pair_windows(&w.text, h, overlap)?,
+                    None => tok.windows(&w.text, overlap)?,
+                };
+                Ok(wins
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, e)| (w.key.with_window(i as u16), e))
+                    .collect())
+            })
+            .collect::<Result<_>>()?;
+        let mut t = Tokenized::default();
+        let mut per: HashMap<Target, Vec<(Key, Encoded)>> = HashMap::new();
+        for (w, encs) in work.iter().zip(encoded) {
+            if let Some(p) = w.key.para() {
+                *t.pending.entry(p).or_default() += encs.len();
+                let e = t.windows_of.entry(p).or_default();
+                *e = (*e).max(encs.len() as u16);
+            }
+            per.entry(w.target).or_default().extend(encs);
+        }
+        let mut items: Vec<_> = per.into_iter().collect();
+        items.sort_by_key(|(t, _)| *t);
+        t.items = items;
+        Ok(t)
+    }
+}
+
+enum Model {
+    /// The encoder, with the tuned heads that read its layers.
+    Encoder(Box<Encoder>, Vec<TunedHead>),
+    Nli(Box<SeqClassifier>),
+    Ner(Box<TokenClassifier>),
+}
+
+type BatchMsg = Vec<(Key, Encoded)>;
+type Entry = (Key, Vec<f32>, Option<Encoded>);
+
+/// One output per batch item, plus outputs that ride along on the same pass
+/// (the tuned heads', from the encoder's layer states).
+struct Reply {
+    items: Vec<Entry>,
+    extra: Vec<Entry>,
+}
+type ReplyMsg = Result<Reply>;
+
+/// Model threads are named with this prefix; their panics become errors.
+pub const MODEL_THREAD: &str = "paratag-model-";
+
+/// The models of a job, each on its thread.
+pub struct Workers {
+    senders: HashMap<Target, Sender<BatchMsg>>,
+    replies: Receiver<ReplyMsg>,
+}
+
+/// What a model thread needs to load its model.
+pub struct Load<'a> {
+    pub device: Device,
+    pub dtype: DType,
+    pub threads: usize,
+    /// Heads with tuned layers, run by the encoder thread.
+    pub tuned: &'a [(PathBuf, HeadMeta)],
+}
+
+impl Workers {
+    /// Loads each model and starts its thread (loading fails before any
+    /// thread runs).
+    pub fn spawn<'s, 'e>(
+        s: &'s std::thread::Scope<'s, 'e>,
+        models: &[(Target, &ModelDir)],
+        l: &Load,
+    ) -> Result<Workers> {
+        let (reply_tx, replies) = unbounded();
+        let mut senders = HashMap::new();
+        for &(t, d) in models {
+            let model = match t {
+                Target::Encoder => {
+                    let heads = l
+                        .tuned
+                        .iter()
+                        .map(|(dir, _)| TunedHead::load(dir, d, l.device))
+                        .collect::<Result<Vec<_>>>()?;
+                    let enc = Encoder::load(d, l.device, l.dtype, !heads.is_empty())?;
+                    Model::Encoder(Box::new(enc), heads)
+                }
+                Target::Nli => Model::Nli(Box::new(SeqClassifier::load(d, l.device, l.dtype)?)),
+                Target::Ner => Model::Ner(Box::new(TokenClassifier::load(d, l.device, l.dtype)?)),
+            };
+            let (tx, rx) = bounded::<BatchMsg>(4);
+            senders.insert(t, tx);
+            let reply_tx = reply_tx.clone();
+            let (threads, device) = (l.threads, l.device);
+            std::thread::Builder::new()
+                .name(format!("{MODEL_THREAD}{t:?}"))
+                .spawn_scoped(s, move || serve(model, rx, reply_tx, threads, device))
+                .map_err(|e| Error::Config(format!("cannot start a model thread: {e}")))?;
+        }
+        Ok(Workers { senders, replies })
+    }
+
+    /// Batches `t` per model under `budget` padded tokens, sends the batches
+    /// and collects every reply; `done` is told each time a paragraph's last
+    /// window comes back.
+    pub fn run(&self, t: Tokenized, budget: usize, done: &dyn Fn()) -> Result<Outputs> {
+        let mut out = Outputs {
+            windows_of: t.windows_of,
+            ..Default::default()
+        };
+        let mut pending = t.pending;
+        let total: usize = t.items.iter().map(|(_, v)| v.len()).sum();
+        std::thread::scope(|s| -> Result<()> {
+            let producer = s.spawn(move || {
+                for (target, items) in t.items {
+                    let lens: Vec<usize> = items.iter().map(|(_, e)| e.len()).collect();
+                    let mut slots: Vec<Option<(Key, Encoded)>> =
+                        items.into_iter().map(Some).collect();
+                    for b in batch::plan(&lens, budget) {
+                        let msg: BatchMsg = b
+                            .iter()
+                            .map(|&i| slots[i].take().expect("each item once"))
+                            .collect();
+                        if self.senders[&target].send(msg).is_err() {
+                            return; // the worker failed; its error arrives as a reply
+                        }
+                    }
+                }
+            });
+            let mut got = 0;
+            while got < total {
+                let reply = self
+                    .replies
+                    .recv()
+                    .map_err(|_| Error::Config("a model thread stopped".into()))??;
+                got += reply.items.len();
+                out.values
+                    .extend(reply.extra.into_iter().map(|(k, v, e)| (k, (v, e))));
+                for (key, values, enc) in reply.items {
+                    if let Some(p) = key.para() {
+                        let left = pending.get_mut(&p).expect("pending paragraph");
+                        *left -= 1;
+                        if *left == 0 {
+                            done();
+                        }
+                    }
+                    out.values.insert(key, (values, enc));
+                }
+            }
+            producer.join().expect("producer thread");
+            Ok(())
+        })?;
+        Ok(out)
+    }
+}
+
+fn serve(
+    model: Model,
+    rx: Receiver<BatchMsg>,
+    tx: Sender<ReplyMsg>,
+    threads: usize,
+    device: Device,
+) {
+    tch::set_num_threads(threads as i32);
+    let dir = match &model {
+        Model::Encoder(m, _) => m.dir.clone(),
+        Model::Nli(m) => m.dir.clone(),
+        Model::Ner(m) => m.dir.clone(),
+    };
+    for batch in rx {
+        // rust-bert panics on torch errors; catch them so the job ends with an
+        // error naming the model instead of hanging or aborting.
+        let run = std::panic::AssertUnwindSafe(|| -> ReplyMsg {
+            let items: Vec<&Encoded> = batch.iter().map(|(_, e)| e).collect();
+            let padded = batch::pad(&items, dir.pad_id, dir.max_len, device);
+            let lens: Vec<usize> = items.iter().map(|e| e.len()).collect();
+            let mut extra = vec![];
+            let t = match &model {
+                Model::Encoder(m, tuned) => {
+                    // One pass; each tuned head reads the layer it branches from.
+                    let layers: Vec<usize> = tuned.iter().map(TunedHead::layer).collect();
+                    let (pooled, states) = m.forward_layers(&padded, &layers)?;
+                    for (h, (head, st)) in tuned.iter().zip(&states).enumerate() {
+                        let t = tch::no_grad(|| head.forward_t(st, &padded.mask, false));
+                        let rows = if head.pooled {
+                            crate::models::rows(&t, &[])?
+                        } else {
+                            crate::models::rows(&t.softmax(-1, tch::Kind::Float), &lens)?
+                        };
+                        for ((k, e), v) in batch.iter().zip(rows) {
+                            let Key::Emb { para, win } = *k else { continue };
+                            extra.push(if head.pooled {
+                                let head = h as u16;
+                                (Key::Tuned { head, para, win }, v, None)
+                            } else {
+                                (Key::HeadNer { para, win }, v, Some(e.clone()))
+                            });
+                        }
+                    }
+                    pooled
+                }
+                Model::Nli(m) => m.forward(&padded)?,
+                Model::Ner(m) => m.forward(&padded)?.softmax(-1, tch::Kind::Float),
+            };
+            let keep_enc = matches!(model, Model::Ner(_));
+            let rows = crate::models::rows(&t, if keep_enc { &lens } else { &[] })?;
+            Ok(Reply {
+                items: batch
+                    .iter()
+                    .zip(rows)
+                    .map(|((k, e), v)| (*k, v, keep_enc.then(|| e.clone())))
+                    .collect(),
+                extra,
+            })
+        });
+        let reply = std::panic::catch_unwind(run).unwrap_or_else(|p| {
+            let msg = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown failure".into());
+            Err(Error::model(
+                &dir.path,
+                format!("inference failed: {}", msg.lines().next().unwrap_or("")),
+            ))
+        });
+        let failed = reply.is_err();
+        if tx.send(reply).is_err() || failed {
+            return;
+        }
+    }
+}
+
+// -------------------------------------------------------------- outputs ----
+
+/// Every model output of one window, by key.
+#[derive(Default)]
+pub struct Outputs {
+    values: HashMap<Key, (Vec<f32>, Option<Encoded>)>,
+    /// Most windows any model needed for a paragraph.
+    pub windows_of: HashMap<u32, u16>,
+}
+
+impl Outputs {
+    pub fn merge(&mut self, other: Outputs) {
+        self.values.extend(other.values);
+        for (p, w) in other.windows_of {
+            let e = self.windows_of.entry(p).or_default();
+            *e = (*e).max(w);
+        }
+    }
+
+    /// The codebook texts' embeddings, computed once per job.
+    pub fn anchors(&self) -> Vec<Vec<f32>> {
+        (0u32..)
+            .map_while(|i| self.values.get(&Key::Anchor(i)).map(|v| v.0.clone()))
+            .collect()
+    }
+
+    fn windows_while(&self, f: impl Fn(u16) -> Key) -> Vec<&(Vec<f32>, Option<Encoded>)> {
+        (0u16..).map_while(|w| self.values.get(&f(w))).collect()
+    }
+
+    fn vectors(&self, f: impl Fn(u16) -> Key) -> Vec<Vec<f32>> {
+        self.windows_while(f)
+            .into_iter()
+            .map(|v| v.0.clone())
+            .collect()
+    }
+
+    /// The feature trained heads read: the mean of the window embeddings.
+    pub fn feature(&self, para: u32) -> Vec<f32> {
+        crate::heads::mean_rows(&self.emb_windows(para))
+    }
+
+    pub fn emb_windows(&self, para: u32) -> Vec<Vec<f32>> {
+        self.vectors(|win| Key::Emb { para, win })
+    }
+
+    pub fn tuned_windows(&self, head: u16, para: u32) -> Vec<Vec<f32>> {
+        self.vectors(|win| Key::Tuned { head, para, win })
+    }
+
+    pub fn nli_windows(&self, para: u32, hyp: u32) -> Vec<Vec<f32>> {
+        self.vectors(|win| Key::Nli { para, hyp, win })
+    }
+
+    /// The paragraph's NER tokens (from the NER model, or the NER head when
+    /// `head`), each taken from the window where it sits most centrally, so
+    /// overlapping windows merge without duplicates. `shift` code points of
+    /// text prefix are dropped and offsets moved back by it.
+    pub fn ner_tokens(&self, para: u32, head: bool, shift: usize) -> Vec<crate::heads::TokenProbs> {
+        let wins = if head {
+            self.windows_while(|win| Key::HeadNer { para, win })
+        } else {
+            self.windows_while(|win| Key::Ner { para, win })
+        };
+        let mut best: std::collections::BTreeMap<usize, (usize, crate::heads::TokenProbs)> =
+            Default::default();
+        for (probs, enc) in wins {
+            let enc = enc.as_ref().expect("NER replies keep their encoding");
+            let n_labels = probs.len() / enc.len().max(1);
+            let content: Vec<usize> = (0..enc.len()).filter(|&i| enc.content[i]).collect();
+            for (j, &i) in content.iter().enumerate() {
+                let (start, end) = enc.offsets[i];
+                if end <= shift {
+                    continue;
+                }
+                let global = enc.first + j;
+                let centrality = j.min(content.len() - 1 - j);
+                let tp = crate::heads::TokenProbs {
+                    start: start.max(shift) - shift,
+                    end: end - shift,
+                    word: enc.word_ids[i],
+                    probs: probs[i * n_labels..(i + 1) * n_labels].to_vec(),
+                };
+                match best.get(&global) {
+                    Some((c, _)) if *c >= centrality => {}
+                    _ => {
+                        best.insert(global, (centrality, tp));
+                    }
+                }
+            }
+        }
+        best.into_values().map(|v| v.1).collect()
+    }
+}

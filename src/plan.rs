@@ -1,0 +1,320 @@
+//! The plan of a job: which model answers each task (NLI, similarity or a
+//! trained head, per topic set and stance target), and the model work each
+//! paragraph needs. Everything that can be wrong between the codebook and
+//! the models fails here, before any input is read.
+
+use crate::codebook::{Codebook, Method};
+use crate::error::{Error, Result};
+use crate::heads::{self, NerScheme, NliLabels};
+use crate::infer::{Key, Target, Work};
+use crate::models::ModelDir;
+use crate::pipeline::Job;
+
+/// How topics and each stance target are scored in this run.
+#[derive(Clone, Copy, PartialEq, Debug)]
+pub enum Via {
+    Nli,
+    Embedding,
+    Head,
+}
+
+pub struct Plan<'j> {
+    pub job: &'j Job,
+    pub cb: Option<&'j Codebook>,
+    pub encoder: Option<ModelDir>,
+    pub nli: Option<ModelDir>,
+    pub ner: Option<ModelDir>,
+    pub topic_via: Option<Via>,
+    pub stance_via: Vec<Via>,
+    pub nli_labels: Option<NliLabels>,
+    pub scheme: Option<NerScheme>,
+    /// NLI hypotheses: topics first, then favor/against of each NLI target.
+    hypotheses: Vec<String>,
+    /// Encoder anchor texts: topic texts first, then favor/against/neutral of each embedding target.
+    anchors: Vec<String>,
+    /// Put before every text the encoder embeds ("query: " for e5).
+    pub prefix: String,
+}
+
+/// The topics of one paragraph: a score per codebook topic, and the best
+/// one if it reaches the threshold.
+#[derive(Debug, Clone)]
+pub struct TopicResult {
+    pub scores: Vec<f32>,
+    pub best: Option<String>,
+}
+
+impl<'j> Plan<'j> {
+    pub fn new(job: &'j Job) -> Result<Plan<'j>> {
+        let cb = job.codebook.as_ref();
+        let choose = |m: Method, what: &str, task: &str| -> Result<Via> {
+            let head = job.heads.iter().any(|h| h.meta.task == task)
+                || job.tuned.iter().any(|t| t.1.task == task);
+            match (m, head) {
+                (Method::Head, true) | (Method::Auto, true) => return Ok(Via::Head),
+                (Method::Head, false) => {
+                    return Err(Error::Config(format!(
+                        "{what} uses method \"head\" but no --heads folder is for `{task}`"
+                    )))
+                }
+                _ => {}
+            }
+            if job.encoder.is_none() && head {
+                return Err(Error::Config(format!("{what}: heads need --encoder")));
+            }
+            match (m, &job.nli, &job.encoder) {
+                (Method::Nli, Some(_), _) | (Method::Auto, Some(_), _) => Ok(Via::Nli),
+                (Method::Embedding, _, Some(_)) | (Method::Auto, None, Some(_)) => {
+                    Ok(Via::Embedding)
+                }
+                (Method::Nli, None, _) => Err(Error::Config(format!(
+                    "{what} uses method \"nli\" but no --nli model was given"
+                ))),
+                _ => Err(Error::Config(format!(
+                    "{what} needs a model: pass --encoder DIR or --nli DIR"
+                ))),
+            }
+        };
+        let mut topic_via = None;
+        let mut stance_via = vec![];
+        if let Some(cb) = cb {
+            if job.topic && !cb.topics.topics.is_empty() {
+                topic_via = Some(choose(cb.topics.method, "[topics]", "topic")?);
+            }
+            if job.stance {
+                for s in &cb.stances {
+                    if s.only_topics.is_some() && topic_via.is_none() {
+                        return Err(Error::Config(format!(
+                            "stance `{}` is gated by only_topics, which needs topics (drop --no-topic or the gate)",
+                            s.id
+                        )));
+                    }
+                    stance_via.push(choose(
+                        s.method,
+                        &format!("stance `{}`", s.id),
+                        &format!("stance_{}", s.id),
+                    )?);
+                }
+            }
+        }
+        let uses = |v: Via| topic_via == Some(v) || stance_via.contains(&v);
+        let nli = if uses(Via::Nli) {
+            job.nli.clone()
+        } else {
+            None
+        };
+        if job.ner.is_some() && job.ner_head().is_some() {
+            return Err(Error::Config(
+                "both --ner and an NER head were given; pass one".into(),
+            ));
+        }
+        if job.ner_head().is_some() && job.encoder.is_none() {
+            return Err(Error::Config("the NER head needs --encoder".into()));
+        }
+        let encoder = if uses(Via::Embedding)
+            || uses(Via::Head)
+            || job.embeddings
+            || job.ner_head().is_some()
+        {
+            job.encoder.clone()
+        } else {
+            None
+        };
+        let nli_labels = match &nli {
+            Some(d) => Some(heads::nli_labels(&d.labels, &d.path)?),
+            None => None,
+        };
+        let scheme = match (&job.ner, job.ner_head()) {
+            (Some(d), _) => Some(NerScheme::from_labels(&d.labels, &d.path)?),
+            (None, Some((dir, meta))) => Some(NerScheme::from_labels(&meta.labels, dir)?),
+            (None, None) => None,
+        };
+        let mut hypotheses = vec![];
+        let mut anchors = vec![];
+        if let Some(cb) = cb {
+            match topic_via {
+                Some(Via::Nli) => {
+                    hypotheses.extend(cb.topics.topics.iter().map(|t| t.hypothesis.clone()))
+                }
+                Some(Via::Embedding) => {
+                    anchors.extend(cb.topics.topics.iter().map(|t| t.embedding_text.clone()))
+                }
+                Some(Via::Head) | None => {}
+            }
+            for (s, via) in cb.stances.iter().zip(&stance_via) {
+                match via {
+                    Via::Nli => hypotheses.extend([s.favor.clone(), s.against.clone()]),
+                    Via::Embedding => {
+                        anchors.extend([s.favor.clone(), s.against.clone(), s.neutral.clone()])
+                    }
+                    Via::Head => {}
+                }
+            }
+        }
+        let prefix = encoder
+            .as_ref()
+            .map(ModelDir::text_prefix)
+            .unwrap_or_default();
+        Ok(Plan {
+            job,
+            cb,
+            encoder,
+            nli,
+            ner: job.ner.clone(),
+            topic_via,
+            stance_via,
+            nli_labels,
+            scheme,
+            hypotheses,
+            anchors,
+            prefix,
+        })
+    }
+
+    /// The models this plan runs.
+    pub fn models(&self) -> Vec<(Target, &ModelDir)> {
+        [
+            (Target::Encoder, &self.encoder),
+            (Target::Nli, &self.nli),
+            (Target::Ner, &self.ner),
+        ]
+        .into_iter()
+        .filter_map(|(t, d)| d.as_ref().map(|d| (t, d)))
+        .collect()
+    }
+
+    /// Entity types the NER model predicts (empty without NER).
+    pub fn entity_types(&self) -> Vec<String> {
+        self.scheme
+            .as_ref()
+            .map(|s| s.types.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn n_topics(&self) -> usize {
+        self.cb.map_or(0, |c| c.topics.topics.len())
+    }
+
+    /// Index of stance target `i`'s first hypothesis (NLI) or anchor (embedding).
+    pub fn stance_slot(&self, i: usize) -> u32 {
+        let via = self.stance_via[i];
+        let base = if self.topic_via == Some(via) {
+            self.n_topics()
+        } else {
+            0
+        };
+        let before = self.stance_via[..i].iter().filter(|v| **v == via).count();
+        (base + before * if via == Via::Nli { 2 } else { 3 }) as u32
+    }
+
+    pub fn gated(&self, i: usize) -> bool {
+        self.cb.is_some_and(|c| c.stances[i].only_topics.is_some())
+    }
+
+    /// The codebook texts the encoder embeds once per job.
+    pub fn anchor_work(&self) -> Vec<Work<'_>> {
+        if self.encoder.is_none() {
+            return vec![];
+        }
+        self.anchors
+            .iter()
+            .enumerate()
+            .map(|(i, a)| Work {
+                target: Target::Encoder,
+                key: Key::Anchor(i as u32),
+                text: format!("{}{a}", self.prefix).into(),
+                hypothesis: None,
+            })
+            .collect()
+    }
+
+    /// Per paragraph: its embedding, topic NLI, ungated NLI stance, NER.
+    pub fn work<'a>(&'a self, texts: &[&'a str]) -> Vec<Work<'a>> {
+        let mut w = Vec::new();
+        for (p, t) in texts.iter().enumerate() {
+            let p = p as u32;
+            if self.encoder.is_some() {
+                let text = if self.prefix.is_empty() {
+                    (*t).into()
+                } else {
+                    format!("{}{t}", self.prefix).into()
+                };
+                w.push(Work {
+                    target: Target::Encoder,
+                    key: Key::Emb { para: p, win: 0 },
+                    text,
+                    hypothesis: None,
+                });
+            }
+            if self.topic_via == Some(Via::Nli) {
+                for h in 0..self.n_topics() {
+                    w.push(self.nli_work(p, h as u32, t));
+                }
+            }
+            for i in 0..self.stance_via.len() {
+                if self.stance_via[i] == Via::Nli && !self.gated(i) {
+                    let h = self.stance_slot(i);
+                    w.push(self.nli_work(p, h, t));
+                    w.push(self.nli_work(p, h + 1, t));
+                }
+            }
+            if self.ner.is_some() {
+                w.push(Work {
+                    target: Target::Ner,
+                    key: Key::Ner { para: p, win: 0 },
+                    text: (*t).into(),
+                    hypothesis: None,
+                });
+            }
+        }
+        w
+    }
+
+    /// Gated NLI stance targets, for the paragraphs whose topic matched.
+    pub fn gated_work<'a>(
+        &'a self,
+        texts: &[&'a str],
+        topics: &[Option<TopicResult>],
+    ) -> Vec<Work<'a>> {
+        let mut w = Vec::new();
+        for (p, t) in texts.iter().enumerate() {
+            for i in 0..self.stance_via.len() {
+                if self.stance_via[i] == Via::Nli
+                    && self.gated(i)
+                    && self.passes_gate(i, topics[p].as_ref())
+                {
+                    let h = self.stance_slot(i);
+                    w.push(self.nli_work(p as u32, h, t));
+                    w.push(self.nli_work(p as u32, h + 1, t));
+                }
+            }
+        }
+        w
+    }
+
+    fn nli_work<'a>(&'a self, para: u32, hyp: u32, text: &'a str) -> Work<'a> {
+        Work {
+            target: Target::Nli,
+            key: Key::Nli { para, hyp, win: 0 },
+            text: text.into(),
+            hypothesis: Some(&self.hypotheses[hyp as usize]),
+        }
+    }
+
+    /// Whether stance target `i` is scored on a paragraph with `topic`.
+    pub fn passes_gate(&self, i: usize, topic: Option<&TopicResult>) -> bool {
+        let (Some(cb), Some(t)) = (self.cb, topic) else {
+            return false;
+        };
+        let Some(only) = &cb.stances[i].only_topics else {
+            return true;
+        };
+        let th = cb.topics.threshold;
+        cb.topics
+            .topics
+            .iter()
+            .zip(&t.scores)
+            .any(|(tp, s)| *s >= th && only.contains(&tp.id))
+            && (cb.topics.multi_label || t.best.as_ref().is_some_and(|b| only.contains(b)))
+    }
+}
