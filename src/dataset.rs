@@ -443,3 +443,137 @@ impl Dataset {
         Ok(())
     }
 }
+
+// ---------------------------------------------------------------- merge ----
+
+/// What `paratag merge` found.
+pub struct Merged {
+    pub manifest: Manifest,
+    pub rows: usize,
+}
+
+/// Checks that `root` holds all N shards of one job, each complete and made
+/// with the same settings, and writes `root/_manifest.json` listing every
+/// part (paths relative to `root`). The data is not copied. `verify`
+/// re-hashes every part; otherwise each part's size is checked.
+pub fn merge(root: &Path, verify: bool) -> Result<Merged> {
+    let bad = |m: String| Error::Output {
+        path: root.into(),
+        message: m,
+    };
+    let mut shards: Vec<(Shard, PathBuf)> = vec![];
+    for e in std::fs::read_dir(root).map_err(|e| Error::io(root, e))? {
+        let e = e.map_err(|e| Error::io(root, e))?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        let parsed = name
+            .strip_prefix("shard-")
+            .and_then(|r| r.split_once("-of-"))
+            .and_then(|(k, n)| Some((k.parse::<u32>().ok()?, n.parse::<u32>().ok()?)));
+        if let (Some((index, count)), true) = (parsed, e.path().is_dir()) {
+            shards.push((Shard { index, count }, e.path()));
+        }
+    }
+    if shards.is_empty() {
+        return Err(bad(
+            "holds no shard-K-of-N folders (written by tag --shard)".into(),
+        ));
+    }
+    let counts: std::collections::BTreeSet<u32> = shards.iter().map(|s| s.0.count).collect();
+    if counts.len() > 1 {
+        return Err(bad(format!(
+            "holds shards of different jobs (N = {}); keep one job per folder",
+            counts
+                .iter()
+                .map(|n| n.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    let n = *counts.iter().next().expect("one count");
+    shards.sort_by_key(|s| s.0.index);
+    let missing: Vec<String> = (0..n)
+        .filter(|k| !shards.iter().any(|s| s.0.index == *k))
+        .map(|k| format!("shard-{k}-of-{n}"))
+        .collect();
+    if !missing.is_empty() {
+        return Err(bad(format!("missing {}", missing.join(", "))));
+    }
+    let mut merged: Option<Manifest> = None;
+    let mut rows = 0;
+    let mut first_name = String::new();
+    for (shard, dir) in &shards {
+        let name = shard.dir_name();
+        let m = Manifest::read(dir)?.ok_or_else(|| bad(format!("{name} has no {MANIFEST}")))?;
+        if !m.complete {
+            let held: usize = m.parts.iter().map(|p| p.articles).sum();
+            return Err(bad(format!(
+                "{name} is not complete ({held} of {} articles); resume it with the same command and --resume",
+                m.articles
+            )));
+        }
+        for p in &m.parts {
+            let path = dir.join(&p.file);
+            let ok = match std::fs::metadata(&path) {
+                Ok(md) if !verify => md.len() == p.bytes,
+                Ok(_) => crate::hash::sha256_file(&path)? == p.sha256,
+                Err(_) => false,
+            };
+            if !ok {
+                return Err(bad(format!(
+                    "{name}/{}: missing or changed since it was written; resume {name} with --resume",
+                    p.file
+                )));
+            }
+            rows += p.rows;
+        }
+        match &mut merged {
+            None => {
+                first_name = name.clone();
+                let mut m = m.clone();
+                m.shard = None;
+                m.shards = Some(n);
+                for p in &mut m.parts {
+                    p.file = format!("{name}/{}", p.file);
+                }
+                merged = Some(m);
+            }
+            Some(all) => {
+                let diff = differences(&all.settings, &m.settings);
+                if !diff.is_empty() {
+                    return Err(bad(format!(
+                        "{name} was made with other settings than {first_name}: {}",
+                        diff.join(", ")
+                    )));
+                }
+                all.articles += m.articles;
+                all.counts.add(&m.counts);
+                all.parts.extend(m.parts.iter().map(|p| Part {
+                    file: format!("{name}/{}", p.file),
+                    ..p.clone()
+                }));
+            }
+        }
+    }
+    let mut manifest = merged.expect("at least one shard");
+    manifest.complete = true;
+    manifest.write(root)?;
+    Ok(Merged { manifest, rows })
+}
+
+/// The Parquet files of a dataset folder (single, sharded-and-merged), in
+/// order, refusing an incomplete one.
+pub fn part_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let m = Manifest::read(dir)?.ok_or_else(|| Error::Output {
+        path: dir.into(),
+        message: format!(
+            "has no {MANIFEST}: not a paratag dataset (for shards, run `paratag merge` first)"
+        ),
+    })?;
+    if !m.complete {
+        return Err(Error::Output {
+            path: dir.into(),
+            message: "is not complete: finish it with `paratag tag ... --resume`".into(),
+        });
+    }
+    Ok(m.parts.iter().map(|p| dir.join(&p.file)).collect())
+}

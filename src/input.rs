@@ -676,8 +676,89 @@ fn read_document(path: &Path, id: String, html: bool, source: usize) -> Result<R
 pub fn html_to_text(html: &str) -> String {
     let config = html2text::config::plain_no_decorate();
     config
-        .string_from_read(html.as_bytes(), usize::MAX / 4)
+        .string_from_read(limit_nesting(html).as_bytes(), usize::MAX / 4)
         .unwrap_or_default()
+}
+
+/// Elements nested deeper than this lose their tags (not their text).
+pub const MAX_NESTING: usize = 256;
+
+/// Elements that never hold others.
+const VOID: &[&str] = &[
+    "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source",
+    "track", "wbr",
+];
+
+/// Drops the tags of elements nested deeper than [`MAX_NESTING`]: the HTML
+/// parser's work grows with the square of the depth (100,000 nested `<div>`s
+/// took minutes), and no real page nests that deep.
+fn limit_nesting(html: &str) -> std::borrow::Cow<'_, str> {
+    let b = html.as_bytes();
+    let find = |from: usize, pat: &[u8]| {
+        b[from.min(b.len())..]
+            .windows(pat.len())
+            .position(|w| w.eq_ignore_ascii_case(pat))
+            .map(|p| from + p)
+    };
+    let mut out = String::new();
+    let (mut last, mut i, mut depth) = (0, 0, 0usize);
+    while let Some(off) = b[i..].iter().position(|&c| c == b'<') {
+        let s = i + off;
+        if b[s..].starts_with(b"<!--") {
+            i = find(s + 4, b"-->").map_or(b.len(), |e| e + 3);
+            continue;
+        }
+        let closing = b.get(s + 1) == Some(&b'/');
+        let name_start = s + 1 + usize::from(closing);
+        let name_len = b[name_start.min(b.len())..]
+            .iter()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .count();
+        if name_len == 0 {
+            i = s + 1;
+            continue;
+        }
+        let name = html[name_start..name_start + name_len].to_ascii_lowercase();
+        // The tag ends at the first `>` outside quotes.
+        let mut j = name_start + name_len;
+        let mut quote = None;
+        while j < b.len() {
+            match (quote, b[j]) {
+                (None, q @ (b'"' | b'\'')) => quote = Some(q),
+                (Some(q), c) if c == q => quote = None,
+                (None, b'>') => break,
+                _ => {}
+            }
+            j += 1;
+        }
+        let end = (j + 1).min(b.len());
+        let self_closing = end >= 2 && b[end - 2] == b'/';
+        let drop = if closing {
+            let deep = depth > MAX_NESTING;
+            depth = depth.saturating_sub(1);
+            deep
+        } else if VOID.contains(&name.as_str()) || self_closing {
+            false
+        } else {
+            depth += 1;
+            depth > MAX_NESTING
+        };
+        if drop {
+            out.push_str(&html[last..s]);
+            last = end;
+        }
+        i = end;
+        if !closing && (name == "script" || name == "style") {
+            // Their content is not markup.
+            let close = format!("</{name}");
+            i = find(i, close.as_bytes()).unwrap_or(b.len());
+        }
+    }
+    if last == 0 {
+        return html.into();
+    }
+    out.push_str(&html[last..]);
+    out.into()
 }
 
 // --------------------------------------------------- pass-through schema ----
@@ -952,6 +1033,33 @@ mod tests {
             panic!("{items:?}")
         };
         assert!(location.ends_with("f.jsonl:4") && message.starts_with("malformed JSON"));
+    }
+
+    #[test]
+    fn deep_nesting_keeps_its_text_and_stays_linear() {
+        let n = 100_000;
+        let html = format!(
+            "<html><body>{}<p title=\"a > b\">The parliament approved new aid, officials said.</p>{}<script>if (a<b) {{}}</script></body></html>",
+            "<div>".repeat(n),
+            "</div>".repeat(n)
+        );
+        // What the parser gets nests at most MAX_NESTING deep.
+        let limited = limit_nesting(&html);
+        assert_eq!(
+            limited.matches("<div>").count(),
+            MAX_NESTING - 2,
+            "html and body count"
+        );
+        assert!(limited.contains("if (a<b)"), "script content is not markup");
+        let text = html_to_text(&html);
+        assert!(
+            text.contains("The parliament approved new aid, officials said."),
+            "{text:?}"
+        );
+        assert!(!text.contains("if (a<b)"));
+        // Ordinary pages are left as they are.
+        let page = "<div><p>One, two.</p><br/><img src=x></div>";
+        assert!(matches!(limit_nesting(page), std::borrow::Cow::Borrowed(_)));
     }
 
     #[test]

@@ -20,6 +20,8 @@ struct Cli {
 enum Command {
     /// Tag articles into one Parquet table.
     Tag(cmd::tag::Args),
+    /// Check the shards of a `tag --shard` job and write their joint manifest.
+    Merge(cmd::merge::Args),
     /// Draw a stratified sample of tagged paragraphs as a labeling sheet.
     Sample(cmd::sample::Args),
     /// Measure predictions against gold labels: figures, intervals, plots.
@@ -46,6 +48,7 @@ fn main() {
     }));
     let res = match cli.cmd {
         Command::Tag(a) => cmd::tag::run(a),
+        Command::Merge(a) => cmd::merge::run(a),
         Command::Sample(a) => cmd::sample::run(a),
         Command::Eval(a) => cmd::eval::run(a),
         Command::Calibrate(a) => cmd::calibrate::run(a),

@@ -376,21 +376,38 @@ fn is_core(name: &str) -> bool {
     name != "lang" && crate::input::RESERVED.contains(&name)
 }
 
-/// Reads a paratag output table.
+/// Reads a paratag output table: a Parquet file, or a dataset folder (its
+/// parts in order, the first part's metadata).
 pub fn read_predictions(path: &Path) -> Result<Predictions> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let files = if path.is_dir() {
+        crate::dataset::part_files(path)?
+    } else {
+        vec![path.to_path_buf()]
+    };
     let bad = |m: String| Error::input(path.display().to_string(), m);
-    let mut r = ParquetReader::new(file);
-    let meta = r
-        .get_metadata()
-        .map_err(|e| bad(format!("not a Parquet file: {e}")))?
-        .key_value_metadata
-        .clone()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|k| (k.key, k.value.unwrap_or_default()))
-        .collect();
-    let df = r.finish().map_err(|e| bad(e.to_string()))?;
+    let mut all: Option<(DataFrame, BTreeMap<String, String>)> = None;
+    for f in &files {
+        let file = std::fs::File::open(f).map_err(|e| Error::io(f, e))?;
+        let bad = |m: String| Error::input(f.display().to_string(), m);
+        let mut r = ParquetReader::new(file);
+        let meta = r
+            .get_metadata()
+            .map_err(|e| bad(format!("not a Parquet file: {e}")))?
+            .key_value_metadata
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|k| (k.key, k.value.unwrap_or_default()))
+            .collect();
+        let df = r.finish().map_err(|e| bad(e.to_string()))?;
+        match &mut all {
+            None => all = Some((df, meta)),
+            Some((acc, _)) => {
+                acc.vstack_mut(&df).map_err(|e| bad(e.to_string()))?;
+            }
+        }
+    }
+    let (df, meta) = all.ok_or_else(|| bad("the dataset has no parts".into()))?;
     predictions_from(&df, meta).map_err(|e| match e {
         Error::Config(m) => bad(m),
         e => e,

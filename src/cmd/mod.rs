@@ -2,6 +2,7 @@
 
 pub mod calibrate;
 pub mod eval;
+pub mod merge;
 pub mod models;
 pub mod sample;
 pub mod tag;

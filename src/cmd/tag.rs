@@ -259,8 +259,11 @@ pub fn run(args: Args) -> Result<()> {
             // appends parts as it goes).
             let done = ds.done_ranges();
             let skip = |o: u64| done.iter().any(|&(a, b)| a <= o && o < b);
-            let counts = pipeline::run(&plan, &inputs, &scan, &skip, &mut ds)?;
-            let m = ds.finish()?;
+            let keep = || {
+                format!("{dir}: stopped; the parts written so far are kept: fix the cause, then run the same command with --resume")
+            };
+            let counts = pipeline::run(&plan, &inputs, &scan, &skip, &mut ds).with_context(keep)?;
+            let m = ds.finish().with_context(keep)?;
             if !m.complete {
                 anyhow::bail!(
                     "{dir}: {} of {} articles written; run again with --resume",

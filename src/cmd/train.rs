@@ -4,16 +4,13 @@
 use super::eval::GoldFormat;
 use super::tag::{self, ModelArgs, Tasks};
 use anyhow::{Context, Result};
-use paratag::batch;
 use paratag::codebook::Codebook;
-use paratag::eval::{coder_labels, majority, majority_spans};
-use paratag::formats::{self, GoldItem, LabelSet, NONE};
+use paratag::formats::{LabelSet, NONE};
 use paratag::heads::{Aggregation, NerScheme};
-use paratag::models::encoder::Encoder;
 use paratag::models::head::{Head, HeadMeta, Hyper, FEATURES};
-use paratag::models::tuned_head::{self, TunedHead};
+use paratag::models::tuned_head;
 use paratag::models::{registry, DType, DeviceArg, ModelDir};
-use paratag::tokenize::Encoded;
+use paratag::train::examples::{self, Gold, Items};
 use paratag::train::{self, tuned};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -92,27 +89,6 @@ pub struct Args {
     pub entity_map: Vec<(String, String)>,
 }
 
-/// Texts and label indices of the items labeled for `task`.
-fn examples(items: &[GoldItem], task: &str, names: &[String]) -> (Vec<String>, Vec<usize>, usize) {
-    let coders = formats::coders(items);
-    let (mut texts, mut labels, mut skipped) = (Vec::new(), Vec::new(), 0);
-    for g in items {
-        let given = coder_labels(g, &coders, task);
-        match majority(&given) {
-            Some(l) => match names.iter().position(|n| n == l) {
-                Some(i) => {
-                    texts.push(g.text.clone());
-                    labels.push(i);
-                }
-                None => skipped += 1,
-            },
-            // Ties; items not labeled for this task are not counted.
-            None => skipped += usize::from(given.iter().any(Option::is_some)),
-        }
-    }
-    (texts, labels, skipped)
-}
-
 pub fn run(mut a: Args) -> Result<()> {
     if a.kind == Kind::Ner {
         a.tune_layers.get_or_insert(2);
@@ -156,7 +132,7 @@ pub fn run(mut a: Args) -> Result<()> {
         Kind::Ner => unreachable!("handled by run_ner"),
     };
     let labels = LabelSet::from_codebook(Some(&cb));
-    let read = |ps: &[PathBuf]| read_gold(ps, &a, &labels);
+    let read = |ps: &[PathBuf]| examples::read_gold(ps, &a.format.read_options(), &labels, false);
     let m = ModelArgs {
         encoder: a.encoder.clone(),
         nli: None,
@@ -185,7 +161,7 @@ pub fn run(mut a: Args) -> Result<()> {
             .map(|(i, e)| e.with_context(|| format!("gold text {} is empty", i + 1)))
             .collect()
     };
-    let (mut texts, mut ys, skipped) = examples(&read(&a.train)?, &task, &names);
+    let (mut texts, mut ys, skipped) = examples::classes(&read(&a.train)?, &task, &names);
     let mut held: Option<(Vec<String>, Vec<usize>)> = None;
     if let Some(f) = a.holdout {
         let (keep, dev) = holdout(texts.into_iter().zip(ys).collect(), f, &a)?;
@@ -213,11 +189,11 @@ pub fn run(mut a: Args) -> Result<()> {
             Some((t, y)) => t.into_iter().zip(y).collect(),
             None if a.dev.is_empty() => vec![],
             None => {
-                let (t, y, _) = examples(&read(&a.dev)?, &task, &names);
+                let (t, y, _) = examples::classes(&read(&a.dev)?, &task, &names);
                 t.into_iter().zip(y).collect()
             }
         };
-        let gold = |xs: Vec<(String, usize)>| -> TunedItems {
+        let gold = |xs: Vec<(String, usize)>| -> Items {
             xs.into_iter().map(|(t, y)| (t, Gold::Class(y))).collect()
         };
         let kind = if a.kind == Kind::Topic {
@@ -241,7 +217,7 @@ pub fn run(mut a: Args) -> Result<()> {
     } else if a.dev.is_empty() {
         None
     } else {
-        let (t, y, _) = examples(&read(&a.dev)?, &task, &names);
+        let (t, y, _) = examples::classes(&read(&a.dev)?, &task, &names);
         if t.is_empty() {
             anyhow::bail!("{}: no items labeled for {task}", names_of(&a.dev));
         }
@@ -276,7 +252,7 @@ pub fn run(mut a: Args) -> Result<()> {
             encoder_sha256: enc.weights_sha256()?,
             features: FEATURES.into(),
             temperature: fitted.temperature,
-            train_sha256: train_sha256(&a.train)?,
+            train_sha256: examples::data_sha256(&a.train)?,
             train_items: train_data.labels.len(),
             hyper: Hyper {
                 epochs: fitted.epochs,
@@ -306,151 +282,20 @@ pub fn run(mut a: Args) -> Result<()> {
     Ok(())
 }
 
-fn names_of(ps: &[PathBuf]) -> String {
-    ps.iter()
-        .map(|p| p.display().to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-fn read_gold(ps: &[PathBuf], a: &Args, labels: &LabelSet) -> Result<Vec<GoldItem>> {
-    let mut all = Vec::new();
-    for p in ps {
-        let (_, mut items) = formats::read(p, &a.format.read_options())?;
-        if a.kind == Kind::Ner {
-            // An NER head reads only the entities; other labels need no codebook.
-            for an in items.iter_mut().flat_map(|g| g.annotations.iter_mut()) {
-                an.topic = None;
-                an.stances.clear();
-            }
-        }
-        formats::validate(&mut items, labels)?;
-        all.extend(items);
-    }
-    Ok(all)
-}
-
-/// `--holdout F`: a seeded share of the training examples becomes dev.
-fn holdout<T>(items: Vec<T>, f: f64, a: &Args) -> Result<(Vec<T>, Vec<T>)> {
-    if !(a.dev.is_empty() && f > 0.0 && f < 1.0) {
-        anyhow::bail!("--holdout needs a share between 0 and 1, and no --dev");
-    }
-    use rand::seq::SliceRandom;
-    use rand::SeedableRng;
-    let mut idx: Vec<usize> = (0..items.len()).collect();
-    idx.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(a.seed));
-    let k = (items.len() as f64 * f).round() as usize;
-    let dev_idx: BTreeSet<usize> = idx[..k].iter().copied().collect();
-    let (mut keep, mut dev) = (vec![], vec![]);
-    for (i, x) in items.into_iter().enumerate() {
-        if dev_idx.contains(&i) {
-            dev.push(x);
-        } else {
-            keep.push(x);
-        }
-    }
-    Ok((keep, dev))
-}
-
-/// One file: its sha256; several: the sha256 of their sha256s in order.
-fn train_sha256(files: &[PathBuf]) -> Result<String> {
-    Ok(match files {
-        [one] => paratag::hash::sha256_file(one)?,
-        many => {
-            let hashes = many
-                .iter()
-                .map(|p| paratag::hash::sha256_file(p))
-                .collect::<paratag::Result<Vec<_>>>()?;
-            paratag::hash::sha256_bytes(hashes.join("\n").as_bytes())
-        }
-    })
-}
-
-/// What a training text is labeled with.
-enum Gold {
-    /// Entity spans `(start, end, type index)`, code points.
-    Spans(Vec<(usize, usize, usize)>),
-    Class(usize),
-}
-
-type TunedItems = Vec<(String, Gold)>;
-
-/// Texts with their majority entity spans.
-fn ner_items(items: &[GoldItem], types: &mut Vec<String>) -> TunedItems {
-    items
-        .iter()
-        .filter_map(|g| {
-            let spans = majority_spans(g)?;
-            let spans = spans
-                .into_iter()
-                .map(|(s, e, t)| {
-                    let k = match types.iter().position(|x| x == t) {
-                        Some(k) => k,
-                        None => {
-                            types.push(t.to_string());
-                            types.len() - 1
-                        }
-                    };
-                    (s as usize, e as usize, k)
-                })
-                .collect();
-            Some((g.text.clone(), Gold::Spans(spans)))
-        })
-        .collect()
-}
-
-/// Encodes texts and caches the branch layer's token states per window.
-fn layer_examples(
-    items: &TunedItems,
-    enc: &Encoder,
-    layer: usize,
-    batch_tokens: usize,
-) -> Result<Vec<tuned::Example>> {
-    let tok = enc.dir.tokenizer()?;
-    let shift = enc.prefix.chars().count();
-    let mut wins: Vec<(Encoded, Vec<i64>)> = Vec::new();
-    for (text, gold) in items {
-        for w in tok.windows(&format!("{}{text}", enc.prefix), tok.max_len / 8)? {
-            let labels = match gold {
-                Gold::Spans(spans) => tuned::token_labels(&w, spans, shift),
-                Gold::Class(y) => vec![*y as i64],
-            };
-            wins.push((w, labels));
-        }
-    }
-    let lens: Vec<usize> = wins.iter().map(|w| w.0.len()).collect();
-    let mut states: Vec<Option<tch::Tensor>> = (0..wins.len()).map(|_| None).collect();
-    for b in batch::plan(&lens, batch_tokens) {
-        let items: Vec<&Encoded> = b.iter().map(|&i| &wins[i].0).collect();
-        let padded = batch::pad(&items, enc.dir.pad_id, enc.dir.max_len, tch::Device::Cpu);
-        let (_, h) = enc.forward_layers(&padded, &[layer])?;
-        for (r, &i) in b.iter().enumerate() {
-            states[i] = Some(h[0].get(r as i64).narrow(0, 0, lens[i] as i64).copy());
-        }
-    }
-    Ok(wins
-        .into_iter()
-        .zip(states)
-        .map(|((_, labels), s)| tuned::Example {
-            states: s.expect("every window encoded"),
-            labels,
-        })
-        .collect())
-}
-
 fn run_ner(a: Args) -> Result<()> {
     let labels = LabelSet {
         entity_map: a.entity_map.iter().cloned().collect(),
         ..Default::default()
     };
+    let read = |ps: &[PathBuf]| examples::read_gold(ps, &a.format.read_options(), &labels, true);
     let mut types = vec![];
-    let mut train_items = ner_items(&read_gold(&a.train, &a, &labels)?, &mut types);
+    let mut train_items = examples::entities(&read(&a.train)?, &mut types);
     let mut dev_items = if let Some(f) = a.holdout {
         let (keep, dev) = holdout(train_items, f, &a)?;
         train_items = keep;
         dev
     } else {
-        ner_items(&read_gold(&a.dev, &a, &labels)?, &mut types)
+        examples::entities(&read(&a.dev)?, &mut types)
     };
     if train_items.is_empty() {
         anyhow::bail!("{}: no items with entity labels", names_of(&a.train));
@@ -458,20 +303,7 @@ fn run_ner(a: Args) -> Result<()> {
     if types.is_empty() {
         anyhow::bail!("{}: the gold marks no entities", names_of(&a.train));
     }
-    // Types in a fixed order, so the head does not depend on file order.
-    let mut sorted = types.clone();
-    sorted.sort();
-    let remap: Vec<usize> = types
-        .iter()
-        .map(|t| sorted.iter().position(|s| s == t).expect("same set"))
-        .collect();
-    for (_, gold) in train_items.iter_mut().chain(dev_items.iter_mut()) {
-        if let Gold::Spans(spans) = gold {
-            for sp in spans.iter_mut() {
-                sp.2 = remap[sp.2];
-            }
-        }
-    }
+    let sorted = examples::sort_types(&types, &mut [&mut train_items, &mut dev_items]);
     let names = NerScheme::iob2_labels(&sorted);
     eprintln!(
         "paratag: train ner: {} train / {} dev items, types {}",
@@ -489,107 +321,58 @@ fn run_ner(a: Args) -> Result<()> {
     )
 }
 
+fn names_of(ps: &[PathBuf]) -> String {
+    ps.iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `--holdout F` (only without --dev).
+fn holdout<T>(items: Vec<T>, f: f64, a: &Args) -> Result<(Vec<T>, Vec<T>)> {
+    if !a.dev.is_empty() {
+        anyhow::bail!("--holdout and --dev exclude each other");
+    }
+    Ok(examples::holdout(items, f, a.seed)?)
+}
+
 /// Trains a head with tuned encoder layers (`--tune-layers`) and writes it.
 fn train_tuned(
     a: &Args,
     kind: &str,
     task: &str,
     names: Vec<String>,
-    train_items: TunedItems,
-    dev_items: TunedItems,
+    train_items: Items,
+    dev_items: Items,
 ) -> Result<()> {
     if let Some(t) = a.threads {
         tch::set_num_threads(t as i32);
     }
     let dir = ModelDir::open(&registry::resolve(&a.encoder)?)?;
-    let enc = Encoder::load(&dir, tch::Device::Cpu, DType::F32, true)?;
-    let n = enc.num_layers();
-    let k = a.tune_layers.unwrap_or(0);
-    let layer = a.layer.unwrap_or(n.saturating_sub(k));
-    if layer == 0 || layer + k > n {
-        anyhow::bail!(
-            "--layer {layer} with --tune-layers {k}: the encoder has layers 1..={n}, and the head needs layer + tune-layers <= {n}"
-        );
-    }
-    eprintln!("paratag: branch at encoder layer {layer} of {n}, tuning {k} layers; encoding");
-    let train_x = layer_examples(&train_items, &enc, layer, a.batch_tokens)?;
-    let dev_x = layer_examples(&dev_items, &enc, layer, a.batch_tokens)?;
     let pooled = kind != tuned_head::KIND;
-    let lr = a.lr.unwrap_or(1e-3);
-    let class_weights = pooled && !a.no_class_weights;
-    let meta = HeadMeta {
-        kind: kind.into(),
-        task: task.into(),
-        labels: names.clone(),
-        encoder_id: dir.id.clone(),
-        encoder_sha256: dir.weights_sha256()?,
-        features: format!(
-            "token states of encoder layer {layer}, then {k} tuned layers{}",
-            if pooled { ", mean-pooled" } else { "" }
-        ),
-        temperature: 1.0,
-        train_sha256: train_sha256(&a.train)?,
-        train_items: train_items.len(),
-        hyper: Hyper {
-            epochs: 0,
-            learning_rate: lr,
+    let spec = tuned::Spec {
+        encoder: &dir,
+        kind,
+        task,
+        names,
+        tune_layers: a.tune_layers.unwrap_or(0),
+        layer: a.layer,
+        options: tuned::Options {
+            epochs: a.epochs.unwrap_or(20),
+            learning_rate: a.lr.unwrap_or(1e-3),
+            layer_learning_rate: a.layer_lr,
             weight_decay: a.weight_decay[0],
-            class_weights,
+            batch_size: a.batch_size,
+            patience: a.patience,
             seed: a.seed,
-            layer_learning_rate: Some(a.layer_lr),
-            batch_size: Some(a.batch_size),
         },
-        dev: None,
-        layer: Some(layer),
-        tune_layers: Some(k),
-        dev_entity_f1: None,
+        class_weights: !a.no_class_weights,
+        batch_tokens: a.batch_tokens,
+        train_sha256: examples::data_sha256(&a.train)?,
     };
-    tch::manual_seed(a.seed as i64);
-    let mut head = TunedHead::new(meta, &enc.config, tch::Device::Cpu);
-    let init: Vec<_> = (layer..layer + k).map(|i| enc.layer_weights(i)).collect();
-    head.init_layers(&init)?;
-    drop(enc);
-    let scheme = if pooled {
-        None
-    } else {
-        Some(NerScheme::from_labels(&names, &a.output)?)
-    };
-    let target = if pooled {
-        let ys: Vec<usize> = train_x.iter().map(|e| e.labels[0] as usize).collect();
-        tuned::Target::Classes(
-            &names,
-            train::class_weights(&ys, names.len(), class_weights),
-        )
-    } else {
-        tuned::Target::Entities(scheme.as_ref().expect("NER scheme"))
-    };
-    let opts = tuned::Options {
-        epochs: a.epochs.unwrap_or(20),
-        learning_rate: lr,
-        layer_learning_rate: a.layer_lr,
-        weight_decay: a.weight_decay[0],
-        batch_size: a.batch_size,
-        patience: a.patience,
-        seed: a.seed,
-    };
-    if opts.epochs == 0 || opts.batch_size == 0 {
-        anyhow::bail!("--epochs and --batch-size must be > 0");
-    }
-    let bar = indicatif::ProgressBar::new(0).with_style(
-        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {msg}  ETA {eta}")
-            .expect("static template"),
-    );
-    let fitted = tuned::fit(&mut head, &train_x, &dev_x, &target, &opts, &bar)?;
-    bar.finish_and_clear();
-    head.meta.hyper.epochs = fitted.epochs;
-    if pooled {
-        if let Some((t, figures)) = fitted.temperature {
-            head.meta.temperature = t as f32;
-            head.meta.dev = Some(figures);
-        }
-    } else {
-        head.meta.dev_entity_f1 = fitted.dev_f1;
-    }
+    let (head, fitted) = tuned::train(&spec, &train_items, &dev_items, &|m| {
+        eprintln!("paratag: {m}")
+    })?;
     head.save(&a.output)?;
     let what = if pooled {
         "macro-F1"

@@ -81,13 +81,46 @@ pub fn write(fmt: Format, rows: &[&Pred], spec: &SheetSpec) -> Result<Vec<u8>> {
                 r.push(spans_json(&p.text, &pred_spans(p), true).to_string());
             }
         }
-        w.write_record(&r).map_err(werr)?;
+        w.write_record(r.iter().map(|c| guard(c).into_owned()))
+            .map_err(werr)?;
     }
     let mut out = w.into_inner().map_err(|e| Error::Config(e.to_string()))?;
     if fmt == Format::XlsxCsv {
         out.splice(0..0, *b"\xEF\xBB\xBF");
     }
     Ok(out)
+}
+
+/// First characters that make a spreadsheet run a cell as a formula.
+const FORMULA: &[char] = &['=', '+', '-', '@', '\t', '\r'];
+
+fn guarded(cell: &str) -> bool {
+    let mut c = cell.chars();
+    match c.next() {
+        Some('\'') => c.next().is_some_and(|d| d == '\'' || FORMULA.contains(&d)),
+        _ => false,
+    }
+}
+
+/// A cell starting with `=`, `+`, `-`, `@`, a tab or a carriage return
+/// would run as a formula in Excel, LibreOffice or Google Sheets: it is
+/// written behind a `'`. So is a cell that already looks guarded, so that
+/// [`unguard`] gives back exactly the text.
+pub fn guard(cell: &str) -> std::borrow::Cow<'_, str> {
+    if cell.starts_with(FORMULA) || guarded(cell) {
+        format!("'{cell}").into()
+    } else {
+        cell.into()
+    }
+}
+
+/// The text a [`guard`]ed cell holds.
+pub fn unguard(cell: &str) -> &str {
+    if guarded(cell) {
+        &cell[1..]
+    } else {
+        cell
+    }
 }
 
 pub fn read(path: &Path, fmt: Format, opts: &ReadOptions) -> Result<Vec<GoldItem>> {
@@ -189,6 +222,7 @@ pub fn read(path: &Path, fmt: Format, opts: &ReadOptions) -> Result<Vec<GoldItem
             bad(line, e.to_string())
         })?;
         let line = rec.position().map_or(0, |p| p.line() as usize);
+        let rec: csv::StringRecord = rec.iter().map(unguard).collect();
         let get = |f: &str| {
             col.get(f)
                 .and_then(|&i| rec.get(i))
@@ -268,4 +302,32 @@ pub fn read(path: &Path, fmt: Format, opts: &ReadOptions) -> Result<Vec<GoldItem
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{guard, unguard};
+
+    #[test]
+    fn formula_cells_are_guarded_and_read_back_as_written() {
+        for t in [
+            "=HYPERLINK(\"http://x\")",
+            "+1",
+            "-- a dialogue dash",
+            "@SUM(A1)",
+            "\tindent",
+            "'=already quoted",
+            "''",
+            "'plain apostrophe",
+            "plain",
+            "",
+            "كييف = Kyiv",
+        ] {
+            let g = guard(t);
+            assert!(!g.starts_with(['=', '+', '-', '@', '\t', '\r']), "{g:?}");
+            assert_eq!(unguard(&g), t, "{t:?}");
+        }
+        assert_eq!(guard("plain"), "plain");
+        assert_eq!(guard("=1+1"), "'=1+1");
+    }
 }

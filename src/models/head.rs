@@ -160,7 +160,8 @@ pub fn check_encoder(dir: &Path, meta: &HeadMeta, encoder: &ModelDir, sha256: &s
 
 /// A head folder's `head.toml`.
 pub fn read_meta(dir: &Path) -> Result<HeadMeta> {
-    let mp = dir.join(META_FILE);
+    let mp = super::inside(dir, META_FILE)?
+        .ok_or_else(|| Error::model(dir, format!("missing {META_FILE}: not a head folder")))?;
     let text = std::fs::read_to_string(&mp).map_err(|e| Error::io(&mp, e))?;
     toml::from_str(&text).map_err(|e| Error::toml(&mp, &text, &e))
 }
@@ -171,7 +172,8 @@ pub type Named = (String, Vec<usize>, Vec<f32>);
 /// Reads every tensor of a head folder's `head.safetensors` (all f16).
 pub fn read_f16(dir: &Path) -> Result<Vec<Named>> {
     let bad = |m: String| Error::model(dir, m);
-    let wp = dir.join(WEIGHTS_FILE);
+    let wp = super::inside(dir, WEIGHTS_FILE)?
+        .ok_or_else(|| Error::model(dir, format!("missing {WEIGHTS_FILE}")))?;
     let bytes = std::fs::read(&wp).map_err(|e| Error::io(&wp, e))?;
     let st = SafeTensors::deserialize(&bytes).map_err(|e| bad(format!("{WEIGHTS_FILE}: {e}")))?;
     let mut out = Vec::new();

@@ -97,20 +97,30 @@ impl ModelDir {
                 "not a folder (expected a Hugging Face model folder)",
             ));
         }
-        let cfg_path = path.join("config.json");
-        if !cfg_path.is_file() {
-            return Err(Error::model(path, "missing config.json"));
-        }
-        if !path.join("tokenizer.json").is_file() {
+        let cfg_path = inside(path, "config.json")?
+            .ok_or_else(|| Error::model(path, "missing config.json"))?;
+        if inside(path, "tokenizer.json")?.is_none() {
             return Err(Error::model(path, "missing tokenizer.json"));
         }
-        let weights = ["model.safetensors", "rust_model.ot"]
-            .iter()
-            .map(|f| path.join(f))
-            .find(|p| p.is_file())
-            .ok_or_else(|| {
-                Error::model(path, "missing weights (model.safetensors or rust_model.ot)")
-            })?;
+        let mut weights = None;
+        for f in ["model.safetensors", "rust_model.ot"] {
+            // Checked inside, then kept by its own name (HF cache blobs have none).
+            if inside(path, f)?.is_some() {
+                weights = Some(path.join(f));
+                break;
+            }
+        }
+        let Some(weights) = weights else {
+            return Err(match pickled(path) {
+                Some(name) => Error::model(
+                    path,
+                    format!(
+                        "{name} is a pickled PyTorch checkpoint, which can run code when it is loaded; paratag loads only model.safetensors (or rust-bert's rust_model.ot). Convert it on a machine you trust: python -c \"from transformers import AutoModel as M; M.from_pretrained('DIR').save_pretrained('DIR', safe_serialization=True)\""
+                    ),
+                ),
+                None => Error::model(path, "missing weights (model.safetensors or rust_model.ot)"),
+            });
+        };
         let text = std::fs::read_to_string(&cfg_path).map_err(|e| Error::io(&cfg_path, e))?;
         let config: Value = serde_json::from_str(&text)
             .map_err(|e| Error::model(path, format!("config.json: {e}")))?;
@@ -183,7 +193,9 @@ impl ModelDir {
     }
 
     pub fn tokenizer(&self) -> Result<Tok> {
-        Tok::load(&self.path.join("tokenizer.json"), self.max_len)
+        let p = inside(&self.path, "tokenizer.json")?
+            .ok_or_else(|| Error::model(&self.path, "missing tokenizer.json"))?;
+        Tok::load(&p, self.max_len)
     }
 
     /// sha256 of the weight file (hashed on first use).
@@ -308,6 +320,59 @@ impl ModelDir {
     }
 }
 
+/// `dir/name` if it exists, resolved, and only if it resolves inside `dir`:
+/// a symlink or `..` in a model or head folder never makes paratag read a
+/// file elsewhere. The one exception is the Hugging Face cache layout, where
+/// `snapshots/REV/FILE` links to the same repository's `blobs/`.
+pub fn inside(dir: &Path, name: &str) -> Result<Option<PathBuf>> {
+    let p = dir.join(name);
+    if std::fs::symlink_metadata(&p).is_err() {
+        return Ok(None);
+    }
+    let root = std::fs::canonicalize(dir).map_err(|e| Error::io(dir, e))?;
+    let real = std::fs::canonicalize(&p).map_err(|e| {
+        Error::model(
+            dir,
+            format!("`{name}` cannot be resolved ({e}): a broken link?"),
+        )
+    })?;
+    let blobs = root
+        .parent()
+        .filter(|s| s.file_name().is_some_and(|n| n == "snapshots"))
+        .and_then(Path::parent)
+        .map(|repo| repo.join("blobs"));
+    let allowed = real.starts_with(&root) || blobs.is_some_and(|b| real.starts_with(b));
+    if !allowed {
+        return Err(Error::model(
+            dir,
+            format!(
+                "`{name}` resolves to {}, outside the folder; copy the file in instead of linking to it",
+                real.display()
+            ),
+        ));
+    }
+    if !real.is_file() {
+        return Err(Error::model(dir, format!("`{name}` is not a file")));
+    }
+    Ok(Some(real))
+}
+
+/// The first pickled checkpoint in a folder, if any.
+fn pickled(dir: &Path) -> Option<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| {
+            [".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle"]
+                .iter()
+                .any(|x| n.ends_with(x))
+        })
+        .collect();
+    names.sort();
+    names.into_iter().next()
+}
+
 fn read_labels(config: &Value) -> std::result::Result<Vec<String>, String> {
     let Some(map) = config.get("id2label").and_then(Value::as_object) else {
         return Ok(vec![]);
@@ -338,7 +403,10 @@ fn read_provenance(path: &Path) -> (String, String) {
             "local".to_string(),
         )
     };
-    let Ok(text) = std::fs::read_to_string(path.join(PROVENANCE_FILE)) else {
+    let Ok(Some(p)) = inside(path, PROVENANCE_FILE) else {
+        return fallback();
+    };
+    let Ok(text) = std::fs::read_to_string(p) else {
         return fallback();
     };
     let Ok(v) = serde_json::from_str::<Value>(&text) else {

@@ -9,6 +9,7 @@
 //! negative log-likelihood, so the scores are calibrated probabilities. The
 //! standardisation and temperature are folded into the saved weights.
 
+pub mod examples;
 pub mod tuned;
 
 use crate::error::Result;

@@ -290,3 +290,123 @@ fn dev_f1(head: &TunedHead, dev: &[Batch], scheme: &NerScheme) -> f64 {
         2.0 * prec * rec / (prec + rec)
     }
 }
+
+/// A head with tuned layers to train: what `paratag train` was asked for.
+pub struct Spec<'a> {
+    pub encoder: &'a crate::models::ModelDir,
+    /// `topic`, `stance` or [`crate::models::tuned_head::KIND`].
+    pub kind: &'a str,
+    pub task: &'a str,
+    pub names: Vec<String>,
+    pub tune_layers: usize,
+    /// The branch layer (1-based); default: the top layer minus `tune_layers`.
+    pub layer: Option<usize>,
+    pub options: Options,
+    pub class_weights: bool,
+    pub batch_tokens: usize,
+    pub train_sha256: String,
+}
+
+/// Copies the encoder's layers above the branch layer, fits them and the
+/// classifier on cached branch-layer states, and returns the head (its
+/// `meta` holds the figures early stopping chose) with the fit.
+pub fn train(
+    spec: &Spec,
+    train_items: &crate::train::examples::Items,
+    dev_items: &crate::train::examples::Items,
+    report: &dyn Fn(&str),
+) -> Result<(TunedHead, Fitted)> {
+    use crate::error::Error;
+    use crate::models::head::{HeadMeta, Hyper};
+    use crate::train::examples::layer_examples;
+    let o = &spec.options;
+    if o.epochs == 0 || o.batch_size == 0 {
+        return Err(Error::Config(
+            "--epochs and --batch-size must be > 0".into(),
+        ));
+    }
+    let dir = spec.encoder;
+    let enc = crate::models::encoder::Encoder::load(
+        dir,
+        tch::Device::Cpu,
+        crate::models::DType::F32,
+        true,
+    )?;
+    let n = enc.num_layers();
+    let k = spec.tune_layers;
+    let layer = spec.layer.unwrap_or(n.saturating_sub(k));
+    if layer == 0 || layer + k > n {
+        return Err(Error::Config(format!(
+            "--layer {layer} with --tune-layers {k}: the encoder has layers 1..={n}, and the head needs layer + tune-layers <= {n}"
+        )));
+    }
+    report(&format!(
+        "branch at encoder layer {layer} of {n}, tuning {k} layers; encoding"
+    ));
+    let train_x = layer_examples(train_items, &enc, layer, spec.batch_tokens)?;
+    let dev_x = layer_examples(dev_items, &enc, layer, spec.batch_tokens)?;
+    let pooled = spec.kind != crate::models::tuned_head::KIND;
+    let class_weights = pooled && spec.class_weights;
+    let meta = HeadMeta {
+        kind: spec.kind.into(),
+        task: spec.task.into(),
+        labels: spec.names.clone(),
+        encoder_id: dir.id.clone(),
+        encoder_sha256: dir.weights_sha256()?,
+        features: format!(
+            "token states of encoder layer {layer}, then {k} tuned layers{}",
+            if pooled { ", mean-pooled" } else { "" }
+        ),
+        temperature: 1.0,
+        train_sha256: spec.train_sha256.clone(),
+        train_items: train_items.len(),
+        hyper: Hyper {
+            epochs: 0,
+            learning_rate: o.learning_rate,
+            weight_decay: o.weight_decay,
+            class_weights,
+            seed: o.seed,
+            layer_learning_rate: Some(o.layer_learning_rate),
+            batch_size: Some(o.batch_size),
+        },
+        dev: None,
+        layer: Some(layer),
+        tune_layers: Some(k),
+        dev_entity_f1: None,
+    };
+    tch::manual_seed(o.seed as i64);
+    let mut head = TunedHead::new(meta, &enc.config, tch::Device::Cpu);
+    let init: Vec<_> = (layer..layer + k).map(|i| enc.layer_weights(i)).collect();
+    head.init_layers(&init)?;
+    drop(enc);
+    let scheme = if pooled {
+        None
+    } else {
+        Some(NerScheme::from_labels(&spec.names, &dir.path)?)
+    };
+    let target = if pooled {
+        let ys: Vec<usize> = train_x.iter().map(|e| e.labels[0] as usize).collect();
+        Target::Classes(
+            &spec.names,
+            crate::train::class_weights(&ys, spec.names.len(), class_weights),
+        )
+    } else {
+        Target::Entities(scheme.as_ref().expect("NER scheme"))
+    };
+    let bar = indicatif::ProgressBar::new(0).with_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {msg}  ETA {eta}")
+            .expect("static template"),
+    );
+    let fitted = fit(&mut head, &train_x, &dev_x, &target, o, &bar)?;
+    bar.finish_and_clear();
+    head.meta.hyper.epochs = fitted.epochs;
+    if pooled {
+        if let Some((t, figures)) = &fitted.temperature {
+            head.meta.temperature = *t as f32;
+            head.meta.dev = Some(figures.clone());
+        }
+    } else {
+        head.meta.dev_entity_f1 = fitted.dev_f1;
+    }
+    Ok((head, fitted))
+}

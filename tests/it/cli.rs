@@ -310,3 +310,172 @@ fn passthrough_columns_and_formats_roundtrip() {
     assert!(child.wait().unwrap().success());
     assert_eq!(read(&d.path().join("stdin.parquet")).height(), 1);
 }
+
+/// Models are data, never code: a pickled checkpoint is refused with the way
+/// to convert it, and no link in a model or head folder leads outside it
+/// (the Hugging Face cache's snapshots → blobs links excepted).
+#[test]
+fn model_and_head_folders_are_data_inside_their_folder() {
+    use std::os::unix::fs::symlink;
+    let d = tempfile::tempdir().unwrap();
+    let j = write(d.path(), "in.jsonl", GOOD);
+    let input = j.to_str().unwrap();
+    let src = fixtures::ner(&d.path().join("src"), NER_LABELS, 0);
+
+    let pickled = d.path().join("pickled");
+    std::fs::create_dir_all(&pickled).unwrap();
+    for f in ["config.json", "tokenizer.json"] {
+        std::fs::copy(src.join(f), pickled.join(f)).unwrap();
+    }
+    std::fs::write(pickled.join("pytorch_model.bin"), b"\x80\x02}q\x00.").unwrap();
+    let e = fails(d.path(), &[input, "--ner", pickled.to_str().unwrap()]);
+    assert!(
+        e.contains("pytorch_model.bin is a pickled PyTorch checkpoint")
+            && e.contains("safe_serialization=True"),
+        "{e}"
+    );
+
+    // A link to weights (or a tokenizer) elsewhere, absolute or through `..`.
+    let secret = d.path().join("elsewhere");
+    std::fs::create_dir_all(&secret).unwrap();
+    std::fs::copy(src.join("model.safetensors"), secret.join("w.safetensors")).unwrap();
+    for (name, target) in [
+        (
+            "model.safetensors",
+            PathBuf::from("../elsewhere/w.safetensors"),
+        ),
+        ("tokenizer.json", PathBuf::from("/etc/hostname")),
+    ] {
+        let m = d.path().join(format!("linked-{name}"));
+        std::fs::create_dir_all(&m).unwrap();
+        for f in ["config.json", "tokenizer.json", "model.safetensors"] {
+            if f != name {
+                std::fs::copy(src.join(f), m.join(f)).unwrap();
+            }
+        }
+        symlink(&target, m.join(name)).unwrap();
+        let e = fails(d.path(), &[input, "--ner", m.to_str().unwrap()]);
+        assert!(
+            e.contains(&format!("`{name}` resolves to")) && e.contains("outside the folder"),
+            "{e}"
+        );
+    }
+
+    // The Hugging Face cache layout is a model folder like any other.
+    let repo = d.path().join("hub/models--test--ner");
+    let snap = repo.join("snapshots/abc123");
+    std::fs::create_dir_all(&snap).unwrap();
+    std::fs::create_dir_all(repo.join("blobs")).unwrap();
+    for (i, f) in ["config.json", "tokenizer.json", "model.safetensors"]
+        .iter()
+        .enumerate()
+    {
+        std::fs::copy(src.join(f), repo.join(format!("blobs/{i}"))).unwrap();
+        symlink(format!("../../blobs/{i}"), snap.join(f)).unwrap();
+    }
+    let out = d.path().join("hf.parquet");
+    let o = paratag(&[
+        "tag",
+        input,
+        "-o",
+        out.to_str().unwrap(),
+        "--ner",
+        snap.to_str().unwrap(),
+        "-q",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // A head folder whose weights link outside it.
+    let head = d.path().join("head");
+    std::fs::create_dir_all(&head).unwrap();
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/heads/ukraine-topic");
+    std::fs::copy(shipped.join("head.toml"), head.join("head.toml")).unwrap();
+    std::fs::copy(
+        shipped.join("head.safetensors"),
+        secret.join("h.safetensors"),
+    )
+    .unwrap();
+    symlink("../elsewhere/h.safetensors", head.join("head.safetensors")).unwrap();
+    let e = fails(
+        d.path(),
+        &[input, "--no-ner", "--heads", head.to_str().unwrap()],
+    );
+    assert!(
+        e.contains("`head.safetensors` resolves to") && e.contains("outside the folder"),
+        "{e}"
+    );
+}
+
+/// A paragraph that starts like a formula is written so spreadsheets show
+/// it as text, and reads back from the sheet as exactly the same text.
+#[test]
+fn sheet_cells_never_run_as_formulas() {
+    let d = tempfile::tempdir().unwrap();
+    let texts = [
+        "=HYPERLINK(\"http://evil.example\",\"aid\") is what the post said, officials noted.",
+        "-- Will the aid arrive? -- It will, the minister answered on Tuesday.",
+        "@Kyiv: the parliament approved new military aid on Tuesday, officials said.",
+        "+30% more aid to Ukraine was approved on Tuesday, officials said.",
+    ];
+    let body: String = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| serde_json::json!({"id": format!("={i}"), "text": t}).to_string() + "\n")
+        .collect();
+    let j = write(d.path(), "f.jsonl", &body);
+    let (_, _) = ok(d.path(), &[j.to_str().unwrap(), "--no-ner", "-q"]);
+    let pred = d.path().join("ok.parquet");
+    // (TSV sheets quote, the TSV reader does not yet: issue 10.)
+    for (name, fmt) in [("s.csv", "csv"), ("s.xlsx.csv", "xlsx-csv")] {
+        let sheet = d.path().join(name);
+        let o = paratag(&[
+            "sample",
+            pred.to_str().unwrap(),
+            "-n",
+            "10",
+            "--format",
+            fmt,
+            "-o",
+            sheet.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        // What a spreadsheet sees: no cell starts like a formula.
+        let raw = std::fs::read(&sheet).unwrap();
+        let mut rdr = csv::ReaderBuilder::new().from_reader(&raw[..]);
+        let mut cells = 0;
+        for rec in rdr.records() {
+            for cell in rec.unwrap().iter() {
+                let cell = cell.trim_start_matches('\u{feff}');
+                assert!(!cell.starts_with(['=', '+', '-', '@']), "{name}: {cell:?}");
+                cells += 1;
+            }
+        }
+        assert!(cells > 8, "{name}");
+        let opts = paratag::formats::ReadOptions {
+            format: None,
+            columns: vec![],
+            encoding: None,
+        };
+        let fmt =
+            paratag::formats::Format::from_path(&sheet).unwrap_or(paratag::formats::Format::Csv);
+        let (_, items) = paratag::formats::read(
+            &sheet,
+            &paratag::formats::ReadOptions {
+                format: Some(fmt),
+                ..opts
+            },
+        )
+        .unwrap();
+        let mut got: Vec<(String, String)> = items
+            .iter()
+            .map(|g| (g.article_id.clone().unwrap(), g.text.clone()))
+            .collect();
+        got.sort();
+        let want: Vec<(String, String)> = texts
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (format!("={i}"), t.to_string()))
+            .collect();
+        assert_eq!(got, want, "{name}");
+    }
+}

@@ -5,6 +5,8 @@ mod e5;
 mod eval;
 mod fetch;
 mod fixtures;
+mod jobs;
+mod props;
 mod segment;
 mod tagging;
 mod train;

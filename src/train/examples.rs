@@ -1,0 +1,195 @@
+//! Training examples from gold files: majority labels per item, entity
+//! spans with their types in a fixed order, a seeded hold-out split, and the
+//! branch-layer states of the encoder for heads with tuned layers.
+
+use crate::batch;
+use crate::error::{Error, Result};
+use crate::eval::{coder_labels, majority, majority_spans};
+use crate::formats::{self, GoldItem, LabelSet};
+use crate::models::encoder::Encoder;
+use crate::tokenize::Encoded;
+use crate::train::tuned;
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+/// What a training text is labeled with.
+pub enum Gold {
+    /// Entity spans `(start, end, type index)`, code points.
+    Spans(Vec<(usize, usize, usize)>),
+    Class(usize),
+}
+
+/// Texts with their gold.
+pub type Items = Vec<(String, Gold)>;
+
+/// Reads and checks gold files. `entities_only`: an NER head reads only
+/// the entities, so other labels need no codebook and are dropped.
+pub fn read_gold(
+    paths: &[PathBuf],
+    opts: &formats::ReadOptions,
+    labels: &LabelSet,
+    entities_only: bool,
+) -> Result<Vec<GoldItem>> {
+    let mut all = Vec::new();
+    for p in paths {
+        let (_, mut items) = formats::read(p, opts)?;
+        if entities_only {
+            for an in items.iter_mut().flat_map(|g| g.annotations.iter_mut()) {
+                an.topic = None;
+                an.stances.clear();
+            }
+        }
+        formats::validate(&mut items, labels)?;
+        all.extend(items);
+    }
+    Ok(all)
+}
+
+/// Texts and label indices of the items labeled for `task`, and how many
+/// labeled items were left out (coder ties, labels not in `names`).
+pub fn classes(
+    items: &[GoldItem],
+    task: &str,
+    names: &[String],
+) -> (Vec<String>, Vec<usize>, usize) {
+    let coders = formats::coders(items);
+    let (mut texts, mut labels, mut skipped) = (Vec::new(), Vec::new(), 0);
+    for g in items {
+        let given = coder_labels(g, &coders, task);
+        match majority(&given) {
+            Some(l) => match names.iter().position(|n| n == l) {
+                Some(i) => {
+                    texts.push(g.text.clone());
+                    labels.push(i);
+                }
+                None => skipped += 1,
+            },
+            // Ties; items not labeled for this task are not counted.
+            None => skipped += usize::from(given.iter().any(Option::is_some)),
+        }
+    }
+    (texts, labels, skipped)
+}
+
+/// Texts with their majority entity spans; `types` collects the entity
+/// types in first-seen order.
+pub fn entities(items: &[GoldItem], types: &mut Vec<String>) -> Items {
+    items
+        .iter()
+        .filter_map(|g| {
+            let spans = majority_spans(g)?;
+            let spans = spans
+                .into_iter()
+                .map(|(s, e, t)| {
+                    let k = match types.iter().position(|x| x == t) {
+                        Some(k) => k,
+                        None => {
+                            types.push(t.to_string());
+                            types.len() - 1
+                        }
+                    };
+                    (s as usize, e as usize, k)
+                })
+                .collect();
+            Some((g.text.clone(), Gold::Spans(spans)))
+        })
+        .collect()
+}
+
+/// Puts entity types in sorted order (so a head does not depend on file
+/// order), renumbering the spans of `sets`; returns the sorted types.
+pub fn sort_types(types: &[String], sets: &mut [&mut Items]) -> Vec<String> {
+    let mut sorted = types.to_vec();
+    sorted.sort();
+    let remap: Vec<usize> = types
+        .iter()
+        .map(|t| sorted.iter().position(|s| s == t).expect("same set"))
+        .collect();
+    for items in sets.iter_mut() {
+        for (_, gold) in items.iter_mut() {
+            if let Gold::Spans(spans) = gold {
+                for sp in spans.iter_mut() {
+                    sp.2 = remap[sp.2];
+                }
+            }
+        }
+    }
+    sorted
+}
+
+/// A seeded share of `items` held out as dev: `(keep, dev)`.
+pub fn holdout<T>(items: Vec<T>, share: f64, seed: u64) -> Result<(Vec<T>, Vec<T>)> {
+    if !(share > 0.0 && share < 1.0) {
+        return Err(Error::Config(format!(
+            "--holdout needs a share between 0 and 1, got {share}"
+        )));
+    }
+    use rand::seq::SliceRandom;
+    use rand::SeedableRng;
+    let mut idx: Vec<usize> = (0..items.len()).collect();
+    idx.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
+    let k = (items.len() as f64 * share).round() as usize;
+    let dev_idx: BTreeSet<usize> = idx[..k].iter().copied().collect();
+    let (mut keep, mut dev) = (vec![], vec![]);
+    for (i, x) in items.into_iter().enumerate() {
+        if dev_idx.contains(&i) {
+            dev.push(x);
+        } else {
+            keep.push(x);
+        }
+    }
+    Ok((keep, dev))
+}
+
+/// One file: its sha256; several: the sha256 of their sha256s in order.
+pub fn data_sha256(files: &[PathBuf]) -> Result<String> {
+    Ok(match files {
+        [one] => crate::hash::sha256_file(one)?,
+        many => {
+            let hashes = many
+                .iter()
+                .map(|p| crate::hash::sha256_file(p))
+                .collect::<Result<Vec<_>>>()?;
+            crate::hash::sha256_bytes(hashes.join("\n").as_bytes())
+        }
+    })
+}
+
+/// Encodes texts and caches the branch layer's token states per window.
+pub fn layer_examples(
+    items: &Items,
+    enc: &Encoder,
+    layer: usize,
+    batch_tokens: usize,
+) -> Result<Vec<tuned::Example>> {
+    let tok = enc.dir.tokenizer()?;
+    let shift = enc.prefix.chars().count();
+    let mut wins: Vec<(Encoded, Vec<i64>)> = Vec::new();
+    for (text, gold) in items {
+        for w in tok.windows(&format!("{}{text}", enc.prefix), tok.max_len / 8)? {
+            let labels = match gold {
+                Gold::Spans(spans) => tuned::token_labels(&w, spans, shift),
+                Gold::Class(y) => vec![*y as i64],
+            };
+            wins.push((w, labels));
+        }
+    }
+    let lens: Vec<usize> = wins.iter().map(|w| w.0.len()).collect();
+    let mut states: Vec<Option<tch::Tensor>> = (0..wins.len()).map(|_| None).collect();
+    for b in batch::plan(&lens, batch_tokens) {
+        let items: Vec<&Encoded> = b.iter().map(|&i| &wins[i].0).collect();
+        let padded = batch::pad(&items, enc.dir.pad_id, enc.dir.max_len, tch::Device::Cpu);
+        let (_, h) = enc.forward_layers(&padded, &[layer])?;
+        for (r, &i) in b.iter().enumerate() {
+            states[i] = Some(h[0].get(r as i64).narrow(0, 0, lens[i] as i64).copy());
+        }
+    }
+    Ok(wins
+        .into_iter()
+        .zip(states)
+        .map(|((_, labels), s)| tuned::Example {
+            states: s.expect("every window encoded"),
+            labels,
+        })
+        .collect())
+}

@@ -1,0 +1,629 @@
+//! Jobs that scale: dataset folders, `kill -9` and `--resume`, a full disk,
+//! corrupted parts, changed settings, shards and `merge`, with tiny fixture
+//! models so every run takes a second or two.
+
+use super::fixtures::{self, NER_LABELS};
+use super::*;
+use rand::{Rng, SeedableRng};
+use std::process::{Child, Command as Proc, Stdio};
+use std::time::Instant;
+
+struct Setup {
+    dir: tempfile::TempDir,
+    input: PathBuf,
+    cb: PathBuf,
+    enc: PathBuf,
+    ner: PathBuf,
+}
+
+const CHROME: &str = "Follow us on Telegram, X and Facebook for the latest updates.";
+
+/// `n` articles of 3 to 6 paragraphs in several scripts, with site chrome
+/// repeated on every page (dropped by the repeat index) and a tail marker.
+fn setup(n: usize) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let bodies = [
+        "The parliament approved new military aid to Ukraine on Tuesday, officials said.",
+        "قال وزير الخارجية إن بلاده ستواصل تقديم المساعدات إلى أوكرانيا، وفق بيان رسمي.",
+        "Министр заявил, что переговоры продолжатся в Женеве на следующей неделе.",
+        "Уряд України повідомив про нову допомогу з Києва 🇺🇦, за словами речника.",
+        "Le ministre e\u{301}tait a\u{300} Kiev; il a annoncé une aide, selon l'AFP.",
+        "Die Bundesregierung liefert weitere Waffen an die Ukraine, sagte ein Sprecher.",
+    ];
+    let mut lines = String::new();
+    for a in 0..n {
+        let k = 3 + a % 4;
+        let mut text = format!("{CHROME}\n\n");
+        for p in 0..k {
+            let b = bodies[(a + p) % bodies.len()];
+            text += &format!(
+                "{b} Report {a}.{p} adds detail{}.\n\n",
+                ", and more".repeat(p % 3)
+            );
+        }
+        text +=
+            "Comments\nA reader wrote something long enough to be a paragraph, with punctuation.";
+        lines += &serde_json::json!({"id": format!("art-{a:04}"), "text": text, "desk": a % 3})
+            .to_string();
+        lines.push('\n');
+    }
+    let input = write(dir.path(), "corpus.jsonl", &lines);
+    let cb = write(
+        dir.path(),
+        "cb.toml",
+        &CODEBOOK
+            .replace("multi_label = true", "multi_label = false")
+            .replace(
+                "threshold = 0.5\n\n[[topic]]",
+                "threshold = 0.1\n\n[[topic]]",
+            ),
+    );
+    let enc = fixtures::encoder(&dir.path().join("enc"));
+    let ner = fixtures::ner(&dir.path().join("ner"), NER_LABELS, 1);
+    Setup {
+        dir,
+        input,
+        cb,
+        enc,
+        ner,
+    }
+}
+
+impl Setup {
+    fn args(&self, out: &Path, extra: &[&str]) -> Vec<String> {
+        let mut a: Vec<String> = [
+            "tag",
+            self.input.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "-c",
+            self.cb.to_str().unwrap(),
+            "--encoder",
+            self.enc.to_str().unwrap(),
+            "--ner",
+            self.ner.to_str().unwrap(),
+            "-q",
+        ]
+        .map(String::from)
+        .to_vec();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    }
+
+    fn command(&self, out: &Path, extra: &[&str]) -> Proc {
+        let mut c = Proc::new(env!("CARGO_BIN_EXE_paratag"));
+        c.args(self.args(out, extra)).env("PARATAG_HOME", home());
+        c
+    }
+
+    fn tag(&self, out: &Path, extra: &[&str]) -> Output {
+        self.command(out, extra).output().unwrap()
+    }
+
+    fn ok(&self, out: &Path, extra: &[&str]) -> DataFrame {
+        let o = self.tag(out, extra);
+        assert!(o.status.success(), "{}", stderr(&o));
+        table(out)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+/// A file, or every `*.parquet` of a folder (recursively) read as one
+/// table, sorted by (article_id, paragraph).
+fn table(path: &Path) -> DataFrame {
+    let mut files = vec![];
+    if path.is_dir() {
+        for e in walkdir::WalkDir::new(path).sort_by_file_name() {
+            let e = e.unwrap();
+            let name = e.file_name().to_string_lossy();
+            if name.ends_with(".parquet") && !name.starts_with('.') {
+                files.push(e.into_path());
+            }
+        }
+    } else {
+        files.push(path.to_path_buf());
+    }
+    let mut all: Option<DataFrame> = None;
+    for f in files {
+        let df = read(&f);
+        match &mut all {
+            None => all = Some(df),
+            Some(a) => {
+                a.vstack_mut(&df).unwrap();
+            }
+        }
+    }
+    all.expect("at least one part")
+        .sort(["article_id", "paragraph"], Default::default())
+        .unwrap()
+}
+
+/// Rows that appear more than once by (article_id, paragraph).
+fn duplicates(df: &DataFrame) -> usize {
+    let ids = df.column("article_id").unwrap().str().unwrap().clone();
+    let ps = df.column("paragraph").unwrap().u32().unwrap().clone();
+    let keys: std::collections::HashSet<(String, u32)> = ids
+        .iter()
+        .zip(ps.iter())
+        .map(|(a, p)| (a.unwrap().to_string(), p.unwrap()))
+        .collect();
+    df.height() - keys.len()
+}
+
+fn assert_same(what: &str, a: &DataFrame, b: &DataFrame) {
+    assert_eq!(a.height(), b.height(), "{what}: row count");
+    assert_eq!(
+        a.get_column_names(),
+        b.get_column_names(),
+        "{what}: columns"
+    );
+    for c in a.get_column_names() {
+        let (x, y) = (a.column(c).unwrap(), b.column(c).unwrap());
+        assert!(
+            x.as_materialized_series()
+                .equals_missing(y.as_materialized_series()),
+            "{what}: column {c} differs"
+        );
+    }
+}
+
+fn manifest(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("_manifest.json")).unwrap()).unwrap()
+}
+
+/// Every part the manifest lists is on disk with its recorded sha256.
+fn parts_intact(dir: &Path) -> usize {
+    let m = manifest(dir);
+    let parts = m["parts"].as_array().unwrap();
+    for p in parts {
+        let f = dir.join(p["file"].as_str().unwrap());
+        assert_eq!(
+            paratag::hash::sha256_file(&f).unwrap(),
+            p["sha256"].as_str().unwrap(),
+            "{}",
+            f.display()
+        );
+    }
+    parts.len()
+}
+
+#[test]
+fn dataset_folder_equals_a_single_file_for_any_window() {
+    let s = setup(40);
+    let file = s.ok(&s.path("one.parquet"), &[]);
+    assert!(file.height() > 100);
+    assert_eq!(duplicates(&file), 0);
+    // The chrome line repeats on every page: never a row.
+    let texts = file.column("text").unwrap().str().unwrap().clone();
+    assert!(texts.iter().all(|t| t.unwrap() != CHROME));
+    for (name, extra) in [
+        ("w1", vec!["--window", "1", "--chunk-rows", "9"]),
+        (
+            "w7",
+            vec![
+                "--window",
+                "7",
+                "--chunk-rows",
+                "25",
+                "--batch-tokens",
+                "100",
+            ],
+        ),
+        ("w1000/", vec!["--window", "1000", "--threads", "1"]),
+    ] {
+        let out = s.path(name);
+        let df = s.ok(&out, &extra);
+        assert_same(name, &file, &df);
+        let m = manifest(&out);
+        assert_eq!(m["complete"], true);
+        assert_eq!(m["articles"], 40);
+        let n = parts_intact(&out);
+        let rows: u64 = m["parts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["rows"].as_u64().unwrap())
+            .sum();
+        assert_eq!(rows as usize, file.height());
+        if name == "w1" {
+            assert!(n > 10, "{n} parts of about 9 rows");
+        }
+        // Every part carries the provenance, and its own place in the job.
+        let part = out.join(m["parts"][0]["file"].as_str().unwrap());
+        let mut r = ParquetReader::new(std::fs::File::open(&part).unwrap());
+        let kv: Vec<String> = r
+            .get_metadata()
+            .unwrap()
+            .key_value_metadata
+            .clone()
+            .unwrap()
+            .into_iter()
+            .map(|k| k.key)
+            .collect();
+        for k in [
+            "paratag.models",
+            "paratag.codebook",
+            "paratag.inputs",
+            "paratag.part",
+            "paratag.summary",
+        ] {
+            assert!(
+                kv.iter().any(|x| x == k),
+                "{k} missing from {}",
+                part.display()
+            );
+        }
+    }
+    // `sample` reads a dataset folder like a table.
+    let sheet = s.path("sheet.csv");
+    let o = paratag(&[
+        "sample",
+        s.path("w1").to_str().unwrap(),
+        "-n",
+        "5",
+        "-o",
+        sheet.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// The job is killed with SIGKILL at 20 seeded random moments, then resumed;
+/// every resumed dataset equals the uninterrupted run: no row lost, none twice.
+#[test]
+fn sigkill_at_twenty_random_points_then_resume_loses_nothing() {
+    let s = setup(160);
+    let reference = s.ok(&s.path("ref.parquet"), &[]);
+    let extra = ["--chunk-rows", "6", "--window", "4", "--threads", "1"];
+    // How long an uninterrupted dataset run takes, to aim the kills.
+    let t = Instant::now();
+    let full = s.ok(&s.path("full"), &extra);
+    let took = t.elapsed();
+    assert_same("uninterrupted dataset", &reference, &full);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(20);
+    let (mut identical, mut mid_run) = (0, 0);
+    let mut report = vec![];
+    for trial in 0..20 {
+        let out = s.path(&format!("kill-{trial}"));
+        let delay = took.mul_f64(rng.gen_range(0.02..0.98));
+        let mut child: Child = s
+            .command(&out, &extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay);
+        let finished = child.try_wait().unwrap().is_some();
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let parts = if out.join("_manifest.json").exists() {
+            let m = manifest(&out);
+            if m["complete"] == true {
+                -1
+            } else {
+                parts_intact(&out) as i64
+            }
+        } else {
+            0
+        };
+        if !finished && parts > 0 {
+            mid_run += 1;
+        }
+        let mut resume = extra.to_vec();
+        resume.push("--resume");
+        let got = s.ok(&out, &resume);
+        let twice = duplicates(&got);
+        let lost = reference.height() as i64 - (got.height() - twice) as i64;
+        assert_eq!(
+            (lost, twice),
+            (0, 0),
+            "trial {trial}: rows lost, duplicated"
+        );
+        assert_same(&format!("trial {trial}"), &reference, &got);
+        parts_intact(&out);
+        identical += 1;
+        report.push(format!("{:.0}ms:{parts}", delay.as_secs_f64() * 1e3));
+    }
+    eprintln!(
+        "sigkill: {identical} of 20 resumed runs identical ({} rows each, 0 lost, 0 duplicated); {mid_run} killed with some parts written; kill time:parts on disk = {}",
+        reference.height(),
+        report.join(" ")
+    );
+    assert!(mid_run >= 3, "too few kills landed mid-run: {report:?}");
+}
+
+/// Runs `tag` with the size of any file it writes limited to `limit` bytes
+/// (RLIMIT_FSIZE, SIGXFSZ ignored: writes fail with EFBIG, as on a full disk).
+fn tag_with_file_limit(s: &Setup, out: &Path, extra: &[&str], limit: u64) -> Output {
+    use std::os::unix::process::CommandExt;
+    let mut c = s.command(out, extra);
+    // SAFETY: only async-signal-safe libc calls between fork and exec.
+    unsafe {
+        c.pre_exec(move || {
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            let l = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &l) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    c.output().unwrap()
+}
+
+#[test]
+fn a_full_disk_stops_with_a_clear_error_and_resumes() {
+    let s = setup(60);
+    let extra = ["--chunk-rows", "4", "--window", "3"];
+    let reference = s.ok(&s.path("ref"), &extra);
+    let m = manifest(&s.path("ref"));
+    let parts = m["parts"].as_array().unwrap();
+    let biggest = parts
+        .iter()
+        .map(|p| p["bytes"].as_u64().unwrap())
+        .max()
+        .unwrap();
+    let manifest_size = std::fs::metadata(s.path("ref/_manifest.json"))
+        .unwrap()
+        .len();
+    // Parts fit under the limit; the manifest outgrows it part way through.
+    let limit = biggest + 1024;
+    assert!(
+        manifest_size > limit,
+        "{manifest_size} <= {limit}: corpus too small"
+    );
+    for (name, limit) in [("manifest-full", limit), ("part-full", biggest / 2)] {
+        let out = s.path(name);
+        let o = tag_with_file_limit(&s, &out, &extra, limit);
+        let err = stderr(&o);
+        assert!(!o.status.success(), "{name}: the limit must stop the run");
+        assert_eq!(err.trim_end().lines().count(), 1, "{name}: one line: {err}");
+        assert!(
+            err.contains("File too large") && err.contains("--resume"),
+            "{name}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+        // Whatever the manifest lists is whole.
+        let written = parts_intact(&out);
+        if name == "manifest-full" {
+            assert!(written > 0, "some parts before the manifest filled up");
+        }
+        let mut resume = extra.to_vec();
+        resume.push("--resume");
+        let got = s.ok(&out, &resume);
+        assert_same(name, &reference, &got);
+        // Parts renamed but never recorded were removed, not kept twice.
+        assert_eq!(duplicates(&got), 0);
+        assert_eq!(
+            parts_intact(&out),
+            std::fs::read_dir(&out)
+                .unwrap()
+                .filter(|e| e
+                    .as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".parquet"))
+                .count()
+        );
+    }
+}
+
+#[test]
+fn a_corrupted_part_is_found_and_redone() {
+    let s = setup(30);
+    let extra = ["--chunk-rows", "10"];
+    let out = s.path("ds");
+    let reference = s.ok(&out, &extra);
+    let m = manifest(&out);
+    let victim = out.join(m["parts"][1]["file"].as_str().unwrap());
+    let mut bytes = std::fs::read(&victim).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x55;
+    std::fs::write(&victim, bytes).unwrap();
+    let o = s.tag(&out, &["--chunk-rows", "10", "--resume"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let got = table(&out);
+    assert_same("after redoing the corrupted part", &reference, &got);
+    parts_intact(&out);
+    // Without -q the redone part is named.
+    let again = s.path("ds2");
+    s.ok(&again, &extra);
+    let m = manifest(&again);
+    let victim = again.join(m["parts"][0]["file"].as_str().unwrap());
+    std::fs::write(&victim, b"not parquet").unwrap();
+    let mut args = s.args(&again, &["--chunk-rows", "10", "--resume"]);
+    args.retain(|a| a != "-q");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = paratag(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("part-00000.parquet: missing or its sha256 changed"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn resume_refuses_other_settings_unless_forced() {
+    let s = setup(12);
+    let out = s.path("ds");
+    s.ok(&out, &["--chunk-rows", "5"]);
+    // Without --resume an existing dataset is never touched.
+    let o = s.tag(&out, &["--chunk-rows", "5"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("pass --resume"), "{}", stderr(&o));
+    // Another codebook: refused, naming what differs.
+    let cb2 = write(
+        s.dir.path(),
+        "cb2.toml",
+        &std::fs::read_to_string(&s.cb)
+            .unwrap()
+            .replace("threshold = 0.1", "threshold = 0.2"),
+    );
+    let mut args = s.args(&out, &["--chunk-rows", "5", "--resume", "--no-ner"]);
+    let i = args
+        .iter()
+        .position(|a| *a == s.cb.to_str().unwrap())
+        .unwrap();
+    args[i] = cb2.to_str().unwrap().to_string();
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = paratag(&refs);
+    let err = stderr(&o);
+    assert!(!o.status.success());
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("cannot resume") && err.contains("codebook_sha256") && err.contains("tasks"),
+        "{err}"
+    );
+    let mut forced = refs.clone();
+    forced.push("--force");
+    assert!(paratag(&forced).status.success());
+    // A non-empty folder that is not a dataset is refused.
+    let other = s.path("other");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("notes.txt"), "mine").unwrap();
+    let o = s.tag(&other, &["--chunk-rows", "5"]);
+    assert!(stderr(&o).contains("is not empty"), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read_to_string(other.join("notes.txt")).unwrap(),
+        "mine"
+    );
+    // A single-file output cannot be resumed.
+    let o = s.tag(&s.path("x.parquet"), &["--resume"]);
+    assert!(
+        stderr(&o).contains("--resume continues a dataset folder"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn four_shards_and_merge_equal_a_single_run() {
+    let s = setup(50);
+    let reference = s.ok(&s.path("one.parquet"), &[]);
+    let out = s.path("sharded");
+    let mut per_shard = vec![];
+    for k in 0..4 {
+        let spec = format!("{k}/4");
+        let o = s.tag(&out, &["--shard", &spec, "--chunk-rows", "20"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        per_shard.push(table(&out.join(format!("shard-{k}-of-4"))).height());
+    }
+    assert!(per_shard.iter().all(|&n| n > 0), "{per_shard:?}");
+    let o = paratag(&["merge", out.to_str().unwrap(), "--verify"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("merged 4 shards"), "{}", stderr(&o));
+    let m = manifest(&out);
+    assert_eq!(m["articles"], 50);
+    assert_eq!(m["shards"], 4);
+    assert_same("4 shards", &reference, &table(&out));
+    // sample reads the merged dataset.
+    let o = paratag(&[
+        "sample",
+        out.to_str().unwrap(),
+        "-n",
+        "3",
+        "-o",
+        s.path("m.csv").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // --shard auto: Slurm's array variables, and Kubernetes' completion index.
+    let auto = s.path("auto");
+    for k in 0..4u32 {
+        let mut c = s.command(&auto, &["--shard", "auto", "--chunk-rows", "20"]);
+        if k % 2 == 0 {
+            c.env("SLURM_ARRAY_TASK_ID", (k + 1).to_string())
+                .env("SLURM_ARRAY_TASK_MIN", "1")
+                .env("SLURM_ARRAY_TASK_COUNT", "4");
+        } else {
+            c.env("JOB_COMPLETION_INDEX", k.to_string())
+                .args(["--shards", "4"]);
+        }
+        let o = c.output().unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert_same(
+            &format!("auto shard {k}"),
+            &table(&out.join(format!("shard-{k}-of-4"))),
+            &table(&auto.join(format!("shard-{k}-of-4"))),
+        );
+    }
+    let o = s
+        .command(&auto, &["--shard", "auto"])
+        .env("JOB_COMPLETION_INDEX", "1")
+        .output()
+        .unwrap();
+    assert!(stderr(&o).contains("needs --shards N"), "{}", stderr(&o));
+
+    // merge refuses a missing, unfinished or differently made shard.
+    std::fs::rename(auto.join("shard-3-of-4"), s.path("away")).unwrap();
+    let o = paratag(&["merge", auto.to_str().unwrap()]);
+    assert!(
+        stderr(&o).contains("missing shard-3-of-4"),
+        "{}",
+        stderr(&o)
+    );
+    let o = s.tag(&auto, &["--shard", "3/4", "--chunk-rows", "20", "--no-ner"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = paratag(&["merge", auto.to_str().unwrap()]);
+    let err = stderr(&o);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("other settings") && err.contains("tasks"),
+        "{err}"
+    );
+}
+
+/// Python polars (installed by scripts/setup.sh) reads a dataset folder, and
+/// a sharded one, as one table equal to the single-file run, with the
+/// provenance in every part.
+#[test]
+fn polars_reads_dataset_folders_as_one_table() {
+    let py = Path::new(env!("CARGO_MANIFEST_DIR")).join(".pyenv/bin/python");
+    assert!(
+        py.exists(),
+        "{} is missing: run scripts/setup.sh",
+        py.display()
+    );
+    let s = setup(24);
+    s.ok(&s.path("one.parquet"), &[]);
+    s.ok(&s.path("ds"), &["--chunk-rows", "10"]);
+    for k in 0..3 {
+        let spec = format!("{k}/3");
+        s.ok(&s.path("sh"), &["--shard", &spec, "--chunk-rows", "10"]);
+    }
+    assert!(paratag(&["merge", s.path("sh").to_str().unwrap()])
+        .status
+        .success());
+    let script = r#"
+import sys, polars as pl
+one, ds, sh = sys.argv[1:4]
+want = pl.read_parquet(one).sort("article_id", "paragraph")
+for glob in (f"{ds}/*.parquet", f"{sh}/*/*.parquet"):
+    got = pl.scan_parquet(glob).collect().sort("article_id", "paragraph")
+    assert got.equals(want), glob
+    files = sorted(__import__("glob").glob(glob))
+    for f in files:
+        meta = pl.read_parquet_metadata(f)
+        assert "paratag.models" in meta and "paratag.part" in meta, f
+    print(glob, got.height, "rows in", len(files), "parts")
+"#;
+    let o = Proc::new(&py)
+        .args(["-c", script])
+        .args([s.path("one.parquet"), s.path("ds"), s.path("sh")])
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        stderr(&o)
+    );
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 2);
+}
