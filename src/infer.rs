@@ -178,16 +178,13 @@ pub struct Load<'a> {
     pub tuned: &'a [(PathBuf, HeadMeta)],
 }
 
-impl Workers {
-    /// Loads each model and starts its thread (loading fails before any
-    /// thread runs).
-    pub fn spawn<'s, 'e>(
-        s: &'s std::thread::Scope<'s, 'e>,
-        models: &[(Target, &ModelDir)],
-        l: &Load,
-    ) -> Result<Workers> {
-        let (reply_tx, replies) = unbounded();
-        let mut senders = HashMap::new();
+/// The job's models, loaded, before their threads start.
+pub struct Models(Vec<(Target, Model)>);
+
+impl Models {
+    /// Loads each model (fails before any thread runs).
+    pub fn load(models: &[(Target, &ModelDir)], l: &Load) -> Result<Models> {
+        let mut out = vec![];
         for &(t, d) in models {
             let model = match t {
                 Target::Encoder => {
@@ -202,6 +199,22 @@ impl Workers {
                 Target::Nli => Model::Nli(Box::new(SeqClassifier::load(d, l.device, l.dtype)?)),
                 Target::Ner => Model::Ner(Box::new(TokenClassifier::load(d, l.device, l.dtype)?)),
             };
+            out.push((t, model));
+        }
+        Ok(Models(out))
+    }
+}
+
+impl Workers {
+    /// Starts one thread per model.
+    pub fn spawn<'s, 'e>(
+        s: &'s std::thread::Scope<'s, 'e>,
+        models: Models,
+        l: &Load,
+    ) -> Result<Workers> {
+        let (reply_tx, replies) = unbounded();
+        let mut senders = HashMap::new();
+        for (t, model) in models.0 {
             let (tx, rx) = bounded::<BatchMsg>(4);
             senders.insert(t, tx);
             let reply_tx = reply_tx.clone();

@@ -1,15 +1,18 @@
 //! The whole flow of `paratag tag` on one page.
 //!
 //! ```text
-//! scan (pass 1: bad rows, duplicates, schema, repeat index)
+//! scan: pass 1 over the inputs (bad rows, duplicates, schema, repeat index)
 //!
-//! read ─► segment ─► lang ─► tokenize ═══► infer ─────► label ═══► write
-//! └──── prepare thread (rayon inside) ─┘   model threads   └ writer thread ┘
+//! read ─► segment ─► lang ─► tokenize ═══► infer ═══► label ═══► write
+//! └─── prepare thread (rayon inside) ──┘   this thread   label    writer
+//!                                        + one thread   thread   thread
+//!                                          per model
 //! ```
 //!
-//! Articles stream through in windows of `Job::window` articles, joined by
-//! bounded channels (═══), so at most three windows are in memory whatever
-//! the corpus size, and each window is written as soon as it is labeled.
+//! Articles stream through in windows of `Job::window` articles, one thread
+//! per stage, joined by bounded channels (═══): at most seven windows are in
+//! memory whatever the corpus size, the models never wait for reading,
+//! labeling or writing, and each window is written as soon as it is labeled.
 //! A paragraph's labels depend only on its own text (batches are bucketed by
 //! length, replies keyed), so the output is the same for any window size,
 //! `--batch-tokens`, `--threads` or input order.
@@ -17,12 +20,13 @@
 use crate::codebook::Codebook;
 use crate::error::{Error, Result};
 use crate::heads::Aggregation;
-use crate::infer::{Load, Tokenized, Tokenizers, Workers};
+use crate::infer::{Load, Models, Outputs, Tokenized, Tokenizers, Workers};
 use crate::input::{Inputs, ReadOptions, Record};
 use crate::models::head::{Head, HeadMeta};
 use crate::models::tuned_head;
 use crate::models::{DType, ModelDir, ModelInfo};
 use crate::plan::Plan;
+use crate::plan::TopicResult;
 use crate::record::Row;
 use crate::scan::Scan;
 use crate::segment::{self, SegmentConfig};
@@ -152,6 +156,8 @@ impl Sink for Collect {
     }
 }
 
+type Topics = Vec<Option<TopicResult>>;
+
 /// A window between preparation and inference.
 struct Prepared {
     ids: Vec<String>,
@@ -179,19 +185,23 @@ pub fn run(
     sink: &mut dyn Sink,
 ) -> Result<Counts> {
     let job = plan.job;
-    let toks = Tokenizers::load(&plan.models())?;
     let bar = progress_bar(job.progress);
     let todo = (0..scan.shard_articles as u64)
         .filter(|&o| !skip(o))
         .count();
+    let load = Load {
+        device: job.device,
+        dtype: job.dtype,
+        threads: job.threads,
+        tuned: &job.tuned,
+    };
+    let models = Models::load(&plan.models(), &load)?;
+    // After the models: loading one briefly needs twice its size, and the
+    // tokenizers (hundreds of MB for a 250k vocabulary) should not sit on
+    // top of that peak.
+    let toks = Tokenizers::load(&plan.models())?;
     std::thread::scope(|s| -> Result<Counts> {
-        let load = Load {
-            device: job.device,
-            dtype: job.dtype,
-            threads: job.threads,
-            tuned: &job.tuned,
-        };
-        let workers = Workers::spawn(s, &plan.models(), &load)?;
+        let workers = Workers::spawn(s, models, &load)?;
         let anchors = workers
             .run(
                 toks.tokenize(&plan.anchor_work())?,
@@ -250,37 +260,59 @@ pub fn run(
             }
             Ok(())
         });
+        let (lab_tx, lab_rx) = bounded::<(Prepared, Outputs, Option<Topics>)>(1);
+        let own = anchors.clone(); // a few codebook vectors
+        let labeler = s.spawn(move || -> Result<Counts> {
+            let anchors = &own;
+            let mut total = Counts::default();
+            for (mut p, out, topics) in lab_rx {
+                let topics =
+                    topics.unwrap_or_else(|| label::topics(plan, &out, anchors, p.rows.len()));
+                label::rows(plan, &mut p.rows, &out, anchors, &topics)?;
+                for (i, r) in p.rows.iter().enumerate() {
+                    let c = &mut p.counts[r.article];
+                    c.windows += out.windows_of.get(&(i as u32)).copied().unwrap_or(0) as usize;
+                    c.long_paragraphs += usize::from(r.truncated_windows > 0);
+                }
+                let labeled = Labeled {
+                    ids: p.ids,
+                    ordinals: p.ordinals,
+                    rows: p.rows,
+                    passthrough: p.passthrough,
+                    counts: p.counts,
+                };
+                total.add(&labeled.total());
+                if out_tx.send(labeled).is_err() {
+                    break; // the writer failed; its error is below
+                }
+            }
+            Ok(total)
+        });
 
-        // infer → label, one window at a time
-        let mut total = Counts::default();
+        // infer, one window after the other; labeling happens beside it
         for p in prep_rx {
             let mut p = p?;
-            let mut out = workers.run(p.tokenized, job.batch_tokens, &|| bar.inc(1))?;
-            let texts: Vec<&str> = p.rows.iter().map(|r| r.text.as_str()).collect();
-            let topics = label::topics(plan, &out, &anchors, texts.len());
-            let gated = plan.gated_work(&texts, &topics);
-            if !gated.is_empty() {
-                out.merge(workers.run(toks.tokenize(&gated)?, job.batch_tokens, &|| {})?);
+            let tokenized = std::mem::take(&mut p.tokenized);
+            let mut out = workers.run(tokenized, job.batch_tokens, &|| bar.inc(1))?;
+            // Stance targets gated on topics need the topics first.
+            let mut topics = None;
+            if plan.gates_nli() {
+                let t = label::topics(plan, &out, &anchors, p.rows.len());
+                let texts: Vec<&str> = p.rows.iter().map(|r| r.text.as_str()).collect();
+                let gated = plan.gated_work(&texts, &t);
+                if !gated.is_empty() {
+                    out.merge(workers.run(toks.tokenize(&gated)?, job.batch_tokens, &|| {})?);
+                }
+                topics = Some(t);
             }
-            label::rows(plan, &mut p.rows, &out, &anchors, &topics)?;
-            for (i, r) in p.rows.iter().enumerate() {
-                let c = &mut p.counts[r.article];
-                c.windows += out.windows_of.get(&(i as u32)).copied().unwrap_or(0) as usize;
-                c.long_paragraphs += usize::from(r.truncated_windows > 0);
-            }
-            let labeled = Labeled {
-                ids: p.ids,
-                ordinals: p.ordinals,
-                rows: p.rows,
-                passthrough: p.passthrough,
-                counts: p.counts,
-            };
-            total.add(&labeled.total());
-            if out_tx.send(labeled).is_err() {
-                break; // the writer failed; its error is below
+            if lab_tx.send((p, out, topics)).is_err() {
+                break; // the labeler stopped; its error is below
             }
         }
-        drop(out_tx);
+        drop(lab_tx);
+        let total = labeler
+            .join()
+            .map_err(|_| Error::Config("the labeling thread panicked".into()))??;
         writer
             .join()
             .map_err(|_| Error::Config("the writer thread panicked".into()))??;

@@ -207,6 +207,11 @@ impl<'j> Plan<'j> {
         (base + before * if via == Via::Nli { 2 } else { 3 }) as u32
     }
 
+    /// Whether some NLI stance target waits for topics (a second pass).
+    pub fn gates_nli(&self) -> bool {
+        (0..self.stance_via.len()).any(|i| self.stance_via[i] == Via::Nli && self.gated(i))
+    }
+
     pub fn gated(&self, i: usize) -> bool {
         self.cb.is_some_and(|c| c.stances[i].only_topics.is_some())
     }
