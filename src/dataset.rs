@@ -560,6 +560,17 @@ pub fn merge(root: &Path, verify: bool) -> Result<Merged> {
     Ok(Merged { manifest, rows })
 }
 
+/// Reads a paratag output as one table: a Parquet file, or a complete
+/// dataset folder (merged, for shards).
+pub fn read_predictions(path: &Path) -> Result<crate::record::Predictions> {
+    let files = if path.is_dir() {
+        part_files(path)?
+    } else {
+        vec![path.to_path_buf()]
+    };
+    crate::output::read_predictions_from(&files, path)
+}
+
 /// The Parquet files of a dataset folder (single, sharded-and-merged), in
 /// order, refusing an incomplete one.
 pub fn part_files(dir: &Path) -> Result<Vec<PathBuf>> {

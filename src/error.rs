@@ -8,12 +8,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// The message holds the cause, so it is not also a `source` (which
+    /// would print it twice in a one-line error chain).
+    #[error("{path}: {cause}")]
+    Io { path: PathBuf, cause: std::io::Error },
     /// Bad input data: `location` is `file:line` (or `file: row N`).
     #[error("{location}: {message}")]
     Input { location: String, message: String },
@@ -42,7 +40,7 @@ impl Error {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
-            source,
+            cause: source,
         }
     }
     pub fn input(location: impl Into<String>, message: impl Into<String>) -> Self {

@@ -376,17 +376,12 @@ fn is_core(name: &str) -> bool {
     name != "lang" && crate::input::RESERVED.contains(&name)
 }
 
-/// Reads a paratag output table: a Parquet file, or a dataset folder (its
-/// parts in order, the first part's metadata).
-pub fn read_predictions(path: &Path) -> Result<Predictions> {
-    let files = if path.is_dir() {
-        crate::dataset::part_files(path)?
-    } else {
-        vec![path.to_path_buf()]
-    };
-    let bad = |m: String| Error::input(path.display().to_string(), m);
+/// Reads paratag output files (one table, or a dataset's parts in order)
+/// as one table with the first file's metadata; `name` is what errors call it.
+pub fn read_predictions_from(files: &[std::path::PathBuf], name: &Path) -> Result<Predictions> {
+    let bad = |m: String| Error::input(name.display().to_string(), m);
     let mut all: Option<(DataFrame, BTreeMap<String, String>)> = None;
-    for f in &files {
+    for f in files {
         let file = std::fs::File::open(f).map_err(|e| Error::io(f, e))?;
         let bad = |m: String| Error::input(f.display().to_string(), m);
         let mut r = ParquetReader::new(file);

@@ -5,10 +5,65 @@
 
 use crate::codebook::{Codebook, Method};
 use crate::error::{Error, Result};
-use crate::heads::{self, NerScheme, NliLabels};
+use crate::heads::{self, Aggregation, NerScheme, NliLabels};
 use crate::infer::{Key, Target, Work};
-use crate::models::ModelDir;
-use crate::pipeline::Job;
+use crate::input::ReadOptions;
+use crate::models::head::{Head, HeadMeta};
+use crate::models::{tuned_head, DType, ModelDir, ModelInfo};
+use crate::segment::SegmentConfig;
+use crate::shard::Shard;
+use std::path::PathBuf;
+use tch::Device;
+
+/// What the user asked for: inputs, options, the models opened.
+pub struct Job {
+    pub inputs: Vec<PathBuf>,
+    pub read: ReadOptions,
+    pub codebook: Option<Codebook>,
+    pub encoder: Option<ModelDir>,
+    pub nli: Option<ModelDir>,
+    pub ner: Option<ModelDir>,
+    pub topic: bool,
+    pub stance: bool,
+    pub threads: usize,
+    pub batch_tokens: usize,
+    pub device: Device,
+    pub dtype: DType,
+    pub aggregation: Aggregation,
+    pub segment: SegmentConfig,
+    pub progress: bool,
+    /// Trained heads (`--heads`), each for `topic` or `stance_<id>`.
+    pub heads: Vec<Head>,
+    /// Trained heads with tuned encoder layers (`--heads`): topic,
+    /// `stance_<id>` or the entities. The encoder thread loads them.
+    pub tuned: Vec<(PathBuf, HeadMeta)>,
+    /// Keep each paragraph's encoder embedding in `Row::embedding` (training).
+    pub embeddings: bool,
+    /// Articles per window.
+    pub window: usize,
+    /// Tag only this shard's articles.
+    pub shard: Option<Shard>,
+}
+
+impl Job {
+    /// The NER head among the tuned heads.
+    pub fn ner_head(&self) -> Option<&(PathBuf, HeadMeta)> {
+        self.tuned.iter().find(|t| t.1.kind == tuned_head::KIND)
+    }
+
+    /// Provenance of the models a plan runs.
+    pub fn models(&self, plan: &Plan) -> Result<Vec<ModelInfo>> {
+        let roles = [
+            ("encoder", &plan.encoder),
+            ("nli", &plan.nli),
+            ("ner", &plan.ner),
+        ];
+        roles
+            .into_iter()
+            .filter_map(|(role, d)| d.as_ref().map(|d| d.info(role)))
+            .collect()
+    }
+}
 
 /// How topics and each stance target are scored in this run.
 #[derive(Clone, Copy, PartialEq, Debug)]

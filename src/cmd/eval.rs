@@ -127,7 +127,7 @@ pub fn load(
         anyhow::bail!("{}: no gold items", g.gold.display());
     }
     let (preds, pred_name) = match pred {
-        Some(p) => (output::read_predictions(p)?, p.display().to_string()),
+        Some(p) => (paratag::dataset::read_predictions(p)?, p.display().to_string()),
         None => {
             let m = models.context("--pred is required here")?;
             // Labels first (entity types are known only once the NER model

@@ -2,7 +2,6 @@
 
 use anyhow::{Context, Result};
 use paratag::formats::{self, Format, SheetSpec};
-use paratag::output;
 use paratag::sample::{self, Allocation};
 use std::path::PathBuf;
 
@@ -51,7 +50,7 @@ pub fn run(a: Args) -> Result<()> {
     if a.n == 0 {
         anyhow::bail!("-n must be > 0");
     }
-    let preds = output::read_predictions(&a.pred)?;
+    let preds = paratag::dataset::read_predictions(&a.pred)?;
     let mut exclude = Vec::new();
     for e in &a.exclude {
         exclude.extend(formats::read(e, &Default::default())?.1);

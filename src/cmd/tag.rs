@@ -218,7 +218,7 @@ pub fn run(args: Args) -> Result<()> {
     let (counts, resumed, dest) = match &out {
         Out::File(p) => {
             let mut sink = FileSink::create(p, job.codebook.clone(), &schema)?;
-            let counts = pipeline::run(&plan, &inputs, &scan, &|_| false, &mut sink)?;
+            let counts = pipeline::run(&plan, &inputs, &scan, &Default::default(), &mut sink)?;
             let mut meta = meta;
             let summary = summary(&counts, &scan, t0.elapsed().as_secs_f64());
             meta.push(("paratag.summary".into(), json(&summary)));
@@ -257,12 +257,12 @@ pub fn run(args: Args) -> Result<()> {
             let mut ds = ds;
             // The ranges the good parts held when the job started (the sink
             // appends parts as it goes).
-            let done = ds.done_ranges();
-            let skip = |o: u64| done.iter().any(|&(a, b)| a <= o && o < b);
+            let done = pipeline::Done::new(ds.done_ranges());
+
             let keep = || {
                 format!("{dir}: stopped; the parts written so far are kept: fix the cause, then run the same command with --resume")
             };
-            let counts = pipeline::run(&plan, &inputs, &scan, &skip, &mut ds).with_context(keep)?;
+            let counts = pipeline::run(&plan, &inputs, &scan, &done, &mut ds).with_context(keep)?;
             let m = ds.finish().with_context(keep)?;
             if !m.complete {
                 anyhow::bail!(
@@ -575,7 +575,7 @@ pub fn tag_texts(
     let plan = Plan::new(&job)?;
     let (inputs, scan) = pipeline::scan(&job, &|_| {})?;
     let mut sink = pipeline::Collect::default();
-    let counts = pipeline::run(&plan, &inputs, &scan, &|_| false, &mut sink)?;
+    let counts = pipeline::run(&plan, &inputs, &scan, &Default::default(), &mut sink)?;
     let models = job.models(&plan)?;
     let mut metadata = metadata(&job, &plan, &models, &scan, started);
     metadata.push((

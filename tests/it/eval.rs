@@ -4,7 +4,7 @@
 use super::fixtures::{self, NER_LABELS};
 use super::{paratag, stderr};
 use paratag::formats::{cp_slice, cp_to_utf16, Span};
-use paratag::output::read_predictions;
+use paratag::dataset::read_predictions;
 use paratag::record::Pred;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};

@@ -51,12 +51,7 @@ fn setup(n: usize) -> Setup {
     let cb = write(
         dir.path(),
         "cb.toml",
-        &CODEBOOK
-            .replace("multi_label = true", "multi_label = false")
-            .replace(
-                "threshold = 0.5\n\n[[topic]]",
-                "threshold = 0.1\n\n[[topic]]",
-            ),
+        &single_label_codebook(),
     );
     let enc = fixtures::encoder(&dir.path().join("enc"));
     let ner = fixtures::ner(&dir.path().join("ner"), NER_LABELS, 1);

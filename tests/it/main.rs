@@ -68,3 +68,14 @@ favor = "The author supports further aid to Ukraine."
 against = "The author opposes further aid to Ukraine."
 threshold = 0.5
 "#;
+
+/// [`CODEBOOK`] with single-label topics at threshold 0.1, so random
+/// fixture encoders still pick topics.
+pub fn single_label_codebook() -> String {
+    CODEBOOK
+        .replace("multi_label = true", "multi_label = false")
+        .replace(
+            "threshold = 0.5\n\n[[topic]]",
+            "threshold = 0.1\n\n[[topic]]",
+        )
+}

@@ -322,12 +322,7 @@ fn output_is_invariant_to_threads_batches_and_order() {
     let cb = write(
         d.path(),
         "cb.toml",
-        &CODEBOOK
-            .replace("multi_label = true", "multi_label = false")
-            .replace(
-                "threshold = 0.5\n\n[[topic]]",
-                "threshold = 0.1\n\n[[topic]]",
-            ),
+        &single_label_codebook(),
     );
     let run = |name: &str, rows: &[(String, String)], extra: &[&str]| -> DataFrame {
         let refs: Vec<(&str, &str)> = rows.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
