@@ -163,7 +163,7 @@ pub fn run(
     // tokenizers (hundreds of MB for a 250k vocabulary) should not sit on
     // top of that peak.
     let toks = Tokenizers::load(&plan.models())?;
-    let pool = &stage_pool(job.threads)?;
+    let pool = &stage_pool()?;
     std::thread::scope(|s| -> Result<Counts> {
         let workers = Workers::spawn(s, models, &load)?;
         let anchors = workers
@@ -291,13 +291,14 @@ pub fn run(
 }
 
 /// The threads the stages around the models (prepare, label) run their
-/// parallel loops on: the cores the models leave, at least one. On a CPU
-/// the models use every core; more threads beside them would only preempt
-/// the matrix products mid-way.
-fn stage_pool(model_threads: usize) -> Result<rayon::ThreadPool> {
+/// parallel loops on: one per core, at a lower priority than the models
+/// (see [`yield_to_models`]), so the first window is prepared at full
+/// speed and later ones in the models' gaps, without preempting the
+/// matrix products.
+fn stage_pool() -> Result<rayon::ThreadPool> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     rayon::ThreadPoolBuilder::new()
-        .num_threads(cores.saturating_sub(model_threads).max(1))
+        .num_threads(cores)
         .thread_name(|i| format!("paratag-stage-{i}"))
         .start_handler(|_| yield_to_models())
         .build()
