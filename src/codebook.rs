@@ -135,6 +135,60 @@ impl Codebook {
         Self::parse(path, text)
     }
 
+    /// A codebook with no topics and no stance targets, named `name`.
+    pub fn empty(name: &str) -> Codebook {
+        let text = format!("[codebook]\nname = {}\n", toml::Value::String(name.into()));
+        Self::parse(Path::new("(no codebook)"), text).expect("a minimal codebook parses")
+    }
+
+    /// This codebook plus a stance target for each of `targets` (stance
+    /// target texts, e.g. from a gold file's `target` column), with the
+    /// default favor/against sentences, appended to its text so the
+    /// output metadata holds them. Returns the new codebook and each
+    /// target's id (a slug of its text, made unique).
+    pub fn with_targets<'a>(
+        &self,
+        targets: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(Codebook, Vec<(String, String)>)> {
+        let mut text = self.text.clone();
+        let mut ids: std::collections::HashSet<String> =
+            self.stances.iter().map(|s| s.id.clone()).collect();
+        let mut added = vec![];
+        for t in targets {
+            // Ids are ASCII snake_case; other scripts' targets get `t`, `t_2`...
+            let ascii: String = crate::formats::slug(t)
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                .collect();
+            let mut base = String::new();
+            for c in ascii.chars().take(40) {
+                if !(c == '_' && (base.is_empty() || base.ends_with('_'))) {
+                    base.push(c);
+                }
+            }
+            let mut base = base.trim_end_matches('_').to_string();
+            if !base.starts_with(|c: char| c.is_ascii_lowercase()) {
+                base = format!("t_{base}").trim_end_matches('_').to_string();
+            }
+            let mut id = base.clone();
+            let mut k = 2;
+            while !ids.insert(id.clone()) {
+                id = format!("{base}_{k}");
+                k += 1;
+            }
+            let q = |v: String| toml::Value::String(v).to_string();
+            text += &format!(
+                "\n[[stance]]  # a target from the gold's target column\nid = {}\ntarget = {}\nfavor = {}\nagainst = {}\n",
+                q(id.clone()),
+                q(t.to_string()),
+                q(format!("The author supports {t}.")),
+                q(format!("The author opposes {t}.")),
+            );
+            added.push((t.to_string(), id));
+        }
+        Ok((Self::parse(&self.path, text)?, added))
+    }
+
     pub fn parse(path: &Path, text: String) -> Result<Codebook> {
         let err =
             |span: Range<usize>, message: String| Error::toml_at(path, &text, span.start, message);

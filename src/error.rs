@@ -11,7 +11,10 @@ pub enum Error {
     /// The message holds the cause, so it is not also a `source` (which
     /// would print it twice in a one-line error chain).
     #[error("{path}: {cause}")]
-    Io { path: PathBuf, cause: std::io::Error },
+    Io {
+        path: PathBuf,
+        cause: std::io::Error,
+    },
     /// Bad input data: `location` is `file:line` (or `file: row N`).
     #[error("{location}: {message}")]
     Input { location: String, message: String },

@@ -7,6 +7,7 @@
 //! pass: they read a layer's token states from the same forward.
 
 use crate::batch;
+use crate::cache::FeatureCache;
 use crate::error::{Error, Result};
 use crate::models::classifier::SeqClassifier;
 use crate::models::encoder::Encoder;
@@ -178,28 +179,96 @@ pub struct Load<'a> {
     pub tuned: &'a [(PathBuf, HeadMeta)],
 }
 
-/// The job's models, loaded, before their threads start.
-pub struct Models(Vec<(Target, Model)>);
+/// A model ready for its thread: loaded, or (with a cache) loaded on the
+/// first input the cache does not hold, so a run the cache answers whole
+/// never reads the weights.
+enum Slot {
+    Ready(Model),
+    Lazy(Option<Box<dyn FnOnce() -> Result<Model> + Send>>),
+}
+
+/// What one model thread serves.
+struct Served {
+    slot: Slot,
+    dir: ModelDir,
+    /// Per tuned head (encoder only): whether it is pooled (else NER).
+    pooled: Vec<bool>,
+    /// The cache and the kind of each output: the model's, then each head's.
+    cache: Option<(FeatureCache, Vec<String>)>,
+}
+
+/// The job's models, before their threads start.
+pub struct Models(Vec<(Target, Served)>);
+
+fn load_model(t: Target, d: &ModelDir, l: &LoadOwned) -> Result<Model> {
+    Ok(match t {
+        Target::Encoder => {
+            let heads = l
+                .tuned
+                .iter()
+                .map(|(dir, _)| TunedHead::load(dir, d, l.device))
+                .collect::<Result<Vec<_>>>()?;
+            let enc = Encoder::load(d, l.device, l.dtype, !heads.is_empty())?;
+            Model::Encoder(Box::new(enc), heads)
+        }
+        Target::Nli => Model::Nli(Box::new(SeqClassifier::load(d, l.device, l.dtype)?)),
+        Target::Ner => Model::Ner(Box::new(TokenClassifier::load(d, l.device, l.dtype)?)),
+    })
+}
+
+/// [`Load`] with owned parts, for a loader that runs later on the thread.
+#[derive(Clone)]
+struct LoadOwned {
+    device: Device,
+    dtype: DType,
+    tuned: Vec<(PathBuf, HeadMeta)>,
+}
 
 impl Models {
-    /// Loads each model (fails before any thread runs).
-    pub fn load(models: &[(Target, &ModelDir)], l: &Load) -> Result<Models> {
+    /// Loads each model now (fails before any thread runs), or with `cache`
+    /// prepares each to load when the cache first misses.
+    pub fn load(models: &[(Target, &ModelDir)], l: &Load, cache: bool) -> Result<Models> {
+        let owned = LoadOwned {
+            device: l.device,
+            dtype: l.dtype,
+            tuned: l.tuned.to_vec(),
+        };
         let mut out = vec![];
         for &(t, d) in models {
-            let model = match t {
-                Target::Encoder => {
-                    let heads = l
-                        .tuned
-                        .iter()
-                        .map(|(dir, _)| TunedHead::load(dir, d, l.device))
-                        .collect::<Result<Vec<_>>>()?;
-                    let enc = Encoder::load(d, l.device, l.dtype, !heads.is_empty())?;
-                    Model::Encoder(Box::new(enc), heads)
+            let tuned: &[(PathBuf, HeadMeta)] = if t == Target::Encoder { l.tuned } else { &[] };
+            let pooled = tuned
+                .iter()
+                .map(|(_, m)| m.kind != crate::models::tuned_head::KIND)
+                .collect();
+            let cache = if cache {
+                let sha = d.weights_sha256()?;
+                let tag = format!("{:?}/{:?}", l.dtype, l.device).to_lowercase();
+                let mut kinds = vec![format!("{t:?}/{tag}")];
+                for (dir, _) in tuned {
+                    let w =
+                        crate::cache::file_sha256(&dir.join(crate::models::head::WEIGHTS_FILE))?;
+                    let m = crate::cache::file_sha256(&dir.join(crate::models::head::META_FILE))?;
+                    kinds.push(format!("head:{w}:{m}/{tag}"));
                 }
-                Target::Nli => Model::Nli(Box::new(SeqClassifier::load(d, l.device, l.dtype)?)),
-                Target::Ner => Model::Ner(Box::new(TokenClassifier::load(d, l.device, l.dtype)?)),
+                FeatureCache::open(&sha)?.enabled().map(|c| (c, kinds))
+            } else {
+                None
             };
-            out.push((t, model));
+            let slot = if cache.is_some() {
+                let (d2, o2) = (d.clone(), owned.clone());
+                Slot::Lazy(Some(Box::new(move || load_model(t, &d2, &o2))))
+            } else {
+                Slot::Ready(load_model(t, d, &owned)?)
+            };
+            out.push((
+                t,
+                Served {
+                    slot,
+                    dir: d.clone(),
+                    pooled,
+                    cache,
+                },
+            ));
         }
         Ok(Models(out))
     }
@@ -214,14 +283,14 @@ impl Workers {
     ) -> Result<Workers> {
         let (reply_tx, replies) = unbounded();
         let mut senders = HashMap::new();
-        for (t, model) in models.0 {
+        for (t, served) in models.0 {
             let (tx, rx) = bounded::<BatchMsg>(4);
             senders.insert(t, tx);
             let reply_tx = reply_tx.clone();
             let (threads, device) = (l.threads, l.device);
             std::thread::Builder::new()
                 .name(format!("{MODEL_THREAD}{t:?}"))
-                .spawn_scoped(s, move || serve(model, rx, reply_tx, threads, device))
+                .spawn_scoped(s, move || serve(served, rx, reply_tx, threads, device))
                 .map_err(|e| Error::Config(format!("cannot start a model thread: {e}")))?;
         }
         Ok(Workers { senders, replies })
@@ -281,64 +350,124 @@ impl Workers {
     }
 }
 
+/// Per item of a batch: the model's output, then each tuned head's.
+type ItemOutputs = Vec<Vec<f32>>;
+
+/// Runs `model` on `items` (one padded batch).
+fn compute(
+    model: &Model,
+    dir: &ModelDir,
+    items: &[&Encoded],
+    device: Device,
+) -> Result<Vec<ItemOutputs>> {
+    let padded = batch::pad(items, dir.pad_id, dir.max_len, device);
+    let lens: Vec<usize> = items.iter().map(|e| e.len()).collect();
+    let mut out: Vec<ItemOutputs> = vec![vec![]; items.len()];
+    let main = match model {
+        Model::Encoder(m, tuned) => {
+            // One pass; each tuned head reads the layer it branches from.
+            let layers: Vec<usize> = tuned.iter().map(TunedHead::layer).collect();
+            let (pooled, states) = m.forward_layers(&padded, &layers)?;
+            let mut heads: Vec<Vec<Vec<f32>>> = vec![];
+            for (head, st) in tuned.iter().zip(&states) {
+                let t = tch::no_grad(|| head.forward_t(st, &padded.mask, false));
+                heads.push(if head.pooled {
+                    crate::models::rows(&t, &[])?
+                } else {
+                    crate::models::rows(&t.softmax(-1, tch::Kind::Float), &lens)?
+                });
+            }
+            for (i, row) in crate::models::rows(&pooled, &[])?.into_iter().enumerate() {
+                out[i].push(row);
+            }
+            for h in heads {
+                for (i, row) in h.into_iter().enumerate() {
+                    out[i].push(row);
+                }
+            }
+            return Ok(out);
+        }
+        Model::Nli(m) => crate::models::rows(&m.forward(&padded)?, &[])?,
+        Model::Ner(m) => {
+            crate::models::rows(&m.forward(&padded)?.softmax(-1, tch::Kind::Float), &lens)?
+        }
+    };
+    for (i, row) in main.into_iter().enumerate() {
+        out[i].push(row);
+    }
+    Ok(out)
+}
+
 fn serve(
-    model: Model,
+    mut served: Served,
     rx: Receiver<BatchMsg>,
     tx: Sender<ReplyMsg>,
     threads: usize,
     device: Device,
 ) {
     tch::set_num_threads(threads as i32);
-    let dir = match &model {
-        Model::Encoder(m, _) => m.dir.clone(),
-        Model::Nli(m) => m.dir.clone(),
-        Model::Ner(m) => m.dir.clone(),
-    };
+    let dir = served.dir.clone();
+    let ner_model = matches!(&served.slot, Slot::Ready(Model::Ner(_)))
+        || (served
+            .cache
+            .as_ref()
+            .is_some_and(|c| c.1[0].starts_with("Ner/")));
     for batch in rx {
         // rust-bert panics on torch errors; catch them so the job ends with an
         // error naming the model instead of hanging or aborting.
         let run = std::panic::AssertUnwindSafe(|| -> ReplyMsg {
-            let items: Vec<&Encoded> = batch.iter().map(|(_, e)| e).collect();
-            let padded = batch::pad(&items, dir.pad_id, dir.max_len, device);
-            let lens: Vec<usize> = items.iter().map(|e| e.len()).collect();
-            let mut extra = vec![];
-            let t = match &model {
-                Model::Encoder(m, tuned) => {
-                    // One pass; each tuned head reads the layer it branches from.
-                    let layers: Vec<usize> = tuned.iter().map(TunedHead::layer).collect();
-                    let (pooled, states) = m.forward_layers(&padded, &layers)?;
-                    for (h, (head, st)) in tuned.iter().zip(&states).enumerate() {
-                        let t = tch::no_grad(|| head.forward_t(st, &padded.mask, false));
-                        let rows = if head.pooled {
-                            crate::models::rows(&t, &[])?
-                        } else {
-                            crate::models::rows(&t.softmax(-1, tch::Kind::Float), &lens)?
-                        };
-                        for ((k, e), v) in batch.iter().zip(rows) {
-                            let Key::Emb { para, win } = *k else { continue };
-                            extra.push(if head.pooled {
-                                let head = h as u16;
-                                (Key::Tuned { head, para, win }, v, None)
-                            } else {
-                                (Key::HeadNer { para, win }, v, Some(e.clone()))
-                            });
+            let n = batch.len();
+            let mut outs: Vec<Option<ItemOutputs>> = vec![None; n];
+            let keys: Vec<Vec<String>> = match &served.cache {
+                Some((_, kinds)) => batch
+                    .iter()
+                    .map(|(_, e)| kinds.iter().map(|k| FeatureCache::key(k, e)).collect())
+                    .collect(),
+                None => vec![],
+            };
+            if let Some((c, _)) = &served.cache {
+                for (i, ks) in keys.iter().enumerate() {
+                    let got: Option<ItemOutputs> = ks.iter().map(|k| c.get(k)).collect();
+                    outs[i] = got;
+                }
+            }
+            let miss: Vec<usize> = (0..n).filter(|&i| outs[i].is_none()).collect();
+            if !miss.is_empty() {
+                if let Slot::Lazy(f) = &mut served.slot {
+                    let load = f.take().expect("a model loads once");
+                    served.slot = Slot::Ready(load()?);
+                }
+                let Slot::Ready(model) = &served.slot else {
+                    unreachable!("loaded above")
+                };
+                let items: Vec<&Encoded> = miss.iter().map(|&i| &batch[i].1).collect();
+                let computed = compute(model, &dir, &items, device)?;
+                for (&i, o) in miss.iter().zip(computed) {
+                    if let Some((c, _)) = &served.cache {
+                        for (k, v) in keys[i].iter().zip(&o) {
+                            c.put(k, v);
                         }
                     }
-                    pooled
+                    outs[i] = Some(o);
                 }
-                Model::Nli(m) => m.forward(&padded)?,
-                Model::Ner(m) => m.forward(&padded)?.softmax(-1, tch::Kind::Float),
-            };
-            let keep_enc = matches!(model, Model::Ner(_));
-            let rows = crate::models::rows(&t, if keep_enc { &lens } else { &[] })?;
-            Ok(Reply {
-                items: batch
-                    .iter()
-                    .zip(rows)
-                    .map(|((k, e), v)| (*k, v, keep_enc.then(|| e.clone())))
-                    .collect(),
-                extra,
-            })
+            }
+            let mut items = Vec::with_capacity(n);
+            let mut extra = vec![];
+            for ((k, e), o) in batch.iter().zip(outs) {
+                let mut o = o.expect("computed or cached").into_iter();
+                let main = o.next().expect("the model's output");
+                items.push((*k, main, ner_model.then(|| e.clone())));
+                for (h, v) in o.enumerate() {
+                    let Key::Emb { para, win } = *k else { continue };
+                    extra.push(if served.pooled[h] {
+                        let head = h as u16;
+                        (Key::Tuned { head, para, win }, v, None)
+                    } else {
+                        (Key::HeadNer { para, win }, v, Some(e.clone()))
+                    });
+                }
+            }
+            Ok(Reply { items, extra })
         });
         let reply = std::panic::catch_unwind(run).unwrap_or_else(|p| {
             let msg = p
@@ -355,6 +484,9 @@ fn serve(
         if tx.send(reply).is_err() || failed {
             return;
         }
+    }
+    if let Some((c, _)) = &served.cache {
+        c.trim();
     }
 }
 

@@ -25,7 +25,7 @@ use std::sync::Arc;
 pub enum Format {
     Jsonl,
     Csv,
-    /// Tab-separated, no quoting (as SIB-200 and many corpora ship).
+    /// Tab-separated, quoted like CSV (`--no-quote` for files with bare `"`).
     Tsv,
     Parquet,
     Txt,
@@ -40,6 +40,8 @@ pub struct ReadOptions {
     pub skip_bad_rows: bool,
     pub dedupe: bool,
     pub limit: Option<usize>,
+    /// Delimiter, quoting, header and encoding of CSV/TSV inputs.
+    pub table: crate::table::TableOptions,
 }
 
 impl Default for ReadOptions {
@@ -51,6 +53,7 @@ impl Default for ReadOptions {
             skip_bad_rows: false,
             dedupe: false,
             limit: None,
+            table: Default::default(),
         }
     }
 }
@@ -270,7 +273,7 @@ fn open_source(
             buf: Vec::new(),
         }),
         Kind::Table(f @ (Format::Csv | Format::Tsv)) => {
-            Box::new(csv_rows(i, s, open()?, *f == Format::Tsv, opts)?)
+            Box::new(csv_rows(i, s, *f == Format::Tsv, opts)?)
         }
         Kind::Table(Format::Parquet) => Box::new(ParquetRows::open(i, s, opts)?),
         Kind::Table(_) => unreachable!("documents are not tables"),
@@ -392,41 +395,20 @@ fn type_name(v: &Value) -> &'static str {
 fn csv_rows(
     source: usize,
     s: &Source,
-    f: std::fs::File,
     tsv: bool,
     opts: &ReadOptions,
 ) -> Result<impl Iterator<Item = Result<Item>>> {
     let name = s.name.clone();
-    let mut rdr = csv::ReaderBuilder::new()
-        .flexible(false)
-        .delimiter(if tsv { b'\t' } else { b',' })
-        .quoting(!tsv)
-        .from_reader(BufReader::new(f));
-    let headers = rdr
-        .byte_headers()
-        .map_err(|e| Error::input(format!("{name}:1"), format!("malformed CSV header: {e}")))?
-        .clone();
-    let headers: Vec<String> = headers
-        .iter()
-        .map(|h| {
-            std::str::from_utf8(h)
-                .map(|s| s.trim_start_matches('\u{feff}').to_string())
-                .map_err(|_| Error::input(format!("{name}:1"), "invalid UTF-8 in the header"))
-        })
-        .collect::<Result<_>>()?;
-    let find = |col: &str| {
-        headers.iter().position(|h| h == col).ok_or_else(|| {
-            Error::input(
-                name.clone(),
-                format!(
-                    "missing column `{col}` (columns: {})",
-                    cut(&headers.join(", "))
-                ),
-            )
-        })
+    let table = crate::table::Table::open(&s.path, &opts.table, tsv)?;
+    let headers = table.headers.clone();
+    let find = |col: &str, flag: &str| {
+        table
+            .position(col)
+            .ok_or_else(|| table.missing(Path::new(&name), col, &format!("name it with {flag}")))
     };
-    let id_i = find(&opts.id_col)?;
-    let text_i = find(&opts.text_col)?;
+    let id_i = find(&opts.id_col, "--id-col")?;
+    let text_i = find(&opts.text_col, "--text-col")?;
+    let mut rdr = table.reader;
     let extra_names: Arc<Vec<String>> = Arc::new(
         headers
             .iter()
@@ -453,7 +435,10 @@ fn csv_rows(
                         .map_err(|_| format!("invalid UTF-8 in column `{}`", headers[i]))
                 })
                 .collect(),
-            Err(e) => Err(format!("malformed CSV row: {e}")),
+            Err(e) => Err(format!(
+                "malformed CSV row: {}",
+                crate::table::csv_message(&e)
+            )),
         };
         Some(Ok(match fields {
             Err(message) => Item::Bad { location, message },

@@ -7,7 +7,7 @@ use crate::error::Result;
 use crate::heads;
 use crate::infer::Outputs;
 use crate::models::head as head_file;
-use crate::plan::{Plan, TopicResult, Via};
+use crate::plan::{Plan, Targets, TopicResult, Via};
 use crate::record::{Row, Stance};
 use rayon::prelude::*;
 
@@ -86,13 +86,15 @@ pub fn topics(
         .collect()
 }
 
-/// Fills the labels of the window's rows (row `p` is paragraph `p`).
+/// Fills the labels of the window's rows (row `p` is paragraph `p`);
+/// `only[p]` restricts paragraph `p`'s stance targets.
 pub fn rows(
     plan: &Plan,
     rows: &mut [Row],
     out: &Outputs,
     anchors: &[Vec<f32>],
     topics: &[Option<TopicResult>],
+    only: &[Option<&Targets>],
 ) -> Result<()> {
     rows.par_iter_mut().enumerate().for_each(|(p, row)| {
         let pid = p as u32;
@@ -126,7 +128,10 @@ pub fn rows(
         }
         if let Some(cb) = plan.cb {
             row.stances = (0..cb.stances.len())
-                .map(|i| stance(plan, i, pid, out, anchors, topics[p].as_ref()))
+                .map(|i| match plan.scores(i, only[p]) {
+                    true => stance(plan, i, pid, out, anchors, topics[p].as_ref()),
+                    false => Stance::default(),
+                })
                 .collect();
         }
         if let Some(scheme) = &plan.scheme {

@@ -4,6 +4,7 @@
 
 pub mod atomic;
 pub mod batch;
+pub mod cache;
 pub mod calibrate;
 pub mod codebook;
 pub mod dataset;
@@ -20,11 +21,13 @@ pub mod models;
 pub mod output;
 pub mod pipeline;
 pub mod plan;
+pub mod progress;
 pub mod record;
 pub mod sample;
 pub mod scan;
 pub mod segment;
 pub mod shard;
+pub mod table;
 pub mod tokenize;
 pub mod train;
 

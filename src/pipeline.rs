@@ -20,7 +20,8 @@
 use crate::error::{Error, Result};
 use crate::infer::{Load, Models, Outputs, Tokenized, Tokenizers, Workers};
 use crate::input::{Inputs, Record};
-use crate::plan::{Plan, TopicResult};
+use crate::plan::{Plan, Targets, TopicResult};
+use crate::progress::Progress;
 use crate::record::Row;
 use crate::scan::Scan;
 use crate::{label, lang, segment};
@@ -111,6 +112,8 @@ struct Prepared {
     passthrough: DataFrame,
     counts: Vec<Counts>,
     tokenized: Tokenized,
+    /// Per paragraph, the stance targets it is scored for (`Job::stance_only`).
+    only: Vec<Option<Targets>>,
 }
 
 /// Article ordinals a resumed job skips: sorted, disjoint ranges `[a, b)`.
@@ -150,7 +153,7 @@ pub fn run(
     sink: &mut dyn Sink,
 ) -> Result<Counts> {
     let job = plan.job;
-    let bar = progress_bar(job.progress);
+    let bar = Progress::new(job.progress, "paragraphs", true);
     let todo = (scan.shard_articles as u64).saturating_sub(done.count()) as usize;
     let load = Load {
         device: job.device,
@@ -158,7 +161,7 @@ pub fn run(
         threads: job.threads,
         tuned: &job.tuned,
     };
-    let models = Models::load(&plan.models(), &load)?;
+    let models = Models::load(&plan.models(), &load, job.cache)?;
     // After the models: loading one briefly needs twice its size, and the
     // tokenizers (hundreds of MB for a 250k vocabulary) should not sit on
     // top of that peak.
@@ -234,9 +237,10 @@ pub fn run(
             let mut total = Counts::default();
             for (mut p, out, topics) in lab_rx {
                 pool.install(|| {
-                    let topics = topics
-                        .unwrap_or_else(|| label::topics(plan, &out, anchors, p.rows.len()));
-                    label::rows(plan, &mut p.rows, &out, anchors, &topics)
+                    let topics =
+                        topics.unwrap_or_else(|| label::topics(plan, &out, anchors, p.rows.len()));
+                    let only: Vec<Option<&Targets>> = p.only.iter().map(Option::as_ref).collect();
+                    label::rows(plan, &mut p.rows, &out, anchors, &topics, &only)
                 })?;
                 for (i, r) in p.rows.iter().enumerate() {
                     let c = &mut p.counts[r.article];
@@ -268,7 +272,8 @@ pub fn run(
             if plan.gates_nli() {
                 let t = label::topics(plan, &out, &anchors, p.rows.len());
                 let texts: Vec<&str> = p.rows.iter().map(|r| r.text.as_str()).collect();
-                let gated = plan.gated_work(&texts, &t);
+                let only: Vec<Option<&Targets>> = p.only.iter().map(Option::as_ref).collect();
+                let gated = plan.gated_work(&texts, &t, &only);
                 if !gated.is_empty() {
                     out.merge(workers.run(toks.tokenize(&gated)?, job.batch_tokens, &|| {})?);
                 }
@@ -285,7 +290,7 @@ pub fn run(
         writer
             .join()
             .map_err(|_| Error::Config("the writer thread panicked".into()))??;
-        bar.finish_and_clear();
+        bar.finish();
         Ok(total)
     })
 }
@@ -342,7 +347,15 @@ fn prepare(plan: &Plan, scan: &Scan, toks: &Tokenizers, w: Vec<(u64, Record)>) -
     rows.par_iter_mut()
         .for_each(|r| (r.lang, r.lang_score) = lang::detect(&r.text));
     let texts: Vec<&str> = rows.iter().map(|r| r.text.as_str()).collect();
-    let tokenized = toks.tokenize(&plan.work(&texts))?;
+    let only: Vec<Option<Targets>> = match &plan.job.stance_only {
+        None => vec![None; rows.len()],
+        Some(m) => rows
+            .iter()
+            .map(|r| m.get(&w[r.article].1.id).cloned())
+            .collect(),
+    };
+    let refs: Vec<Option<&Targets>> = only.iter().map(Option::as_ref).collect();
+    let tokenized = toks.tokenize(&plan.work(&texts, &refs))?;
     let records: Vec<&Record> = w.iter().map(|(_, r)| r).collect();
     let passthrough = crate::input::passthrough(&records, &scan.schema)?;
     let counts = segs
@@ -364,20 +377,8 @@ fn prepare(plan: &Plan, scan: &Scan, toks: &Tokenizers, w: Vec<(u64, Record)>) -
         passthrough,
         counts,
         tokenized,
+        only,
     })
-}
-
-fn progress_bar(show: bool) -> indicatif::ProgressBar {
-    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-    let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
-    if !show {
-        bar.set_draw_target(ProgressDrawTarget::hidden());
-    }
-    bar.set_style(
-        ProgressStyle::with_template("{bar:40} {pos}/~{len} paragraphs  {per_sec}  ETA {eta}")
-            .expect("static template"),
-    );
-    bar
 }
 
 #[cfg(test)]

@@ -31,7 +31,7 @@ pub struct Job {
     pub dtype: DType,
     pub aggregation: Aggregation,
     pub segment: SegmentConfig,
-    pub progress: bool,
+    pub progress: crate::progress::Mode,
     /// Trained heads (`--heads`), each for `topic` or `stance_<id>`.
     pub heads: Vec<Head>,
     /// Trained heads with tuned encoder layers (`--heads`): topic,
@@ -43,7 +43,17 @@ pub struct Job {
     pub window: usize,
     /// Tag only this shard's articles.
     pub shard: Option<Shard>,
+    /// Score only these stance targets (codebook indices) for these article
+    /// ids, and none for the others; all targets for all when `None`
+    /// (`eval` of gold with a target per row).
+    pub stance_only: Option<std::collections::HashMap<String, Targets>>,
+    /// Keep model outputs in the feature cache ([`crate::cache`]) and load
+    /// models only when it misses (`eval`, `calibrate`, `train`).
+    pub cache: bool,
 }
+
+/// A set of stance target indices.
+pub type Targets = std::collections::BTreeSet<usize>;
 
 impl Job {
     /// The NER head among the tuned heads.
@@ -288,8 +298,15 @@ impl<'j> Plan<'j> {
             .collect()
     }
 
-    /// Per paragraph: its embedding, topic NLI, ungated NLI stance, NER.
-    pub fn work<'a>(&'a self, texts: &[&'a str]) -> Vec<Work<'a>> {
+    /// Whether stance target `i` is scored for a paragraph whose article
+    /// allows `only` (see [`Job::stance_only`]).
+    pub fn scores(&self, i: usize, only: Option<&Targets>) -> bool {
+        self.job.stance_only.is_none() || only.is_some_and(|o| o.contains(&i))
+    }
+
+    /// Per paragraph: its embedding, topic NLI, ungated NLI stance, NER;
+    /// `only[p]` restricts paragraph `p`'s stance targets.
+    pub fn work<'a>(&'a self, texts: &[&'a str], only: &[Option<&Targets>]) -> Vec<Work<'a>> {
         let mut w = Vec::new();
         for (p, t) in texts.iter().enumerate() {
             let p = p as u32;
@@ -312,7 +329,10 @@ impl<'j> Plan<'j> {
                 }
             }
             for i in 0..self.stance_via.len() {
-                if self.stance_via[i] == Via::Nli && !self.gated(i) {
+                if self.stance_via[i] == Via::Nli
+                    && !self.gated(i)
+                    && self.scores(i, only[p as usize])
+                {
                     let h = self.stance_slot(i);
                     w.push(self.nli_work(p, h, t));
                     w.push(self.nli_work(p, h + 1, t));
@@ -335,12 +355,14 @@ impl<'j> Plan<'j> {
         &'a self,
         texts: &[&'a str],
         topics: &[Option<TopicResult>],
+        only: &[Option<&Targets>],
     ) -> Vec<Work<'a>> {
         let mut w = Vec::new();
         for (p, t) in texts.iter().enumerate() {
             for i in 0..self.stance_via.len() {
                 if self.stance_via[i] == Via::Nli
                     && self.gated(i)
+                    && self.scores(i, only[p])
                     && self.passes_gate(i, topics[p].as_ref())
                 {
                     let h = self.stance_slot(i);

@@ -58,6 +58,7 @@ pub fn run(a: Args) -> Result<()> {
         Some(&a.codebook),
         Some(&a.models),
         false,
+        false,
     )?;
     let codebook = l.codebook.clone().context("codebook")?;
     if let Some(sha) = l.preds.meta.get("paratag.codebook_sha256") {
@@ -70,6 +71,7 @@ pub fn run(a: Args) -> Result<()> {
         }
     }
     let (pairs, _) = ev::join(&l, &a.gold)?;
+    eprintln!("paratag: gold {}", l.read.line(&a.gold.gold));
     let (fit, held): (Vec<_>, Vec<_>) = match a.split {
         Some(f) => {
             let h = ev::held_out(&pairs, f, a.seed)?;

@@ -19,17 +19,23 @@ pub struct GoldFormat {
     /// `target=target` plus `stance=stance` for one target per row.
     #[arg(long = "gold-col", value_parser = parse_pair)]
     pub gold_cols: Vec<(String, String)>,
-    /// Text encoding of CSV/TSV gold, e.g. cp1252 (default UTF-8).
+    /// Same as --encoding, for CSV/TSV gold (kept for older scripts).
     #[arg(long)]
     pub gold_encoding: Option<String>,
+    #[command(flatten)]
+    pub table: super::tag::TableArgs,
 }
 
 impl GoldFormat {
     pub fn read_options(&self) -> formats::ReadOptions {
+        let mut table = self.table.options();
+        if table.encoding.is_none() {
+            table.encoding = self.gold_encoding.clone();
+        }
         formats::ReadOptions {
             format: self.gold_format,
             columns: self.gold_cols.clone(),
-            encoding: self.gold_encoding.clone(),
+            table,
         }
     }
 }
@@ -106,6 +112,7 @@ pub struct Args {
 pub struct Loaded {
     pub gold: Vec<GoldItem>,
     pub format: Format,
+    pub read: formats::ReadReport,
     pub preds: Predictions,
     pub pred_name: String,
     pub codebook: Option<Codebook>,
@@ -117,26 +124,37 @@ pub fn load(
     codebook: Option<&Path>,
     models: Option<&ModelArgs>,
     entities: bool,
+    quiet: bool,
 ) -> Result<Loaded> {
-    let codebook_arg = match codebook {
+    let mut codebook_arg = match codebook {
         Some(p) => Some(Codebook::load(p)?),
         None => None,
     };
-    let (format, mut gold) = formats::read(&g.gold, &g.format.read_options())?;
+    let (format, mut gold, read) = formats::read_reported(&g.gold, &g.format.read_options())?;
     if gold.is_empty() {
         anyhow::bail!("{}: no gold items", g.gold.display());
     }
     let (preds, pred_name) = match pred {
-        Some(p) => (paratag::dataset::read_predictions(p)?, p.display().to_string()),
+        Some(p) => (
+            paratag::dataset::read_predictions(p)?,
+            p.display().to_string(),
+        ),
         None => {
             let m = models.context("--pred is required here")?;
+            codebook_arg = with_row_targets(codebook_arg, &gold, quiet)?;
             // Labels first (entity types are known only once the NER model
             // has run), so a typo does not wait for a whole tagging run.
             let mut early = LabelSet::from_codebook(codebook_arg.as_ref());
             early.entity_map = g.entity_map.iter().cloned().collect();
             formats::validate(&mut gold, &early)?;
             (
-                tag_gold(&gold, codebook_arg.clone(), m, entities)?,
+                tag_gold(
+                    &gold,
+                    codebook_arg.clone(),
+                    m,
+                    entities,
+                    paratag::progress::Mode::auto(quiet),
+                )?,
                 "tagged by this eval run".to_string(),
             )
         }
@@ -152,10 +170,46 @@ pub fn load(
     Ok(Loaded {
         gold,
         format,
+        read,
         preds,
         pred_name,
         codebook,
     })
+}
+
+/// Stance targets named in the gold's `target` column that the codebook
+/// lacks become codebook targets (their text is the target; favor and
+/// against are the default sentences), so NLI or similarity scores them.
+fn with_row_targets(
+    codebook: Option<Codebook>,
+    gold: &[GoldItem],
+    quiet: bool,
+) -> Result<Option<Codebook>> {
+    let row: BTreeSet<&str> = gold
+        .iter()
+        .flat_map(|g| g.row_targets.iter().map(String::as_str))
+        .collect();
+    if row.is_empty() {
+        return Ok(codebook);
+    }
+    let base = codebook.unwrap_or_else(|| Codebook::empty("targets from the gold"));
+    let known = LabelSet::from_codebook(Some(&base));
+    let new: Vec<&str> = row
+        .iter()
+        .copied()
+        .filter(|t| known.target(t).is_none())
+        .collect();
+    if new.is_empty() {
+        return Ok(Some(base));
+    }
+    let (cb, added) = base.with_targets(new)?;
+    if !quiet {
+        eprintln!(
+            "paratag: {} stance targets from the gold's target column are not in the codebook; each is scored as a target of its own (\"The author supports/opposes <target>.\"), only on the items labeled for it",
+            added.len()
+        );
+    }
+    Ok(Some(cb))
 }
 
 /// Tags the gold texts, each as one paragraph, and keys the rows like the gold.
@@ -165,6 +219,7 @@ fn tag_gold(
     codebook: Option<Codebook>,
     m: &ModelArgs,
     entities: bool,
+    progress: paratag::progress::Mode,
 ) -> Result<Predictions> {
     let any =
         |f: &dyn Fn(&formats::Annotation) -> bool| gold.iter().any(|g| g.annotations.iter().any(f));
@@ -177,7 +232,22 @@ fn tag_gold(
         anyhow::bail!("the gold has topic or stance labels: pass --codebook (or --pred)");
     }
     let texts: Vec<&str> = gold.iter().map(|g| g.text.as_str()).collect();
-    let tagged = tag::tag_texts(&texts, codebook, m, tasks, false)?;
+    // With a target per row, each item is scored for its own targets only.
+    let only = match &codebook {
+        Some(cb) if gold.iter().any(|g| !g.row_targets.is_empty()) => Some(
+            gold.iter()
+                .map(|g| {
+                    g.annotations
+                        .iter()
+                        .flat_map(|a| a.stances.keys())
+                        .filter_map(|t| cb.stances.iter().position(|s| &s.id == t))
+                        .collect()
+                })
+                .collect(),
+        ),
+        _ => None,
+    };
+    let tagged = tag::tag_texts(&texts, codebook, m, tasks, false, only, progress)?;
     let meta = tagged.metadata.into_iter().collect();
     let mut preds = output::predictions_from(&tagged.frame, meta)?;
     for p in &mut preds.rows {
@@ -227,8 +297,13 @@ pub fn run(a: Args) -> Result<()> {
         a.codebook.as_deref(),
         Some(&a.models),
         true,
+        a.quiet,
     )?;
     let (mut pairs, unmatched) = join(&l, &a.gold)?;
+    // After the checks, so a bad file still gets a one-line error.
+    if !a.quiet {
+        eprintln!("paratag: gold {}", l.read.line(&a.gold.gold));
+    }
     if let Some(f) = a.split {
         let held = held_out(&pairs, f, a.seed)?;
         pairs.retain(|p| held.contains(p.article()));
@@ -262,6 +337,7 @@ pub fn run(a: Args) -> Result<()> {
             .filter(|p| p.gold.annotations.is_empty())
             .count(),
         coders,
+        read: l.read.clone(),
     };
     let report = eval::evaluate(
         &pairs,
@@ -300,7 +376,7 @@ pub fn run(a: Args) -> Result<()> {
 /// `--check-gold`: read, validate and summarise the gold without predictions.
 fn check_gold(a: &Args) -> Result<()> {
     let g = &a.gold;
-    let (format, mut gold) = formats::read(&g.gold, &g.format.read_options())?;
+    let (format, mut gold, read) = formats::read_reported(&g.gold, &g.format.read_options())?;
     let codebook = match &a.codebook {
         Some(p) => Some(Codebook::load(p)?),
         None => None,
@@ -308,30 +384,65 @@ fn check_gold(a: &Args) -> Result<()> {
     let mut labels = LabelSet::from_codebook(codebook.as_ref());
     labels.entity_map = g.entity_map.iter().cloned().collect();
     formats::validate(&mut gold, &labels)?;
-    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    eprintln!("paratag: gold {}", read.line(&g.gold));
+    let mut topics: BTreeMap<String, usize> = BTreeMap::new();
+    let mut stances: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
+    let mut entities: BTreeMap<String, usize> = BTreeMap::new();
     let mut coders = BTreeSet::new();
     for item in &gold {
         for an in &item.annotations {
             coders.insert(an.coder.clone());
             if let Some(t) = &an.topic {
-                *counts.entry(format!("topic={t}")).or_default() += 1;
+                *topics.entry(t.clone()).or_default() += 1;
             }
             for (t, l) in &an.stances {
-                *counts.entry(format!("stance_{t}={l}")).or_default() += 1;
+                *stances
+                    .entry(t.clone())
+                    .or_default()
+                    .entry(l.clone())
+                    .or_default() += 1;
             }
             for e in an.entities.iter().flatten() {
-                *counts.entry(format!("entity={}", e.label)).or_default() += 1;
+                *entities.entry(e.label.clone()).or_default() += 1;
             }
         }
     }
-    let list: Vec<String> = counts.iter().map(|(k, v)| format!("{k}: {v}")).collect();
     println!(
-        "{}: {} gold items ({}), coders: {}; {}",
+        "{}: {} gold items ({}), coders: {}",
         g.gold.display(),
         gold.len(),
         format.name(),
-        coders.into_iter().collect::<Vec<_>>().join(", "),
-        list.join(", ")
+        coders.into_iter().collect::<Vec<_>>().join(", ")
     );
+    let list = |prefix: &str, m: &BTreeMap<String, usize>| -> String {
+        m.iter()
+            .map(|(k, v)| format!("{prefix}{k}: {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if !topics.is_empty() {
+        println!("  {}", list("topic=", &topics));
+    }
+    // Many targets (one per row) are summarised: the most labeled first.
+    const SHOWN: usize = 10;
+    let mut targets: Vec<(&String, &BTreeMap<String, usize>)> = stances.iter().collect();
+    targets.sort_by_key(|(t, c)| (std::cmp::Reverse(c.values().sum::<usize>()), t.as_str()));
+    for (t, c) in targets.iter().take(SHOWN) {
+        println!("  {}", list(&format!("stance_{t}="), c));
+    }
+    if targets.len() > SHOWN {
+        let rest: usize = targets[SHOWN..]
+            .iter()
+            .map(|(_, c)| c.values().sum::<usize>())
+            .sum();
+        println!(
+            "  ... and {} more stance targets ({rest} labels); {} targets in all",
+            targets.len() - SHOWN,
+            targets.len()
+        );
+    }
+    if !entities.is_empty() {
+        println!("  {}", list("entity=", &entities));
+    }
     Ok(())
 }

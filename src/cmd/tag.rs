@@ -18,7 +18,6 @@ use paratag::scan::Scan;
 use paratag::segment::SegmentConfig;
 use paratag::shard::Shard;
 use polars::prelude::DataFrame;
-use std::io::IsTerminal;
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
@@ -66,6 +65,8 @@ pub struct Args {
     /// Override the format the extension implies.
     #[arg(long, value_enum)]
     pub input_format: Option<Format>,
+    #[command(flatten)]
+    pub table: TableArgs,
     /// Skip malformed rows (listed in the summary) instead of stopping.
     #[arg(long)]
     pub skip_bad_rows: bool,
@@ -88,6 +89,46 @@ pub struct Args {
     /// No progress bar and no summary line.
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+/// How CSV/TSV files are read: inputs for `tag`, gold for `eval`,
+/// `calibrate` and `train` (one reader, `paratag::table`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct TableArgs {
+    /// CSV/TSV field delimiter: one character, or tab, comma, semicolon,
+    /// pipe (default: `,`; tab for .tsv).
+    #[arg(long, value_parser = paratag::table::parse_delimiter)]
+    pub delimiter: Option<u8>,
+    /// CSV/TSV quote character (default `"`).
+    #[arg(long, value_parser = paratag::table::parse_delimiter)]
+    pub quote: Option<u8>,
+    /// Read CSV/TSV quotes as ordinary characters (files with bare `"` in
+    /// unquoted cells).
+    #[arg(long)]
+    pub no_quote: bool,
+    /// The CSV/TSV file has no header row: name its columns with --columns.
+    #[arg(long, requires = "columns")]
+    pub no_header: bool,
+    /// Column names in order, for --no-header (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub columns: Vec<String>,
+    /// CSV/TSV text encoding (cp1252, latin1, utf-16, ...); default UTF-8, and
+    /// detected when the file is not UTF-8.
+    #[arg(long)]
+    pub encoding: Option<String>,
+}
+
+impl TableArgs {
+    pub fn options(&self) -> paratag::table::TableOptions {
+        paratag::table::TableOptions {
+            delimiter: self.delimiter,
+            quote: self.quote,
+            no_quote: self.no_quote,
+            no_header: self.no_header,
+            columns: self.columns.clone(),
+            encoding: self.encoding.clone(),
+        }
+    }
 }
 
 /// Model options shared by `tag` and `eval` (which tags gold texts itself
@@ -184,6 +225,7 @@ pub fn run(args: Args) -> Result<()> {
             skip_bad_rows: args.skip_bad_rows,
             dedupe: args.dedupe,
             limit: args.limit,
+            table: args.table.options(),
         },
         codebook,
         &args.models,
@@ -196,7 +238,7 @@ pub fn run(args: Args) -> Result<()> {
             split: !args.no_segment,
             ..Default::default()
         },
-        !args.quiet && std::io::stderr().is_terminal(),
+        paratag::progress::Mode::auto(args.quiet),
     )?;
     if args.window == 0 {
         anyhow::bail!("--window must be > 0");
@@ -370,7 +412,7 @@ pub fn job(
     m: &ModelArgs,
     tasks: Tasks,
     segment: SegmentConfig,
-    progress: bool,
+    progress: paratag::progress::Mode,
 ) -> Result<Job> {
     let needs_classes = codebook.as_ref().is_some_and(|c| {
         (tasks.topic && !c.topics.topics.is_empty()) || (tasks.stance && !c.stances.is_empty())
@@ -485,6 +527,8 @@ pub fn job(
         embeddings: false,
         window: pipeline::WINDOW,
         shard: None,
+        stance_only: None,
+        cache: false,
     })
 }
 
@@ -544,6 +588,8 @@ pub fn tag_texts(
     m: &ModelArgs,
     tasks: Tasks,
     embeddings: bool,
+    only: Option<Vec<paratag::plan::Targets>>,
+    progress: paratag::progress::Mode,
 ) -> Result<Tagged> {
     let started = chrono::Utc::now();
     let dir = tempfile::tempdir()?;
@@ -564,8 +610,15 @@ pub fn tag_texts(
             split: false,
             ..Default::default()
         },
-        false,
+        progress,
     )?;
+    job.cache = true;
+    job.stance_only = only.map(|v| {
+        v.into_iter()
+            .enumerate()
+            .map(|(i, t)| (format!("g{i}"), t))
+            .collect()
+    });
     if embeddings {
         job.embeddings = true;
         if job.encoder.is_none() {

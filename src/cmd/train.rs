@@ -132,7 +132,11 @@ pub fn run(mut a: Args) -> Result<()> {
         Kind::Ner => unreachable!("handled by run_ner"),
     };
     let labels = LabelSet::from_codebook(Some(&cb));
-    let read = |ps: &[PathBuf]| examples::read_gold(ps, &a.format.read_options(), &labels, false);
+    let read = |ps: &[PathBuf]| {
+        examples::read_gold(ps, &a.format.read_options(), &labels, false, &|l| {
+            eprintln!("paratag: gold {l}")
+        })
+    };
     let m = ModelArgs {
         encoder: a.encoder.clone(),
         nli: None,
@@ -151,7 +155,15 @@ pub fn run(mut a: Args) -> Result<()> {
             stance: false,
             ner: false,
         };
-        let tagged = tag::tag_texts(&refs, None, &m, none, true)?;
+        let tagged = tag::tag_texts(
+            &refs,
+            None,
+            &m,
+            none,
+            true,
+            None,
+            paratag::progress::Mode::auto(false),
+        )?;
         let mut out = vec![None; texts.len()];
         for (i, r) in tagged.rows {
             out[i] = r.embedding;
@@ -287,7 +299,11 @@ fn run_ner(a: Args) -> Result<()> {
         entity_map: a.entity_map.iter().cloned().collect(),
         ..Default::default()
     };
-    let read = |ps: &[PathBuf]| examples::read_gold(ps, &a.format.read_options(), &labels, true);
+    let read = |ps: &[PathBuf]| {
+        examples::read_gold(ps, &a.format.read_options(), &labels, true, &|l| {
+            eprintln!("paratag: gold {l}")
+        })
+    };
     let mut types = vec![];
     let mut train_items = examples::entities(&read(&a.train)?, &mut types);
     let mut dev_items = if let Some(f) = a.holdout {

@@ -30,6 +30,7 @@ pub fn render(r: &Report) -> String {
         g.unlabeled,
         g.coders.join(", ")
     );
+    let _ = writeln!(s, "Read: {}.  ", g.read.summary());
     let _ = writeln!(s, "Predictions: {}.  ", r.predictions);
     let _ = writeln!(
         s,
@@ -67,10 +68,16 @@ pub fn render(r: &Report) -> String {
             );
             let _ = writeln!(s, "|---|---|---|---|---|---|");
             for c in &t.per_class {
+                // For topics, `none` is the absence of a topic, not a class.
+                let label = if t.task == "topic" && c.label == crate::formats::NONE {
+                    "none (no topic)"
+                } else {
+                    c.label.as_str()
+                };
                 let _ = writeln!(
                     s,
                     "| {} | {:.3} | {:.3} | {:.3} | {} | {} |",
-                    c.label, c.precision, c.recall, c.f1, c.support, c.predicted
+                    label, c.precision, c.recall, c.f1, c.support, c.predicted
                 );
             }
             let _ = writeln!(s, "\nConfusion (rows gold, columns predicted):\n");

@@ -109,6 +109,8 @@ pub struct GoldSummary {
     /// Matched items with no usable label (blank, rejected or ignored).
     pub unlabeled: usize,
     pub coders: Vec<String>,
+    /// What reading the file merged, skipped or decoded.
+    pub read: crate::formats::ReadReport,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -292,6 +294,10 @@ pub fn majority<'a>(labels: &[Option<&'a str>]) -> Option<&'a str> {
     }
 }
 
+/// The task name of the figure pooled over all stance targets (no target
+/// id can start with `_`, so it never clashes with one).
+pub const POOLED_STANCE: &str = "stance__pooled";
+
 pub fn evaluate(
     pairs: &[Pair],
     preds: &Predictions,
@@ -302,6 +308,8 @@ pub fn evaluate(
 ) -> Result<Report> {
     let coders: Vec<&str> = gold.coders.iter().map(String::as_str).collect();
     let mut tasks = Vec::new();
+    let mut pooled: Vec<Decision> = Vec::new();
+    let mut stance_tasks = 0;
     for task in gold_tasks(pairs) {
         if task == "topic" && !preds.has_topic() {
             return Err(Error::Config(format!(
@@ -334,6 +342,16 @@ pub fn evaluate(
             .collect();
         let order = label_order.get(&task).cloned().unwrap_or_default();
         tasks.push(task_report(&task, &decisions, &order, opts));
+        if task.starts_with("stance_") {
+            stance_tasks += 1;
+            pooled.extend(decisions);
+        }
+    }
+    // Beside the per-target tables, one figure over every target's
+    // decisions (micro-averaged; articles resampled as a whole).
+    if stance_tasks >= 2 {
+        let order = ["favor", "against", crate::formats::NONE].map(String::from);
+        tasks.push(task_report(POOLED_STANCE, &pooled, &order, opts));
     }
     let ner = ner_report(pairs, preds)?;
     let mut by = Vec::new();
@@ -521,7 +539,12 @@ fn task_report(task: &str, ds: &[Decision], order: &[String], opts: &Options) ->
             },
             r_ac,
         ),
-        per_class: conf.per_class(),
+        // Classes neither in the gold nor predicted say nothing.
+        per_class: conf
+            .per_class()
+            .into_iter()
+            .filter(|c| c.support > 0 || c.predicted > 0)
+            .collect(),
         confusion: conf,
         reliability,
         score_histogram: hist,

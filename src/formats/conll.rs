@@ -6,14 +6,18 @@
 //! `ID<TAB>TOKEN<TAB>TAG…`. `# text = …` gives the sentence text, and tokens
 //! are found in it in order; without it tokens are joined by single spaces.
 //! `# sent_id = …` names the sentence, else it is `<file>#<n>`. Spans follow
-//! conlleval semantics ([`crate::heads::tag_spans`]).
+//! conlleval semantics ([`crate::heads::tag_spans`]). `-DOCSTART-` lines
+//! (CoNLL-2002/2003 document separators) are skipped and counted.
 
 use super::{loc, Annotation, GoldItem, Span};
 use crate::error::{Error, Result};
 use std::path::Path;
 
-pub fn read(path: &Path) -> Result<Vec<GoldItem>> {
+/// The items, and how many `-DOCSTART-` lines (CoNLL-2003's document
+/// separators, not sentences) were skipped.
+pub fn read(path: &Path) -> Result<(Vec<GoldItem>, usize)> {
     let text = super::read_text(path)?;
+    let mut docstarts = 0;
     let stem = path
         .file_name()
         .map(|s| s.to_string_lossy().into_owned())
@@ -51,6 +55,10 @@ pub fn read(path: &Path) -> Result<Vec<GoldItem>> {
         } else {
             l.split_whitespace().collect()
         };
+        if cols.first() == Some(&"-DOCSTART-") {
+            docstarts += 1;
+            continue;
+        }
         let (token, tag) = match cols.as_slice() {
             [id, tok, tag, ..] if id.parse::<u32>().is_ok() && cols.len() >= 3 => (*tok, *tag),
             [tok, .., tag] => (*tok, *tag),
@@ -67,7 +75,7 @@ pub fn read(path: &Path) -> Result<Vec<GoldItem>> {
         sent.tokens
             .push((token.to_string(), tag.to_string(), line_no));
     }
-    Ok(out)
+    Ok((out, docstarts))
 }
 
 #[derive(Default)]
@@ -144,6 +152,7 @@ impl Sentence {
                 ..Default::default()
             }],
             fields: Default::default(),
+            row_targets: Default::default(),
         })
     }
 }

@@ -114,6 +114,9 @@ pub struct GoldItem {
     pub annotations: Vec<Annotation>,
     /// Other columns/fields, for `--by`.
     pub fields: BTreeMap<String, String>,
+    /// Stance targets named in a long table's `target` column, as written:
+    /// `eval` scores ones the codebook lacks as new targets.
+    pub row_targets: BTreeSet<String>,
 }
 
 /// The coders named in `items`, sorted, each once.
@@ -131,12 +134,80 @@ pub struct ReadOptions {
     pub format: Option<Format>,
     /// `field=column` renames for CSV/TSV gold (see [`sheet`]).
     pub columns: Vec<(String, String)>,
-    /// Text encoding of CSV/TSV gold (`utf-8` default, e.g. `cp1252`).
+    /// Delimiter, quoting, header and encoding of CSV/TSV gold.
+    pub table: crate::table::TableOptions,
+}
+
+/// What reading a gold file did besides giving its items, for the summary
+/// line and the JSON report.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct ReadReport {
+    /// Records read: rows, lines, tasks or sentences.
+    pub records: usize,
+    /// Items after records of one paragraph were merged.
+    pub items: usize,
+    /// Records merged into an earlier one as another coder's annotation of
+    /// the same paragraph: by `article_id` + `paragraph`, or (without them)
+    /// by identical text.
+    pub merged_by_id: usize,
+    pub merged_by_text: usize,
+    /// The first few merges, `file:line -> file:line`.
+    pub merged_examples: Vec<String>,
+    /// Lines or records skipped, by reason (e.g. `-DOCSTART-`).
+    pub skipped: BTreeMap<String, usize>,
+    /// The text encoding, where the file was not plain UTF-8.
     pub encoding: Option<String>,
+}
+
+impl ReadReport {
+    /// One line for stderr: the file, then [`ReadReport::summary`].
+    pub fn line(&self, path: &Path) -> String {
+        format!("{}: {}", path.display(), self.summary())
+    }
+
+    /// Records, items, and what was merged, skipped or decoded.
+    pub fn summary(&self) -> String {
+        let mut s = format!("{} records -> {} items", self.records, self.items);
+        let mut notes = vec![];
+        if self.merged_by_id > 0 {
+            notes.push(format!(
+                "{} merged with an earlier record of the same article_id and paragraph, as another coder",
+                self.merged_by_id
+            ));
+        }
+        if self.merged_by_text > 0 {
+            notes.push(format!(
+                "{} merged with an earlier record of the same text (no article_id/paragraph), as another coder",
+                self.merged_by_text
+            ));
+        }
+        if !self.merged_examples.is_empty() {
+            notes.push(format!("e.g. {}", self.merged_examples.join(", ")));
+        }
+        for (why, n) in &self.skipped {
+            notes.push(format!("{n} {why} skipped"));
+        }
+        if let Some(e) = &self.encoding {
+            notes.push(e.clone());
+        }
+        if !notes.is_empty() {
+            s += &format!(" ({})", notes.join("; "));
+        }
+        s
+    }
 }
 
 /// Reads a gold (or previously written sample) file in any supported format.
 pub fn read(path: &Path, opts: &ReadOptions) -> Result<(Format, Vec<GoldItem>)> {
+    let (fmt, items, _) = read_reported(path, opts)?;
+    Ok((fmt, items))
+}
+
+/// [`read`], with what was merged, skipped or decoded.
+pub fn read_reported(
+    path: &Path,
+    opts: &ReadOptions,
+) -> Result<(Format, Vec<GoldItem>, ReadReport)> {
     let fmt = match opts.format {
         Some(f) => f,
         None => match Format::from_path(path) {
@@ -151,20 +222,39 @@ pub fn read(path: &Path, opts: &ReadOptions) -> Result<(Format, Vec<GoldItem>)> 
             }
         },
     };
+    let mut report = ReadReport::default();
     let items = match fmt {
-        Format::Csv | Format::XlsxCsv | Format::Tsv => sheet::read(path, fmt, opts)?,
+        Format::Csv | Format::XlsxCsv | Format::Tsv => {
+            let (items, encoding) = sheet::read(path, fmt, opts)?;
+            report.encoding = encoding;
+            items
+        }
         Format::LabelStudio => label_studio::read(path)?,
         Format::Doccano => doccano::read(path)?,
         Format::Prodigy => prodigy::read(path)?,
         Format::Gold => gold_jsonl::read(path)?,
-        Format::Conll => conll::read(path)?,
+        Format::Conll => {
+            let (items, docstarts) = conll::read(path)?;
+            if docstarts > 0 {
+                report.skipped.insert("-DOCSTART- lines".into(), docstarts);
+            }
+            items
+        }
     };
-    Ok((fmt, merge(items)?))
+    report.records = items.len();
+    let items = merge_reported(items, &mut report)?;
+    report.items = items.len();
+    Ok((fmt, items, report))
 }
 
 /// One item per paragraph: records sharing `article_id` + `paragraph` (or,
-/// without them, the text) are one paragraph's annotations by several coders.
+/// without an `article_id`, the text) are one paragraph's annotations by
+/// several coders.
 pub fn merge(items: Vec<GoldItem>) -> Result<Vec<GoldItem>> {
+    merge_reported(items, &mut ReadReport::default())
+}
+
+fn merge_reported(items: Vec<GoldItem>, report: &mut ReadReport) -> Result<Vec<GoldItem>> {
     let mut out: Vec<GoldItem> = Vec::new();
     #[derive(PartialEq, Eq, Hash)]
     enum Key {
@@ -173,9 +263,11 @@ pub fn merge(items: Vec<GoldItem>) -> Result<Vec<GoldItem>> {
     }
     let mut index: std::collections::HashMap<Key, usize> = Default::default();
     for it in items {
+        // A record with its own id is its own paragraph; only records
+        // without ids are told apart by their text.
         let key = match (&it.article_id, it.paragraph) {
-            (Some(a), Some(p)) => Key::Id(a.clone(), p),
-            _ => Key::Text(it.text.clone()),
+            (Some(a), p) => Key::Id(a.clone(), p.unwrap_or(0)),
+            (None, _) => Key::Text(it.text.clone()),
         };
         match index.get(&key) {
             Some(&i) => {
@@ -189,7 +281,17 @@ pub fn merge(items: Vec<GoldItem>) -> Result<Vec<GoldItem>> {
                         ),
                     ));
                 }
+                match key {
+                    Key::Id(..) => report.merged_by_id += 1,
+                    Key::Text(_) => report.merged_by_text += 1,
+                }
+                if report.merged_examples.len() < 3 {
+                    report
+                        .merged_examples
+                        .push(format!("{} -> {}", it.location, first.location));
+                }
                 first.annotations.extend(it.annotations);
+                first.row_targets.extend(it.row_targets);
                 for (k, v) in it.fields {
                     first.fields.entry(k).or_insert(v);
                 }
@@ -664,6 +766,7 @@ pub fn json_item(
         text,
         annotations,
         fields,
+        row_targets: Default::default(),
     })
 }
 

@@ -16,7 +16,7 @@ use super::{
 };
 use crate::error::{Error, Result};
 use crate::record::Pred;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
 pub fn write(fmt: Format, rows: &[&Pred], spec: &SheetSpec) -> Result<Vec<u8>> {
@@ -123,30 +123,17 @@ pub fn unguard(cell: &str) -> &str {
     }
 }
 
-pub fn read(path: &Path, fmt: Format, opts: &ReadOptions) -> Result<Vec<GoldItem>> {
-    let text = match opts.encoding.as_deref() {
-        None => super::read_text(path)?,
-        Some(label) => {
-            let enc = encoding_rs::Encoding::for_label(label.as_bytes()).ok_or_else(|| {
-                Error::Config(format!("--gold-encoding {label:?}: unknown encoding"))
-            })?;
-            let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-            enc.decode_with_bom_removal(&bytes).0.into_owned()
-        }
-    };
+/// The items, and the encoding note when the file was not plain UTF-8.
+pub fn read(
+    path: &Path,
+    fmt: Format,
+    opts: &ReadOptions,
+) -> Result<(Vec<GoldItem>, Option<String>)> {
     let tsv = fmt == Format::Tsv;
-    let mut rdr = csv::ReaderBuilder::new()
-        .delimiter(if tsv { b'\t' } else { b',' })
-        .quoting(!tsv)
-        .flexible(false)
-        .from_reader(text.as_bytes());
+    let table = crate::table::Table::open(path, &opts.table, tsv)?;
     let bad = |line: usize, m: String| Error::input(loc(path, line), m);
-    let header: Vec<String> = rdr
-        .headers()
-        .map_err(|e| bad(1, e.to_string()))?
-        .iter()
-        .map(|s| s.trim().to_string())
-        .collect();
+    let header = table.headers.clone();
+    let encoding = table.encoding_note();
     // field -> column index
     let mut col: HashMap<String, usize> = HashMap::new();
     for (i, h) in header.iter().enumerate() {
@@ -164,22 +151,17 @@ pub fn read(path: &Path, fmt: Format, opts: &ReadOptions) -> Result<Vec<GoldItem
                 1,
                 format!(
                     "--gold-col {field}={column}: no column {column:?} (columns: {})",
-                    header.join(", ")
+                    crate::input::cut(&header.join(", "))
                 ),
             )
         })?;
         col.insert(field.clone(), i);
         mapped.push(i);
     }
-    let text_col = *col.get("text").ok_or_else(|| {
-        bad(
-            1,
-            format!(
-                "missing column \"text\" (columns: {}); map one with --gold-col text=COLUMN",
-                header.join(", ")
-            ),
-        )
-    })?;
+    let text_col = match col.get("text") {
+        Some(&i) => i,
+        None => return Err(table.missing(path, "text", "map one with --gold-col text=COLUMN")),
+    };
     let long = match (col.get("target"), col.get("stance")) {
         (Some(&t), Some(&s)) => Some((t, s)),
         (None, None) => None,
@@ -216,10 +198,11 @@ pub fn read(path: &Path, fmt: Format, opts: &ReadOptions) -> Result<Vec<GoldItem
     .chain(mapped)
     .collect();
     let mut out = Vec::new();
+    let mut rdr = table.reader;
     for rec in rdr.records() {
         let rec = rec.map_err(|e| {
             let line = e.position().map_or(0, |p| p.line() as usize);
-            bad(line, e.to_string())
+            bad(line, crate::table::csv_message(&e))
         })?;
         let line = rec.position().map_or(0, |p| p.line() as usize);
         let rec: csv::StringRecord = rec.iter().map(unguard).collect();
@@ -243,6 +226,7 @@ pub fn read(path: &Path, fmt: Format, opts: &ReadOptions) -> Result<Vec<GoldItem
                 a.stances.insert(t.clone(), v.to_string());
             }
         }
+        let mut row_targets = BTreeSet::new();
         if let Some((ti, si)) = long {
             let (t, s) = (
                 rec.get(ti).unwrap_or("").trim(),
@@ -253,6 +237,7 @@ pub fn read(path: &Path, fmt: Format, opts: &ReadOptions) -> Result<Vec<GoldItem
                     return Err(bad(line, "a stance without a target".into()));
                 }
                 a.stances.insert(t.to_string(), s.to_string());
+                row_targets.insert(t.to_string());
             }
         }
         if let Some(e) = get("entities") {
@@ -299,9 +284,10 @@ pub fn read(path: &Path, fmt: Format, opts: &ReadOptions) -> Result<Vec<GoldItem
             text,
             annotations: vec![a],
             fields,
+            row_targets,
         });
     }
-    Ok(out)
+    Ok((out, encoding))
 }
 
 #[cfg(test)]

@@ -203,7 +203,7 @@ impl ModelDir {
         if let Some(h) = self.sha256.get() {
             return Ok(h.clone());
         }
-        let h = crate::hash::sha256_file(&self.weights)?;
+        let h = crate::cache::file_sha256(&self.weights)?;
         Ok(self.sha256.get_or_init(|| h).clone())
     }
 

@@ -3,6 +3,7 @@
 //! branch-layer states of the encoder for heads with tuned layers.
 
 use crate::batch;
+use crate::cache::FeatureCache;
 use crate::error::{Error, Result};
 use crate::eval::{coder_labels, majority, majority_spans};
 use crate::formats::{self, GoldItem, LabelSet};
@@ -24,15 +25,18 @@ pub type Items = Vec<(String, Gold)>;
 
 /// Reads and checks gold files. `entities_only`: an NER head reads only
 /// the entities, so other labels need no codebook and are dropped.
+/// `report` gets each file's read summary.
 pub fn read_gold(
     paths: &[PathBuf],
     opts: &formats::ReadOptions,
     labels: &LabelSet,
     entities_only: bool,
+    report: &dyn Fn(&str),
 ) -> Result<Vec<GoldItem>> {
     let mut all = Vec::new();
     for p in paths {
-        let (_, mut items) = formats::read(p, opts)?;
+        let (_, mut items, read) = formats::read_reported(p, opts)?;
+        report(&read.line(p));
         if entities_only {
             for an in items.iter_mut().flat_map(|g| g.annotations.iter_mut()) {
                 an.topic = None;
@@ -176,13 +180,40 @@ pub fn layer_examples(
     }
     let lens: Vec<usize> = wins.iter().map(|w| w.0.len()).collect();
     let mut states: Vec<Option<tch::Tensor>> = (0..wins.len()).map(|_| None).collect();
-    for b in batch::plan(&lens, batch_tokens) {
-        let items: Vec<&Encoded> = b.iter().map(|&i| &wins[i].0).collect();
+    // A sweep over heads and options encodes each text once.
+    let cache = FeatureCache::open(&enc.dir.weights_sha256()?)?.enabled();
+    let kind = format!("layer{layer}/f32/cpu");
+    let keys: Vec<String> = wins
+        .iter()
+        .map(|w| FeatureCache::key(&kind, &w.0))
+        .collect();
+    let hidden = enc.config.hidden_size;
+    let mut todo = vec![];
+    for (i, k) in keys.iter().enumerate() {
+        match cache.as_ref().and_then(|c| c.get(k)) {
+            Some(v) if v.len() as i64 == lens[i] as i64 * hidden => {
+                states[i] = Some(tch::Tensor::from_slice(&v).view([lens[i] as i64, hidden]));
+            }
+            _ => todo.push(i),
+        }
+    }
+    let todo_lens: Vec<usize> = todo.iter().map(|&i| lens[i]).collect();
+    for b in batch::plan(&todo_lens, batch_tokens) {
+        let items: Vec<&Encoded> = b.iter().map(|&j| &wins[todo[j]].0).collect();
         let padded = batch::pad(&items, enc.dir.pad_id, enc.dir.max_len, tch::Device::Cpu);
         let (_, h) = enc.forward_layers(&padded, &[layer])?;
-        for (r, &i) in b.iter().enumerate() {
-            states[i] = Some(h[0].get(r as i64).narrow(0, 0, lens[i] as i64).copy());
+        for (r, &j) in b.iter().enumerate() {
+            let i = todo[j];
+            let t = h[0].get(r as i64).narrow(0, 0, lens[i] as i64).copy();
+            if let Some(c) = &cache {
+                let v = Vec::<f32>::try_from(t.flatten(0, -1))?;
+                c.put(&keys[i], &v);
+            }
+            states[i] = Some(t);
         }
+    }
+    if let Some(c) = &cache {
+        c.trim();
     }
     Ok(wins
         .into_iter()

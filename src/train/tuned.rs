@@ -141,7 +141,7 @@ pub fn fit(
     dev: &[Example],
     target: &Target,
     o: &Options,
-    bar: &indicatif::ProgressBar,
+    bar: &crate::progress::Progress,
 ) -> Result<Fitted> {
     let pooled = head.pooled;
     let train_b = batches(train, o.batch_size, pooled);
@@ -393,12 +393,9 @@ pub fn train(
     } else {
         Target::Entities(scheme.as_ref().expect("NER scheme"))
     };
-    let bar = indicatif::ProgressBar::new(0).with_style(
-        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {msg}  ETA {eta}")
-            .expect("static template"),
-    );
+    let bar = crate::progress::Progress::new(crate::progress::Mode::auto(false), "steps", false);
     let fitted = fit(&mut head, &train_x, &dev_x, &target, o, &bar)?;
-    bar.finish_and_clear();
+    bar.finish();
     head.meta.hyper.epochs = fitted.epochs;
     if pooled {
         if let Some((t, figures)) = &fitted.temperature {

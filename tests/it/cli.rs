@@ -451,11 +451,7 @@ fn sheet_cells_never_run_as_formulas() {
             }
         }
         assert!(cells > 8, "{name}");
-        let opts = paratag::formats::ReadOptions {
-            format: None,
-            columns: vec![],
-            encoding: None,
-        };
+        let opts = paratag::formats::ReadOptions::default();
         let fmt =
             paratag::formats::Format::from_path(&sheet).unwrap_or(paratag::formats::Format::Csv);
         let (_, items) = paratag::formats::read(

@@ -3,8 +3,8 @@
 
 use super::fixtures::{self, NER_LABELS};
 use super::{paratag, stderr};
-use paratag::formats::{cp_slice, cp_to_utf16, Span};
 use paratag::dataset::read_predictions;
+use paratag::formats::{cp_slice, cp_to_utf16, Span};
 use paratag::record::Pred;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -540,7 +540,7 @@ fn bad_gold_is_named_by_file_and_line() {
     std::fs::write(&csv, "id,topic\na,economy\n").unwrap();
     let err = refused(&s, &csv);
     assert!(
-        err.contains(&format!("{}:1", csv.display())) && err.contains("missing column \"text\""),
+        err.contains(&format!("{}:1", csv.display())) && err.contains("missing column `text`"),
         "{err}"
     );
     // A span whose text disagrees with its offsets (a unit mix-up) is refused.
@@ -786,25 +786,34 @@ fn shared_dataset_shapes_import() {
     let (_, items) = paratag::formats::read(
         &long,
         &paratag::formats::ReadOptions {
-            encoding: Some("cp1252".into()),
+            table: paratag::table::TableOptions {
+                encoding: Some("cp1252".into()),
+                ..Default::default()
+            },
             columns: vec![("text".into(), "Tweet".into())],
             ..Default::default()
         },
     )
     .unwrap();
     assert_eq!(items[0].text, "It\u{2019}s fine");
-    // Without the encoding the bytes are refused with the line.
+    // Without the encoding it is detected, and the summary says so.
     let o = paratag(&[
         "eval",
         "--check-gold",
         "--gold",
         long.to_str().unwrap(),
+        "-c",
+        cb.to_str().unwrap(),
         "--gold-col",
         "text=Tweet",
+        "--gold-col",
+        "target=target",
+        "--gold-col",
+        "stance=stance",
     ]);
+    assert!(o.status.success(), "{}", stderr(&o));
     assert!(
-        stderr(&o).contains(&format!("{}:2", long.display()))
-            && stderr(&o).contains("invalid UTF-8"),
+        stderr(&o).contains("decoded as windows-1252 (detected"),
         "{}",
         stderr(&o)
     );

@@ -48,11 +48,7 @@ fn setup(n: usize) -> Setup {
         lines.push('\n');
     }
     let input = write(dir.path(), "corpus.jsonl", &lines);
-    let cb = write(
-        dir.path(),
-        "cb.toml",
-        &single_label_codebook(),
-    );
+    let cb = write(dir.path(), "cb.toml", &single_label_codebook());
     let enc = fixtures::encoder(&dir.path().join("enc"));
     let ner = fixtures::ner(&dir.path().join("ner"), NER_LABELS, 1);
     Setup {

@@ -319,11 +319,7 @@ fn output_is_invariant_to_threads_batches_and_order() {
     }
     let ner = fixtures::ner(&d.path().join("ner"), NER_LABELS, 1);
     let enc = fixtures::encoder(&d.path().join("enc"));
-    let cb = write(
-        d.path(),
-        "cb.toml",
-        &single_label_codebook(),
-    );
+    let cb = write(d.path(), "cb.toml", &single_label_codebook());
     let run = |name: &str, rows: &[(String, String)], extra: &[&str]| -> DataFrame {
         let refs: Vec<(&str, &str)> = rows.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
         let sub = d.path().join(name);
