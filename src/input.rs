@@ -188,6 +188,20 @@ impl Inputs {
         &self.opts
     }
 
+    /// A note per CSV/TSV input that is not plain UTF-8 (its encoding).
+    pub fn notes(&self) -> Result<Vec<String>> {
+        let mut out = vec![];
+        for s in &self.sources {
+            if let Kind::Table(f @ (Format::Csv | Format::Tsv)) = s.kind {
+                let t = crate::table::Table::open(&s.path, &self.opts.table, f == Format::Tsv)?;
+                if let Some(n) = t.encoding_note() {
+                    out.push(format!("{}: {n}", s.name));
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Every row of every input, in order.
     pub fn records(&self) -> impl Iterator<Item = Result<Item>> + '_ {
         self.sources.iter().enumerate().flat_map(

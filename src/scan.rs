@@ -137,6 +137,9 @@ pub fn scan_with(
     limits: Limits,
 ) -> Result<Scan> {
     let opts = inputs.options();
+    for note in inputs.notes()? {
+        report(&note);
+    }
     let (fingerprints, first) = rayon::join(
         || inputs.fingerprints(),
         || -> Result<_> {
@@ -186,7 +189,7 @@ pub fn scan_with(
                             return Err(Error::input(location, message));
                         }
                         let line = format!("{location}: {message}");
-                        report(&line);
+                        report(&format!("skipped {line}"));
                         s.skipped += 1;
                         if s.skipped_rows.len() < LISTED_SKIPS {
                             s.skipped_rows.push(line);

@@ -381,6 +381,8 @@ fn check_gold(a: &Args) -> Result<()> {
         Some(p) => Some(Codebook::load(p)?),
         None => None,
     };
+    // Targets named per row are targets of their own, as eval scores them.
+    let codebook = with_row_targets(codebook, &gold, true)?;
     let mut labels = LabelSet::from_codebook(codebook.as_ref());
     labels.entity_map = g.entity_map.iter().cloned().collect();
     formats::validate(&mut gold, &labels)?;

@@ -250,7 +250,7 @@ pub fn run(args: Args) -> Result<()> {
     let quiet = args.quiet;
     let report = move |line: &str| {
         if !quiet {
-            eprintln!("paratag: skipped {line}");
+            eprintln!("paratag: {line}");
         }
     };
     let (inputs, scan) = pipeline::scan(&job, &report)?;

@@ -425,8 +425,11 @@ fn sheet_cells_never_run_as_formulas() {
     let j = write(d.path(), "f.jsonl", &body);
     let (_, _) = ok(d.path(), &[j.to_str().unwrap(), "--no-ner", "-q"]);
     let pred = d.path().join("ok.parquet");
-    // (TSV sheets quote, the TSV reader does not yet: issue 10.)
-    for (name, fmt) in [("s.csv", "csv"), ("s.xlsx.csv", "xlsx-csv")] {
+    for (name, fmt) in [
+        ("s.csv", "csv"),
+        ("s.xlsx.csv", "xlsx-csv"),
+        ("s.tsv", "tsv"),
+    ] {
         let sheet = d.path().join(name);
         let o = paratag(&[
             "sample",
@@ -441,7 +444,10 @@ fn sheet_cells_never_run_as_formulas() {
         assert!(o.status.success(), "{}", stderr(&o));
         // What a spreadsheet sees: no cell starts like a formula.
         let raw = std::fs::read(&sheet).unwrap();
-        let mut rdr = csv::ReaderBuilder::new().from_reader(&raw[..]);
+        let delimiter = if fmt == "tsv" { b'\t' } else { b',' };
+        let mut rdr = csv::ReaderBuilder::new()
+            .delimiter(delimiter)
+            .from_reader(&raw[..]);
         let mut cells = 0;
         for rec in rdr.records() {
             for cell in rec.unwrap().iter() {

@@ -7,6 +7,7 @@ mod fetch;
 mod fixtures;
 mod jobs;
 mod props;
+mod readers;
 mod segment;
 mod tagging;
 mod train;
