@@ -16,6 +16,21 @@ fn check(gold: &Path, args: &[&str]) -> (String, String, bool) {
     )
 }
 
+/// `tag INPUT -o OUT --no-ner --no-segment -q EXTRA...`: reading only.
+fn plain(input: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    let mut a = vec![
+        "tag",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--no-ner",
+        "--no-segment",
+        "-q",
+    ];
+    a.extend_from_slice(extra);
+    paratag(&a)
+}
+
 fn topic_codebook(dir: &Path, ids: &[&str]) -> PathBuf {
     let mut t = "[codebook]\nname = \"t\"\n".to_string();
     for id in ids {
@@ -57,15 +72,7 @@ fn quoted_tsv_reads_and_no_quote_keeps_bare_quotes() {
         "id\tcategory\ttext\n1\tpolitics\t\"The minister said:\nwe will send \"\"more\"\" aid\tsoon.\"\n2\tsports\tThe club won 2:1 on Sunday.\n",
     );
     let out = d.path().join("o.parquet");
-    let o = paratag(&[
-        "tag",
-        f.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "--no-ner",
-        "--no-segment",
-        "-q",
-    ]);
+    let o = plain(&f, &out, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     let df = read(&out);
     let texts: Vec<&str> = df
@@ -101,16 +108,7 @@ fn quoted_tsv_reads_and_no_quote_keeps_bare_quotes() {
         "id\ttext\n1\t\"Hello,\" he said, \"again.\"\n",
     );
     let out = d.path().join("b.parquet");
-    let o = paratag(&[
-        "tag",
-        bare.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "--no-ner",
-        "--no-segment",
-        "-q",
-        "--no-quote",
-    ]);
+    let o = plain(&bare, &out, &["--no-quote"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let df = read(&out);
     assert_eq!(
@@ -170,22 +168,19 @@ fn delimiter_quote_and_no_header_options() {
         "a1;wirtschaft;'Text eins; mit Semikolon.'\na2;sport;'Text zwei.'\n",
     );
     let out = d.path().join("o.parquet");
-    let o = paratag(&[
-        "tag",
-        corpus.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "--no-ner",
-        "--no-segment",
-        "-q",
-        "--delimiter",
-        "semicolon",
-        "--quote",
-        "'",
-        "--no-header",
-        "--columns",
-        "id,desk,text",
-    ]);
+    let o = plain(
+        &corpus,
+        &out,
+        &[
+            "--delimiter",
+            "semicolon",
+            "--quote",
+            "'",
+            "--no-header",
+            "--columns",
+            "id,desk,text",
+        ],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let df = read(&out);
     assert_eq!(
