@@ -45,8 +45,17 @@ pub struct Pending {
 
 impl Pending {
     /// Creates the temporary file now, so an unwritable folder fails before
-    /// any work is done.
+    /// any work is done. A symlink is followed; a target that exists and is
+    /// not a regular file (a device, a FIFO) is refused, since renaming over
+    /// it would replace it.
     pub fn create(target: &Path) -> Result<Pending> {
+        let target = &follow(target);
+        if std::fs::metadata(target).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+            return Err(Error::Output {
+                path: target.into(),
+                message: "is not a regular file (a device or a pipe); give a file name".into(),
+            });
+        }
         let dir = parent_of(target);
         let name = target
             .file_name()
@@ -93,9 +102,34 @@ impl Pending {
     }
 }
 
-/// Writes `bytes` to `out` through a [`Pending`] file.
+/// The file a path names: a symlink's target when it resolves, else itself.
+fn follow(out: &Path) -> PathBuf {
+    match std::fs::symlink_metadata(out) {
+        Ok(m) if m.file_type().is_symlink() => std::fs::canonicalize(out).unwrap_or(out.into()),
+        _ => out.to_path_buf(),
+    }
+}
+
+/// Writes `bytes` to `out` through a [`Pending`] file. A symlink is
+/// followed (the file it names is replaced, the link stays); something that
+/// is not a regular file (`/dev/null`, a FIFO) is written to as it is, never
+/// renamed over.
 pub fn atomic_write(out: &Path, bytes: &[u8]) -> Result<()> {
-    let p = Pending::create(out)?;
+    let target = follow(out);
+    if let Ok(m) = std::fs::metadata(&target) {
+        if !m.is_file() {
+            let err = |e: std::io::Error| Error::Output {
+                path: out.into(),
+                message: e.to_string(),
+            };
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&target)
+                .map_err(err)?;
+            return f.write_all(bytes).map_err(err);
+        }
+    }
+    let p = Pending::create(&target)?;
     p.file().write_all(bytes).map_err(|e| Error::Output {
         path: out.into(),
         message: e.to_string(),
@@ -119,5 +153,28 @@ mod tests {
         drop(pending);
         assert_eq!(std::fs::read(&p).unwrap(), b"two");
         assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
+    }
+
+    /// `--report /dev/null` writes to the device; it does not replace it
+    /// with a file (as root, a rename over it would). A link stays a link.
+    #[test]
+    fn devices_are_written_to_and_links_followed() {
+        super::atomic_write(std::path::Path::new("/dev/null"), b"report").unwrap();
+        let m = std::fs::metadata("/dev/null").unwrap();
+        assert!(!m.is_file(), "/dev/null is still a device");
+        #[cfg(unix)]
+        {
+            let d = tempfile::tempdir().unwrap();
+            let real = d.path().join("real.json");
+            std::fs::write(&real, b"old").unwrap();
+            let link = d.path().join("link.json");
+            std::os::unix::fs::symlink(&real, &link).unwrap();
+            super::atomic_write(&link, b"new").unwrap();
+            assert!(std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink());
+            assert_eq!(std::fs::read(&real).unwrap(), b"new");
+        }
     }
 }

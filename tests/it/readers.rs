@@ -296,7 +296,7 @@ fn one_target_per_row_is_summarised_scored_and_pooled() {
         &["entailment", "neutral", "contradiction"],
         &[2.0, 0.0, -2.0],
     );
-    let json = d.path().join("r.json");
+    let (json, md) = (d.path().join("r.json"), d.path().join("r.md"));
     let mut a = vec![
         "eval",
         "--gold",
@@ -306,7 +306,7 @@ fn one_target_per_row_is_summarised_scored_and_pooled() {
         "--json",
         json.to_str().unwrap(),
         "--report",
-        "/dev/null",
+        md.to_str().unwrap(),
         "--bootstrap",
         "20",
     ];
@@ -488,7 +488,7 @@ fn feature_cache_gives_identical_reports() {
                 "--json",
                 json.to_str().unwrap(),
                 "--report",
-                "/dev/null",
+                d.path().join("r.md").to_str().unwrap(),
                 "--bootstrap",
                 "50",
                 "-q",
