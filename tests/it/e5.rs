@@ -423,3 +423,63 @@ fn shipped_heads_tag_the_quick_start_corpus() {
         texts.len()
     );
 }
+
+/// The README's default run: with the shipped profile installed (as
+/// scripts/setup.sh does), `tag CORPUS -o OUT` from another folder gives the
+/// table of the spelled-out quick start, and `models verify` finds the
+/// encoder the profile's heads were trained on.
+#[test]
+fn default_profile_is_the_quick_start() {
+    use super::profile::{install, root, run_in, shipped_heads};
+    let t = tempfile::tempdir().unwrap();
+    let home = t.path().join("home");
+    std::fs::create_dir_all(home.join("models")).unwrap();
+    std::os::unix::fs::symlink(imported(), home.join("models/multilingual-e5-small")).unwrap();
+    let cb = root().join("datasets/codebooks/ukraine-heads.toml");
+    let o = install(&home, "default", &cb, &shipped_heads());
+    assert!(o.status.success(), "{}", super::stderr(&o));
+
+    let example = root().join("datasets/example");
+    let elsewhere = t.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let o = run_in(
+        &home,
+        &elsewhere,
+        &["tag", example.to_str().unwrap(), "-o", "out.parquet", "-q"],
+    );
+    assert!(o.status.success(), "{}", super::stderr(&o));
+    let spelled = t.path().join("spelled.parquet");
+    let mut a = vec![
+        "tag",
+        example.to_str().unwrap(),
+        "-c",
+        cb.to_str().unwrap(),
+        "-o",
+        spelled.to_str().unwrap(),
+        "-q",
+        "--heads",
+    ];
+    let heads = shipped_heads();
+    a.extend(heads.iter().map(|h| h.to_str().unwrap()));
+    let o = run_in(&home, root(), &a);
+    assert!(o.status.success(), "{}", super::stderr(&o));
+    let (x, y) = (
+        super::read(&elsewhere.join("out.parquet")),
+        super::read(&spelled),
+    );
+    assert!(x.height() > 10, "{x}");
+    assert!(x.column("stance_ukraine_aid").unwrap().null_count() < x.height());
+    super::jobs::assert_same("default profile vs spelled out", &x, &y);
+
+    let o = run_in(&home, t.path(), &["models", "verify"]);
+    let s = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "{s}{}", super::stderr(&o));
+    for task in ["topic", "stance_ukraine_aid", "entities"] {
+        assert!(
+            s.contains(&format!(
+                "ok       {task}: encoder intfloat/multilingual-e5-small installed"
+            )),
+            "{s}"
+        );
+    }
+}

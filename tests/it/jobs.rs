@@ -144,7 +144,7 @@ fn duplicates(df: &DataFrame) -> usize {
     df.height() - keys.len()
 }
 
-fn assert_same(what: &str, a: &DataFrame, b: &DataFrame) {
+pub fn assert_same(what: &str, a: &DataFrame, b: &DataFrame) {
     assert_eq!(a.height(), b.height(), "{what}: row count");
     assert_eq!(
         a.get_column_names(),

@@ -6,6 +6,7 @@ mod eval;
 mod fetch;
 mod fixtures;
 mod jobs;
+mod profile;
 mod props;
 mod readers;
 mod segment;
