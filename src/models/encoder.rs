@@ -6,14 +6,86 @@
 use super::{Arch, DType, ModelDir};
 use crate::batch::Padded;
 use crate::error::{Error, Result};
-use rust_bert::bert::{BertConfig, BertEmbeddings, BertModel};
+use rust_bert::bert::{BertConfig, BertEmbedding, BertModel};
 use rust_bert::roberta::RobertaEmbeddings;
-use tch::nn::VarStore;
+use rust_bert::RustBertError;
+use std::borrow::Borrow;
+use tch::nn::{self, Module, VarStore};
 use tch::{Device, Kind, Tensor};
 
 enum Net {
-    Bert(BertModel<BertEmbeddings>),
+    Bert(BertModel<Embeddings>),
     Roberta(BertModel<RobertaEmbeddings>),
+}
+
+/// BERT's input embeddings (word + position + token type, layer norm), as
+/// rust-bert's `BertEmbeddings` computes them, but created as zeros: the
+/// weights are read over them at once, and drawing 96M random numbers for
+/// multilingual-e5-small's vocabulary took about half a second of every
+/// start-up, and a second copy of the table in memory.
+pub struct Embeddings {
+    word: nn::Embedding,
+    position: nn::Embedding,
+    token_type: nn::Embedding,
+    layer_norm: nn::LayerNorm,
+}
+
+impl BertEmbedding for Embeddings {
+    fn new<'p, P>(p: P, config: &BertConfig) -> Self
+    where
+        P: Borrow<nn::Path<'p>>,
+    {
+        let p = p.borrow();
+        let table = |name: &str, n: i64, padding_idx: i64| {
+            let c = nn::EmbeddingConfig {
+                padding_idx,
+                ws_init: nn::Init::Const(0.),
+                ..Default::default()
+            };
+            nn::embedding(p / name, n, config.hidden_size, c)
+        };
+        let ln = nn::LayerNormConfig {
+            eps: 1e-12,
+            ..Default::default()
+        };
+        Embeddings {
+            word: table("word_embeddings", config.vocab_size, 0),
+            position: table("position_embeddings", config.max_position_embeddings, -1),
+            token_type: table("token_type_embeddings", config.type_vocab_size, -1),
+            layer_norm: nn::layer_norm(p / "LayerNorm", vec![config.hidden_size], ln),
+        }
+    }
+
+    /// Inference only (no dropout), from token ids.
+    fn forward_t(
+        &self,
+        input_ids: Option<&Tensor>,
+        token_type_ids: Option<&Tensor>,
+        position_ids: Option<&Tensor>,
+        input_embeds: Option<&Tensor>,
+        _train: bool,
+    ) -> std::result::Result<Tensor, RustBertError> {
+        let (Some(ids), None) = (input_ids, input_embeds) else {
+            return Err(RustBertError::ValueError(
+                "the encoder embeds token ids only".into(),
+            ));
+        };
+        let shape = ids.size();
+        let positions = match position_ids {
+            Some(p) => p.shallow_clone(),
+            None => Tensor::arange(shape[1], (Kind::Int64, ids.device()))
+                .unsqueeze(0)
+                .expand(&shape, true),
+        };
+        let types = match token_type_ids {
+            Some(t) => t.shallow_clone(),
+            None => Tensor::zeros(&shape, (Kind::Int64, ids.device())),
+        };
+        let x = self.word.forward(ids)
+            + self.position.forward(&positions)
+            + self.token_type.forward(&types);
+        Ok(x.apply(&self.layer_norm))
+    }
 }
 
 pub struct Encoder {

@@ -22,7 +22,7 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use tch::nn::VarStore;
-use tch::{Device, Kind};
+use tch::{Device, Kind, Tensor};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Arch {
@@ -89,6 +89,32 @@ pub struct ModelInfo {
 }
 
 pub const PROVENANCE_FILE: &str = "paratag-model.json";
+
+/// One tensor of a safetensors header (byte range relative to the data).
+#[derive(Debug, Clone)]
+struct TensorEntry {
+    dtype: String,
+    shape: Vec<i64>,
+    begin: u64,
+    end: u64,
+}
+
+/// The torch kind of a safetensors dtype name.
+fn safetensors_kind(dtype: &str) -> Option<Kind> {
+    Some(match dtype {
+        "F32" => Kind::Float,
+        "F16" => Kind::Half,
+        "BF16" => Kind::BFloat16,
+        "F64" => Kind::Double,
+        "I64" => Kind::Int64,
+        "I32" => Kind::Int,
+        "I16" => Kind::Int16,
+        "I8" => Kind::Int8,
+        "U8" => Kind::Uint8,
+        "BOOL" => Kind::Bool,
+        _ => return None,
+    })
+}
 
 impl ModelDir {
     pub fn open(path: &Path) -> Result<ModelDir> {
@@ -239,6 +265,14 @@ impl ModelDir {
 
     /// Tensor shapes from a safetensors header; `None` for `.ot` files.
     pub fn tensor_shapes(&self) -> Result<Option<BTreeMap<String, Vec<i64>>>> {
+        Ok(self
+            .safetensors_header()?
+            .map(|(_, t)| t.into_iter().map(|(k, v)| (k, v.shape)).collect()))
+    }
+
+    /// A safetensors header: where the data starts, and each tensor's dtype,
+    /// shape and byte range in the data; `None` for `.ot` files.
+    fn safetensors_header(&self) -> Result<Option<(u64, BTreeMap<String, TensorEntry>)>> {
         if self.weights.extension().and_then(|e| e.to_str()) != Some("safetensors") {
             return Ok(None);
         }
@@ -271,9 +305,85 @@ impl ModelDir {
                 .iter()
                 .map(|d| d.as_i64().unwrap_or(-1))
                 .collect();
-            out.insert(k.clone(), shape);
+            let dtype = t
+                .get("dtype")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            let offsets: Vec<u64> = t
+                .get("data_offsets")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_u64).collect())
+                .unwrap_or_default();
+            let [begin, end] = offsets[..] else {
+                return Err(bad(&format!("tensor `{k}` has no data_offsets")));
+            };
+            out.insert(
+                k.clone(),
+                TensorEntry {
+                    dtype,
+                    shape,
+                    begin,
+                    end,
+                },
+            );
         }
-        Ok(Some(out))
+        Ok(Some((8 + n, out)))
+    }
+
+    /// Reads every variable of `vs` from the safetensors file, straight into
+    /// the variable's memory when the dtypes agree. `VarStore::load` reads
+    /// the whole file into a buffer and makes a second copy as tensors first:
+    /// twice the model's size in transient memory, which was the job's peak.
+    fn read_safetensors_into(
+        &self,
+        vs: &VarStore,
+        start: u64,
+        entries: &BTreeMap<String, TensorEntry>,
+    ) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        let w = &self.weights;
+        let f = std::fs::File::open(w).map_err(|e| Error::io(w, e))?;
+        let size = f.metadata().map_err(|e| Error::io(w, e))?.len();
+        let bad = |name: &str, m: String| {
+            Error::model(
+                w,
+                format!("not a valid safetensors file: tensor `{name}`: {m}"),
+            )
+        };
+        tch::no_grad(|| -> Result<()> {
+            for (name, mut var) in vs.variables() {
+                let e = entries
+                    .get(&name)
+                    .ok_or_else(|| bad(&name, "is missing".into()))?;
+                let kind = safetensors_kind(&e.dtype)
+                    .ok_or_else(|| bad(&name, format!("dtype `{}` is not supported", e.dtype)))?;
+                let numel: i64 = e.shape.iter().product();
+                let bytes = numel as u64 * kind.elt_size_in_bytes() as u64;
+                if e.end < e.begin || e.end - e.begin != bytes || start + e.end > size {
+                    return Err(bad(
+                        &name,
+                        "its byte range does not fit its shape or the file".into(),
+                    ));
+                }
+                let at = start + e.begin;
+                if var.kind() == kind && var.is_contiguous() && var.device() == Device::Cpu {
+                    // SAFETY: a contiguous CPU tensor of `numel` elements of
+                    // `kind` owns exactly `bytes` bytes at `data_ptr`, and
+                    // nothing else reads it while it is filled.
+                    let dst = unsafe {
+                        std::slice::from_raw_parts_mut(var.data_ptr() as *mut u8, bytes as usize)
+                    };
+                    f.read_exact_at(dst, at).map_err(|e| Error::io(w, e))?;
+                } else {
+                    let mut buf = vec![0u8; bytes as usize];
+                    f.read_exact_at(&mut buf, at).map_err(|e| Error::io(w, e))?;
+                    let t = Tensor::f_from_data_size(&buf, &e.shape, kind)?;
+                    var.f_copy_(&t)?;
+                }
+            }
+            Ok(())
+        })
     }
 
     /// Loads weights into `vs`, first checking every variable's name and shape
@@ -302,12 +412,15 @@ impl ModelDir {
                 }
             }
         }
-        vs.load(&self.weights).map_err(|e| {
-            Error::model(
-                &self.weights,
-                format!("weights do not match config.json: {e}"),
-            )
-        })?;
+        match self.safetensors_header()? {
+            Some((start, entries)) => self.read_safetensors_into(vs, start, &entries)?,
+            None => vs.load(&self.weights).map_err(|e| {
+                Error::model(
+                    &self.weights,
+                    format!("weights do not match config.json: {e}"),
+                )
+            })?,
+        }
         match dtype {
             DType::F32 => vs.float(),
             DType::Bf16 => vs.bfloat16(),

@@ -531,3 +531,59 @@ fn example_corpus_schema_and_metadata() {
         assert!(!kv[k].is_empty(), "{k}");
     }
 }
+
+/// Weights are read straight into the model's tensors: an f16 file gives
+/// the f32 file's embeddings to f16 precision, and a file whose byte ranges
+/// do not fit is refused with its name, not read out of bounds.
+#[test]
+fn weights_load_from_any_float_dtype_and_bad_ranges_are_refused() {
+    use paratag::models::encoder::Encoder;
+    use paratag::models::{DType, ModelDir};
+    let d = tempfile::tempdir().unwrap();
+    let f32_dir = fixtures::encoder(&d.path().join("f32"));
+    let f16_dir = d.path().join("f16");
+    std::fs::create_dir_all(&f16_dir).unwrap();
+    for f in ["config.json", "tokenizer.json"] {
+        std::fs::copy(f32_dir.join(f), f16_dir.join(f)).unwrap();
+    }
+    let tensors = tch::Tensor::read_safetensors(f32_dir.join("model.safetensors")).unwrap();
+    let half: Vec<(String, tch::Tensor)> = tensors
+        .iter()
+        .map(|(n, t)| (n.clone(), t.to_kind(tch::Kind::Half)))
+        .collect();
+    tch::Tensor::write_safetensors(&half, f16_dir.join("model.safetensors")).unwrap();
+
+    let embed = |dir: &Path| {
+        let m = ModelDir::open(dir).unwrap();
+        let enc = Encoder::load(&m, tch::Device::Cpu, DType::F32, false).unwrap();
+        let tok = m.tokenizer().unwrap();
+        let e = tok.windows(PARA, 0).unwrap().remove(0);
+        let p = paratag::batch::pad(&[&e], m.pad_id, m.max_len, tch::Device::Cpu);
+        paratag::models::rows(&enc.forward(&p).unwrap(), &[0])
+            .unwrap()
+            .remove(0)
+    };
+    let (a, b) = (embed(&f32_dir), embed(&f16_dir));
+    let diff = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max);
+    assert!(diff > 0.0 && diff < 5e-3, "max difference {diff}");
+    // Loading twice gives the same numbers.
+    assert_eq!(a, embed(&f32_dir));
+
+    // A header that claims more bytes than the file holds.
+    let w = f32_dir.join("model.safetensors");
+    let bytes = std::fs::read(&w).unwrap();
+    std::fs::write(&w, &bytes[..bytes.len() - 64]).unwrap();
+    let m = ModelDir::open(&f32_dir).unwrap();
+    let e = match Encoder::load(&m, tch::Device::Cpu, DType::F32, false) {
+        Ok(_) => panic!("a truncated weight file loaded"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        e.contains("model.safetensors") && e.contains("does not fit its shape or the file"),
+        "{e}"
+    );
+}
