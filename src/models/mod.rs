@@ -360,7 +360,10 @@ impl ModelDir {
                     .ok_or_else(|| bad(&name, format!("dtype `{}` is not supported", e.dtype)))?;
                 let numel: i64 = e.shape.iter().product();
                 let bytes = numel as u64 * kind.elt_size_in_bytes() as u64;
-                if e.end < e.begin || e.end - e.begin != bytes || start + e.end > size {
+                if e.end < e.begin
+                    || e.end - e.begin != bytes
+                    || start.checked_add(e.end).is_none_or(|x| x > size)
+                {
                     return Err(bad(
                         &name,
                         "its byte range does not fit its shape or the file".into(),
