@@ -118,6 +118,8 @@ pub fn list() -> Vec<(String, std::result::Result<Vec<String>, String>)> {
         .flatten()
         .filter(|e| e.path().join(FILE).is_file())
         .map(|e| e.file_name().to_string_lossy().into_owned())
+        // Hidden folders are installs in progress or old copies being removed.
+        .filter(|n| !n.starts_with('.'))
         .collect();
     names.sort();
     names
