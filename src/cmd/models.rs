@@ -139,7 +139,7 @@ fn verify() -> Result<()> {
             .map(|f| f.to_string_lossy().into_owned())
             .unwrap_or_default();
         let (h, cached) = paratag::cache::rehash(&m.weights)?;
-        let recorded = recorded_sha256(&dir, &file);
+        let recorded = m.recorded_sha256(&file);
         let pinned = reg
             .models
             .get(name)
@@ -175,7 +175,7 @@ fn verify() -> Result<()> {
         println!("{name:24} {state}");
         hashes.push(h);
     }
-    for (name, _) in profile::list() {
+    for name in profile::names() {
         let p = match profile::load(&name) {
             Ok(p) => p,
             Err(e) => {
@@ -211,11 +211,4 @@ fn verify() -> Result<()> {
         anyhow::bail!("{bad} problem(s) in {}", registry::home().display());
     }
     Ok(())
-}
-
-/// The hash `models fetch` recorded for `file` in the folder's provenance.
-fn recorded_sha256(dir: &std::path::Path, file: &str) -> Option<String> {
-    let text = std::fs::read_to_string(dir.join(paratag::models::PROVENANCE_FILE)).ok()?;
-    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    v.get("sha256")?.get(file)?.as_str().map(str::to_lowercase)
 }

@@ -234,6 +234,15 @@ impl ModelDir {
         Ok(self.sha256.get_or_init(|| h).clone())
     }
 
+    /// The sha256 `models fetch` recorded for `file` in the provenance.
+    pub fn recorded_sha256(&self, file: &str) -> Option<String> {
+        provenance(&self.path)?
+            .get("sha256")?
+            .get(file)?
+            .as_str()
+            .map(str::to_lowercase)
+    }
+
     pub fn info(&self, role: &str) -> Result<ModelInfo> {
         Ok(ModelInfo {
             role: role.into(),
@@ -392,13 +401,14 @@ impl ModelDir {
     /// Loads weights into `vs`, first checking every variable's name and shape
     /// so a mismatch names the tensor instead of failing deep inside torch.
     pub fn load_weights(&self, vs: &mut VarStore, dtype: DType) -> Result<()> {
-        if let Some(shapes) = self.tensor_shapes()? {
+        let header = self.safetensors_header()?;
+        if let Some((_, entries)) = &header {
             let vars = vs.variables();
             let mut names: Vec<&String> = vars.keys().collect();
             names.sort();
             for name in names {
                 let want = vars[name].size();
-                match shapes.get(name) {
+                match entries.get(name).map(|e| &e.shape) {
                     None => {
                         return Err(Error::model(
                             &self.weights,
@@ -415,7 +425,7 @@ impl ModelDir {
                 }
             }
         }
-        match self.safetensors_header()? {
+        match header {
             Some((start, entries)) => self.read_safetensors_into(vs, start, &entries)?,
             None => vs.load(&self.weights).map_err(|e| {
                 Error::model(
@@ -511,28 +521,23 @@ fn read_labels(config: &Value) -> std::result::Result<Vec<String>, String> {
     Ok(pairs.into_iter().map(|p| p.1).collect())
 }
 
+/// The folder's `paratag-model.json`, read from inside it.
+fn provenance(path: &Path) -> Option<Value> {
+    let p = inside(path, PROVENANCE_FILE).ok()??;
+    serde_json::from_str(&std::fs::read_to_string(p).ok()?).ok()
+}
+
 fn read_provenance(path: &Path) -> (String, String) {
-    let fallback = || {
-        (
+    let v = provenance(path);
+    let get = |k: &str| v.as_ref()?.get(k)?.as_str().map(str::to_string);
+    match (get("id"), get("revision")) {
+        (Some(id), Some(rev)) => (id, rev),
+        _ => (
             path.file_name()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_else(|| path.display().to_string()),
             "local".to_string(),
-        )
-    };
-    let Ok(Some(p)) = inside(path, PROVENANCE_FILE) else {
-        return fallback();
-    };
-    let Ok(text) = std::fs::read_to_string(p) else {
-        return fallback();
-    };
-    let Ok(v) = serde_json::from_str::<Value>(&text) else {
-        return fallback();
-    };
-    let get = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
-    match (get("id"), get("revision")) {
-        (Some(id), Some(rev)) => (id, rev),
-        _ => fallback(),
+        ),
     }
 }
 

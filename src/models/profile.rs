@@ -109,8 +109,8 @@ pub fn load(name: &str) -> Result<Profile> {
     Ok(p)
 }
 
-/// Installed profiles by name, with their heads' tasks (or why one is broken).
-pub fn list() -> Vec<(String, std::result::Result<Vec<String>, String>)> {
+/// The names of the installed profiles, sorted.
+pub fn names() -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(root()) else {
         return vec![];
     };
@@ -123,6 +123,11 @@ pub fn list() -> Vec<(String, std::result::Result<Vec<String>, String>)> {
         .collect();
     names.sort();
     names
+}
+
+/// Installed profiles by name, with their heads' tasks (or why one is broken).
+pub fn list() -> Vec<(String, std::result::Result<Vec<String>, String>)> {
+    names()
         .into_iter()
         .map(|n| {
             let tasks = load(&n).map_err(|e| e.to_string()).and_then(|p| {
@@ -188,18 +193,14 @@ pub fn install(name: &str, codebook: &Path, heads: &[PathBuf]) -> Result<PathBuf
         }
         rel.push(r);
     }
-    let mut from = vec![std::fs::canonicalize(codebook)
-        .map_err(|e| Error::io(codebook, e))?
-        .display()
-        .to_string()];
-    for d in heads {
-        from.push(
-            std::fs::canonicalize(d)
-                .map_err(|e| Error::io(d, e))?
-                .display()
-                .to_string(),
-        );
-    }
+    let from = std::iter::once(codebook)
+        .chain(heads.iter().map(PathBuf::as_path))
+        .map(|p| {
+            std::fs::canonicalize(p)
+                .map(|c| c.display().to_string())
+                .map_err(|e| Error::io(p, e))
+        })
+        .collect::<Result<Vec<_>>>()?;
     let p = Profile {
         name: name.to_string(),
         installed_from: from,
