@@ -35,6 +35,13 @@ enum Command {
 }
 
 fn main() {
+    // `paratag models list | head` ends quietly, as Unix tools do, instead of
+    // reporting a panic: restore the SIGPIPE default that Rust's runtime ignores.
+    #[cfg(unix)]
+    // SAFETY: called first, before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     paratag::models::deterministic_numerics();
     // A panic on a model thread is caught and reported as an error naming the

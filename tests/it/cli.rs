@@ -481,3 +481,23 @@ fn sheet_cells_never_run_as_formulas() {
         assert_eq!(got, want, "{name}");
     }
 }
+
+/// A reader that stops early (`paratag models list | head`) ends the
+/// command quietly, not with a reported panic.
+#[test]
+fn closed_stdout_is_not_an_internal_error() {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_paratag"))
+        .args(["models", "list"])
+        .env("PARATAG_HOME", home())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(c.stdout.take());
+    let o = c.wait_with_output().unwrap();
+    let e = stderr(&o);
+    assert!(
+        !e.contains("internal error") && !e.contains("panicked"),
+        "{e}"
+    );
+}
