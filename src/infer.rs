@@ -177,6 +177,8 @@ pub struct Load<'a> {
     pub threads: usize,
     /// Heads with tuned layers, run by the encoder thread.
     pub tuned: &'a [(PathBuf, HeadMeta)],
+    /// Merged into the encoder's weights at load.
+    pub adapter: Option<&'a std::path::Path>,
 }
 
 /// A model ready for its thread: loaded, or (with a cache) loaded on the
@@ -208,7 +210,10 @@ fn load_model(t: Target, d: &ModelDir, l: &LoadOwned) -> Result<Model> {
                 .iter()
                 .map(|(dir, _)| TunedHead::load(dir, d, l.device))
                 .collect::<Result<Vec<_>>>()?;
-            let enc = Encoder::load(d, l.device, l.dtype, !heads.is_empty())?;
+            let mut enc = Encoder::load(d, l.device, l.dtype, !heads.is_empty())?;
+            if let Some(a) = &l.adapter {
+                crate::models::lora::Adapter::load(a, &enc.config)?.merge_into(&mut enc)?;
+            }
             Model::Encoder(Box::new(enc), heads)
         }
         Target::Nli => Model::Nli(Box::new(SeqClassifier::load(d, l.device, l.dtype)?)),
@@ -222,6 +227,7 @@ struct LoadOwned {
     device: Device,
     dtype: DType,
     tuned: Vec<(PathBuf, HeadMeta)>,
+    adapter: Option<PathBuf>,
 }
 
 impl Models {
@@ -232,6 +238,7 @@ impl Models {
             device: l.device,
             dtype: l.dtype,
             tuned: l.tuned.to_vec(),
+            adapter: l.adapter.map(PathBuf::from),
         };
         let mut out = vec![];
         for &(t, d) in models {
@@ -244,6 +251,10 @@ impl Models {
                 let sha = d.weights_sha256()?;
                 let tag = format!("{:?}/{:?}", l.dtype, l.device).to_lowercase();
                 let mut kinds = vec![format!("{t:?}/{tag}")];
+                // An adapted encoder's outputs are its own.
+                if let (Target::Encoder, Some(a)) = (t, l.adapter) {
+                    kinds[0] = format!("{t:?}+{}/{tag}", crate::models::lora::weights_sha256(a)?);
+                }
                 for (dir, _) in tuned {
                     let w =
                         crate::cache::file_sha256(&dir.join(crate::models::head::WEIGHTS_FILE))?;

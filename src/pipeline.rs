@@ -160,6 +160,7 @@ pub fn run(
         dtype: job.dtype,
         threads: job.threads,
         tuned: &job.tuned,
+        adapter: job.adapter.as_deref(),
     };
     // The tokenizers (a second of JSON for a 250k vocabulary) load beside
     // the models: reading weights needs no more than the model's own size.

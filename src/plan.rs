@@ -37,6 +37,9 @@ pub struct Job {
     /// Trained heads with tuned encoder layers (`--heads`): topic,
     /// `stance_<id>` or the entities. The encoder thread loads them.
     pub tuned: Vec<(PathBuf, HeadMeta)>,
+    /// The adapter the heads were trained with ([`crate::models::lora`]),
+    /// merged into the encoder at load.
+    pub adapter: Option<PathBuf>,
     /// Keep each paragraph's encoder embedding in `Row::embedding` (training).
     pub embeddings: bool,
     /// Articles per window.
@@ -129,6 +132,14 @@ impl<'j> Plan<'j> {
             }
             match (m, &job.nli, &job.encoder) {
                 (Method::Nli, Some(_), _) | (Method::Auto, Some(_), _) => Ok(Via::Nli),
+                (Method::Embedding, _, Some(_)) | (Method::Auto, None, Some(_))
+                    if job.adapter.is_some() =>
+                {
+                    // Similarity anchors need the plain e5 geometry.
+                    Err(Error::Config(format!(
+                        "{what} has no head, and its embedding zero-shot needs the plain encoder, but this run's heads adapt it; train a head for `{task}` with the others, or tag it in a separate run"
+                    )))
+                }
                 (Method::Embedding, _, Some(_)) | (Method::Auto, None, Some(_)) => {
                     Ok(Via::Embedding)
                 }

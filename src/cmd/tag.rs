@@ -486,6 +486,7 @@ pub fn job(
             heads.push(Head::load(d)?);
         }
     }
+    let adapter = heads_adapter(&heads, &tuned)?;
     let ner_head = tuned.iter().any(|t| t.1.kind == tuned_head::KIND);
     let uses_encoder = needs_classes
         && codebook.as_ref().is_some_and(|c| {
@@ -557,6 +558,7 @@ pub fn job(
         progress,
         heads,
         tuned,
+        adapter,
         embeddings: false,
         window: pipeline::WINDOW,
         shard: None,
@@ -692,4 +694,56 @@ fn empty_window(scan: &Scan) -> Result<pipeline::Labeled> {
         passthrough: paratag::input::passthrough(&[], &scan.schema)?,
         counts: vec![],
     })
+}
+
+/// The adapter the heads share, if they were trained with one: every head
+/// of a job rides on one encoder pass, so they must all read the same
+/// (adapted or plain) encoder. Its weights must be the ones the heads
+/// recorded.
+fn heads_adapter(heads: &[Head], tuned: &[(PathBuf, head::HeadMeta)]) -> Result<Option<PathBuf>> {
+    use paratag::models::lora;
+    let all: Vec<(&std::path::Path, Option<&String>)> = heads
+        .iter()
+        .map(|h| (h.dir.as_path(), h.meta.adapter_sha256.as_ref()))
+        .chain(
+            tuned
+                .iter()
+                .map(|(d, m)| (d.as_path(), m.adapter_sha256.as_ref())),
+        )
+        .collect();
+    let Some(&(first, Some(sha))) = all.iter().find(|h| h.1.is_some()) else {
+        return Ok(None);
+    };
+    for &(d, s) in &all {
+        match s {
+            Some(s) if s == sha => {}
+            Some(_) => anyhow::bail!(
+                "{} and {} were trained with different adapters; heads in one run share one encoder pass, so train them together (`paratag train multi`)",
+                first.display(),
+                d.display()
+            ),
+            None => anyhow::bail!(
+                "{} reads the plain encoder, but {} needs the encoder with its adapter; heads in one run share one encoder pass, so tag them in separate runs",
+                d.display(),
+                first.display()
+            ),
+        }
+    }
+    let dir = lora::dir_of_head(first);
+    let got = lora::weights_sha256(&dir).with_context(|| {
+        format!(
+            "{}: the head's adapter (expected beside it, in ../{})",
+            first.display(),
+            lora::DIR
+        )
+    })?;
+    if &got != sha {
+        anyhow::bail!(
+            "{}: {} has sha256 {got}, but {} was trained with {sha}; the adapter and its heads must come from one `paratag train multi` run",
+            dir.display(),
+            lora::WEIGHTS_FILE,
+            first.display()
+        );
+    }
+    Ok(Some(dir))
 }

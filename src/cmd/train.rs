@@ -20,14 +20,21 @@ pub enum Kind {
     Topic,
     Stance,
     Ner,
+    /// Several tasks at once from a recipe, fine-tuning the whole encoder
+    /// with low-rank adapters (`--recipe RECIPE.toml`).
+    Multi,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     pub kind: Kind,
     /// Training gold (any format `eval` reads); repeat for several files.
-    #[arg(long, required = true)]
+    #[arg(long, required_unless_present = "recipe")]
     pub train: Vec<PathBuf>,
+    /// `multi`: the recipe (data sources, adapter and training options);
+    /// see the README's "Fine-tuning the encoder".
+    #[arg(long, conflicts_with_all = ["train", "dev", "codebook", "target"])]
+    pub recipe: Option<PathBuf>,
     /// Dev gold: early stopping, weight decay and temperature are chosen on
     /// it; repeat for several files.
     #[arg(long)]
@@ -90,6 +97,12 @@ pub struct Args {
 }
 
 pub fn run(mut a: Args) -> Result<()> {
+    if a.kind == Kind::Multi {
+        return run_multi(a);
+    }
+    if a.recipe.is_some() {
+        anyhow::bail!("--recipe is for `paratag train multi`");
+    }
     if a.kind == Kind::Ner {
         a.tune_layers.get_or_insert(2);
         return run_ner(a);
@@ -99,38 +112,13 @@ pub fn run(mut a: Args) -> Result<()> {
         .clone()
         .context("topic and stance heads need -c CODEBOOK")?;
     let cb = Codebook::load(&cb_path)?;
-    let (task, names): (String, Vec<String>) = match a.kind {
-        Kind::Topic => {
-            if cb.topics.topics.is_empty() {
-                anyhow::bail!("{}: the codebook has no topics", cb_path.display());
-            }
-            (
-                "topic".into(),
-                cb.topics.topics.iter().map(|t| t.id.clone()).collect(),
-            )
-        }
-        Kind::Stance => {
-            let id = match (&a.target, cb.stances.as_slice()) {
-                (Some(t), _) => cb
-                    .stances
-                    .iter()
-                    .find(|s| &s.id == t)
-                    .map(|s| s.id.clone())
-                    .with_context(|| {
-                        format!("--target {t}: not a stance target of {}", cb_path.display())
-                    })?,
-                (None, [one]) => one.id.clone(),
-                (None, _) => anyhow::bail!(
-                    "the codebook has several (or no) stance targets: pass --target ID"
-                ),
-            };
-            (
-                format!("stance_{id}"),
-                ["favor", "against", NONE].map(String::from).to_vec(),
-            )
-        }
-        Kind::Ner => unreachable!("handled by run_ner"),
+    let kind = if a.kind == Kind::Topic {
+        "topic"
+    } else {
+        "stance"
     };
+    let (task, names) = class_task(&cb, kind, a.target.as_deref())
+        .with_context(|| format!("{}", cb_path.display()))?;
     let labels = LabelSet::from_codebook(Some(&cb));
     let read = |ps: &[PathBuf]| {
         examples::read_gold(ps, &a.format.read_options(), &labels, false, &|l| {
@@ -208,11 +196,6 @@ pub fn run(mut a: Args) -> Result<()> {
         let gold = |xs: Vec<(String, usize)>| -> Items {
             xs.into_iter().map(|(t, y)| (t, Gold::Class(y))).collect()
         };
-        let kind = if a.kind == Kind::Topic {
-            "topic"
-        } else {
-            "stance"
-        };
         let train_items = gold(texts.into_iter().zip(ys).collect());
         return train_tuned(&a, kind, &task, names, train_items, gold(dev));
     }
@@ -274,11 +257,13 @@ pub fn run(mut a: Args) -> Result<()> {
                 seed: a.seed,
                 layer_learning_rate: None,
                 batch_size: None,
+                steps: None,
             },
             dev: fitted.dev.clone(),
             layer: None,
             tune_layers: None,
             dev_entity_f1: None,
+            adapter_sha256: None,
         },
         weight: fitted.weight,
         bias: fitted.bias,
@@ -409,4 +394,237 @@ fn train_tuned(
         ),
     }
     Ok(())
+}
+
+/// The gold-reading options of a recipe source, parsed as `eval` parses
+/// them on its command line.
+#[derive(Debug, clap::Parser)]
+#[command(no_binary_name = true)]
+struct SourceFormat {
+    #[command(flatten)]
+    format: GoldFormat,
+}
+
+/// `paratag train multi --recipe RECIPE.toml -o OUT`.
+fn run_multi(a: Args) -> Result<()> {
+    use paratag::train::multi::{self, HeadPlan, Recipe, Source};
+    let path = a
+        .recipe
+        .clone()
+        .context("`paratag train multi` needs --recipe RECIPE.toml")?;
+    if let Some(t) = a.threads {
+        tch::set_num_threads(t as i32);
+    }
+    let recipe = Recipe::load(&path)?;
+    let name = path.display().to_string();
+    let cb = match &recipe.codebook {
+        Some(c) => Some(Codebook::load(c)?),
+        None => None,
+    };
+    let o = &recipe.train;
+    let (mut sources, mut plans): (Vec<Source>, Vec<HeadPlan>) = (vec![], vec![]);
+    let mut types: Vec<String> = vec![];
+    for spec in &recipe.sources {
+        let at = || format!("{name}: source `{}`", spec.name);
+        let fmt = <SourceFormat as clap::Parser>::try_parse_from(&spec.options).map_err(|e| {
+            let first = e.to_string();
+            let first = first
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim_start_matches("error: ")
+                .to_string();
+            anyhow::anyhow!("{}: options: {first}", at())
+        })?;
+        let ner = spec.kind == "ner";
+        let labels = if ner {
+            LabelSet {
+                entity_map: spec.entity_map.clone().into_iter().collect(),
+                ..Default::default()
+            }
+        } else {
+            LabelSet::from_codebook(cb.as_ref())
+        };
+        let read = |ps: &[PathBuf]| -> Result<_> {
+            Ok(examples::read_gold(
+                ps,
+                &fmt.format.read_options(),
+                &labels,
+                ner,
+                &|l| eprintln!("paratag: {}: gold {l}", spec.name),
+            )?)
+        };
+        let (task, items, dev, seen) = if ner {
+            let tr = examples::entities(&read(&spec.train)?, &mut types);
+            let dv = examples::entities(&read(&spec.dev)?, &mut types);
+            let seen: BTreeSet<usize> = tr
+                .iter()
+                .flat_map(|(_, g)| match g {
+                    examples::Gold::Spans(s) => s.iter().map(|sp| sp.2).collect(),
+                    examples::Gold::Class(_) => vec![],
+                })
+                .collect();
+            (tuned_head::TASK.to_string(), tr, dv, seen)
+        } else {
+            let own = match &spec.codebook {
+                Some(c) => Some(Codebook::load(c)?),
+                None => None,
+            };
+            let cb = own.as_ref().or(cb.as_ref()).with_context(|| {
+                format!("{}: topic and stance sources need `codebook` in the recipe", at())
+            })?;
+            let (task, names) =
+                class_task(cb, &spec.kind, spec.target.as_deref()).with_context(at)?;
+            let to_items = |ps: &[PathBuf]| -> Result<Items> {
+                let (t, y, _) = examples::classes(&read(ps)?, &task, &names);
+                Ok(t.into_iter()
+                    .zip(y)
+                    .map(|(t, y)| (t, examples::Gold::Class(y)))
+                    .collect())
+            };
+            let (tr, dv) = (to_items(&spec.train)?, to_items(&spec.dev)?);
+            let folder = head_folder(spec.codebook.as_deref(), &task);
+            if !plans.iter().any(|p| p.folder == folder) {
+                plans.push(HeadPlan {
+                    folder,
+                    kind: spec.kind.clone(),
+                    task: task.clone(),
+                    labels: names,
+                });
+            }
+            (task, tr, dv, BTreeSet::new())
+        };
+        let (items, dev) = match spec.holdout {
+            Some(_) if !spec.dev.is_empty() => {
+                anyhow::bail!("{}: `holdout` and `dev` exclude each other", at())
+            }
+            Some(f) => examples::holdout(items, f, o.seed)?,
+            None => (items, dev),
+        };
+        if items.is_empty() {
+            anyhow::bail!("{}: no training items labeled for {task}", at());
+        }
+        sources.push(Source {
+            train_sha256: examples::data_sha256(&spec.train)?,
+            spec: spec.clone(),
+            head: head_folder(spec.codebook.as_deref(), &task),
+            task,
+            train: items,
+            dev: multi::cap(dev, o.dev_max, o.seed),
+            types: seen,
+        });
+    }
+    // One NER head over every source's types, in sorted order.
+    let sorted = {
+        let mut sets: Vec<&mut Items> = vec![];
+        for s in sources.iter_mut().filter(|s| s.spec.kind == "ner") {
+            sets.push(&mut s.train);
+            sets.push(&mut s.dev);
+        }
+        examples::sort_types(&types, &mut sets)
+    };
+    for s in sources.iter_mut().filter(|s| s.spec.kind == "ner") {
+        s.types = s
+            .types
+            .iter()
+            .map(|&k| {
+                sorted
+                    .iter()
+                    .position(|t| *t == types[k])
+                    .expect("same set")
+            })
+            .collect();
+    }
+    if sources.iter().any(|s| s.spec.kind == "ner") {
+        if sorted.is_empty() {
+            anyhow::bail!("{name}: the NER sources mark no entities");
+        }
+        plans.insert(
+            0,
+            HeadPlan {
+                folder: tuned_head::TASK.into(),
+                kind: tuned_head::KIND.into(),
+                task: tuned_head::TASK.into(),
+                labels: NerScheme::iob2_labels(&sorted),
+            },
+        );
+    }
+    let dir = ModelDir::open(&registry::resolve(
+        recipe.encoder.as_deref().unwrap_or(&a.encoder),
+    )?)?;
+    for s in &sources {
+        eprintln!(
+            "paratag: source {} ({}): {} train / {} dev items",
+            s.spec.name,
+            s.task,
+            s.train.len(),
+            s.dev.len()
+        );
+    }
+    let bar =
+        paratag::progress::Progress::new(paratag::progress::Mode::auto(false), "steps", false);
+    let mut trained = multi::train(&dir, &recipe, &sources, &plans, &sorted, &bar, &|m| {
+        if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            eprintln!("paratag: {m}")
+        }
+    })?;
+    bar.finish();
+    let folders = multi::save(&mut trained, &plans, &a.output)?;
+    let m = &trained.adapter.meta;
+    eprintln!(
+        "paratag: kept step {} of {} ({:.0} s); dev mean {} -> {}",
+        m.steps,
+        m.steps_run,
+        m.wall_seconds,
+        m.dev_mean.map_or("-".into(), |d| format!("{d:.3}")),
+        a.output.display()
+    );
+    for f in folders {
+        eprintln!("paratag: head {}", f.display());
+    }
+    Ok(())
+}
+
+/// A head's folder in the output: its task, after the stem of the
+/// source's own codebook if it has one (`sib200-topic`), with characters
+/// other than letters, digits, `-` and `_` made `_`.
+fn head_folder(codebook: Option<&std::path::Path>, task: &str) -> String {
+    let stem = codebook
+        .and_then(|c| c.file_stem())
+        .map(|s| format!("{}-", s.to_string_lossy()))
+        .unwrap_or_default();
+    format!("{stem}{task}")
+        .chars()
+        .map(|c| if c.is_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .collect()
+}
+
+/// The task and label names a topic or stance head predicts.
+fn class_task(cb: &Codebook, kind: &str, target: Option<&str>) -> Result<(String, Vec<String>)> {
+    Ok(if kind == "topic" {
+        if cb.topics.topics.is_empty() {
+            anyhow::bail!("the codebook has no topics");
+        }
+        (
+            "topic".into(),
+            cb.topics.topics.iter().map(|t| t.id.clone()).collect(),
+        )
+    } else {
+        let id = match (target, cb.stances.as_slice()) {
+            (Some(t), _) => cb
+                .stances
+                .iter()
+                .find(|s| s.id == t)
+                .map(|s| s.id.clone())
+                .with_context(|| format!("target `{t}` is not a stance target of the codebook"))?,
+            (None, [one]) => one.id.clone(),
+            (None, _) => {
+                anyhow::bail!("the codebook has several (or no) stance targets: give `target`")
+            }
+        };
+        (
+            format!("stance_{id}"),
+            ["favor", "against", NONE].map(String::from).to_vec(),
+        )
+    })
 }

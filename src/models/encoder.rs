@@ -152,6 +152,27 @@ impl Encoder {
         out
     }
 
+    /// The encoder's variables by name (shallow copies: they share storage).
+    pub fn variables(&self) -> std::collections::HashMap<String, Tensor> {
+        self._vs.variables()
+    }
+
+    /// The full variable name of `rest` (e.g. `output.dense.weight`) in
+    /// encoder layer `i` (0-based).
+    pub fn layer_var(&self, i: usize, rest: &str) -> String {
+        format!("{}encoder.layer.{i}.{rest}", self.base)
+    }
+
+    /// The name stem of the input embeddings' variables.
+    pub fn embeddings_stem(&self) -> String {
+        format!("{}embeddings", self.base)
+    }
+
+    /// No gradients for the encoder's own weights (adapter training).
+    pub fn freeze(&mut self) {
+        self._vs.freeze();
+    }
+
     pub fn num_layers(&self) -> usize {
         self.config.num_hidden_layers as usize
     }

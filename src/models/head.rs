@@ -49,6 +49,11 @@ pub struct HeadMeta {
     /// NER heads: entity-level micro-F1 (exact spans) on the dev set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dev_entity_f1: Option<f64>,
+    /// Heads trained with an adapter ([`super::lora`]): the sha256 of its
+    /// `adapter.safetensors`, found in `../adapter` beside the head folder.
+    /// The head reads the adapted encoder, so it is refused without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adapter_sha256: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -65,6 +70,10 @@ pub struct Hyper {
     /// NER heads: sentences (windows) per optimiser step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch_size: Option<usize>,
+    /// Multi-task training: the optimiser step early stopping kept (the
+    /// steps of all tasks together; `epochs` is then 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps: Option<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

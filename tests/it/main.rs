@@ -6,6 +6,7 @@ mod eval;
 mod fetch;
 mod fixtures;
 mod jobs;
+mod multi;
 mod profile;
 mod props;
 mod readers;

@@ -1,0 +1,385 @@
+//! Low-rank adapters (LoRA) on every linear map of every encoder layer:
+//! `W' = W + (alpha / rank) · B · A`, with `A` `[rank, in]` and `B`
+//! `[out, rank]`. Training runs the encoder with the adapters applied
+//! beside the frozen weights ([`forward`]); tagging merges them into the
+//! weights once at load ([`Adapter::merge_into`]), so an adapted encoder
+//! costs exactly what the plain one does and every head still rides on one
+//! encoder pass.
+//!
+//! An adapter folder is `adapter.toml` ([`AdapterMeta`]: rank, alpha, the
+//! base encoder's id and weights sha256, training sources and figures) and
+//! `adapter.safetensors` (`layer.{i}.{module}.lora_a` / `.lora_b`, f32: an
+//! adapter for multilingual-e5-small at rank 16 is about 5 MB). Heads
+//! trained with it sit beside it (`../adapter` from a head folder) and
+//! record its weights' sha256, so a head never runs on an encoder other
+//! than the one it was trained with.
+
+use super::encoder::Encoder;
+use crate::batch::Padded;
+use crate::error::{Error, Result};
+use rand::{Rng, SeedableRng};
+use rust_bert::bert::BertConfig;
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use tch::nn::VarStore;
+use tch::{Device, Kind, Tensor};
+
+pub const DIR: &str = "adapter";
+pub const META_FILE: &str = "adapter.toml";
+pub const WEIGHTS_FILE: &str = "adapter.safetensors";
+
+/// The linear maps of a BERT layer that carry an adapter, by their names
+/// below `encoder.layer.{i}.`.
+pub const MODULES: [&str; 6] = [
+    "attention.self.query",
+    "attention.self.key",
+    "attention.self.value",
+    "attention.output.dense",
+    "intermediate.dense",
+    "output.dense",
+];
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdapterMeta {
+    pub rank: usize,
+    pub alpha: f64,
+    pub layers: usize,
+    pub encoder_id: String,
+    pub encoder_sha256: String,
+    /// What it was trained on, one entry per data source.
+    #[serde(default)]
+    pub sources: Vec<Source>,
+    /// The training recipe as given, with defaults filled in.
+    #[serde(default)]
+    pub recipe: toml::Table,
+    /// Optimiser steps kept (early stopping), of those run.
+    #[serde(default)]
+    pub steps: usize,
+    #[serde(default)]
+    pub steps_run: usize,
+    #[serde(default)]
+    pub wall_seconds: f64,
+    /// The dev figure of each source at the kept step, and their mean.
+    #[serde(default)]
+    pub dev: BTreeMap<String, f64>,
+    #[serde(default)]
+    pub dev_mean: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Source {
+    pub name: String,
+    /// `ner`, `topic` or `stance`.
+    pub kind: String,
+    /// The head it trains (`entities`, `topic`, `stance_<target>`).
+    pub task: String,
+    pub train: Vec<String>,
+    pub train_sha256: String,
+    pub train_items: usize,
+    pub dev_items: usize,
+    /// Where the recipe gave it: license and origin, for the record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub license: Option<String>,
+}
+
+pub struct Adapter {
+    pub dir: PathBuf,
+    pub meta: AdapterMeta,
+    /// `layer.{i}.{module}.lora_a|lora_b`; layer i's in optimiser group i.
+    pub vs: VarStore,
+    /// `[layer][module]` → (A, B).
+    pairs: Vec<Vec<(Tensor, Tensor)>>,
+    /// Dropout on the adapter's input while training.
+    pub dropout: f64,
+}
+
+/// `(out, in)` of each of [`MODULES`].
+fn shapes(cfg: &BertConfig) -> [(i64, i64); 6] {
+    let (h, f) = (cfg.hidden_size, cfg.intermediate_size);
+    [(h, h), (h, h), (h, h), (h, h), (f, h), (h, f)]
+}
+
+impl Adapter {
+    /// A fresh adapter: `A` uniform in ±1/√in from a ChaCha stream seeded by
+    /// `seed` (so it does not depend on torch's generator), `B` zero, so the
+    /// adapted encoder starts equal to the base.
+    pub fn new(meta: AdapterMeta, cfg: &BertConfig, seed: u64, dropout: f64) -> Result<Adapter> {
+        if meta.rank == 0 {
+            return Err(Error::Config("LoRA rank must be > 0".into()));
+        }
+        let vs = VarStore::new(Device::Cpu);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let r = meta.rank as i64;
+        let mut pairs = vec![];
+        for i in 0..meta.layers {
+            let p = vs.root().set_group(i).sub("layer").sub(i.to_string());
+            let mut row = vec![];
+            for (m, (out, inp)) in MODULES.iter().zip(shapes(cfg)) {
+                let bound = 1.0 / (inp as f64).sqrt();
+                let init: Vec<f32> = (0..r * inp)
+                    .map(|_| rng.gen_range(-bound..bound) as f32)
+                    .collect();
+                // tch names nest by path, not by dots in one name.
+                let q = m.split('.').fold(p.clone(), |q, part| q.sub(part));
+                let a = q.var_copy("lora_a", &Tensor::from_slice(&init).view([r, inp]));
+                let b = q.zeros("lora_b", &[out, r]);
+                row.push((a, b));
+            }
+            pairs.push(row);
+        }
+        Ok(Adapter {
+            dir: PathBuf::new(),
+            meta,
+            vs,
+            pairs,
+            dropout,
+        })
+    }
+
+    pub fn scale(&self) -> f64 {
+        self.meta.alpha / self.meta.rank as f64
+    }
+
+    /// Loads an adapter folder, checking every tensor against `cfg`.
+    pub fn load(dir: &Path, cfg: &BertConfig) -> Result<Adapter> {
+        let meta = read_meta(dir)?;
+        let mut a =
+            Adapter::new(meta, cfg, 0, 0.0).map_err(|e| Error::model(dir, e.to_string()))?;
+        a.dir = dir.into();
+        let wp = super::inside(dir, WEIGHTS_FILE)?
+            .ok_or_else(|| Error::model(dir, format!("missing {WEIGHTS_FILE}")))?;
+        let bytes = std::fs::read(&wp).map_err(|e| Error::io(&wp, e))?;
+        let st = SafeTensors::deserialize(&bytes)
+            .map_err(|e| Error::model(&wp, format!("not a safetensors file: {e}")))?;
+        let mut vars = a.vs.variables();
+        for (name, t) in st.tensors() {
+            let Some(mut var) = vars.remove(&name) else {
+                return Err(Error::model(&wp, format!("unexpected tensor `{name}`")));
+            };
+            let want: Vec<usize> = var.size().iter().map(|&d| d as usize).collect();
+            if t.dtype() != Dtype::F32 || t.shape() != want.as_slice() {
+                return Err(Error::model(
+                    &wp,
+                    format!(
+                        "tensor `{name}` is {:?} {:?}; the encoder implies F32 {want:?}",
+                        t.dtype(),
+                        t.shape()
+                    ),
+                ));
+            }
+            let v: Vec<f32> = t
+                .data()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            tch::no_grad(|| var.copy_(&Tensor::from_slice(&v).view(var.size().as_slice())));
+        }
+        if let Some(missing) = vars.keys().min() {
+            return Err(Error::model(&wp, format!("has no tensor `{missing}`")));
+        }
+        Ok(a)
+    }
+
+    /// Writes `adapter.safetensors` and `adapter.toml`, each atomically.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let mut named: Vec<(String, Vec<usize>, Vec<u8>)> = vec![];
+        for (name, t) in self.vs.variables() {
+            let shape = t.size().iter().map(|&d| d as usize).collect();
+            let v = Vec::<f32>::try_from(t.to_kind(Kind::Float).contiguous().view([-1]))?;
+            named.push((
+                name,
+                shape,
+                v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            ));
+        }
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        let views: Vec<(&str, TensorView)> = named
+            .iter()
+            .map(|(n, s, b)| {
+                let v = TensorView::new(Dtype::F32, s.clone(), b).expect("shape fits");
+                (n.as_str(), v)
+            })
+            .collect();
+        let bytes = safetensors::tensor::serialize(views, &None)
+            .map_err(|e| Error::model(dir, format!("writing {WEIGHTS_FILE}: {e}")))?;
+        crate::atomic::atomic_write(&dir.join(WEIGHTS_FILE), &bytes)?;
+        let meta = toml::to_string(&self.meta).map_err(|e| Error::Config(e.to_string()))?;
+        crate::atomic::atomic_write(&dir.join(META_FILE), meta.as_bytes())
+    }
+
+    /// `(alpha / rank) · B · A` of layer `i`, module `m`: `[out, in]`.
+    fn delta(&self, i: usize, m: usize) -> Tensor {
+        let (a, b) = &self.pairs[i][m];
+        b.matmul(a) * self.scale()
+    }
+
+    /// Refuses an encoder other than the one the adapter was trained on.
+    pub fn check_encoder(&self, enc: &Encoder) -> Result<()> {
+        let sha = enc.dir.weights_sha256()?;
+        if sha != self.meta.encoder_sha256 {
+            return Err(Error::model(
+                &self.dir,
+                format!(
+                    "was trained on encoder {} with weights sha256 {}, but {} has {sha}; retrain on this encoder",
+                    self.meta.encoder_id,
+                    self.meta.encoder_sha256,
+                    enc.dir.path.display()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Adds the adapter into the encoder's weights (in f32, then back to the
+    /// weights' dtype), after checking it is the encoder it was trained on.
+    pub fn merge_into(&self, enc: &mut Encoder) -> Result<()> {
+        self.check_encoder(enc)?;
+        if enc.num_layers() != self.meta.layers {
+            return Err(Error::model(
+                &self.dir,
+                format!(
+                    "has {} layers; the encoder has {}",
+                    self.meta.layers,
+                    enc.num_layers()
+                ),
+            ));
+        }
+        let vars = enc.variables();
+        tch::no_grad(|| {
+            for i in 0..self.meta.layers {
+                for (m, name) in MODULES.iter().enumerate() {
+                    let key = enc.layer_var(i, &format!("{name}.weight"));
+                    let mut w = vars
+                        .get(&key)
+                        .ok_or_else(|| Error::model(&enc.dir.path, format!("no tensor `{key}`")))?
+                        .shallow_clone();
+                    let kind = w.kind();
+                    let merged = (w.to_kind(Kind::Float) + self.delta(i, m)).to_kind(kind);
+                    w.copy_(&merged);
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+/// An adapter folder's `adapter.toml`.
+pub fn read_meta(dir: &Path) -> Result<AdapterMeta> {
+    let mp = super::inside(dir, META_FILE)?
+        .ok_or_else(|| Error::model(dir, format!("missing {META_FILE}: not an adapter folder")))?;
+    let text = std::fs::read_to_string(&mp).map_err(|e| Error::io(&mp, e))?;
+    toml::from_str(&text).map_err(|e| Error::toml(&mp, &text, &e))
+}
+
+/// Where the adapter of a head folder lives: `../adapter` beside it.
+pub fn dir_of_head(head: &Path) -> PathBuf {
+    head.parent().unwrap_or(Path::new(".")).join(DIR)
+}
+
+/// sha256 of an adapter folder's weights.
+pub fn weights_sha256(dir: &Path) -> Result<String> {
+    let wp = super::inside(dir, WEIGHTS_FILE)?
+        .ok_or_else(|| Error::model(dir, format!("missing {WEIGHTS_FILE}")))?;
+    crate::hash::sha256_file(&wp)
+}
+
+/// The encoder's top-layer token states `[batch, seq, hidden]` with the
+/// adapter applied beside the weights (not merged), with dropout when
+/// `train`: the training forward. Gradients reach the adapter only (the
+/// encoder's own variables are frozen by [`Encoder::freeze`]).
+pub fn forward(enc: &Encoder, ad: Option<&Adapter>, p: &Padded, train: bool) -> Result<Tensor> {
+    let cfg = &enc.config;
+    let v = enc.variables();
+    let get = |name: &str| -> Result<&Tensor> {
+        v.get(name)
+            .ok_or_else(|| Error::model(&enc.dir.path, format!("no tensor `{name}`")))
+    };
+    if enc.dir.arch != super::Arch::Bert {
+        return Err(Error::model(
+            &enc.dir.path,
+            "adapter training supports BERT encoders (multilingual-e5) only",
+        ));
+    }
+    let h = cfg.hidden_size;
+    let ln = |x: &Tensor, stem: &str| -> Result<Tensor> {
+        Ok(x.layer_norm(
+            [h],
+            Some(get(&format!("{stem}.LayerNorm.weight"))?),
+            Some(get(&format!("{stem}.LayerNorm.bias"))?),
+            1e-12,
+            false,
+        ))
+    };
+    let emb = enc.embeddings_stem();
+    let shape = p.ids.size();
+    let positions = Tensor::arange(shape[1], (Kind::Int64, p.ids.device()))
+        .unsqueeze(0)
+        .expand(&shape, true);
+    let types = if enc.dir.type_vocab_size > 1 {
+        p.type_ids.shallow_clone()
+    } else {
+        Tensor::zeros(&shape, (Kind::Int64, p.ids.device()))
+    };
+    let table = |name: &str, ids: &Tensor| -> Result<Tensor> {
+        Ok(Tensor::embedding(
+            get(&format!("{emb}.{name}.weight"))?,
+            ids,
+            -1,
+            false,
+            false,
+        ))
+    };
+    let x = table("word_embeddings", &p.ids)?
+        + table("position_embeddings", &positions)?
+        + table("token_type_embeddings", &types)?;
+    let mut x = ln(&x, &emb)?.dropout(cfg.hidden_dropout_prob, train);
+    let mask = (p.mask.to_kind(Kind::Float).neg() + 1.0)
+        .unsqueeze(1)
+        .unsqueeze(1)
+        * -10000.0;
+    let heads = cfg.num_attention_heads;
+    let d = h / heads;
+    let act = cfg.hidden_act.get_function();
+    for i in 0..cfg.num_hidden_layers as usize {
+        let lin = |x: &Tensor, m: usize| -> Result<Tensor> {
+            let name = MODULES[m];
+            let y = x.linear(
+                get(&enc.layer_var(i, &format!("{name}.weight")))?,
+                Some(get(&enc.layer_var(i, &format!("{name}.bias")))?),
+            );
+            Ok(match ad {
+                Some(ad) => {
+                    let (a, b) = &ad.pairs[i][m];
+                    let low = x.dropout(ad.dropout, train).linear::<&Tensor>(a, None);
+                    y + low.linear::<&Tensor>(b, None) * ad.scale()
+                }
+                None => y,
+            })
+        };
+        let bs = shape[0];
+        let split = |t: Tensor| t.view([bs, -1, heads, d]).transpose(1, 2);
+        let (q, k, val) = (split(lin(&x, 0)?), split(lin(&x, 1)?), split(lin(&x, 2)?));
+        let p_drop = if train {
+            cfg.attention_probs_dropout_prob
+        } else {
+            0.0
+        };
+        let ctx =
+            Tensor::scaled_dot_product_attention(&q, &k, &val, Some(&mask), p_drop, false, None)
+                .transpose(1, 2)
+                .contiguous()
+                .view([bs, -1, h]);
+        let stem = enc.layer_var(i, "attention.output");
+        let a = lin(&ctx, 3)?.dropout(cfg.hidden_dropout_prob, train);
+        x = ln(&(a + &x), &stem)?;
+        let inter = (act.get_fn())(&lin(&x, 4)?);
+        let o = lin(&inter, 5)?.dropout(cfg.hidden_dropout_prob, train);
+        x = ln(&(o + &x), &enc.layer_var(i, "output"))?;
+    }
+    Ok(x)
+}
