@@ -191,10 +191,16 @@ fn verify() -> Result<()> {
                     format!("BROKEN   {e}")
                 }
                 Ok(meta) if hashes.contains(&meta.encoder_sha256) => {
-                    format!(
-                        "ok       {}: encoder {} installed",
-                        meta.task, meta.encoder_id
-                    )
+                    match adapter_problem(&d, &meta) {
+                        Some(why) => {
+                            bad += 1;
+                            format!("BROKEN   {}: {why}", meta.task)
+                        }
+                        None => format!(
+                            "ok       {}: encoder {} installed",
+                            meta.task, meta.encoder_id
+                        ),
+                    }
                 }
                 Ok(meta) => {
                     bad += 1;
@@ -211,4 +217,32 @@ fn verify() -> Result<()> {
         anyhow::bail!("{bad} problem(s) in {}", registry::home().display());
     }
     Ok(())
+}
+
+/// Why a head's adapter (if it has one) cannot serve it: missing, changed
+/// since the head was trained, or trained on another encoder.
+fn adapter_problem(head: &std::path::Path, meta: &head::HeadMeta) -> Option<String> {
+    use paratag::models::lora;
+    let sha = meta.adapter_sha256.as_ref()?;
+    let dir = lora::dir_of_head(head);
+    let got = match lora::weights_sha256(&dir) {
+        Ok(g) => g,
+        Err(e) => return Some(format!("adapter: {e}")),
+    };
+    if &got != sha {
+        return Some(format!(
+            "adapter {} has sha256 {got}, the head was trained with {sha}",
+            dir.display()
+        ));
+    }
+    match lora::read_meta(&dir) {
+        Err(e) => Some(format!("adapter: {e}")),
+        Ok(m) if m.encoder_sha256 != meta.encoder_sha256 => Some(format!(
+            "adapter {} was trained on encoder sha256 {}, the head on {}",
+            dir.display(),
+            m.encoder_sha256,
+            meta.encoder_sha256
+        )),
+        Ok(_) => None,
+    }
 }

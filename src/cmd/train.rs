@@ -471,7 +471,10 @@ fn run_multi(a: Args) -> Result<()> {
                 None => None,
             };
             let cb = own.as_ref().or(cb.as_ref()).with_context(|| {
-                format!("{}: topic and stance sources need `codebook` in the recipe", at())
+                format!(
+                    "{}: topic and stance sources need `codebook` in the recipe",
+                    at()
+                )
             })?;
             let (task, names) =
                 class_task(cb, &spec.kind, spec.target.as_deref()).with_context(at)?;
@@ -595,7 +598,13 @@ fn head_folder(codebook: Option<&std::path::Path>, task: &str) -> String {
         .unwrap_or_default();
     format!("{stem}{task}")
         .chars()
-        .map(|c| if c.is_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 

@@ -153,8 +153,23 @@ pub fn install(name: &str, codebook: &Path, heads: &[PathBuf]) -> Result<PathBuf
     // Both must load: a profile that cannot tag is refused now, not at use.
     crate::codebook::Codebook::load(codebook)?;
     let mut tasks = vec![];
+    // Heads trained with an adapter bring it along (one per profile: the
+    // heads of a run share one encoder pass).
+    let mut adapter: Option<(PathBuf, String)> = None;
     for d in heads {
         let meta = head::read_meta(d)?;
+        if let Some(sha) = &meta.adapter_sha256 {
+            match &adapter {
+                Some((_, s)) if s != sha => {
+                    return Err(Error::model(
+                        d,
+                        "was trained with another adapter than the other heads; a profile's heads share one encoder pass",
+                    ))
+                }
+                Some(_) => {}
+                None => adapter = Some((crate::models::lora::dir_of_head(d), sha.clone())),
+            }
+        }
         if tasks.contains(&meta.task) {
             return Err(Error::model(
                 d,
@@ -192,6 +207,22 @@ pub fn install(name: &str, codebook: &Path, heads: &[PathBuf]) -> Result<PathBuf
             copy_file(&src, &dest.join(f))?;
         }
         rel.push(r);
+    }
+    if let Some((dir, sha)) = &adapter {
+        use crate::models::lora;
+        if &lora::weights_sha256(dir)? != sha {
+            return Err(Error::model(
+                dir,
+                "does not match the adapter its heads were trained with",
+            ));
+        }
+        let dest = tmp.path().join("heads").join(lora::DIR);
+        std::fs::create_dir_all(&dest).map_err(|e| Error::io(&dest, e))?;
+        for f in [lora::META_FILE, lora::WEIGHTS_FILE] {
+            let src = crate::models::inside(dir, f)?
+                .ok_or_else(|| Error::model(dir, format!("missing {f}")))?;
+            copy_file(&src, &dest.join(f))?;
+        }
     }
     let from = std::iter::once(codebook)
         .chain(heads.iter().map(PathBuf::as_path))

@@ -242,6 +242,32 @@ fn multi_task_training_is_deterministic_merges_exactly_and_checks_its_encoder() 
     assert!(tag(&enc, &rev, &out2).status.success());
     assert!(read(&out2).equals_missing(&df));
 
+    // A profile carries the adapter along with its heads.
+    let home = root.join("home");
+    let o = super::profile::install(&home, "adapted", &cb, &heads);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(home
+        .join("profiles/adapted/heads/adapter")
+        .join(lora::WEIGHTS_FILE)
+        .exists());
+    let out_p = root.join("tp.parquet");
+    let o = super::profile::run_in(
+        &home,
+        root,
+        &[
+            "tag",
+            corpus.to_str().unwrap(),
+            "-o",
+            out_p.to_str().unwrap(),
+            "--profile",
+            "adapted",
+            "--encoder",
+            enc.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(read(&out_p).equals_missing(&df));
+
     // A base encoder with one bit flipped is refused, by the adapter and
     // by the heads, before anything is tagged.
     let other = root.join("enc2");
