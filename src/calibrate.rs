@@ -74,7 +74,9 @@ enum Scores {
     /// Topic ids with their scores.
     Topic(Vec<(String, f32)>),
     /// P(favor), P(against); `None` where the target was not scored (gated).
-    Stance(Option<(f32, f32)>),
+    /// P(favor), P(against), and with a holder head P(reported) and the
+    /// codebook's reading.
+    Stance(Option<(f32, f32, Option<f32>, crate::codebook::Holder)>),
 }
 
 impl Item {
@@ -89,13 +91,16 @@ impl Item {
                 _ => NONE,
             },
             Scores::Stance(None) => NONE,
-            Scores::Stance(Some((f, a))) => heads::stance_decision(*f, *a, t).0,
+            Scores::Stance(Some((f, a, r, reading))) => {
+                let (l, s) = heads::stance_decision(*f, *a, t);
+                heads::holder_decision(l, s, *r, *reading).0
+            }
         }
     }
     fn confidence(&self) -> Option<f32> {
         match &self.scores {
             Scores::Topic(s) => s.iter().map(|x| x.1).reduce(f32::max),
-            Scores::Stance(s) => s.map(|(f, a)| f.max(a)),
+            Scores::Stance(s) => s.map(|(f, a, _, _)| f.max(a)),
         }
     }
 }
@@ -125,7 +130,7 @@ pub struct Options {
     pub seed: u64,
 }
 
-fn items(pairs: &[Pair], task: &str) -> Result<Vec<Item>> {
+fn items(pairs: &[Pair], task: &str, codebook: &Codebook) -> Result<Vec<Item>> {
     let coders = crate::formats::coders(pairs.iter().map(|p| p.gold));
     let mut out = Vec::new();
     for p in pairs {
@@ -142,9 +147,15 @@ fn items(pairs: &[Pair], task: &str) -> Result<Vec<Item>> {
             })?),
             Some(t) => {
                 let s = p.pred.stances.get(t).cloned().unwrap_or_default();
+                let reading = codebook
+                    .stances
+                    .iter()
+                    .find(|x| x.id == t)
+                    .map(|x| x.holder)
+                    .unwrap_or_default();
                 match (s.label.is_some(), s.favor, s.against) {
                     (false, _, _) => Scores::Stance(None),
-                    (true, Some(f), Some(a)) => Scores::Stance(Some((f, a))),
+                    (true, Some(f), Some(a)) => Scores::Stance(Some((f, a, s.reported, reading))),
                     _ => {
                         return Err(Error::Config(format!(
                             "the predictions have no stance_{t}_favor/_against scores: tag again with this version of paratag"
@@ -215,7 +226,7 @@ pub fn calibrate(
                     .threshold
             }
         };
-        let all = items(pairs, task)?;
+        let all = items(pairs, task, codebook)?;
         if all.is_empty() {
             continue;
         }
@@ -244,7 +255,7 @@ pub fn calibrate(
         let held = if held_out.is_empty() {
             None
         } else {
-            let h = items(held_out, task)?;
+            let h = items(held_out, task, codebook)?;
             let hr: Vec<&Item> = h.iter().collect();
             Some((
                 h.len(),

@@ -55,6 +55,24 @@ pub struct Topic {
     pub embedding_text: String,
 }
 
+/// Which reading of a stance target the main `stance_<id>` column gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Holder {
+    /// The position the paragraph expresses or reports, whoever holds it
+    /// (`stance_<id>_holder` says whose).
+    #[default]
+    Any,
+    /// Only the author's own position: a reported one is `none`.
+    Author,
+}
+
+/// The suffix of a stance target's holder task and column.
+pub const HOLDER_SUFFIX: &str = "_holder";
+
+/// The labels of a holder head and column.
+pub const HOLDERS: [&str; 2] = ["author", "reported"];
+
 #[derive(Debug, Clone)]
 pub struct StanceTarget {
     pub id: String,
@@ -67,6 +85,7 @@ pub struct StanceTarget {
     pub only_topics: Option<Vec<String>>,
     pub method: Method,
     pub temperature: f32,
+    pub holder: Holder,
 }
 
 #[derive(Deserialize)]
@@ -120,6 +139,7 @@ struct RawStance {
     only_topics: Option<Spanned<Vec<String>>>,
     method: Option<Method>,
     temperature: Option<Spanned<f64>>,
+    holder: Option<Holder>,
 }
 
 pub const DEFAULT_TEMPLATE: &str = "This text is about {}.";
@@ -279,6 +299,12 @@ impl Codebook {
             let s = s.get_ref();
             let key = format!("stance[{i}].id");
             check_id(&s.id, &key).map_err(|(sp, m)| err(sp, m))?;
+            if s.id.get_ref().ends_with(HOLDER_SUFFIX) {
+                return Err(err(
+                    s.id.span(),
+                    format!("key `{key}`: a stance id may not end in `{HOLDER_SUFFIX}` (its holder column would clash)"),
+                ));
+            }
             if !seen_stance.insert(s.id.get_ref().clone()) {
                 return Err(err(
                     s.id.span(),
@@ -322,6 +348,7 @@ impl Codebook {
                     .map_err(|(sp, m)| err(sp, m))?,
                 only_topics,
                 method: s.method.unwrap_or(Method::Auto),
+                holder: s.holder.unwrap_or_default(),
                 temperature: positive(&s.temperature, &format!("stance[{i}].temperature"))
                     .map_err(|(sp, m)| err(sp, m))?,
             });

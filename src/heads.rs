@@ -142,6 +142,27 @@ pub fn stance_decision(favor: f32, against: f32, threshold: f32) -> (&'static st
     }
 }
 
+/// Whose a stance decision is, from P(reported) of a holder head: `None`
+/// for `none` or without a head. With the codebook's `holder = "author"`
+/// a reported position becomes `none`, scored 1 − P(the author holds it).
+pub fn holder_decision(
+    label: &'static str,
+    score: f32,
+    reported: Option<f32>,
+    reading: crate::codebook::Holder,
+) -> (&'static str, f32, Option<&'static str>) {
+    let Some(r) = reported.filter(|_| label != "none") else {
+        return (label, score, None);
+    };
+    let holder = if r >= 0.5 { "reported" } else { "author" };
+    match (reading, holder) {
+        (crate::codebook::Holder::Author, "reported") => {
+            ("none", 1.0 - score * (1.0 - r), Some(holder))
+        }
+        _ => (label, score, Some(holder)),
+    }
+}
+
 /// Rounds a score to 6 decimals: batch shape and thread count perturb float
 /// sums in the last bits, and the output should not show it.
 pub fn round(x: f32) -> f32 {

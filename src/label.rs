@@ -200,10 +200,18 @@ fn stance(
     };
     let (f, a) = (heads::round(f), heads::round(a));
     let (label, score) = heads::stance_decision(f, a, st.threshold);
+    let task = format!("stance_{}{}", st.id, crate::codebook::HOLDER_SUFFIX);
+    let reported = plan.job.has_head(&task).then(|| {
+        let (labels, probs) = head_probs(plan, &task, out, pid);
+        heads::round(head_file::prob_of(labels, &probs, "reported"))
+    });
+    let (label, score, holder) = heads::holder_decision(label, score, reported, st.holder);
     Stance {
         label: Some(label),
         score: Some(heads::round(score)),
         favor: Some(f),
         against: Some(a),
+        holder,
+        reported,
     }
 }

@@ -153,6 +153,14 @@ pub fn frame(w: &Labeled, codebook: Option<&Codebook>) -> Result<DataFrame> {
                     rows.iter().map(|r| f(get(r))).collect::<Vec<_>>(),
                 ));
             }
+            push(Series::new(
+                format!("stance_{}_holder", s.id).into(),
+                rows.iter().map(|r| get(r).holder).collect::<Vec<_>>(),
+            ));
+            push(Series::new(
+                format!("stance_{}_reported", s.id).into(),
+                rows.iter().map(|r| get(r).reported).collect::<Vec<_>>(),
+            ));
         }
     }
 
@@ -471,6 +479,12 @@ pub fn predictions_from(df: &DataFrame, meta: BTreeMap<String, String>) -> Resul
             }
         };
         let (score, favor, against) = (col("score")?, col("favor")?, col("against")?);
+        let reported = col("reported")?;
+        // Tables from before holders have no holder column.
+        let holder = match df.column(&format!("stance_{t}_holder")) {
+            Ok(_) => strs(&format!("stance_{t}_holder"))?,
+            Err(_) => vec![None; n],
+        };
         for (i, r) in rows.iter_mut().enumerate() {
             r.stances.insert(
                 t.clone(),
@@ -479,6 +493,8 @@ pub fn predictions_from(df: &DataFrame, meta: BTreeMap<String, String>) -> Resul
                     score: score[i],
                     favor: favor[i],
                     against: against[i],
+                    holder: holder[i].clone(),
+                    reported: reported[i],
                 },
             );
         }
@@ -490,7 +506,10 @@ pub fn predictions_from(df: &DataFrame, meta: BTreeMap<String, String>) -> Resul
     }
     let stance_cols: Vec<String> = targets
         .iter()
-        .flat_map(|t| ["", "_score", "_favor", "_against"].map(|s| format!("stance_{t}{s}")))
+        .flat_map(|t| {
+            ["", "_score", "_favor", "_against", "_holder", "_reported"]
+                .map(|s| format!("stance_{t}{s}"))
+        })
         .collect();
     let field_names: Vec<String> = names
         .iter()

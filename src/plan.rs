@@ -59,6 +59,12 @@ pub struct Job {
 pub type Targets = std::collections::BTreeSet<usize>;
 
 impl Job {
+    /// Whether a head (linear or tuned) is for `task`.
+    pub fn has_head(&self, task: &str) -> bool {
+        self.heads.iter().any(|h| h.meta.task == task)
+            || self.tuned.iter().any(|t| t.1.task == task)
+    }
+
     /// The NER head among the tuned heads.
     pub fn ner_head(&self) -> Option<&(PathBuf, HeadMeta)> {
         self.tuned.iter().find(|t| t.1.kind == tuned_head::KIND)
@@ -116,8 +122,7 @@ impl<'j> Plan<'j> {
     pub fn new(job: &'j Job) -> Result<Plan<'j>> {
         let cb = job.codebook.as_ref();
         let choose = |m: Method, what: &str, task: &str| -> Result<Via> {
-            let head = job.heads.iter().any(|h| h.meta.task == task)
-                || job.tuned.iter().any(|t| t.1.task == task);
+            let head = job.has_head(task);
             match (m, head) {
                 (Method::Head, true) | (Method::Auto, true) => return Ok(Via::Head),
                 (Method::Head, false) => {
@@ -165,11 +170,24 @@ impl<'j> Plan<'j> {
                             s.id
                         )));
                     }
-                    stance_via.push(choose(
+                    let via = choose(
                         s.method,
                         &format!("stance `{}`", s.id),
                         &format!("stance_{}", s.id),
-                    )?);
+                    )?;
+                    // A head trained on expressed stance needs the holder
+                    // head to give the author-only reading.
+                    let holder_task = format!("stance_{}{}", s.id, crate::codebook::HOLDER_SUFFIX);
+                    if via == Via::Head
+                        && s.holder == crate::codebook::Holder::Author
+                        && !job.has_head(&holder_task)
+                    {
+                        return Err(Error::Config(format!(
+                            "stance `{}` has holder = \"author\", which with a head needs a holder head (`{holder_task}`, from `paratag train multi`)",
+                            s.id
+                        )));
+                    }
+                    stance_via.push(via);
                 }
             }
         }

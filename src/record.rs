@@ -27,6 +27,11 @@ pub struct Stance {
     /// P(favor) and P(against), kept so `calibrate` can move the threshold.
     pub favor: Option<f32>,
     pub against: Option<f32>,
+    /// Whose position a favor/against label is (`author`, `reported`),
+    /// from a holder head; null for `none` and without one.
+    pub holder: Option<&'static str>,
+    /// P(reported) from the holder head, kept whatever the label.
+    pub reported: Option<f32>,
 }
 
 /// One tagged paragraph: one output row.
@@ -73,6 +78,8 @@ pub struct PredStance {
     pub score: Option<f32>,
     pub favor: Option<f32>,
     pub against: Option<f32>,
+    pub holder: Option<String>,
+    pub reported: Option<f32>,
 }
 
 /// One row of a paratag output table, as `sample`, `eval` and `calibrate` see it.

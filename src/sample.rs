@@ -51,9 +51,14 @@ pub struct Drawn {
 fn value(p: &Pred, col: &str) -> Option<String> {
     match col {
         "topic" => Some(p.topic.clone().unwrap_or_else(|| NONE.into())),
-        _ => match col.strip_prefix("stance_").and_then(|t| p.stances.get(t)) {
-            Some(s) => Some(s.label.clone().unwrap_or_else(|| NONE.into())),
-            None => p.fields.get(col).cloned(),
+        _ => match crate::eval::task_kind(col) {
+            crate::eval::TaskKind::Stance(t) if p.stances.contains_key(t) => {
+                Some(p.stances[t].label.clone().unwrap_or_else(|| NONE.into()))
+            }
+            crate::eval::TaskKind::Holder(t) if p.stances.contains_key(t) => {
+                Some(p.stances[t].holder.clone().unwrap_or_else(|| NONE.into()))
+            }
+            _ => p.fields.get(col).cloned(),
         },
     }
 }
@@ -61,8 +66,12 @@ fn value(p: &Pred, col: &str) -> Option<String> {
 pub fn draw(preds: &Predictions, opts: &Options, exclude: &[GoldItem]) -> Result<Drawn> {
     for c in &opts.stratify {
         let known = c == "topic"
-            || c.strip_prefix("stance_")
-                .is_some_and(|t| preds.targets.iter().any(|x| x == t))
+            || match crate::eval::task_kind(c) {
+                crate::eval::TaskKind::Stance(t) | crate::eval::TaskKind::Holder(t) => {
+                    preds.targets.iter().any(|x| x == t)
+                }
+                crate::eval::TaskKind::Topic => false,
+            }
             || preds.field_names.iter().any(|f| f == c);
         if !known {
             let mut cols = vec!["topic".to_string()];

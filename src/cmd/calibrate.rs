@@ -79,7 +79,11 @@ pub fn run(a: Args) -> Result<()> {
         }
         None => (pairs.clone(), Vec::new()),
     };
-    let tasks = eval::gold_tasks(&pairs);
+    // A holder head decides at 0.5: nothing to calibrate (eval measures it).
+    let tasks: Vec<String> = eval::gold_tasks(&pairs)
+        .into_iter()
+        .filter(|t| !matches!(eval::task_kind(t), eval::TaskKind::Holder(_)))
+        .collect();
     if tasks.is_empty() {
         anyhow::bail!(
             "{}: no topic or stance labels to calibrate on",

@@ -324,6 +324,10 @@ pub fn run(a: Args) -> Result<()> {
                     .map(String::from)
                     .to_vec(),
             );
+            order.insert(
+                format!("stance_{}{}", s.id, paratag::codebook::HOLDER_SUFFIX),
+                paratag::codebook::HOLDERS.map(String::from).to_vec(),
+            );
         }
     }
     let summary = GoldSummary {

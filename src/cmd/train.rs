@@ -437,13 +437,18 @@ fn run_multi(a: Args) -> Result<()> {
             anyhow::anyhow!("{}: options: {first}", at())
         })?;
         let ner = spec.kind == "ner";
+        let own = match &spec.codebook {
+            Some(c) => Some(Codebook::load(c)?),
+            None => None,
+        };
+        let cb = own.as_ref().or(cb.as_ref());
         let labels = if ner {
             LabelSet {
                 entity_map: spec.entity_map.clone().into_iter().collect(),
                 ..Default::default()
             }
         } else {
-            LabelSet::from_codebook(cb.as_ref())
+            LabelSet::from_codebook(cb)
         };
         let read = |ps: &[PathBuf]| -> Result<_> {
             Ok(examples::read_gold(
@@ -466,11 +471,7 @@ fn run_multi(a: Args) -> Result<()> {
                 .collect();
             (tuned_head::TASK.to_string(), tr, dv, seen)
         } else {
-            let own = match &spec.codebook {
-                Some(c) => Some(Codebook::load(c)?),
-                None => None,
-            };
-            let cb = own.as_ref().or(cb.as_ref()).with_context(|| {
+            let cb = cb.with_context(|| {
                 format!(
                     "{}: topic and stance sources need `codebook` in the recipe",
                     at()
@@ -631,9 +632,16 @@ fn class_task(cb: &Codebook, kind: &str, target: Option<&str>) -> Result<(String
                 anyhow::bail!("the codebook has several (or no) stance targets: give `target`")
             }
         };
-        (
-            format!("stance_{id}"),
-            ["favor", "against", NONE].map(String::from).to_vec(),
-        )
+        if kind == "holder" {
+            (
+                format!("stance_{id}{}", paratag::codebook::HOLDER_SUFFIX),
+                paratag::codebook::HOLDERS.map(String::from).to_vec(),
+            )
+        } else {
+            (
+                format!("stance_{id}"),
+                ["favor", "against", NONE].map(String::from).to_vec(),
+            )
+        }
     })
 }

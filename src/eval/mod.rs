@@ -217,14 +217,17 @@ struct Decision<'a> {
     score: Option<f64>,
 }
 
-/// The tasks the gold labels: `topic` and `stance_<target>`, in order.
+/// The tasks the gold labels: `topic`, `stance_<target>` and
+/// `stance_<target>_holder`, in order.
 pub fn gold_tasks(pairs: &[Pair]) -> Vec<String> {
     let mut topic = false;
     let mut targets = BTreeSet::new();
+    let mut holders = BTreeSet::new();
     for p in pairs {
         for a in &p.gold.annotations {
             topic |= a.topic.is_some();
             targets.extend(a.stances.keys().cloned());
+            holders.extend(a.holders.keys().cloned());
         }
     }
     let mut out: Vec<String> = Vec::new();
@@ -232,20 +235,71 @@ pub fn gold_tasks(pairs: &[Pair]) -> Vec<String> {
         out.push("topic".into());
     }
     out.extend(targets.into_iter().map(|t| format!("stance_{t}")));
+    out.extend(
+        holders
+            .into_iter()
+            .map(|t| format!("stance_{t}{}", crate::codebook::HOLDER_SUFFIX)),
+    );
     out
+}
+
+/// What an evaluation task name is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskKind<'a> {
+    Topic,
+    /// A stance target's label.
+    Stance(&'a str),
+    /// Whose a stance target's position is (`author`, `reported`).
+    Holder(&'a str),
+}
+
+/// `topic`, `stance_<t>` or `stance_<t>_holder` (stance ids never end in
+/// `_holder`).
+pub fn task_kind(task: &str) -> TaskKind<'_> {
+    match task.strip_prefix("stance_") {
+        None => TaskKind::Topic,
+        Some(t) => match t.strip_suffix(crate::codebook::HOLDER_SUFFIX) {
+            Some(h) if !h.is_empty() => TaskKind::Holder(h),
+            _ => TaskKind::Stance(t),
+        },
+    }
 }
 
 /// A gold label for `task` from one annotation.
 pub fn gold_label<'a>(a: &'a crate::formats::Annotation, task: &str) -> Option<&'a str> {
-    match task.strip_prefix("stance_") {
-        None => a.topic.as_deref(),
-        Some(t) => a.stances.get(t).map(String::as_str),
+    match task_kind(task) {
+        TaskKind::Topic => a.topic.as_deref(),
+        TaskKind::Stance(t) => a.stances.get(t).map(String::as_str),
+        TaskKind::Holder(t) => a.holders.get(t).map(String::as_str),
     }
 }
 
 /// The model's label and confidence for `task` (null counts as "none").
+/// A holder is read from P(reported) whatever the stance label, so holder
+/// accuracy measures the holder head on every paragraph the gold gives a
+/// holder, not only those the stance head also found.
 pub fn pred_label<'a>(p: &'a Pred, task: &str) -> (&'a str, Option<f64>) {
-    match task.strip_prefix("stance_") {
+    let t = match task_kind(task) {
+        TaskKind::Holder(t) => {
+            return match p.stances.get(t) {
+                Some(crate::record::PredStance {
+                    reported: Some(r), ..
+                }) => {
+                    let r = f64::from(*r);
+                    if r >= 0.5 {
+                        ("reported", Some(r))
+                    } else {
+                        ("author", Some(1.0 - r))
+                    }
+                }
+                Some(s) => (s.holder.as_deref().unwrap_or(NONE), None),
+                None => (NONE, None),
+            }
+        }
+        TaskKind::Topic => None,
+        TaskKind::Stance(t) => Some(t),
+    };
+    match t {
         None => {
             let top = p
                 .topic_scores
@@ -316,7 +370,7 @@ pub fn evaluate(
                 "the gold labels topics but the predictions ({predictions}) have none: tag with a codebook that has topics"
             )));
         }
-        if let Some(t) = task.strip_prefix("stance_") {
+        if let TaskKind::Stance(t) | TaskKind::Holder(t) = task_kind(&task) {
             if !preds.targets.iter().any(|x| x == t) {
                 return Err(Error::Config(format!(
                     "the gold labels stance target {t:?} but the predictions ({predictions}) have no stance_{t} column"
@@ -342,7 +396,7 @@ pub fn evaluate(
             .collect();
         let order = label_order.get(&task).cloned().unwrap_or_default();
         tasks.push(task_report(&task, &decisions, &order, opts));
-        if task.starts_with("stance_") {
+        if let TaskKind::Stance(_) = task_kind(&task) {
             stance_tasks += 1;
             pooled.extend(decisions);
         }
@@ -528,7 +582,8 @@ fn task_report(task: &str, ds: &[Decision], order: &[String], opts: &Options) ->
         ties: ds.len() - decided.len(),
         accuracy: est(has.then(|| conf.accuracy()), r_acc),
         macro_f1: est(has.then(|| conf.macro_f1()), r_f1),
-        f_avg: (task.starts_with("stance_") && has).then(|| conf.mean_f1_of(&["favor", "against"])),
+        f_avg: (matches!(task_kind(task), TaskKind::Stance(_)) && has)
+            .then(|| conf.mean_f1_of(&["favor", "against"])),
         kappa: conf.kappa(),
         alpha_with_model: est(alpha(&all, true), r_am),
         alpha_coders: est(

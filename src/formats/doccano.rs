@@ -36,6 +36,9 @@ pub fn categories(p: &Pred, spec: &SheetSpec) -> Vec<String> {
     for t in spec.targets {
         let l = p.stances.get(t).and_then(|s| s.label.clone());
         c.push(format!("stance_{t}:{}", l.as_deref().unwrap_or(NONE)));
+        if let Some(h) = p.stances.get(t).and_then(|s| s.holder.as_deref()) {
+            c.push(format!("stance_{t}_holder:{h}"));
+        }
     }
     c
 }
@@ -44,12 +47,7 @@ pub fn categories(p: &Pred, spec: &SheetSpec) -> Vec<String> {
 pub fn add_category(a: &mut Annotation, cat: &str) {
     match cat.split_once(':') {
         Some(("topic", v)) => a.topic = Some(v.to_string()),
-        Some((t, v)) => {
-            a.stances.insert(
-                t.strip_prefix("stance_").unwrap_or(t).to_string(),
-                v.to_string(),
-            );
-        }
+        Some((t, v)) => a.put_stance(t.strip_prefix("stance_").unwrap_or(t), v.to_string()),
         None => a.topic = Some(cat.to_string()),
     }
 }

@@ -22,6 +22,7 @@ const KEYS: &[&str] = &[
     "topic",
     "stance",
     "entities",
+    "holder",
     "coder",
 ];
 
@@ -53,6 +54,21 @@ pub fn read(path: &Path) -> Result<Vec<GoldItem>> {
                 }
             }
             Some(x) => return Err(at(format!("\"stance\" must be an object, not {x}"))),
+        }
+        match v.get("holder") {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(m)) => {
+                for (k, x) in m {
+                    match x {
+                        Value::Null => {}
+                        Value::String(s) => {
+                            a.holders.insert(k.clone(), s.clone());
+                        }
+                        _ => return Err(at(format!("holder {k:?} must be a string, not {x}"))),
+                    }
+                }
+            }
+            Some(x) => return Err(at(format!("\"holder\" must be an object, not {x}"))),
         }
         match v.get("entities") {
             None | Some(Value::Null) => {}
@@ -94,6 +110,17 @@ pub fn write(rows: &[&Pred], spec: &SheetSpec) -> Vec<u8> {
                 })
                 .collect();
             o["stance"] = Value::Object(st);
+            let holders: serde_json::Map<String, Value> = spec
+                .targets
+                .iter()
+                .filter_map(|t| {
+                    let h = p.stances.get(t)?.holder.clone()?;
+                    Some((t.clone(), json!(h)))
+                })
+                .collect();
+            if !holders.is_empty() {
+                o["holder"] = Value::Object(holders);
+            }
             if p.entities.is_some() {
                 o["entities"] = Value::Array(
                     pred_spans(p)

@@ -41,6 +41,14 @@ pub fn write(rows: &[&Pred], spec: &SheetSpec) -> Vec<u8> {
                         "value": {"choices": [s.label.as_deref().unwrap_or(NONE)]},
                         "score": s.score,
                     }));
+                    if let Some(h) = &s.holder {
+                        let name = format!("stance_{t}_holder");
+                        result.push(json!({
+                            "id": name, "from_name": name, "to_name": "text", "type": "choices",
+                            "value": {"choices": [h]},
+                            "score": s.reported,
+                        }));
+                    }
                 }
                 for (i, e) in p.entities.iter().flatten().enumerate() {
                     let s = &e.span;
@@ -94,7 +102,7 @@ pub fn label_config(spec: &SheetSpec) -> String {
     }
     for t in spec.targets {
         x += &format!(
-            "  <Header value=\"Stance: {0}\"/>\n  <Choices name=\"stance_{0}\" toName=\"text\" choice=\"single\">\n    <Choice value=\"favor\"/>\n    <Choice value=\"against\"/>\n    <Choice value=\"none\"/>\n  </Choices>\n",
+            "  <Header value=\"Stance: {0}\"/>\n  <Choices name=\"stance_{0}\" toName=\"text\" choice=\"single\">\n    <Choice value=\"favor\"/>\n    <Choice value=\"against\"/>\n    <Choice value=\"none\"/>\n  </Choices>\n  <Header value=\"Whose position (favor or against only)\"/>\n  <Choices name=\"stance_{0}_holder\" toName=\"text\" choice=\"single\">\n    <Choice value=\"author\"/>\n    <Choice value=\"reported\"/>\n  </Choices>\n",
             esc(t)
         );
     }
@@ -173,7 +181,7 @@ pub fn read(path: &Path) -> Result<Vec<GoldItem>> {
                         if from == "topic" {
                             a.topic = Some(c);
                         } else if let Some(t) = from.strip_prefix("stance_") {
-                            a.stances.insert(t.to_string(), c);
+                            a.put_stance(t, c);
                         }
                     }
                     "labels" => {

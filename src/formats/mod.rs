@@ -94,12 +94,27 @@ pub struct Annotation {
     pub topic: Option<String>,
     /// Stance target id (or raw target name before validation) -> label.
     pub stances: BTreeMap<String, String>,
+    /// Stance target -> whose position it is (`author`, `reported`).
+    pub holders: BTreeMap<String, String>,
     pub entities: Option<Vec<Span>>,
 }
 
 impl Annotation {
     pub fn is_empty(&self) -> bool {
-        self.topic.is_none() && self.stances.is_empty() && self.entities.is_none()
+        self.topic.is_none()
+            && self.stances.is_empty()
+            && self.holders.is_empty()
+            && self.entities.is_none()
+    }
+
+    /// Puts the value of a `stance_<key>` field: `<target>_holder` is the
+    /// target's holder, anything else its stance label (stance ids never
+    /// end in `_holder`).
+    pub fn put_stance(&mut self, key: &str, value: String) {
+        match key.strip_suffix(crate::codebook::HOLDER_SUFFIX) {
+            Some(t) if !t.is_empty() => self.holders.insert(t.to_string(), value),
+            _ => self.stances.insert(key.to_string(), value),
+        };
     }
 }
 
@@ -534,6 +549,20 @@ pub fn validate(items: &mut [GoldItem], labels: &LabelSet) -> Result<()> {
                 stances.insert(id, label.to_string());
             }
             a.stances = stances;
+            let mut holders = BTreeMap::new();
+            for (target, value) in &a.holders {
+                let id = labels
+                    .target(target)
+                    .ok_or_else(|| at(format!("holder for unknown stance target {target:?}")))?;
+                let v = value.trim().to_lowercase();
+                if !crate::codebook::HOLDERS.contains(&v.as_str()) {
+                    return Err(at(format!(
+                        "unknown holder {value:?} for {id}; use author or reported"
+                    )));
+                }
+                holders.insert(id, v);
+            }
+            a.holders = holders;
             if let Some(ents) = &mut a.entities {
                 for e in ents.iter_mut() {
                     if let Some(m) = labels.entity_map.get(&e.label) {

@@ -28,7 +28,10 @@ pub fn write(fmt: Format, rows: &[&Pred], spec: &SheetSpec) -> Result<Vec<u8>> {
     if has_topic {
         head.push("topic".into());
     }
-    head.extend(spec.targets.iter().map(|t| format!("stance_{t}")));
+    for t in spec.targets {
+        head.push(format!("stance_{t}"));
+        head.push(format!("stance_{t}_holder"));
+    }
     if has_entities {
         head.push("entities".into());
     }
@@ -40,6 +43,7 @@ pub fn write(fmt: Format, rows: &[&Pred], spec: &SheetSpec) -> Result<Vec<u8>> {
         for t in spec.targets {
             head.push(format!("pred_stance_{t}"));
             head.push(format!("pred_stance_{t}_score"));
+            head.push(format!("pred_stance_{t}_holder"));
         }
         if has_entities {
             head.push("pred_entities".into());
@@ -64,7 +68,8 @@ pub fn write(fmt: Format, rows: &[&Pred], spec: &SheetSpec) -> Result<Vec<u8>> {
                 .map(|f| p.fields.get(f).cloned().unwrap_or_default()),
         );
         r.push(p.text.clone());
-        let blanks = usize::from(has_topic) + spec.targets.len() + usize::from(has_entities) + 2;
+        let blanks =
+            usize::from(has_topic) + 2 * spec.targets.len() + usize::from(has_entities) + 2;
         r.extend(std::iter::repeat_n(String::new(), blanks));
         r.push("codepoint".into());
         if !spec.blind {
@@ -76,6 +81,7 @@ pub fn write(fmt: Format, rows: &[&Pred], spec: &SheetSpec) -> Result<Vec<u8>> {
                 let s = p.stances.get(t).cloned().unwrap_or_default();
                 r.push(s.label.unwrap_or_default());
                 r.push(num(s.score));
+                r.push(s.holder.unwrap_or_default());
             }
             if has_entities {
                 r.push(spans_json(&p.text, &pred_spans(p), true).to_string());
@@ -162,6 +168,7 @@ pub fn read(
         Some(&i) => i,
         None => return Err(table.missing(path, "text", "map one with --gold-col text=COLUMN")),
     };
+    let holder_col = col.get("holder").copied();
     let long = match (col.get("target"), col.get("stance")) {
         (Some(&t), Some(&s)) => Some((t, s)),
         (None, None) => None,
@@ -176,7 +183,7 @@ pub fn read(
         .iter()
         .filter_map(|(f, &i)| {
             let t = f.strip_prefix("stance_")?;
-            let derived = ["_score", "_favor", "_against"]
+            let derived = ["_score", "_favor", "_against", "_reported"]
                 .iter()
                 .any(|s| t.ends_with(s));
             (!derived && !t.is_empty()).then(|| (t.to_string(), i))
@@ -191,6 +198,7 @@ pub fn read(
         "coder",
         "target",
         "stance",
+        "holder",
     ]
     .iter()
     .filter_map(|f| col.get(*f).copied())
@@ -223,7 +231,7 @@ pub fn read(
         };
         for (t, i) in &stance_cols {
             if let Some(v) = rec.get(*i).map(str::trim).filter(|s| !s.is_empty()) {
-                a.stances.insert(t.clone(), v.to_string());
+                a.put_stance(t, v.to_string());
             }
         }
         let mut row_targets = BTreeSet::new();
@@ -238,6 +246,11 @@ pub fn read(
                 }
                 a.stances.insert(t.to_string(), s.to_string());
                 row_targets.insert(t.to_string());
+            }
+            if let Some(h) = holder_col.and_then(|i| rec.get(i)).map(str::trim) {
+                if !h.is_empty() {
+                    a.holders.insert(t.to_string(), h.to_string());
+                }
             }
         }
         if let Some(e) = get("entities") {

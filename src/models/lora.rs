@@ -338,10 +338,11 @@ pub fn forward(enc: &Encoder, ad: Option<&Adapter>, p: &Padded, train: bool) -> 
         + table("position_embeddings", &positions)?
         + table("token_type_embeddings", &types)?;
     let mut x = ln(&x, &emb)?.dropout(cfg.hidden_dropout_prob, train);
-    let mask = (p.mask.to_kind(Kind::Float).neg() + 1.0)
+    let mask = ((p.mask.to_kind(Kind::Float).neg() + 1.0)
         .unsqueeze(1)
         .unsqueeze(1)
-        * -10000.0;
+        * -10000.0)
+        .to_kind(x.kind());
     let heads = cfg.num_attention_heads;
     let d = h / heads;
     let act = cfg.hidden_act.get_function();
@@ -354,9 +355,12 @@ pub fn forward(enc: &Encoder, ad: Option<&Adapter>, p: &Padded, train: bool) -> 
             );
             Ok(match ad {
                 Some(ad) => {
+                    // f32 master weights; cast to the encoder's dtype (bf16
+                    // training), and gradients flow back through the cast.
                     let (a, b) = &ad.pairs[i][m];
-                    let low = x.dropout(ad.dropout, train).linear::<&Tensor>(a, None);
-                    y + low.linear::<&Tensor>(b, None) * ad.scale()
+                    let (a, b) = (a.to_kind(x.kind()), b.to_kind(x.kind()));
+                    let low = x.dropout(ad.dropout, train).linear::<&Tensor>(&a, None);
+                    y + low.linear::<&Tensor>(&b, None) * ad.scale()
                 }
                 None => y,
             })

@@ -132,9 +132,10 @@ impl Default for Options {
 #[serde(deny_unknown_fields)]
 pub struct SourceSpec {
     pub name: String,
-    /// `ner`, `topic` or `stance`.
+    /// `ner`, `topic`, `stance`, or `holder` (whose a stance target's
+    /// position is: `author` or `reported`, from the gold's holder labels).
     pub kind: String,
-    /// Stance: the codebook's target id (default: its only target).
+    /// Stance and holder: the codebook's target id (default: its only one).
     pub target: Option<String>,
     pub train: Vec<PathBuf>,
     #[serde(default)]
@@ -211,9 +212,9 @@ impl Recipe {
             if !names.insert(s.name.clone()) {
                 return Err(bad(format!("two sources named `{}`", s.name)));
             }
-            if !matches!(s.kind.as_str(), "ner" | "topic" | "stance") {
+            if !matches!(s.kind.as_str(), "ner" | "topic" | "stance" | "holder") {
                 return Err(bad(format!(
-                    "source `{}`: kind `{}`; expected ner, topic or stance",
+                    "source `{}`: kind `{}`; expected ner, topic, stance or holder",
                     s.name, s.kind
                 )));
             }

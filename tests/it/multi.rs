@@ -384,3 +384,255 @@ fn bad_recipes_get_one_line_errors() {
         assert!(!out.exists(), "case {i} left {}", out.display());
     }
 }
+
+/// [`TEXTS`] as gold with a holder for each favor/against paragraph.
+fn gold_with_holders(dir: &Path, name: &str) -> PathBuf {
+    let plain = gold(dir, name, TEXTS);
+    let lines: Vec<String> = std::fs::read_to_string(&plain)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let text = v["text"].as_str().unwrap().to_string();
+            let o = v.as_object_mut().unwrap();
+            o.remove("topic");
+            o.remove("entities");
+            if v["stance"]["ukraine_aid"] != "none" {
+                let who = if text.contains("said") {
+                    "reported"
+                } else {
+                    "author"
+                };
+                v["holder"] = serde_json::json!({"ukraine_aid": who});
+            }
+            v.to_string()
+        })
+        .collect();
+    write(dir, &format!("{name}.jsonl"), &(lines.join("\n") + "\n"))
+}
+
+#[test]
+fn holders_train_tag_sample_read_back_and_evaluate() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path();
+    let enc = fixtures::encoder(&root.join("enc"));
+    let g = gold_with_holders(root, "g");
+    // A low stance threshold, so the random fixture model takes positions.
+    let low = CODEBOOK.replace(
+        "opposes further aid to Ukraine.\"\nthreshold = 0.5",
+        "opposes further aid to Ukraine.\"\nthreshold = 0.01",
+    );
+    assert_ne!(low, CODEBOOK);
+    let cb = write(root, "cb.toml", &low);
+    let mut text = "codebook = \"cb.toml\"\n[lora]\nrank = 2\n[train]\nsteps = 40\neval_every = 20\nbatch_size = 4\nmax_tokens = 32\nlr = 0.01\nhead_lr = 0.1\n".to_string();
+    for kind in ["stance", "holder"] {
+        text += &format!("[[source]]\nname = \"{kind}\"\nkind = \"{kind}\"\ntrain = [\"g.jsonl\"]\ndev = [\"g.jsonl\"]\n");
+    }
+    let r = write(root, "r.toml", &text);
+    let out = root.join("m");
+    train(&r, &enc, &out);
+    let hmeta = std::fs::read_to_string(out.join("stance_ukraine_aid_holder/head.toml")).unwrap();
+    assert!(
+        hmeta.contains("labels = [\"author\", \"reported\"]"),
+        "{hmeta}"
+    );
+
+    let lines: Vec<String> = TEXTS
+        .iter()
+        .enumerate()
+        .map(|(i, t)| serde_json::json!({"id": format!("g{i}"), "text": t.0}).to_string())
+        .collect();
+    let corpus = write(root, "c.jsonl", &lines.join("\n"));
+    let heads = [
+        out.join("stance_ukraine_aid"),
+        out.join("stance_ukraine_aid_holder"),
+    ];
+    let tag = |cb: &Path, heads: &[PathBuf], pred: &Path| {
+        let mut a: Vec<String> = vec!["tag".into(), corpus.display().to_string(), "-o".into()];
+        a.extend([
+            pred.display().to_string(),
+            "-c".into(),
+            cb.display().to_string(),
+        ]);
+        a.extend([
+            "--encoder".into(),
+            enc.display().to_string(),
+            "--no-ner".into(),
+            "--no-topic".into(),
+        ]);
+        a.push("--heads".into());
+        a.extend(heads.iter().map(|h| h.display().to_string()));
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        paratag(&a)
+    };
+    let pred = root.join("p.parquet");
+    let o = tag(&cb, &heads, &pred);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let p = paratag::dataset::read_predictions(&pred).unwrap();
+    let mut with_holder = 0;
+    for row in &p.rows {
+        let s = &row.stances["ukraine_aid"];
+        let r = s.reported.expect("P(reported) on every scored paragraph");
+        assert!((0.0..=1.0).contains(&r));
+        // A holder exactly where there is a position.
+        assert_eq!(
+            s.holder.is_some(),
+            s.label.as_deref() != Some("none"),
+            "{s:?}"
+        );
+        if let Some(h) = &s.holder {
+            assert_eq!(h == "reported", r >= 0.5);
+            with_holder += 1;
+        }
+    }
+
+    // The author-only reading: reported positions become none; it needs
+    // the holder head.
+    let author = write(
+        root,
+        "author.toml",
+        &low.replace(
+            "target = \"further aid to Ukraine\"",
+            "target = \"further aid to Ukraine\"\nholder = \"author\"",
+        ),
+    );
+    let pred_a = root.join("pa.parquet");
+    let o = tag(&author, &heads, &pred_a);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let pa = paratag::dataset::read_predictions(&pred_a).unwrap();
+    let mut reported = 0;
+    for (x, y) in p.rows.iter().zip(&pa.rows) {
+        let (s, t) = (&x.stances["ukraine_aid"], &y.stances["ukraine_aid"]);
+        match s.holder.as_deref() {
+            Some("reported") => {
+                assert_eq!(t.label.as_deref(), Some("none"));
+                reported += 1;
+            }
+            _ => assert_eq!(t.label, s.label),
+        }
+        assert_eq!(
+            (s.favor, s.against, &s.holder),
+            (t.favor, t.against, &t.holder)
+        );
+    }
+    assert!(
+        reported > 0 && reported < with_holder,
+        "both readings occur: {reported} of {with_holder}"
+    );
+    let o = tag(&author, &heads[..1], &root.join("pb.parquet"));
+    assert!(
+        !o.status.success() && stderr(&o).contains("needs a holder head"),
+        "{}",
+        stderr(&o)
+    );
+
+    // eval measures the holder as a task of its own.
+    let js = root.join("e.json");
+    let o = paratag(&[
+        "eval",
+        "--gold",
+        g.to_str().unwrap(),
+        "--pred",
+        pred.to_str().unwrap(),
+        "-c",
+        cb.to_str().unwrap(),
+        "--json",
+        js.to_str().unwrap(),
+        "--bootstrap",
+        "50",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rep: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&js).unwrap()).unwrap();
+    let holder = rep["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["task"] == "stance_ukraine_aid_holder")
+        .expect("a holder task");
+    let gold_holders = TEXTS.iter().filter(|t| t.2 != "none").count();
+    assert_eq!(holder["n"].as_u64().unwrap() as usize, gold_holders);
+
+    // A sheet offers the holder column; filled in, it reads back as gold.
+    let sheet = root.join("s.csv");
+    let o = paratag(&[
+        "sample",
+        pred.to_str().unwrap(),
+        "-n",
+        "9",
+        "-o",
+        sheet.to_str().unwrap(),
+        "--seed",
+        "1",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&sheet).unwrap();
+    let header = text.lines().next().unwrap();
+    assert!(
+        header.contains(",stance_ukraine_aid_holder,")
+            && header.contains("pred_stance_ukraine_aid_holder"),
+        "{header}"
+    );
+    let mut rd = csv::Reader::from_path(&sheet).unwrap();
+    let cols: Vec<String> = rd.headers().unwrap().iter().map(String::from).collect();
+    let ci = |n: &str| cols.iter().position(|c| c == n).unwrap();
+    let mut w = csv::Writer::from_writer(vec![]);
+    w.write_record(&cols).unwrap();
+    for rec in rd.records() {
+        let mut r: Vec<String> = rec.unwrap().iter().map(String::from).collect();
+        r[ci("stance_ukraine_aid")] = "favor".into();
+        r[ci("stance_ukraine_aid_holder")] = "reported".into();
+        w.write_record(&r).unwrap();
+    }
+    let filled = write(
+        root,
+        "filled.csv",
+        &String::from_utf8(w.into_inner().unwrap()).unwrap(),
+    );
+    let items = paratag::formats::read(&filled, &Default::default())
+        .unwrap()
+        .1;
+    assert_eq!(items.len(), 9);
+    assert!(items
+        .iter()
+        .all(|g| g.annotations[0].holders["ukraine_aid"] == "reported"));
+
+    // A bad holder names the file and line.
+    let bad = write(root, "bad.jsonl", "{\"text\": \"x\", \"stance\": {\"ukraine_aid\": \"favor\"}, \"holder\": {\"ukraine_aid\": \"editor\"}}\n");
+    let o = paratag(&[
+        "eval",
+        "--gold",
+        bad.to_str().unwrap(),
+        "--pred",
+        pred.to_str().unwrap(),
+        "-c",
+        cb.to_str().unwrap(),
+        "--allow-unmatched",
+    ]);
+    assert!(
+        !o.status.success()
+            && stderr(&o).contains("bad.jsonl:1")
+            && stderr(&o).contains("author or reported"),
+        "{}",
+        stderr(&o)
+    );
+
+    // calibrate takes holder gold, and moves only stance thresholds.
+    let c2 = root.join("c2.toml");
+    let o = paratag(&[
+        "calibrate",
+        "--gold",
+        g.to_str().unwrap(),
+        "--pred",
+        pred.to_str().unwrap(),
+        "-c",
+        cb.to_str().unwrap(),
+        "-o",
+        c2.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        with_holder > 0,
+        "some paragraph got a position, so the holder checks bite"
+    );
+}

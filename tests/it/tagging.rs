@@ -452,6 +452,8 @@ fn example_corpus_schema_and_metadata() {
         ("stance_ukraine_aid_score", DataType::Float32),
         ("stance_ukraine_aid_favor", DataType::Float32),
         ("stance_ukraine_aid_against", DataType::Float32),
+        ("stance_ukraine_aid_holder", DataType::String),
+        ("stance_ukraine_aid_reported", DataType::Float32),
         ("entities", DataType::List(Box::new(entity))),
         ("truncated_windows", DataType::UInt16),
     ];
