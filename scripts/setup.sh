@@ -98,6 +98,13 @@ PARATAG_HOME="$home" "$root/target/release/paratag" models install-profile defau
   -c "$root/datasets/codebooks/ukraine-heads.toml" \
   --heads "$root/models/heads/ukraine-topic" "$root/models/heads/ukraine-stance" \
     "$root/models/heads/ukraine-ner" >/dev/null
+# The multi-task model (LoRA adapter, expressed stance with holders) as
+# profile `ukraine-multi`; not yet the default: see the README's quality notes.
+PARATAG_HOME="$home" "$root/target/release/paratag" models install-profile ukraine-multi \
+  -c "$root/datasets/codebooks/ukraine-multi.toml" \
+  --heads "$root/models/heads/ukraine-multi/entities" "$root/models/heads/ukraine-multi/topic" \
+    "$root/models/heads/ukraine-multi/stance_ukraine_aid" \
+    "$root/models/heads/ukraine-multi/stance_ukraine_aid_holder" >/dev/null
 # --- Python with polars, for the tests ----------------------------------------
 pyenv="$cache/pyenv-polars-2.1.0"
 if [[ ! -f "$pyenv/.complete" ]]; then

@@ -7,7 +7,11 @@ Source format (one file per language):
     # article: en-01
     # story: eu-50bn
     # split: train
-    TOPIC | STANCE | text with [entity text]{TYPE} marks
+    TOPIC | STANCE | HOLDER | text with [entity text]{TYPE} marks
+
+STANCE is the position the paragraph expresses or reports (favor, against,
+none); HOLDER says whose it is: `author` (argued by the paragraph itself),
+`reported` (someone else's: a quote, a statement, a poll), `-` for none.
 
 Output: paratag gold JSONL (offsets in code points, so Python str indices),
 one paragraph per line, plus the articles as a tagging corpus. The script
@@ -23,6 +27,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent / "datasets" / "ukraine-ai
 TOPICS = {"aid_to_ukraine", "peace_talks", "battlefield", "domestic_politics",
           "middle_east", "economy", "other"}
 STANCES = {"favor", "against", "none"}
+HOLDERS = {"author", "reported"}
 TYPES = {"PER", "LOC", "ORG", "MISC"}
 MARK = re.compile(r"\[([^\]]+)\]\{([A-Z]+)\}")
 
@@ -42,12 +47,14 @@ def parse(path):
             else:
                 cur[m.group(1)] = m.group(2)
             continue
-        parts = line.split(" | ", 2)
-        if len(parts) != 3 or cur is None:
-            sys.exit(f"{where}: expected `TOPIC | STANCE | text`")
-        topic, stance, marked = parts
+        parts = line.split(" | ", 3)
+        if len(parts) != 4 or cur is None:
+            sys.exit(f"{where}: expected `TOPIC | STANCE | HOLDER | text`")
+        topic, stance, holder, marked = parts
         if topic not in TOPICS or stance not in STANCES:
             sys.exit(f"{where}: unknown topic `{topic}` or stance `{stance}`")
+        if (stance == "none") != (holder == "-") or (holder != "-" and holder not in HOLDERS):
+            sys.exit(f"{where}: holder `{holder}`: author or reported for favor/against, - for none")
         text, ents, at = "", [], 0
         for m in MARK.finditer(marked):
             text += marked[at:m.start()]
@@ -62,7 +69,7 @@ def parse(path):
             sys.exit(f"{where}: unbalanced entity mark")
         for e in ents:
             assert text[e["start"]:e["end"]] == e["text"]
-        cur["paragraphs"].append((topic, stance, text, ents))
+        cur["paragraphs"].append((topic, stance, holder, text, ents))
     return articles
 
 
@@ -79,15 +86,18 @@ def main():
     out = {"train": [], "dev": [], "test": []}
     corpus = []
     for a in articles:
-        for i, (topic, stance, text, ents) in enumerate(a["paragraphs"]):
-            out[a["split"]].append({
+        for i, (topic, stance, holder, text, ents) in enumerate(a["paragraphs"]):
+            row = {
                 "article_id": a["id"], "paragraph": i, "text": text,
                 "topic": topic, "stance": {"ukraine_aid": stance},
                 "entities": [{k: e[k] for k in ("start", "end", "label")} for e in ents],
                 "coder": "paratag-authors", "lang": a["lang"], "story": a["story"],
-            })
+            }
+            if holder != "-":
+                row["holder"] = {"ukraine_aid": holder}
+            out[a["split"]].append(row)
         corpus.append({"id": a["id"], "lang": a["lang"], "split": a["split"],
-                       "text": "\n\n".join(p[2] for p in a["paragraphs"])})
+                       "text": "\n\n".join(p[3] for p in a["paragraphs"])})
     for split, rows in out.items():
         with open(ROOT / f"{split}.jsonl", "w", encoding="utf-8", newline="\n") as f:
             for r in rows:

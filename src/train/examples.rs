@@ -41,6 +41,7 @@ pub fn read_gold(
             for an in items.iter_mut().flat_map(|g| g.annotations.iter_mut()) {
                 an.topic = None;
                 an.stances.clear();
+                an.holders.clear();
             }
         }
         formats::validate(&mut items, labels)?;

@@ -483,3 +483,82 @@ fn default_profile_is_the_quick_start() {
         );
     }
 }
+
+/// The multi-task model set-up installs as profile `ukraine-multi`: one
+/// adapted encoder pass gives topic, stance with its holder, and entities
+/// on the quick-start corpus, entity texts exact slices.
+#[test]
+fn multi_task_model_tags_the_quick_start_corpus_with_holders() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let m = root.join("models/heads/ukraine-multi");
+    let t = tempfile::tempdir().unwrap();
+    let out = t.path().join("m.parquet");
+    let mut args: Vec<String> = ["tag", "-q"].map(String::from).to_vec();
+    args.push(root.join("datasets/example").display().to_string());
+    args.extend([
+        "-c".into(),
+        root.join("datasets/codebooks/ukraine-multi.toml")
+            .display()
+            .to_string(),
+    ]);
+    args.extend(["--encoder".into(), imported().display().to_string()]);
+    args.extend(["-o".into(), out.display().to_string(), "--heads".into()]);
+    for h in [
+        "entities",
+        "topic",
+        "stance_ukraine_aid",
+        "stance_ukraine_aid_holder",
+    ] {
+        args.push(m.join(h).display().to_string());
+    }
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = super::paratag(&refs);
+    assert!(o.status.success(), "{}", super::stderr(&o));
+    let df = super::read(&out);
+    let stance = df
+        .column("stance_ukraine_aid")
+        .unwrap()
+        .str()
+        .unwrap()
+        .clone();
+    let holder = df
+        .column("stance_ukraine_aid_holder")
+        .unwrap()
+        .str()
+        .unwrap()
+        .clone();
+    let reported = df
+        .column("stance_ukraine_aid_reported")
+        .unwrap()
+        .f32()
+        .unwrap()
+        .clone();
+    let texts = df.column("text").unwrap().str().unwrap().clone();
+    let (mut entities, mut scored) = (0, 0);
+    for row in 0..df.height() {
+        // Stance is gated by topic (`only_topics`): null there, holder too.
+        match stance.get(row) {
+            None => assert!(reported.get(row).is_none() && holder.get(row).is_none()),
+            Some(s) => {
+                let r = reported
+                    .get(row)
+                    .expect("P(reported) where stance is scored");
+                assert!((0.0..=1.0).contains(&r));
+                assert_eq!(holder.get(row).is_some(), s != "none", "row {row}");
+                scored += 1;
+            }
+        }
+        let chars: Vec<char> = texts.get(row).unwrap().chars().collect();
+        for (e, _, s, end) in super::tagging::entities(&df, row) {
+            assert_eq!(
+                chars[s as usize..end as usize].iter().collect::<String>(),
+                e
+            );
+            entities += 1;
+        }
+    }
+    assert!(
+        entities > 10 && scored > 3,
+        "{entities} entities, {scored} scored"
+    );
+}
