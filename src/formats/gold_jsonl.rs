@@ -40,36 +40,8 @@ pub fn read(path: &Path) -> Result<Vec<GoldItem>> {
             Some(Value::String(s)) => a.topic = Some(s.clone()),
             Some(x) => return Err(at(format!("\"topic\" must be a string, not {x}"))),
         }
-        match v.get("stance") {
-            None | Some(Value::Null) => {}
-            Some(Value::Object(m)) => {
-                for (k, x) in m {
-                    match x {
-                        Value::Null => {}
-                        Value::String(s) => {
-                            a.stances.insert(k.clone(), s.clone());
-                        }
-                        _ => return Err(at(format!("stance {k:?} must be a string, not {x}"))),
-                    }
-                }
-            }
-            Some(x) => return Err(at(format!("\"stance\" must be an object, not {x}"))),
-        }
-        match v.get("holder") {
-            None | Some(Value::Null) => {}
-            Some(Value::Object(m)) => {
-                for (k, x) in m {
-                    match x {
-                        Value::Null => {}
-                        Value::String(s) => {
-                            a.holders.insert(k.clone(), s.clone());
-                        }
-                        _ => return Err(at(format!("holder {k:?} must be a string, not {x}"))),
-                    }
-                }
-            }
-            Some(x) => return Err(at(format!("\"holder\" must be an object, not {x}"))),
-        }
+        a.stances = target_map(&v, "stance").map_err(at)?;
+        a.holders = target_map(&v, "holder").map_err(at)?;
         match v.get("entities") {
             None | Some(Value::Null) => {}
             Some(Value::Array(xs)) => {
@@ -89,6 +61,31 @@ pub fn read(path: &Path) -> Result<Vec<GoldItem>> {
             vec![a],
             KEYS,
         )?);
+    }
+    Ok(out)
+}
+
+/// A `{"<target>": "<label>", ...}` object (`stance`, `holder`); null
+/// values and a missing key mean "not labeled".
+fn target_map(
+    v: &Value,
+    key: &str,
+) -> std::result::Result<std::collections::BTreeMap<String, String>, String> {
+    let mut out = std::collections::BTreeMap::new();
+    match v.get(key) {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(m)) => {
+            for (k, x) in m {
+                match x {
+                    Value::Null => {}
+                    Value::String(s) => {
+                        out.insert(k.clone(), s.clone());
+                    }
+                    _ => return Err(format!("{key} {k:?} must be a string, not {x}")),
+                }
+            }
+        }
+        Some(x) => return Err(format!("\"{key}\" must be an object, not {x}")),
     }
     Ok(out)
 }

@@ -169,10 +169,7 @@ pub fn check_encoder(dir: &Path, meta: &HeadMeta, encoder: &ModelDir, sha256: &s
 
 /// A head folder's `head.toml`.
 pub fn read_meta(dir: &Path) -> Result<HeadMeta> {
-    let mp = super::inside(dir, META_FILE)?
-        .ok_or_else(|| Error::model(dir, format!("missing {META_FILE}: not a head folder")))?;
-    let text = std::fs::read_to_string(&mp).map_err(|e| Error::io(&mp, e))?;
-    toml::from_str(&text).map_err(|e| Error::toml(&mp, &text, &e))
+    super::read_toml(dir, META_FILE, "a head folder")
 }
 
 /// One named tensor: name, shape, values.

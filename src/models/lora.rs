@@ -270,10 +270,7 @@ impl Adapter {
 
 /// An adapter folder's `adapter.toml`.
 pub fn read_meta(dir: &Path) -> Result<AdapterMeta> {
-    let mp = super::inside(dir, META_FILE)?
-        .ok_or_else(|| Error::model(dir, format!("missing {META_FILE}: not an adapter folder")))?;
-    let text = std::fs::read_to_string(&mp).map_err(|e| Error::io(&mp, e))?;
-    toml::from_str(&text).map_err(|e| Error::toml(&mp, &text, &e))
+    super::read_toml(dir, META_FILE, "an adapter folder")
 }
 
 /// Where the adapter of a head folder lives: `../adapter` beside it.

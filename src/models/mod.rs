@@ -454,6 +454,15 @@ impl ModelDir {
     }
 }
 
+/// Reads `dir/file` (inside `dir`, see [`inside`]) as TOML; a missing file
+/// says the folder is not `what`.
+pub fn read_toml<T: serde::de::DeserializeOwned>(dir: &Path, file: &str, what: &str) -> Result<T> {
+    let mp = inside(dir, file)?
+        .ok_or_else(|| Error::model(dir, format!("missing {file}: not {what}")))?;
+    let text = std::fs::read_to_string(&mp).map_err(|e| Error::io(&mp, e))?;
+    toml::from_str(&text).map_err(|e| Error::toml(&mp, &text, &e))
+}
+
 /// `dir/name` if it exists, resolved, and only if it resolves inside `dir`:
 /// a symlink or `..` in a model or head folder never makes paratag read a
 /// file elsewhere. The one exception is the Hugging Face cache layout, where
