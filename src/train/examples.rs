@@ -14,6 +14,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 /// What a training text is labeled with.
+#[derive(Clone)]
 pub enum Gold {
     /// Entity spans `(start, end, type index)`, code points.
     Spans(Vec<(usize, usize, usize)>),

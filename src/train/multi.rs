@@ -32,7 +32,7 @@ use crate::models::tuned_head::{self, TunedHead};
 use crate::models::{DType, ModelDir};
 use crate::tokenize::{Encoded, Tok};
 use crate::train::examples::{Gold, Items};
-use crate::train::tuned::{token_labels, SpanCounts, IGNORE};
+use crate::train::tuned::{self, token_labels, Snapshot, SpanCounts, IGNORE};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -261,7 +261,6 @@ struct Stream {
     order: Vec<usize>,
     pos: usize,
     pending: Vec<Vec<Window>>,
-    epochs: usize,
 }
 
 /// Windows of one text with their token or class labels.
@@ -293,7 +292,6 @@ impl Stream {
             if self.pos >= self.order.len() {
                 self.order.shuffle(rng);
                 self.pos = 0;
-                self.epochs += 1;
             }
             let end = (self.pos + size * 32).min(self.order.len());
             let mut pool = vec![];
@@ -352,30 +350,16 @@ fn type_mask(labels: &[String], types: &[String], seen: &BTreeSet<usize>) -> Ten
     Tensor::from_slice(&v)
 }
 
-type Snapshot = Vec<Vec<(String, Tensor)>>;
+/// Each source's dev figure, by source name.
+type Figures = BTreeMap<String, f64>;
 
-fn snapshot(stores: &[&tch::nn::VarStore]) -> Snapshot {
-    stores
-        .iter()
-        .map(|vs| {
-            let mut v: Vec<_> = vs
-                .variables()
-                .into_iter()
-                .map(|(k, t)| (k, t.detach().copy()))
-                .collect();
-            v.sort_by(|a, b| a.0.cmp(&b.0));
-            v
-        })
-        .collect()
+fn snapshot(stores: &[&tch::nn::VarStore]) -> Vec<Snapshot> {
+    stores.iter().map(|vs| tuned::snapshot(vs)).collect()
 }
 
-fn restore(stores: &[&tch::nn::VarStore], snap: &Snapshot) {
+fn restore(stores: &[&tch::nn::VarStore], snap: &[Snapshot]) {
     for (vs, saved) in stores.iter().zip(snap) {
-        let vars = vs.variables();
-        for (k, w) in saved {
-            let mut v = vars[k].shallow_clone();
-            tch::no_grad(|| v.copy_(w));
-        }
+        tuned::restore(vs, saved);
     }
 }
 
@@ -507,7 +491,6 @@ pub fn train(
                 order,
                 pos: 0,
                 pending: vec![],
-                epochs: 0,
             }
         })
         .collect();
@@ -537,7 +520,8 @@ pub fn train(
             ((o.steps as f64 - s) / (o.steps as f64 - warm).max(1.0)).max(0.0)
         }
     };
-    let mut best: Option<(f64, usize, Snapshot, BTreeMap<String, f64>)> = None;
+    // (dev mean, step, weights of adapter and heads, per-source figures).
+    let mut best: Option<(f64, usize, Vec<Snapshot>, Figures)> = None;
     let mut since_best = 0usize;
     let mut steps_run = 0usize;
     let mut loss_sum = 0.0;
@@ -685,7 +669,7 @@ pub fn train(
         head.meta.hyper.steps = Some(kept);
         let dev: Items = mine
             .iter()
-            .flat_map(|s| s.dev.iter().map(|(t, g)| (t.clone(), clone_gold(g))))
+            .flat_map(|s| s.dev.iter().map(|(t, g)| (t.clone(), g.clone())))
             .collect();
         if dev.is_empty() {
             continue;
@@ -703,13 +687,6 @@ pub fn train(
     }
     adapter.meta.wall_seconds = started.elapsed().as_secs_f64();
     Ok(Trained { adapter, heads })
-}
-
-fn clone_gold(g: &Gold) -> Gold {
-    match g {
-        Gold::Spans(s) => Gold::Spans(s.clone()),
-        Gold::Class(y) => Gold::Class(*y),
-    }
 }
 
 /// Dev windows in length-sorted batches of at most 4,096 padded tokens.

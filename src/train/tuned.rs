@@ -199,13 +199,13 @@ pub fn fit(
             .as_ref()
             .is_none_or(|b| score > b.0 + 1e-12 || f1.is_none())
         {
-            best = Some((score, epoch, snapshot(head)));
+            best = Some((score, epoch, snapshot(&head.vs)));
         } else if best.as_ref().is_some_and(|b| epoch - b.1 >= o.patience) {
             break;
         }
     }
     let (f1, epochs, weights) = best.expect("at least one epoch");
-    restore(head, &weights);
+    restore(&head.vs, &weights);
     let mut temperature = None;
     if let (Target::Classes(names, _), false) = (target, dev.is_empty()) {
         let (logits, gold) = dev_logits(head, &dev_b);
@@ -234,18 +234,21 @@ fn dev_logits(head: &TunedHead, dev: &[Batch]) -> (Tensor, Vec<usize>) {
     (Tensor::cat(&logits, 0), gold)
 }
 
-type Snapshot = Vec<(String, Tensor)>;
+/// A copy of every variable of `vs`, by name (the kept epoch or step).
+pub type Snapshot = Vec<(String, Tensor)>;
 
-fn snapshot(head: &TunedHead) -> Snapshot {
-    head.vs
+pub fn snapshot(vs: &tch::nn::VarStore) -> Snapshot {
+    let mut v: Snapshot = vs
         .variables()
         .into_iter()
-        .map(|(k, v)| (k, v.detach().copy()))
-        .collect()
+        .map(|(k, t)| (k, t.detach().copy()))
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
 }
 
-fn restore(head: &mut TunedHead, weights: &[(String, Tensor)]) {
-    let vars = head.vs.variables();
+pub fn restore(vs: &tch::nn::VarStore, weights: &[(String, Tensor)]) {
+    let vars = vs.variables();
     for (k, w) in weights {
         let mut v = vars[k].shallow_clone();
         tch::no_grad(|| v.copy_(w));
