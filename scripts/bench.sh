@@ -2,22 +2,28 @@
 # Quality and speed figures for the README (not part of CI). Needs
 # scripts/setup.sh first. Makes a Python venv in the user cache:
 #   scripts/bench.sh          paratag's own figures (venv with polars)
-#   scripts/bench.sh --peer   paratag vs HF transformers (venv with torch 2.4.0,
-#                             transformers and polars, about 3 GB)
+#   scripts/bench.sh --peer   paratag vs HF transformers and ONNX Runtime at
+#                             their best, same weights (scripts/bench_peers.py;
+#                             venv with torch 2.4.0, transformers, onnxruntime,
+#                             polars, about 3 GB); options after --peer go to it
 #   scripts/bench.sh --heads  tag with the shipped heads vs NLI zero-shot + NER (same venv)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cache="${PARATAG_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/paratag}"
 if [[ "${1:-}" == "--peer" || "${1:-}" == "--heads" ]]; then
-  venv="$cache/peer-venv" pkgs=(torch==2.4.0 transformers==4.46.3 "numpy<2" "polars==1.*")
-  script=bench_peer.py
+  venv="$cache/peer-venv" pkgs=(torch==2.4.0 transformers==4.46.3 "numpy<2" "polars==1.*" onnxruntime==1.20.1 onnx==1.17.0)
+  script=bench_peers.py
   [[ "$1" == "--heads" ]] && script=bench_heads.py
 else
   venv="$cache/bench-venv" script=bench.py pkgs=("polars==1.*")
 fi
-if [[ ! -x "$venv/bin/python" ]]; then
+# Re-made when the package list changes; set-up's cached wheels are reused.
+if [[ ! -x "$venv/bin/python" || "$(cat "$venv/.pkgs" 2>/dev/null)" != "${pkgs[*]}" ]]; then
+  rm -rf "$venv"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet "${pkgs[@]}"
+  "$venv/bin/pip" install --quiet --find-links "$cache/wheels" "${pkgs[@]}"
+  echo "${pkgs[*]}" > "$venv/.pkgs"
 fi
 echo "paratag $(git -C "$root" rev-parse --short HEAD) on $(date -u +%F), $(nproc) cores"
-"$venv/bin/python" "$root/scripts/$script"
+shift || true
+"$venv/bin/python" "$root/scripts/$script" "$@"

@@ -249,7 +249,13 @@ impl Models {
                 .collect();
             let cache = if cache {
                 let sha = d.weights_sha256()?;
-                let tag = format!("{:?}/{:?}", l.dtype, l.device).to_lowercase();
+                let tag = format!(
+                    "{:?}/{:?}/{}",
+                    l.dtype,
+                    l.device,
+                    crate::models::encoder::FORWARD_VERSION
+                )
+                .to_lowercase();
                 let mut kinds = vec![format!("{t:?}/{tag}")];
                 // An adapted encoder's outputs are its own.
                 if let (Target::Encoder, Some(a)) = (t, l.adapter) {

@@ -44,6 +44,7 @@ fn main() {
     }
     let cli = Cli::parse();
     paratag::models::deterministic_numerics();
+    paratag::models::tune_allocator();
     // A panic on a model thread is caught and reported as an error naming the
     // model; anywhere else it is a bug, reported on one line.
     std::panic::set_hook(Box::new(|info| {

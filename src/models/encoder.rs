@@ -14,8 +14,10 @@ use tch::nn::{self, Module, VarStore};
 use tch::{Device, Kind, Tensor};
 
 enum Net {
-    Bert(BertModel<Embeddings>),
-    Roberta(BertModel<RobertaEmbeddings>),
+    /// BERT runs through [`bert_layer`]; rust-bert's module only lays out
+    /// the variables.
+    Bert,
+    Roberta(Box<BertModel<RobertaEmbeddings>>),
 }
 
 /// BERT's input embeddings (word + position + token type, layer norm), as
@@ -97,6 +99,140 @@ pub struct Encoder {
     /// Variable-name prefix of the base model in the weights ("bert." or none).
     base: String,
     pub config: BertConfig,
+    /// The weights as the functional forward reads them, gathered at the
+    /// first pass (after any adapter is merged).
+    prepared: std::cell::OnceCell<Prepared>,
+}
+
+/// Bumped when the forward's arithmetic changes, so feature caches made by
+/// an older one are not served.
+pub const FORWARD_VERSION: &str = "f2";
+
+/// Adds to linear map `module`'s output (index into [`super::lora::MODULES`])
+/// given its input.
+pub type ModuleExtra<'a> = &'a dyn Fn(usize, &Tensor) -> Tensor;
+
+/// [`ModuleExtra`] for every layer: `(layer, module, input)`.
+pub type LayerExtra<'a> = &'a dyn Fn(usize, usize, &Tensor) -> Tensor;
+
+/// A linear map's weight and bias.
+pub type Linear = (Tensor, Tensor);
+
+/// One BERT layer's weights, query, key and value stacked into one map so
+/// the layer makes one GEMM for all three.
+pub struct LayerWeights {
+    qkv: Linear,
+    attn_out: Linear,
+    attn_ln: Linear,
+    inter: Linear,
+    out: Linear,
+    out_ln: Linear,
+}
+
+impl LayerWeights {
+    /// From the variables named `{stem}attention.self.query.weight` etc.,
+    /// in `kind` (the weights stay shared when they already are).
+    pub fn gather(
+        get: &dyn Fn(&str) -> Result<Tensor>,
+        stem: &str,
+        kind: Kind,
+    ) -> Result<LayerWeights> {
+        let lin = |name: &str| -> Result<Linear> {
+            Ok((
+                get(&format!("{stem}{name}.weight"))?.to_kind(kind),
+                get(&format!("{stem}{name}.bias"))?.to_kind(kind),
+            ))
+        };
+        // Layer norms run in f32 whatever the dtype (as autocast does).
+        let norm = |name: &str| -> Result<Linear> {
+            Ok((
+                get(&format!("{stem}{name}.LayerNorm.weight"))?.to_kind(Kind::Float),
+                get(&format!("{stem}{name}.LayerNorm.bias"))?.to_kind(Kind::Float),
+            ))
+        };
+        let (q, k, v) = (
+            lin("attention.self.query")?,
+            lin("attention.self.key")?,
+            lin("attention.self.value")?,
+        );
+        Ok(LayerWeights {
+            qkv: (
+                Tensor::cat(&[q.0, k.0, v.0], 0),
+                Tensor::cat(&[q.1, k.1, v.1], 0),
+            ),
+            attn_out: lin("attention.output.dense")?,
+            attn_ln: norm("attention.output")?,
+            inter: lin("intermediate.dense")?,
+            out: lin("output.dense")?,
+            out_ln: norm("output")?,
+        })
+    }
+}
+
+/// What varies between the plain forward and the adapter-training one:
+/// `extra(module, x)` adds to linear map `module`'s output (index into
+/// [`super::lora::MODULES`]), and dropout applies when `train`.
+pub struct LayerRun<'a> {
+    pub cfg: &'a BertConfig,
+    pub train: bool,
+    pub extra: Option<ModuleExtra<'a>>,
+}
+
+/// One BERT layer over the f32 residual stream `x` `[batch, seq, hidden]`
+/// with the additive attention `mask` `[batch, 1, 1, seq]`. The linear maps
+/// and attention run in the weights' dtype (bf16 or f32), residuals and
+/// layer norms in f32, as autocast does; attention is libtorch's fused SDPA.
+pub fn bert_layer(x: &Tensor, w: &LayerWeights, mask: &Tensor, run: &LayerRun) -> Tensor {
+    let cfg = run.cfg;
+    let kind = w.qkv.0.kind();
+    let (h, heads) = (cfg.hidden_size, cfg.num_attention_heads);
+    let drop = |t: Tensor| t.dropout(cfg.hidden_dropout_prob, run.train);
+    let lin = |x: &Tensor, l: &Linear| x.linear(&l.0, Some(&l.1));
+    let ln = |x: &Tensor, l: &Linear| x.layer_norm([h], Some(&l.0), Some(&l.1), 1e-12, false);
+    let add = |m: usize, x: &Tensor, y: Tensor| match run.extra {
+        Some(f) => y + f(m, x),
+        None => y,
+    };
+    let xc = x.to_kind(kind);
+    let bs = x.size()[0];
+    let split = |t: Tensor| t.view([bs, -1, heads, h / heads]).transpose(1, 2);
+    let qkv = lin(&xc, &w.qkv);
+    let mut parts = qkv.split(h, -1).into_iter();
+    let mut next = |m: usize| split(add(m, &xc, parts.next().expect("q, k, v")));
+    let (q, k, v) = (next(0), next(1), next(2));
+    let p_drop = if run.train {
+        cfg.attention_probs_dropout_prob
+    } else {
+        0.0
+    };
+    let ctx = Tensor::scaled_dot_product_attention(&q, &k, &v, Some(mask), p_drop, false, None)
+        .transpose(1, 2)
+        .contiguous()
+        .view([bs, -1, h]);
+    let a = drop(add(3, &ctx, lin(&ctx, &w.attn_out)));
+    let x = ln(&(a.to_kind(Kind::Float) + x), &w.attn_ln);
+    let xc = x.to_kind(kind);
+    let act = cfg.hidden_act.get_function();
+    let inter = (act.get_fn())(&add(4, &xc, lin(&xc, &w.inter)));
+    let o = drop(add(5, &inter, lin(&inter, &w.out)));
+    ln(&(o.to_kind(Kind::Float) + x), &w.out_ln)
+}
+
+/// The additive attention mask `[batch, 1, 1, seq]` of a 0/1 mask, in `kind`.
+pub fn attention_mask(mask: &Tensor, kind: Kind) -> Tensor {
+    ((mask.to_kind(Kind::Float).neg() + 1.0)
+        .unsqueeze(1)
+        .unsqueeze(1)
+        * -10000.0)
+        .to_kind(kind)
+}
+
+/// The encoder's weights gathered for [`bert_layer`].
+struct Prepared {
+    layers: Vec<LayerWeights>,
+    /// Word, position and token-type tables, and the embedding layer norm.
+    tables: [Tensor; 3],
+    emb_ln: Linear,
 }
 
 impl Encoder {
@@ -122,8 +258,13 @@ impl Encoder {
         let mut cfg: BertConfig = dir.parse_config()?;
         cfg.output_hidden_states = Some(layers);
         let net = match dir.arch {
-            Arch::Roberta => Net::Roberta(BertModel::new_with_optional_pooler(&p, &cfg, false)),
-            _ => Net::Bert(BertModel::new_with_optional_pooler(&p, &cfg, false)),
+            Arch::Roberta => Net::Roberta(Box::new(BertModel::new_with_optional_pooler(
+                &p, &cfg, false,
+            ))),
+            _ => {
+                let _: BertModel<Embeddings> = BertModel::new_with_optional_pooler(&p, &cfg, false);
+                Net::Bert
+            }
         };
         dir.load_weights(&mut vs, dtype)?;
         let base = prefix.map(|b| format!("{b}.")).unwrap_or_default();
@@ -135,7 +276,125 @@ impl Encoder {
             prefix,
             base,
             config: cfg,
+            prepared: Default::default(),
         })
+    }
+
+    /// The dtype the encoder's weights (and so its linear maps) are in.
+    pub fn kind(&self) -> Kind {
+        self.prepared().layers[0].qkv.0.kind()
+    }
+
+    fn prepared(&self) -> &Prepared {
+        self.prepared.get_or_init(|| {
+            let v = self._vs.variables();
+            let get = |name: &str| -> Result<Tensor> {
+                v.get(name)
+                    .map(Tensor::shallow_clone)
+                    .ok_or_else(|| Error::model(&self.dir.path, format!("no tensor `{name}`")))
+            };
+            let emb = self.embeddings_stem();
+            let gather = || -> Result<Prepared> {
+                let kind = get(&format!("{emb}.word_embeddings.weight"))?.kind();
+                let layers = (0..self.num_layers())
+                    .map(|i| LayerWeights::gather(&get, &self.layer_var(i, ""), kind))
+                    .collect::<Result<Vec<_>>>()?;
+                let table = |n: &str| get(&format!("{emb}.{n}.weight"));
+                Ok(Prepared {
+                    layers,
+                    tables: [
+                        table("word_embeddings")?,
+                        table("position_embeddings")?,
+                        table("token_type_embeddings")?,
+                    ],
+                    emb_ln: (
+                        table("LayerNorm")?.to_kind(Kind::Float),
+                        get(&format!("{emb}.LayerNorm.bias"))?.to_kind(Kind::Float),
+                    ),
+                })
+            };
+            // The names were checked when the weights were read.
+            gather().expect("encoder variables are complete")
+        })
+    }
+
+    /// BERT's token states through the functional layers: the top layer's
+    /// `[batch, seq, hidden]` (f32), and the outputs of layers `keep`
+    /// (1-based). `extra(layer, module, x)` adds to a linear map's output
+    /// (adapter training).
+    pub fn bert_states(
+        &self,
+        p: &Padded,
+        keep: &[usize],
+        train: bool,
+        extra: Option<LayerExtra>,
+    ) -> Result<(Tensor, Vec<Tensor>)> {
+        if self.dir.arch != Arch::Bert {
+            return Err(Error::model(
+                &self.dir.path,
+                "the functional forward is for BERT encoders",
+            ));
+        }
+        let w = self.prepared();
+        let shape = p.ids.size();
+        let positions = Tensor::arange(shape[1], (Kind::Int64, p.ids.device()))
+            .unsqueeze(0)
+            .expand(&shape, true);
+        let types = if self.dir.type_vocab_size > 1 {
+            p.type_ids.shallow_clone()
+        } else {
+            Tensor::zeros(&shape, (Kind::Int64, p.ids.device()))
+        };
+        let look = |t: &Tensor, ids: &Tensor| {
+            Tensor::embedding(t, ids, -1, false, false).to_kind(Kind::Float)
+        };
+        let x = look(&w.tables[0], &p.ids)
+            + look(&w.tables[1], &positions)
+            + look(&w.tables[2], &types);
+        let h = self.config.hidden_size;
+        let mut x = x
+            .layer_norm([h], Some(&w.emb_ln.0), Some(&w.emb_ln.1), 1e-12, false)
+            .dropout(self.config.hidden_dropout_prob, train);
+        let mask = attention_mask(&p.mask, w.layers[0].qkv.0.kind());
+        let mut states: Vec<Option<Tensor>> = keep.iter().map(|_| None).collect();
+        for (i, lw) in w.layers.iter().enumerate() {
+            let f;
+            let run = LayerRun {
+                cfg: &self.config,
+                train,
+                extra: match extra {
+                    Some(e) => {
+                        f = move |m: usize, t: &Tensor| e(i, m, t);
+                        Some(&f as ModuleExtra)
+                    }
+                    None => None,
+                },
+            };
+            x = bert_layer(&x, lw, &mask, &run);
+            for (slot, &l) in states.iter_mut().zip(keep) {
+                if l == i + 1 {
+                    *slot = Some(x.shallow_clone());
+                }
+            }
+        }
+        let states = states
+            .into_iter()
+            .zip(keep)
+            .map(|(s, &l)| {
+                s.ok_or_else(|| {
+                    Error::model(
+                        &self.dir.path,
+                        format!("has {} layers; layer {l} does not exist", self.num_layers()),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok((x, states))
+    }
+
+    /// Forgets the gathered weights (after they were changed in place).
+    pub fn weights_changed(&mut self) {
+        self.prepared = Default::default();
     }
 
     /// The weights of encoder layer `i` (0-based), named below `layer.{i}.`
@@ -186,44 +445,37 @@ impl Encoder {
     /// that each of encoder layers `layers` (1-based) outputs, from one pass.
     /// Needs an encoder loaded with `layers` unless `layers` is empty.
     pub fn forward_layers(&self, p: &Padded, layers: &[usize]) -> Result<(Tensor, Vec<Tensor>)> {
-        let types = (self.dir.type_vocab_size > 1).then_some(&p.type_ids);
         tch::no_grad(|| {
-            let out = match &self.net {
-                Net::Bert(m) => m.forward_t(
-                    Some(&p.ids),
-                    Some(&p.mask),
-                    types,
-                    None,
-                    None,
-                    None,
-                    None,
-                    false,
-                )?,
-                Net::Roberta(m) => m.forward_t(
-                    Some(&p.ids),
-                    Some(&p.mask),
-                    types,
-                    None,
-                    None,
-                    None,
-                    None,
-                    false,
-                )?,
+            let (h, states) = match &self.net {
+                Net::Bert => self.bert_states(p, layers, false, None)?,
+                Net::Roberta(m) => {
+                    let types = (self.dir.type_vocab_size > 1).then_some(&p.type_ids);
+                    let out = m.forward_t(
+                        Some(&p.ids),
+                        Some(&p.mask),
+                        types,
+                        None,
+                        None,
+                        None,
+                        None,
+                        false,
+                    )?;
+                    let mut states = Vec::with_capacity(layers.len());
+                    for &l in layers {
+                        let all = out.all_hidden_states.as_ref().ok_or_else(|| {
+                            Error::model(&self.dir.path, "encoder was loaded without layer outputs")
+                        })?;
+                        let h = all.get(l.wrapping_sub(1)).ok_or_else(|| {
+                            Error::model(
+                                &self.dir.path,
+                                format!("has {} layers; layer {l} does not exist", all.len()),
+                            )
+                        })?;
+                        states.push(h.to_kind(Kind::Float));
+                    }
+                    (out.hidden_state.to_kind(Kind::Float), states)
+                }
             };
-            let mut states = Vec::with_capacity(layers.len());
-            for &l in layers {
-                let all = out.all_hidden_states.as_ref().ok_or_else(|| {
-                    Error::model(&self.dir.path, "encoder was loaded without layer outputs")
-                })?;
-                let h = all.get(l.wrapping_sub(1)).ok_or_else(|| {
-                    Error::model(
-                        &self.dir.path,
-                        format!("has {} layers; layer {l} does not exist", all.len()),
-                    )
-                })?;
-                states.push(h.to_kind(Kind::Float));
-            }
-            let h = out.hidden_state.to_kind(Kind::Float);
             let m = p.mask.to_kind(Kind::Float).unsqueeze(-1);
             let summed = (&h * &m).sum_dim_intlist([1i64].as_slice(), false, Kind::Float);
             let count = m

@@ -263,8 +263,10 @@ impl Adapter {
                     w.copy_(&merged);
                 }
             }
-            Ok(())
-        })
+            Ok::<(), Error>(())
+        })?;
+        enc.weights_changed();
+        Ok(())
     }
 }
 
@@ -290,97 +292,17 @@ pub fn weights_sha256(dir: &Path) -> Result<String> {
 /// `train`: the training forward. Gradients reach the adapter only (the
 /// encoder's own variables are frozen by [`Encoder::freeze`]).
 pub fn forward(enc: &Encoder, ad: Option<&Adapter>, p: &Padded, train: bool) -> Result<Tensor> {
-    let cfg = &enc.config;
-    let v = enc.variables();
-    let get = |name: &str| -> Result<&Tensor> {
-        v.get(name)
-            .ok_or_else(|| Error::model(&enc.dir.path, format!("no tensor `{name}`")))
+    let low = |i: usize, m: usize, x: &Tensor| -> Tensor {
+        let ad = ad.expect("only called with an adapter");
+        // f32 master weights; cast to the encoder's dtype (bf16 training),
+        // and gradients flow back through the cast.
+        let (a, b) = &ad.pairs[i][m];
+        let (a, b) = (a.to_kind(x.kind()), b.to_kind(x.kind()));
+        x.dropout(ad.dropout, train)
+            .linear::<&Tensor>(&a, None)
+            .linear::<&Tensor>(&b, None)
+            * ad.scale()
     };
-    if enc.dir.arch != super::Arch::Bert {
-        return Err(Error::model(
-            &enc.dir.path,
-            "adapter training supports BERT encoders (multilingual-e5) only",
-        ));
-    }
-    let h = cfg.hidden_size;
-    let ln = |x: &Tensor, stem: &str| -> Result<Tensor> {
-        Ok(x.layer_norm(
-            [h],
-            Some(get(&format!("{stem}.LayerNorm.weight"))?),
-            Some(get(&format!("{stem}.LayerNorm.bias"))?),
-            1e-12,
-            false,
-        ))
-    };
-    let emb = enc.embeddings_stem();
-    let shape = p.ids.size();
-    let positions = Tensor::arange(shape[1], (Kind::Int64, p.ids.device()))
-        .unsqueeze(0)
-        .expand(&shape, true);
-    let types = if enc.dir.type_vocab_size > 1 {
-        p.type_ids.shallow_clone()
-    } else {
-        Tensor::zeros(&shape, (Kind::Int64, p.ids.device()))
-    };
-    let table = |name: &str, ids: &Tensor| -> Result<Tensor> {
-        Ok(Tensor::embedding(
-            get(&format!("{emb}.{name}.weight"))?,
-            ids,
-            -1,
-            false,
-            false,
-        ))
-    };
-    let x = table("word_embeddings", &p.ids)?
-        + table("position_embeddings", &positions)?
-        + table("token_type_embeddings", &types)?;
-    let mut x = ln(&x, &emb)?.dropout(cfg.hidden_dropout_prob, train);
-    let mask = ((p.mask.to_kind(Kind::Float).neg() + 1.0)
-        .unsqueeze(1)
-        .unsqueeze(1)
-        * -10000.0)
-        .to_kind(x.kind());
-    let heads = cfg.num_attention_heads;
-    let d = h / heads;
-    let act = cfg.hidden_act.get_function();
-    for i in 0..cfg.num_hidden_layers as usize {
-        let lin = |x: &Tensor, m: usize| -> Result<Tensor> {
-            let name = MODULES[m];
-            let y = x.linear(
-                get(&enc.layer_var(i, &format!("{name}.weight")))?,
-                Some(get(&enc.layer_var(i, &format!("{name}.bias")))?),
-            );
-            Ok(match ad {
-                Some(ad) => {
-                    // f32 master weights; cast to the encoder's dtype (bf16
-                    // training), and gradients flow back through the cast.
-                    let (a, b) = &ad.pairs[i][m];
-                    let (a, b) = (a.to_kind(x.kind()), b.to_kind(x.kind()));
-                    let low = x.dropout(ad.dropout, train).linear::<&Tensor>(&a, None);
-                    y + low.linear::<&Tensor>(&b, None) * ad.scale()
-                }
-                None => y,
-            })
-        };
-        let bs = shape[0];
-        let split = |t: Tensor| t.view([bs, -1, heads, d]).transpose(1, 2);
-        let (q, k, val) = (split(lin(&x, 0)?), split(lin(&x, 1)?), split(lin(&x, 2)?));
-        let p_drop = if train {
-            cfg.attention_probs_dropout_prob
-        } else {
-            0.0
-        };
-        let ctx =
-            Tensor::scaled_dot_product_attention(&q, &k, &val, Some(&mask), p_drop, false, None)
-                .transpose(1, 2)
-                .contiguous()
-                .view([bs, -1, h]);
-        let stem = enc.layer_var(i, "attention.output");
-        let a = lin(&ctx, 3)?.dropout(cfg.hidden_dropout_prob, train);
-        x = ln(&(a + &x), &stem)?;
-        let inter = (act.get_fn())(&lin(&x, 4)?);
-        let o = lin(&inter, 5)?.dropout(cfg.hidden_dropout_prob, train);
-        x = ln(&(o + &x), &enc.layer_var(i, "output"))?;
-    }
-    Ok(x)
+    let extra = ad.map(|_| &low as super::encoder::LayerExtra);
+    Ok(enc.bert_states(p, &[], train, extra)?.0)
 }

@@ -11,6 +11,7 @@
 //! layers (`layer.{j}.…`, BERT names) and `classifier.weight` /
 //! `classifier.bias`, in f16.
 
+use super::encoder::{attention_mask, bert_layer, LayerRun, LayerWeights};
 use super::head::{self, HeadMeta, Named};
 use super::ModelDir;
 use crate::error::{Error, Result};
@@ -32,6 +33,10 @@ pub struct TunedHead {
     /// Classifies the mean of the token states (topic, stance) instead of
     /// each token (NER).
     pub pooled: bool,
+    cfg: BertConfig,
+    /// A loaded head's layers, gathered once. A head being trained gathers
+    /// them on every pass (its weights move, and gradients must reach them).
+    frozen: Option<std::cell::OnceCell<Vec<LayerWeights>>>,
 }
 
 /// Whether head metadata describes a [`TunedHead`] rather than a linear
@@ -69,7 +74,22 @@ impl TunedHead {
             layers,
             classifier,
             dropout: cfg.hidden_dropout_prob,
+            cfg: cfg.clone(),
+            frozen: None,
         }
+    }
+
+    /// The tuned layers' weights, named as [`LayerWeights::gather`] reads them.
+    fn gather(&self) -> Result<Vec<LayerWeights>> {
+        let vars = self.vs.variables();
+        let get = |name: &str| -> Result<Tensor> {
+            vars.get(name)
+                .map(Tensor::shallow_clone)
+                .ok_or_else(|| Error::model(&self.dir, format!("no tensor `{name}`")))
+        };
+        (0..self.layers.len())
+            .map(|j| LayerWeights::gather(&get, &format!("layer.{j}."), Kind::Float))
+            .collect()
     }
 
     /// Loads a head folder for `encoder` (its config shapes the tuned layers).
@@ -104,6 +124,7 @@ impl TunedHead {
                 format!("{} has no tensor `{missing}`", head::WEIGHTS_FILE),
             ));
         }
+        h.frozen = Some(Default::default());
         Ok(h)
     }
 
@@ -128,10 +149,25 @@ impl TunedHead {
     /// `[batch, seq, labels]` per token, or `[batch, labels]` when pooled.
     pub fn forward_t(&self, states: &Tensor, mask: &Tensor, train: bool) -> Tensor {
         let m = mask.to_kind(Kind::Float);
-        let ext = ((m.neg() + 1.0).unsqueeze(1).unsqueeze(1) * -10000.0).to_kind(states.kind());
-        let mut h = states.shallow_clone();
-        for l in &self.layers {
-            h = l.forward_t(&h, Some(&ext), None, None, train).hidden_state;
+        let ext = attention_mask(mask, Kind::Float);
+        let fresh;
+        let weights = match &self.frozen {
+            Some(cell) if !train => {
+                cell.get_or_init(|| self.gather().expect("the head's layers are complete"))
+            }
+            _ => {
+                fresh = self.gather().expect("the head's layers are complete");
+                &fresh
+            }
+        };
+        let run = LayerRun {
+            cfg: &self.cfg,
+            train,
+            extra: None,
+        };
+        let mut h = states.to_kind(Kind::Float);
+        for w in weights {
+            h = bert_layer(&h, w, &ext, &run);
         }
         if self.pooled {
             let m = m.unsqueeze(-1);
@@ -145,6 +181,9 @@ impl TunedHead {
 
     /// Divides the classifier by a fitted softmax temperature.
     pub fn fold_temperature(&mut self, t: f64) {
+        if self.frozen.is_some() {
+            self.frozen = Some(Default::default());
+        }
         tch::no_grad(|| {
             let _ = self.classifier.ws.g_div_scalar_(t);
             if let Some(b) = self.classifier.bs.as_mut() {

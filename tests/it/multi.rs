@@ -188,6 +188,54 @@ fn multi_task_training_is_deterministic_merges_exactly_and_checks_its_encoder() 
         diff(&plain, &functional) < 1e-4,
         "training forward = tagging forward"
     );
+    // paratag's own BERT layers (fused QKV, SDPA) compute what rust-bert's
+    // BertModel does on the same weights.
+    let reference = {
+        let mut vs = tch::nn::VarStore::new(tch::Device::Cpu);
+        let root = vs.root();
+        let path = match dir.base_prefix("bert").unwrap() {
+            Some(b) => root.sub(b),
+            None => root.clone(),
+        };
+        let cfg: rust_bert::bert::BertConfig = dir.parse_config().unwrap();
+        let model =
+            rust_bert::bert::BertModel::<rust_bert::bert::BertEmbeddings>::new_with_optional_pooler(
+                &path, &cfg, false,
+            );
+        dir.load_weights(&mut vs, DType::F32).unwrap();
+        let out = tch::no_grad(|| {
+            model
+                .forward_t(
+                    Some(&p.ids),
+                    Some(&p.mask),
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    false,
+                )
+                .unwrap()
+        });
+        out.hidden_state * &m
+    };
+    assert!(
+        diff(&plain, &reference) < 1e-4,
+        "paratag's BERT = rust-bert's: {}",
+        diff(&plain, &reference)
+    );
+    // bf16 (linear maps and attention in bf16, residuals and norms in f32)
+    // stays close to f32 on the same weights.
+    let e16 = Encoder::load(&dir, tch::Device::Cpu, DType::Bf16, false).unwrap();
+    assert_eq!(e16.kind(), tch::Kind::BFloat16);
+    let (emb32, _) = tch::no_grad(|| e.forward_layers(&p, &[]).unwrap());
+    let (emb16, _) = tch::no_grad(|| e16.forward_layers(&p, &[]).unwrap());
+    let cos = (&emb32 * &emb16).sum_dim_intlist([1i64].as_slice(), false, tch::Kind::Float);
+    let worst = cos.min().double_value(&[]);
+    assert!(
+        worst > 0.99 && worst < 1.0 - 1e-7,
+        "bf16 against f32 cosine {worst}"
+    );
     assert!(
         diff(&plain, &unmerged) > 1e-3,
         "the adapter changes the encoder"
