@@ -386,7 +386,7 @@ def paratag_labels(path, job):
         if job == "heads":
             d["entities"] = [[e["start"], e["end"], e["label"]] for e in (r["entities"] or [])]
             for k, v in r.items():
-                if k.startswith("stance_") and k.count("_") >= 1 and not k.endswith(("_score", "_favor", "_against", "_holder", "_reported")):
+                if k.startswith("stance_") and not k.endswith(("_score", "_favor", "_against", "_holder", "_reported")):
                     d[k] = v
         out.append(d)
     return out

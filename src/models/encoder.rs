@@ -308,7 +308,7 @@ impl Encoder {
                         table("token_type_embeddings")?,
                     ],
                     emb_ln: (
-                        table("LayerNorm")?.to_kind(Kind::Float),
+                        get(&format!("{emb}.LayerNorm.weight"))?.to_kind(Kind::Float),
                         get(&format!("{emb}.LayerNorm.bias"))?.to_kind(Kind::Float),
                     ),
                 })
