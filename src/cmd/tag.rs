@@ -10,7 +10,7 @@ use paratag::models::profile;
 use paratag::models::registry;
 use paratag::models::tuned_head;
 use paratag::models::ModelInfo;
-use paratag::models::{DType, DeviceArg, ModelDir};
+use paratag::models::{DTypeArg, DeviceArg, ModelDir};
 use paratag::output::{self, FileSink};
 use paratag::pipeline::{self, Counts, Job};
 use paratag::plan::Plan;
@@ -163,8 +163,9 @@ pub struct ModelArgs {
     pub batch_tokens: usize,
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: DeviceArg,
-    #[arg(long, value_enum, default_value = "f32")]
-    pub dtype: DType,
+    /// `auto`: bf16 where the CPU has AMX, else f32 (the README says why).
+    #[arg(long, value_enum, env = "PARATAG_DTYPE", default_value = "auto")]
+    pub dtype: DTypeArg,
     /// Trained head folders (`paratag train`), each for the topics, one
     /// stance target or the entities; they read the encoder's one pass.
     #[arg(long, num_args = 1..)]
@@ -552,7 +553,7 @@ pub fn job(
         threads,
         batch_tokens: m.batch_tokens,
         device: m.device.resolve()?,
-        dtype: m.dtype,
+        dtype: m.dtype.resolve(),
         aggregation: m.aggregation,
         segment,
         progress,

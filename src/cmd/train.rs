@@ -9,7 +9,7 @@ use paratag::formats::{LabelSet, NONE};
 use paratag::heads::{Aggregation, NerScheme};
 use paratag::models::head::{Head, HeadMeta, Hyper, FEATURES};
 use paratag::models::tuned_head;
-use paratag::models::{registry, DType, DeviceArg, ModelDir};
+use paratag::models::{registry, DTypeArg, DeviceArg, ModelDir};
 use paratag::train::examples::{self, Gold, Items};
 use paratag::train::{self, tuned};
 use std::collections::BTreeSet;
@@ -133,7 +133,7 @@ pub fn run(mut a: Args) -> Result<()> {
         threads: a.threads,
         batch_tokens: a.batch_tokens,
         device: DeviceArg::Cpu,
-        dtype: DType::F32,
+        dtype: DTypeArg::F32,
         heads: vec![],
     };
     let features = |texts: &[String]| -> Result<Vec<Vec<f32>>> {

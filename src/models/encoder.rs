@@ -102,11 +102,16 @@ pub struct Encoder {
     /// The weights as the functional forward reads them, gathered at the
     /// first pass (after any adapter is merged).
     prepared: std::cell::OnceCell<Prepared>,
+    /// The dtype the functional forward's linear maps and attention run in.
+    /// BERT's weights are held in f32 whatever the dtype (embedding tables,
+    /// norms and adapter merges stay exact; only the maps are cast, as
+    /// autocast does).
+    linear: Kind,
 }
 
 /// Bumped when the forward's arithmetic changes, so feature caches made by
 /// an older one are not served.
-pub const FORWARD_VERSION: &str = "f2";
+pub const FORWARD_VERSION: &str = "f3";
 
 /// Adds to linear map `module`'s output (index into [`super::lora::MODULES`])
 /// given its input.
@@ -266,7 +271,16 @@ impl Encoder {
                 Net::Bert
             }
         };
-        dir.load_weights(&mut vs, dtype)?;
+        let linear = match dtype {
+            DType::F32 => Kind::Float,
+            DType::Bf16 => Kind::BFloat16,
+        };
+        // rust-bert's RoBERTa forward runs in the weights' own dtype.
+        let held = match dir.arch {
+            Arch::Roberta => dtype,
+            _ => DType::F32,
+        };
+        dir.load_weights(&mut vs, held)?;
         let base = prefix.map(|b| format!("{b}.")).unwrap_or_default();
         let prefix = dir.text_prefix();
         Ok(Encoder {
@@ -277,12 +291,13 @@ impl Encoder {
             base,
             config: cfg,
             prepared: Default::default(),
+            linear,
         })
     }
 
-    /// The dtype the encoder's weights (and so its linear maps) are in.
+    /// The dtype the encoder's linear maps run in.
     pub fn kind(&self) -> Kind {
-        self.prepared().layers[0].qkv.0.kind()
+        self.linear
     }
 
     fn prepared(&self) -> &Prepared {
@@ -295,9 +310,8 @@ impl Encoder {
             };
             let emb = self.embeddings_stem();
             let gather = || -> Result<Prepared> {
-                let kind = get(&format!("{emb}.word_embeddings.weight"))?.kind();
                 let layers = (0..self.num_layers())
-                    .map(|i| LayerWeights::gather(&get, &self.layer_var(i, ""), kind))
+                    .map(|i| LayerWeights::gather(&get, &self.layer_var(i, ""), self.linear))
                     .collect::<Result<Vec<_>>>()?;
                 let table = |n: &str| get(&format!("{emb}.{n}.weight"));
                 Ok(Prepared {

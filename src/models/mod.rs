@@ -39,6 +39,44 @@ pub enum DType {
     Bf16,
 }
 
+/// `--dtype`. `auto` is bf16 on a CPU with AMX and f32 elsewhere: bf16
+/// kept 99.5 % of labels on the shared test sets, but on AVX-512 BF16
+/// alone it was 1.4x faster on one CPU (AMD Zen 4) and 0.8x on another (an
+/// Intel Xeon without AMX), so only AMX makes it the default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DTypeArg {
+    Auto,
+    F32,
+    Bf16,
+}
+
+impl DTypeArg {
+    pub fn resolve(self) -> DType {
+        match self {
+            DTypeArg::F32 => DType::F32,
+            DTypeArg::Bf16 => DType::Bf16,
+            DTypeArg::Auto => {
+                let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+                if cpu_flag(&info, "amx_bf16") {
+                    DType::Bf16
+                } else {
+                    DType::F32
+                }
+            }
+        }
+    }
+}
+
+/// Whether a `/proc/cpuinfo` text lists `flag` among its CPU flags (the
+/// kernel lists AMX only where it lets processes use it).
+pub fn cpu_flag(cpuinfo: &str, flag: &str) -> bool {
+    cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("flags"))
+        .filter_map(|l| l.split_once(':'))
+        .any(|(_, flags)| flags.split_whitespace().any(|f| f == flag))
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum DeviceArg {
     Cpu,
@@ -610,5 +648,24 @@ pub fn tune_allocator() {
         set("MALLOC_MMAP_THRESHOLD_", libc::M_MMAP_THRESHOLD, 32 << 20);
         set("MALLOC_TRIM_THRESHOLD_", libc::M_TRIM_THRESHOLD, 256 << 20);
         set("MALLOC_TOP_PAD_", libc::M_TOP_PAD, 64 << 20);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cpu_flag;
+
+    #[test]
+    fn cpu_flags_are_whole_words_of_flags_lines() {
+        let info =
+            "processor\t: 0\nflags\t\t: fpu avx512_bf16 amx_bf16 amx_tile\nbugs\t\t: amx_x\n\
+                    processor\t: 1\nflags\t\t: fpu avx512_bf16 amx_bf16 amx_tile\n";
+        assert!(cpu_flag(info, "amx_bf16"));
+        assert!(cpu_flag(info, "avx512_bf16"));
+        // A prefix of a flag, or a word on another line, is not a flag.
+        assert!(!cpu_flag(info, "amx"));
+        assert!(!cpu_flag(info, "amx_x"));
+        assert!(!cpu_flag("flags\t: fpu avx512_bf16\n", "amx_bf16"));
+        assert!(!cpu_flag("", "amx_bf16"));
     }
 }

@@ -288,7 +288,7 @@ fn passthrough_columns_and_formats_roundtrip() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     // JSONL on stdin.
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_paratag"))
+    let mut child = crate::command()
         .args([
             "tag",
             "-",
@@ -486,7 +486,7 @@ fn sheet_cells_never_run_as_formulas() {
 /// command quietly, not with a reported panic.
 #[test]
 fn closed_stdout_is_not_an_internal_error() {
-    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_paratag"))
+    let mut c = crate::command()
         .args(["models", "list"])
         .env("PARATAG_HOME", home())
         .stdout(std::process::Stdio::piped())

@@ -81,7 +81,7 @@ fn fetch_downloads_checks_hashes_and_installs() {
     };
     let home = d.path().join("home");
     let run = |reg: &Path| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_paratag"))
+        crate::command()
             .args([
                 "models",
                 "fetch",
@@ -127,7 +127,7 @@ fn fetch_downloads_checks_hashes_and_installs() {
     let input = write(d.path(), "in.jsonl", "{\"id\": \"a\", \"text\": \"Officials said the aid package was approved after a long debate.\"}\n");
     let cb = write(d.path(), "cb.toml", CODEBOOK);
     let out = d.path().join("o.parquet");
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_paratag"))
+    let o = crate::command()
         .args([
             "tag",
             input.to_str().unwrap(),

@@ -18,8 +18,16 @@ use polars::prelude::*;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// The binary, in f32 whatever the CPU (`--dtype auto` picks bf16 where the
+/// CPU has AMX), so the tests' figures are the same on every machine.
+pub fn command() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_paratag"));
+    c.env("PARATAG_DTYPE", "f32");
+    c
+}
+
 pub fn paratag(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_paratag"))
+    command()
         .args(args)
         .env("PARATAG_HOME", home())
         .output()

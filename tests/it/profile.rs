@@ -18,7 +18,7 @@ pub fn shipped_heads() -> Vec<PathBuf> {
 
 /// `paratag ARGS` with `PARATAG_HOME=home`, run from `cwd`.
 pub fn run_in(home: &Path, cwd: &Path, args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_paratag"))
+    crate::command()
         .args(args)
         .env("PARATAG_HOME", home)
         .current_dir(cwd)

@@ -410,7 +410,7 @@ fn progress_lines_in_batch_logs_and_quiet_is_silent() {
     let input = write(d.path(), "in.jsonl", &body);
     let out = d.path().join("o.parquet");
     let run = |quiet: bool| {
-        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_paratag"));
+        let mut c = crate::command();
         c.args([
             "tag",
             input.to_str().unwrap(),
@@ -474,7 +474,7 @@ fn feature_cache_gives_identical_reports() {
     let cache_home = d.path().join("home");
     let eval = |name: &str, mb: &str| -> String {
         let json = d.path().join(name);
-        let o = std::process::Command::new(env!("CARGO_BIN_EXE_paratag"))
+        let o = crate::command()
             .args([
                 "eval",
                 "--gold",
