@@ -26,7 +26,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.environ.get("SHARED", os.path.join(ROOT, "..", "shared", "datasets"))
 BIN = os.path.join(ROOT, "target", "release", "paratag")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_peers import agreement, paratag_labels  # noqa: E402
+from bench_peers import agreement, commit, paratag_labels, save  # noqa: E402
 
 SIB_LANGS = ["arb_Arab", "ary_Arab", "arz_Arab", "eng_Latn", "fra_Latn", "deu_Latn", "spa_Latn", "rus_Cyrl", "ukr_Cyrl"]
 
@@ -84,7 +84,7 @@ def main():
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="paratag-agree-")
     result = {"date": time.strftime("%Y-%m-%d"),
-              "commit": subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip(),
+              "commit": commit(),
               "profile": a.profile, "sets": {}}
     print("| set | paragraphs | topic | stance (lowest target) | entities |")
     print("|---|---|---|---|---|")
@@ -117,9 +117,7 @@ def main():
     pooled = {k: sum(v * n for v, n in xs) / sum(n for _, n in xs) for k, xs in total.items()}
     result["pooled"] = pooled
     print(f"| all | {sum(r['paragraphs'] for r in result['sets'].values())} | {pooled['topic']:.4f} | {pooled['stance']:.4f} | {pooled['entities']:.4f} |")
-    os.makedirs(os.path.dirname(a.json), exist_ok=True)
-    json.dump(result, open(a.json, "w"), indent=1)
-    print(f"JSON: {a.json}")
+    save(result, a.json)
     return 0
 
 

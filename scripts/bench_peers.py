@@ -460,6 +460,16 @@ def agreement(ref, got, job):
     return out
 
 
+def commit():
+    return subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+
+
+def save(result, path):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    json.dump(result, open(path, "w"), indent=1)
+    print(f"\nJSON: {path}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
@@ -515,7 +525,7 @@ def main():
             extra[n] = {k: min(v, extra[n].get(k, v)) for k, v in res.items()}
             print(f"round {rnd + 1} {n}: {wall:.1f} s", flush=True)
 
-    result = {"date": time.strftime("%Y-%m-%d"), "commit": subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip(),
+    result = {"date": time.strftime("%Y-%m-%d"), "commit": commit(),
               "cores": os.cpu_count(), "threads": THREADS, "paragraphs": len(rows), "tokens": ntok, "matmul_peak_gflops": peak,
               "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "onnxruntime": onnxruntime.__version__},
               "onnx_fused": fused, "runs": {}}
@@ -535,9 +545,7 @@ def main():
         result["runs"][n] = {"job": job, "engine": engine, "dtype": dtype, "seconds": times[n], "best_s": best,
                              "paragraphs_per_s": len(rows) / best, "tokens_per_s": ntok / best, "gflops": gf,
                              "agreement": agree, "peak_rss_bytes": rss[n], **extra[n]}
-    os.makedirs(os.path.dirname(a.json), exist_ok=True)
-    json.dump(result, open(a.json, "w"), indent=1)
-    print(f"\nJSON: {a.json}")
+    save(result, a.json)
     return 0
 
 

@@ -20,6 +20,9 @@ use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 use rayon::prelude::*;
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tch::Device;
 
 /// What a model output belongs to. `para` indexes the window's paragraphs.
@@ -168,6 +171,8 @@ pub const MODEL_THREAD: &str = "paratag-model-";
 pub struct Workers {
     senders: HashMap<Target, Sender<BatchMsg>>,
     replies: Receiver<ReplyMsg>,
+    /// Nanoseconds the model threads spent computing, all together.
+    busy: Arc<AtomicU64>,
 }
 
 /// What a model thread needs to load its model.
@@ -300,17 +305,30 @@ impl Workers {
     ) -> Result<Workers> {
         let (reply_tx, replies) = unbounded();
         let mut senders = HashMap::new();
+        let busy = Arc::new(AtomicU64::new(0));
         for (t, served) in models.0 {
             let (tx, rx) = bounded::<BatchMsg>(4);
             senders.insert(t, tx);
             let reply_tx = reply_tx.clone();
-            let (threads, device) = (l.threads, l.device);
+            let (threads, device, busy) = (l.threads, l.device, busy.clone());
             std::thread::Builder::new()
                 .name(format!("{MODEL_THREAD}{t:?}"))
-                .spawn_scoped(s, move || serve(served, rx, reply_tx, threads, device))
+                .spawn_scoped(s, move || {
+                    serve(served, rx, reply_tx, threads, device, &busy)
+                })
                 .map_err(|e| Error::Config(format!("cannot start a model thread: {e}")))?;
         }
-        Ok(Workers { senders, replies })
+        Ok(Workers {
+            senders,
+            replies,
+            busy,
+        })
+    }
+
+    /// Time the models have spent computing so far (loading and cache hits
+    /// left out), summed over the model threads.
+    pub fn busy(&self) -> Duration {
+        Duration::from_nanos(self.busy.load(Ordering::Relaxed))
     }
 
     /// Batches `t` per model under `budget` padded tokens, sends the batches
@@ -421,6 +439,7 @@ fn serve(
     tx: Sender<ReplyMsg>,
     threads: usize,
     device: Device,
+    busy: &AtomicU64,
 ) {
     tch::set_num_threads(threads as i32);
     let dir = served.dir.clone();
@@ -458,7 +477,9 @@ fn serve(
                     unreachable!("loaded above")
                 };
                 let items: Vec<&Encoded> = miss.iter().map(|&i| &batch[i].1).collect();
+                let started = Instant::now();
                 let computed = compute(model, &dir, &items, device)?;
+                busy.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
                 for (&i, o) in miss.iter().zip(computed) {
                     if let Some((c, _)) = &served.cache {
                         for (k, v) in keys[i].iter().zip(&o) {

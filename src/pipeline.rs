@@ -63,6 +63,15 @@ impl Counts {
     }
 }
 
+/// What [`run`] did, and how busy it kept the models.
+pub struct Ran {
+    pub counts: Counts,
+    /// Share of the time from the models' start to the last batch that the
+    /// model threads spent computing (summed over models, so it can pass 1
+    /// with several). Well under 1 means the other stages kept them waiting.
+    pub busy: f64,
+}
+
 /// One window of articles, tagged: what a [`Sink`] writes.
 pub struct Labeled {
     pub ids: Vec<String>,
@@ -151,7 +160,7 @@ pub fn run(
     scan: &Scan,
     done: &Done,
     sink: &mut dyn Sink,
-) -> Result<Counts> {
+) -> Result<Ran> {
     let job = plan.job;
     let bar = Progress::new(job.progress, "paragraphs", true);
     let todo = (scan.shard_articles as u64).saturating_sub(done.count()) as usize;
@@ -174,8 +183,9 @@ pub fn run(
     });
     let (models, toks) = (models?, toks?);
     let pool = &stage_pool()?;
-    let counts = std::thread::scope(|s| -> Result<Counts> {
+    let ran = std::thread::scope(|s| -> Result<Ran> {
         let workers = Workers::spawn(s, models, &load)?;
+        let started = std::time::Instant::now();
         let anchors = workers
             .run(
                 toks.tokenize(&plan.anchor_work())?,
@@ -291,19 +301,20 @@ pub fn run(
             }
         }
         drop(lab_tx);
-        let total = labeler
+        let busy = workers.busy().as_secs_f64() / started.elapsed().as_secs_f64().max(1e-9);
+        let counts = labeler
             .join()
             .map_err(|_| Error::Config("the labeling thread panicked".into()))??;
         writer
             .join()
             .map_err(|_| Error::Config("the writer thread panicked".into()))??;
         bar.finish();
-        Ok(total)
+        Ok(Ran { counts, busy })
     });
     // Freeing a 250k-piece tokenizer takes a third of a second; nothing
     // waits for it (a process that exits first just drops the thread).
     std::thread::spawn(move || drop(toks));
-    counts
+    ran
 }
 
 /// The threads the stages around the models (prepare, label) run their

@@ -272,10 +272,11 @@ pub fn run(mut args: Args) -> Result<()> {
         meta.push(("paratag.profile".into(), p.name.clone()));
     }
     let schema = output::schema(job.codebook.as_ref(), &scan.schema)?;
-    let (counts, resumed, dest) = match &out {
+    let (ran, resumed, dest) = match &out {
         Out::File(p) => {
             let mut sink = FileSink::create(p, job.codebook.clone(), &schema)?;
-            let counts = pipeline::run(&plan, &inputs, &scan, &Default::default(), &mut sink)?;
+            let ran = pipeline::run(&plan, &inputs, &scan, &Default::default(), &mut sink)?;
+            let counts = ran.counts;
             let summary = summary(&counts, &scan, t0.elapsed().as_secs_f64());
             meta.push(("paratag.summary".into(), json(&summary)));
             meta.push((
@@ -283,7 +284,7 @@ pub fn run(mut args: Args) -> Result<()> {
                 chrono::Utc::now().to_rfc3339(),
             ));
             sink.finish(meta)?;
-            (counts, 0, p.display().to_string())
+            (ran, 0, p.display().to_string())
         }
         Out::Folder(root) => {
             let announce = move |line: &str| {
@@ -318,7 +319,7 @@ pub fn run(mut args: Args) -> Result<()> {
             let keep = || {
                 format!("{dir}: stopped; the parts written so far are kept: fix the cause, then run the same command with --resume")
             };
-            let counts = pipeline::run(&plan, &inputs, &scan, &done, &mut ds).with_context(keep)?;
+            let ran = pipeline::run(&plan, &inputs, &scan, &done, &mut ds).with_context(keep)?;
             let m = ds.finish().with_context(keep)?;
             if !m.complete {
                 anyhow::bail!(
@@ -327,11 +328,11 @@ pub fn run(mut args: Args) -> Result<()> {
                     m.articles
                 );
             }
-            (counts, resumed, dir)
+            (ran, resumed, dir)
         }
     };
     if !args.quiet {
-        let s = summary(&counts, &scan, t0.elapsed().as_secs_f64());
+        let s = summary(&ran.counts, &scan, t0.elapsed().as_secs_f64());
         let rate = s.counts.paragraphs as f64 / s.seconds.max(1e-9);
         let resumed = if resumed > 0 {
             format!(" ({resumed} articles already done)")
@@ -340,9 +341,9 @@ pub fn run(mut args: Args) -> Result<()> {
         };
         let c = &s.counts;
         eprintln!(
-            "paratag: {} articles{resumed}, {} paragraphs, {} boilerplate lines dropped, {} empty texts, {} windows ({} long paragraphs), {} skipped rows, {} duplicates dropped, {:.1} s, {:.1} paragraphs/s -> {dest}",
+            "paratag: {} articles{resumed}, {} paragraphs, {} boilerplate lines dropped, {} empty texts, {} windows ({} long paragraphs), {} skipped rows, {} duplicates dropped, {:.1} s, {:.1} paragraphs/s, models busy {:.1} % -> {dest}",
             c.articles, c.paragraphs, c.dropped_lines, c.empty_texts, c.windows, c.long_paragraphs,
-            s.skipped, s.deduped, s.seconds, rate
+            s.skipped, s.deduped, s.seconds, rate, 100.0 * ran.busy
         );
     }
     Ok(())
@@ -664,7 +665,7 @@ pub fn tag_texts(
     let plan = Plan::new(&job)?;
     let (inputs, scan) = pipeline::scan(&job, &|_| {})?;
     let mut sink = pipeline::Collect::default();
-    let counts = pipeline::run(&plan, &inputs, &scan, &Default::default(), &mut sink)?;
+    let counts = pipeline::run(&plan, &inputs, &scan, &Default::default(), &mut sink)?.counts;
     let models = job.models(&plan)?;
     let mut metadata = metadata(&job, &plan, &models, &scan, started);
     metadata.push((

@@ -137,6 +137,9 @@ fn empty_text_is_zero_paragraphs_and_counted() {
         err.contains("2 articles") && err.contains("1 empty texts"),
         "{err}"
     );
+    // No task needs a model here (no codebook, --no-ner), so none was busy.
+    assert!(err.contains("0 windows"), "{err}");
+    assert_eq!(crate::models_busy(&err), 0.0, "{err}");
 }
 
 #[test]

@@ -41,6 +41,15 @@ pub fn home() -> PathBuf {
     p
 }
 
+/// The `models busy N %` figure of `tag`'s summary line.
+pub fn models_busy(err: &str) -> f64 {
+    err.split("models busy ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no models busy figure: {err}"))
+}
+
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }

@@ -425,6 +425,8 @@ fn example_corpus_schema_and_metadata() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("7 articles"), "{}", stderr(&o));
+    // Two models computed, and the summary says for how long.
+    assert!(crate::models_busy(&stderr(&o)) > 0.0, "{}", stderr(&o));
     let df = read(&out);
     let entity = DataType::Struct(vec![
         Field::new("text".into(), DataType::String),
