@@ -73,6 +73,11 @@ def ruw():
             yield r["Tweet"]
 
 
+def cell(v):
+    """A table cell: the share, or a dash where the profile has no such task."""
+    return "–" if v is None else f"{v:.4f}"
+
+
 SETS = {"sib200": sib, "anercorp": anercorp, "uner": uner, "mawqif": mawqif, "ruw": ruw}
 
 
@@ -112,11 +117,12 @@ def main():
         for k in ["topic", "stance", "entities"]:
             if row[k] is not None:
                 total.setdefault(k, []).append((row[k], len(texts)))
-        print(f"| {name} | {len(texts)} | {row['topic']:.4f} | {row['stance']:.4f} | {row['entities']:.4f} |", flush=True)
+        print(f"| {name} | {len(texts)} | {cell(row['topic'])} | {cell(row['stance'])} | {cell(row['entities'])} |", flush=True)
     # Paragraph-weighted over all sets (entities: weighted by paragraphs too).
     pooled = {k: sum(v * n for v, n in xs) / sum(n for _, n in xs) for k, xs in total.items()}
     result["pooled"] = pooled
-    print(f"| all | {sum(r['paragraphs'] for r in result['sets'].values())} | {pooled['topic']:.4f} | {pooled['stance']:.4f} | {pooled['entities']:.4f} |")
+    n = sum(r["paragraphs"] for r in result["sets"].values())
+    print(f"| all | {n} | {cell(pooled.get('topic'))} | {cell(pooled.get('stance'))} | {cell(pooled.get('entities'))} |")
     save(result, a.json)
     return 0
 

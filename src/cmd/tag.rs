@@ -276,8 +276,7 @@ pub fn run(mut args: Args) -> Result<()> {
         Out::File(p) => {
             let mut sink = FileSink::create(p, job.codebook.clone(), &schema)?;
             let ran = pipeline::run(&plan, &inputs, &scan, &Default::default(), &mut sink)?;
-            let counts = ran.counts;
-            let summary = summary(&counts, &scan, t0.elapsed().as_secs_f64());
+            let summary = summary(&ran.counts, &scan, t0.elapsed().as_secs_f64());
             meta.push(("paratag.summary".into(), json(&summary)));
             meta.push((
                 "paratag.finished_at".into(),
