@@ -63,10 +63,26 @@ fn main() {
         Command::Train(a) => cmd::train::run(a),
         Command::Models(a) => cmd::models::run(a),
     };
-    if let Err(e) = res {
-        // One line, so batch logs stay readable.
-        let msg = format!("{e:#}").replace('\n', " ");
-        eprintln!("paratag: error: {msg}");
-        std::process::exit(1);
-    }
+    let code = match res {
+        Ok(()) => 0,
+        Err(e) => {
+            // One line, so batch logs stay readable.
+            let msg = format!("{e:#}").replace('\n', " ");
+            eprintln!("paratag: error: {msg}");
+            1
+        }
+    };
+    exit(code)
+}
+
+/// Ends the process without running libtorch's static destructors, which
+/// deregister its thousands of operators one by one (about 0.1 s of every
+/// run). Nothing is lost: every output is complete and renamed into place
+/// before a subcommand returns, files are closed, stderr is unbuffered, and
+/// stdout is flushed here.
+fn exit(code: i32) -> ! {
+    use std::io::Write;
+    let flushed = std::io::stdout().flush().is_ok();
+    // SAFETY: `_exit` only ends the process; no Rust state outlives it.
+    unsafe { libc::_exit(if flushed { code } else { code.max(1) }) }
 }
