@@ -12,7 +12,7 @@
 use crate::error::{Error, Result};
 use crate::models::ModelDir;
 use half::f16;
-use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use safetensors::tensor::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -172,8 +172,7 @@ pub fn read_meta(dir: &Path) -> Result<HeadMeta> {
     super::read_toml(dir, META_FILE, "a head folder")
 }
 
-/// One named tensor: name, shape, values.
-pub type Named = (String, Vec<usize>, Vec<f32>);
+pub use super::Named;
 
 /// Reads every tensor of a head folder's `head.safetensors` (all f16).
 pub fn read_f16(dir: &Path) -> Result<Vec<Named>> {
@@ -200,28 +199,7 @@ pub fn read_f16(dir: &Path) -> Result<Vec<Named>> {
 
 /// Writes a head folder: the tensors in f16 and `head.toml`, each atomically.
 pub fn write(dir: &Path, meta: &HeadMeta, tensors: &[Named]) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let bytes: Vec<Vec<u8>> = tensors
-        .iter()
-        .map(|t| {
-            t.2.iter()
-                .flat_map(|x| f16::from_f32(*x).to_le_bytes())
-                .collect()
-        })
-        .collect();
-    let views: Vec<(&str, TensorView)> = tensors
-        .iter()
-        .zip(&bytes)
-        .map(|(t, b)| {
-            let view = TensorView::new(Dtype::F16, t.1.clone(), b).expect("shape fits");
-            (t.0.as_str(), view)
-        })
-        .collect();
-    let bytes = safetensors::tensor::serialize(views, &None)
-        .map_err(|e| Error::model(dir, format!("writing {WEIGHTS_FILE}: {e}")))?;
-    crate::atomic::atomic_write(&dir.join(WEIGHTS_FILE), &bytes)?;
-    let meta = toml::to_string(meta).map_err(|e| Error::Config(e.to_string()))?;
-    crate::atomic::atomic_write(&dir.join(META_FILE), meta.as_bytes())
+    super::write_folder(dir, WEIGHTS_FILE, tensors, true, META_FILE, meta)
 }
 
 /// The probability of `label` among a head's `labels` (0 when it has none).

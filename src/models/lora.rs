@@ -19,7 +19,7 @@ use crate::batch::Padded;
 use crate::error::{Error, Result};
 use rand::{Rng, SeedableRng};
 use rust_bert::bert::BertConfig;
-use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use safetensors::tensor::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -184,32 +184,10 @@ impl Adapter {
         Ok(a)
     }
 
-    /// Writes `adapter.safetensors` and `adapter.toml`, each atomically.
+    /// Writes `adapter.safetensors` (f32) and `adapter.toml`, each atomically.
     pub fn save(&self, dir: &Path) -> Result<()> {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        let mut named: Vec<(String, Vec<usize>, Vec<u8>)> = vec![];
-        for (name, t) in self.vs.variables() {
-            let shape = t.size().iter().map(|&d| d as usize).collect();
-            let v = Vec::<f32>::try_from(t.to_kind(Kind::Float).contiguous().view([-1]))?;
-            named.push((
-                name,
-                shape,
-                v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-            ));
-        }
-        named.sort_by(|a, b| a.0.cmp(&b.0));
-        let views: Vec<(&str, TensorView)> = named
-            .iter()
-            .map(|(n, s, b)| {
-                let v = TensorView::new(Dtype::F32, s.clone(), b).expect("shape fits");
-                (n.as_str(), v)
-            })
-            .collect();
-        let bytes = safetensors::tensor::serialize(views, &None)
-            .map_err(|e| Error::model(dir, format!("writing {WEIGHTS_FILE}: {e}")))?;
-        crate::atomic::atomic_write(&dir.join(WEIGHTS_FILE), &bytes)?;
-        let meta = toml::to_string(&self.meta).map_err(|e| Error::Config(e.to_string()))?;
-        crate::atomic::atomic_write(&dir.join(META_FILE), meta.as_bytes())
+        let tensors = super::named_vars(&self.vs)?;
+        super::write_folder(dir, WEIGHTS_FILE, &tensors, false, META_FILE, &self.meta)
     }
 
     /// `(alpha / rank) · B · A` of layer `i`, module `m`: `[out, in]`.

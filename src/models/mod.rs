@@ -501,6 +501,60 @@ pub fn read_toml<T: serde::de::DeserializeOwned>(dir: &Path, file: &str, what: &
     toml::from_str(&text).map_err(|e| Error::toml(&mp, &text, &e))
 }
 
+/// One named tensor: name, shape, values.
+pub type Named = (String, Vec<usize>, Vec<f32>);
+
+/// The variables of `vs` in f32, sorted by name.
+pub fn named_vars(vs: &VarStore) -> Result<Vec<Named>> {
+    let mut out = Vec::new();
+    for (name, t) in vs.variables() {
+        let shape = t.size().iter().map(|&d| d as usize).collect();
+        let v = Vec::<f32>::try_from(t.to_kind(Kind::Float).contiguous().view([-1]))?;
+        out.push((name, shape, v));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
+/// Writes a trained folder: `tensors` as `dir/weights` (safetensors, f32 or
+/// f16) and `meta` as `dir/meta_file` (TOML), each atomically.
+pub fn write_folder<M: serde::Serialize>(
+    dir: &Path,
+    weights: &str,
+    tensors: &[Named],
+    f16: bool,
+    meta_file: &str,
+    meta: &M,
+) -> Result<()> {
+    use safetensors::tensor::{Dtype, TensorView};
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let bytes: Vec<Vec<u8>> = tensors
+        .iter()
+        .map(|t| match f16 {
+            true => {
+                t.2.iter()
+                    .flat_map(|x| half::f16::from_f32(*x).to_le_bytes())
+                    .collect()
+            }
+            false => t.2.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        })
+        .collect();
+    let dtype = if f16 { Dtype::F16 } else { Dtype::F32 };
+    let views: Vec<(&str, TensorView)> = tensors
+        .iter()
+        .zip(&bytes)
+        .map(|(t, b)| {
+            let view = TensorView::new(dtype, t.1.clone(), b).expect("shape fits");
+            (t.0.as_str(), view)
+        })
+        .collect();
+    let bytes = safetensors::tensor::serialize(views, &None)
+        .map_err(|e| Error::model(dir, format!("writing {weights}: {e}")))?;
+    crate::atomic::atomic_write(&dir.join(weights), &bytes)?;
+    let meta = toml::to_string(meta).map_err(|e| Error::Config(e.to_string()))?;
+    crate::atomic::atomic_write(&dir.join(meta_file), meta.as_bytes())
+}
+
 /// `dir/name` if it exists, resolved, and only if it resolves inside `dir`:
 /// a symlink or `..` in a model or head folder never makes paratag read a
 /// file elsewhere. The one exception is the Hugging Face cache layout, where

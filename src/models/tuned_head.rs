@@ -194,14 +194,7 @@ impl TunedHead {
 
     /// The tensors to save, sorted by name, in f32 (written as f16).
     pub fn tensors(&self) -> Result<Vec<Named>> {
-        let mut out = Vec::new();
-        for (name, t) in self.vs.variables() {
-            let shape = t.size().iter().map(|&d| d as usize).collect();
-            let v = Vec::<f32>::try_from(t.to_kind(Kind::Float).contiguous().view([-1]))?;
-            out.push((name, shape, v));
-        }
-        out.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(out)
+        super::named_vars(&self.vs)
     }
 
     pub fn save(&self, dir: &Path) -> Result<()> {

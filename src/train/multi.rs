@@ -481,6 +481,11 @@ pub fn train(
 
     let tok = dir.tokenizer_with_window(o.max_tokens)?;
     let prefix = enc.prefix.clone();
+    // Tokenized once: every evaluation reads the same dev windows.
+    let devs: Vec<Vec<Vec<Window>>> = sources
+        .iter()
+        .map(|s| dev_batches(&s.dev, &tok, &prefix))
+        .collect::<Result<_>>()?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(o.seed ^ 0x5eed);
     let mut streams: Vec<Stream> = sources
         .iter()
@@ -579,7 +584,7 @@ pub fn train(
         bar.inc(1);
         if step % o.eval_every == 0 || step == o.steps {
             let figures = evaluate(
-                &enc, &adapter, &heads, sources, &head_of, &schemes, &tok, &prefix, dir,
+                &enc, &adapter, &heads, sources, &head_of, &schemes, &devs, dir,
             )?;
             let mean =
                 (!figures.is_empty()).then(|| figures.values().sum::<f64>() / figures.len() as f64);
@@ -658,6 +663,13 @@ pub fn train(
             .filter(|(_, &k)| k == h)
             .map(|(s, _)| s)
             .collect();
+        let dev: Vec<Window> = sources
+            .iter()
+            .zip(&head_of)
+            .zip(&devs)
+            .filter(|((_, &k), _)| k == h)
+            .flat_map(|(_, b)| b.iter().flatten().cloned())
+            .collect();
         head.meta.train_items = mine.iter().map(|s| s.train.len()).sum();
         head.meta.train_sha256 = crate::hash::sha256_bytes(
             mine.iter()
@@ -667,22 +679,19 @@ pub fn train(
                 .as_bytes(),
         );
         head.meta.hyper.steps = Some(kept);
-        let dev: Items = mine
-            .iter()
-            .flat_map(|s| s.dev.iter().map(|(t, g)| (t.clone(), g.clone())))
-            .collect();
         if dev.is_empty() {
             continue;
         }
+        let dev = rebatch(dev);
         if head.pooled {
-            let (logits, gold) = pooled_logits(&enc, &adapter, head, &dev, &tok, &prefix, dir)?;
+            let (logits, gold) = pooled_logits(&enc, &adapter, head, &dev, dir)?;
             let (t, figures) = crate::train::dev_figures(&logits, &gold, &head.meta.labels);
             head.fold_temperature(t);
             head.meta.temperature = t as f32;
             head.meta.dev = Some(figures);
         } else if let Some(scheme) = &schemes[h] {
             head.meta.dev_entity_f1 =
-                Some(ner_counts(&enc, &adapter, head, &dev, scheme, &tok, &prefix, dir)?.f1());
+                Some(ner_counts(&enc, &adapter, head, &dev, scheme, dir)?.f1());
         }
     }
     adapter.meta.wall_seconds = started.elapsed().as_secs_f64();
@@ -695,17 +704,21 @@ fn dev_batches(items: &Items, tok: &Tok, prefix: &str) -> Result<Vec<Vec<Window>
     for (t, g) in items {
         wins.extend(windows(tok, prefix, t, g)?);
     }
+    Ok(rebatch(wins))
+}
+
+/// Windows in length-sorted batches of at most 4,096 padded tokens.
+fn rebatch(wins: Vec<Window>) -> Vec<Vec<Window>> {
     let lens: Vec<usize> = wins.iter().map(|w| w.0.len()).collect();
     let plan = batch::plan(&lens, 4096);
     let mut slots: Vec<Option<Window>> = wins.into_iter().map(Some).collect();
-    Ok(plan
-        .into_iter()
+    plan.into_iter()
         .map(|b| {
             b.into_iter()
                 .map(|i| slots[i].take().expect("once"))
                 .collect()
         })
-        .collect())
+        .collect()
 }
 
 /// Logits of one head over dev batches, no dropout, no gradients.
@@ -728,14 +741,12 @@ fn pooled_logits(
     enc: &Encoder,
     adapter: &Adapter,
     head: &TunedHead,
-    dev: &Items,
-    tok: &Tok,
-    prefix: &str,
+    dev: &[Vec<Window>],
     dir: &ModelDir,
 ) -> Result<(Tensor, Vec<usize>)> {
     let (mut all, mut gold) = (vec![], vec![]);
-    for b in dev_batches(dev, tok, prefix)? {
-        let (logits, labels) = head_logits(enc, adapter, head, &b, dir)?;
+    for b in dev {
+        let (logits, labels) = head_logits(enc, adapter, head, b, dir)?;
         gold.extend(
             Vec::<i64>::try_from(&labels)?
                 .into_iter()
@@ -746,20 +757,17 @@ fn pooled_logits(
     Ok((Tensor::cat(&all, 0), gold))
 }
 
-#[allow(clippy::too_many_arguments)]
 fn ner_counts(
     enc: &Encoder,
     adapter: &Adapter,
     head: &TunedHead,
-    dev: &Items,
+    dev: &[Vec<Window>],
     scheme: &NerScheme,
-    tok: &Tok,
-    prefix: &str,
     dir: &ModelDir,
 ) -> Result<SpanCounts> {
     let mut c = SpanCounts::default();
-    for b in dev_batches(dev, tok, prefix)? {
-        let (logits, labels) = head_logits(enc, adapter, head, &b, dir)?;
+    for b in dev {
+        let (logits, labels) = head_logits(enc, adapter, head, b, dir)?;
         c.add(&logits, &labels, scheme);
     }
     Ok(c)
@@ -774,20 +782,19 @@ fn evaluate(
     sources: &[Source],
     head_of: &[usize],
     schemes: &[Option<NerScheme>],
-    tok: &Tok,
-    prefix: &str,
+    devs: &[Vec<Vec<Window>>],
     dir: &ModelDir,
 ) -> Result<BTreeMap<String, f64>> {
     let mut out = BTreeMap::new();
-    for (s, &h) in sources.iter().zip(head_of) {
+    for ((s, &h), dev) in sources.iter().zip(head_of).zip(devs) {
         if s.dev.is_empty() {
             continue;
         }
         let head = &heads[h];
         let f = match &schemes[h] {
-            Some(scheme) => ner_counts(enc, adapter, head, &s.dev, scheme, tok, prefix, dir)?.f1(),
+            Some(scheme) => ner_counts(enc, adapter, head, dev, scheme, dir)?.f1(),
             None => {
-                let (logits, gold) = pooled_logits(enc, adapter, head, &s.dev, tok, prefix, dir)?;
+                let (logits, gold) = pooled_logits(enc, adapter, head, dev, dir)?;
                 crate::train::macro_f1(&logits.argmax(1, false), &gold, &head.meta.labels).0
             }
         };
