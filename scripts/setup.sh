@@ -93,18 +93,21 @@ if [[ ! -f "$e5/.complete" ]]; then
     -o "$e5"
 fi
 # --- the shipped codebook and heads, as the profile `tag` uses by default ------
-say "installing the shipped codebook and heads as profile \`default\`"
-PARATAG_HOME="$home" "$root/target/release/paratag" models install-profile default \
+# The multi-task model (LoRA adapter; expressed stance with its holder) is
+# `default`, also installed as `ukraine-multi`; the earlier linear heads
+# (author-only stance) stay available as `ukraine-author`.
+multi="$root/models/heads/ukraine-multi"
+for p in default ukraine-multi; do
+  say "installing the shipped codebook and heads as profile \`$p\`"
+  PARATAG_HOME="$home" "$root/target/release/paratag" models install-profile "$p" \
+    -c "$root/datasets/codebooks/ukraine-multi.toml" \
+    --heads "$multi/entities" "$multi/topic" "$multi/stance_ukraine_aid" \
+      "$multi/stance_ukraine_aid_holder" >/dev/null
+done
+PARATAG_HOME="$home" "$root/target/release/paratag" models install-profile ukraine-author \
   -c "$root/datasets/codebooks/ukraine-heads.toml" \
   --heads "$root/models/heads/ukraine-topic" "$root/models/heads/ukraine-stance" \
     "$root/models/heads/ukraine-ner" >/dev/null
-# The multi-task model (LoRA adapter, expressed stance with holders) as
-# profile `ukraine-multi`; not yet the default: see the README's quality notes.
-PARATAG_HOME="$home" "$root/target/release/paratag" models install-profile ukraine-multi \
-  -c "$root/datasets/codebooks/ukraine-multi.toml" \
-  --heads "$root/models/heads/ukraine-multi/entities" "$root/models/heads/ukraine-multi/topic" \
-    "$root/models/heads/ukraine-multi/stance_ukraine_aid" \
-    "$root/models/heads/ukraine-multi/stance_ukraine_aid_holder" >/dev/null
 # --- Python with polars, for the tests ----------------------------------------
 pyenv="$cache/pyenv-polars-2.1.0"
 if [[ ! -f "$pyenv/.complete" ]]; then

@@ -247,7 +247,15 @@ fn tag_gold(
         ),
         _ => None,
     };
-    let tagged = tag::tag_texts(&texts, codebook, m, tasks, false, only, progress)?;
+    let tagged = tag::tag_texts(
+        &texts,
+        codebook,
+        m,
+        tasks,
+        tag::Embeddings::Off,
+        only,
+        progress,
+    )?;
     let meta = tagged.metadata.into_iter().collect();
     let mut preds = output::predictions_from(&tagged.frame, meta)?;
     for p in &mut preds.rows {

@@ -616,14 +616,23 @@ pub struct Tagged {
     pub rows: Vec<(usize, Row)>,
 }
 
+/// Whether [`tag_texts`] keeps each paragraph's embedding, and of which
+/// encoder.
+pub enum Embeddings<'a> {
+    Off,
+    Plain,
+    /// The encoder with this adapter folder merged (`train --adapter`).
+    Adapted(&'a std::path::Path),
+}
+
 /// Tags `texts`, each as one paragraph (article ids `g0`, `g1`, ...), for
-/// `eval` and `train`; `embeddings` keeps each paragraph's encoder feature.
+/// `eval` and `train`.
 pub fn tag_texts(
     texts: &[&str],
     codebook: Option<Codebook>,
     m: &ModelArgs,
     tasks: Tasks,
-    embeddings: bool,
+    embeddings: Embeddings,
     only: Option<Vec<paratag::plan::Targets>>,
     progress: paratag::progress::Mode,
 ) -> Result<Tagged> {
@@ -649,13 +658,16 @@ pub fn tag_texts(
         progress,
     )?;
     job.cache = true;
+    if let Embeddings::Adapted(a) = embeddings {
+        job.adapter = Some(a.to_path_buf());
+    }
     job.stance_only = only.map(|v| {
         v.into_iter()
             .enumerate()
             .map(|(i, t)| (format!("g{i}"), t))
             .collect()
     });
-    if embeddings {
+    if !matches!(embeddings, Embeddings::Off) {
         job.embeddings = true;
         if job.encoder.is_none() {
             job.encoder = Some(ModelDir::open(&registry::resolve(&m.encoder)?)?);
@@ -740,7 +752,7 @@ fn heads_adapter(heads: &[Head], tuned: &[(PathBuf, head::HeadMeta)]) -> Result<
     })?;
     if &got != sha {
         anyhow::bail!(
-            "{}: {} has sha256 {got}, but {} was trained with {sha}; the adapter and its heads must come from one `paratag train multi` run",
+            "{}: {} has sha256 {got}, but {} was trained with {sha}; the adapter and its heads must come from one `paratag train multi` run (or the head from `train topic|stance --adapter` on it)",
             dir.display(),
             lora::WEIGHTS_FILE,
             first.display()

@@ -91,6 +91,12 @@ pub struct Args {
     /// With tuned layers: epochs without a dev improvement before stopping.
     #[arg(long, default_value_t = 3)]
     pub patience: usize,
+    /// Topic and stance (linear heads): read the encoder with this adapter
+    /// merged (the `adapter/` folder of a `train multi` run), so the head
+    /// can join that run's heads in one encoder pass; -o must then be a
+    /// folder beside the adapter (`OUT/NAME`).
+    #[arg(long)]
+    pub adapter: Option<PathBuf>,
     /// NER: GOLD=NEW entity-type renames, e.g. `PERS=PER` (comma-separated or repeated).
     #[arg(long, value_delimiter = ',', value_parser = super::eval::parse_pair)]
     pub entity_map: Vec<(String, String)>,
@@ -136,6 +142,14 @@ pub fn run(mut a: Args) -> Result<()> {
         dtype: DTypeArg::F32,
         heads: vec![],
     };
+    let adapter = match &a.adapter {
+        Some(d) if a.tune_layers.unwrap_or(0) > 0 => anyhow::bail!(
+            "{}: --adapter is for linear heads (no --tune-layers); `paratag train multi` tunes with adapters",
+            d.display()
+        ),
+        Some(d) => Some(beside_adapter(d, &a.output)?),
+        None => None,
+    };
     let features = |texts: &[String]| -> Result<Vec<Vec<f32>>> {
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
         let none = Tasks {
@@ -148,7 +162,10 @@ pub fn run(mut a: Args) -> Result<()> {
             None,
             &m,
             none,
-            true,
+            match &adapter {
+                Some((dir, _)) => tag::Embeddings::Adapted(dir),
+                None => tag::Embeddings::Plain,
+            },
             None,
             paratag::progress::Mode::auto(false),
         )?;
@@ -245,7 +262,10 @@ pub fn run(mut a: Args) -> Result<()> {
             labels: names,
             encoder_id: enc.id.clone(),
             encoder_sha256: enc.weights_sha256()?,
-            features: FEATURES.into(),
+            features: match adapter {
+                Some(_) => format!("{FEATURES}, of the encoder with its adapter merged"),
+                None => FEATURES.into(),
+            },
             temperature: fitted.temperature,
             train_sha256: examples::data_sha256(&a.train)?,
             train_items: train_data.labels.len(),
@@ -263,7 +283,7 @@ pub fn run(mut a: Args) -> Result<()> {
             layer: None,
             tune_layers: None,
             dev_entity_f1: None,
-            adapter_sha256: None,
+            adapter_sha256: adapter.map(|a| a.1),
         },
         weight: fitted.weight,
         bias: fitted.bias,
@@ -320,6 +340,32 @@ fn run_ner(a: Args) -> Result<()> {
         train_items,
         dev_items,
     )
+}
+
+/// `--adapter DIR` with `-o HEAD_DIR`: the adapter folder, which must be
+/// where tagging looks for it (`../adapter` beside the head), and its
+/// weights' sha256 for the head to record.
+fn beside_adapter(dir: &std::path::Path, output: &std::path::Path) -> Result<(PathBuf, String)> {
+    use paratag::models::lora;
+    let sha = lora::weights_sha256(dir).with_context(|| format!("--adapter {}", dir.display()))?;
+    let expected = lora::dir_of_head(output);
+    let same = match (dir.canonicalize(), expected.canonicalize()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    };
+    if !same {
+        anyhow::bail!(
+            "-o {}: a head trained with --adapter {} must sit beside it (tagging looks for ../{} from the head folder): give -o {}",
+            output.display(),
+            dir.display(),
+            lora::DIR,
+            dir.parent()
+                .unwrap_or(std::path::Path::new("."))
+                .join("NAME")
+                .display()
+        );
+    }
+    Ok((dir.to_path_buf(), sha))
 }
 
 fn names_of(ps: &[PathBuf]) -> String {

@@ -170,11 +170,7 @@ impl TunedHead {
             h = bert_layer(&h, w, &ext, &run);
         }
         if self.pooled {
-            let m = m.unsqueeze(-1);
-            let count = m
-                .sum_dim_intlist([1i64].as_slice(), false, Kind::Float)
-                .clamp_min(1e-9);
-            h = (&h * &m).sum_dim_intlist([1i64].as_slice(), false, Kind::Float) / count;
+            h = mean_pool(&h, &m);
         }
         self.classifier.forward(&h.dropout(self.dropout, train))
     }
@@ -205,4 +201,14 @@ impl TunedHead {
     pub fn layer(&self) -> usize {
         self.meta.layer.unwrap_or(0)
     }
+}
+
+/// The mean of token states `[batch, seq, hidden]` over the unmasked tokens
+/// (`mask` `[batch, seq]`, 1 = token): `[batch, hidden]`.
+pub fn mean_pool(h: &Tensor, mask: &Tensor) -> Tensor {
+    let m = mask.to_kind(Kind::Float).unsqueeze(-1);
+    let count = m
+        .sum_dim_intlist([1i64].as_slice(), false, Kind::Float)
+        .clamp_min(1e-9);
+    (h * &m).sum_dim_intlist([1i64].as_slice(), false, Kind::Float) / count
 }

@@ -105,6 +105,10 @@ pub struct Options {
     /// Run the frozen encoder weights in bf16 (the adapter and heads stay
     /// f32).
     pub bf16: bool,
+    /// Weight of a loss that keeps each batch's mean-pooled embedding near
+    /// the plain encoder's (1 − cosine), so linear heads on the embedding
+    /// (topic) keep the geometry the encoder was pre-trained for. 0: off.
+    pub preserve: f64,
 }
 
 impl Default for Options {
@@ -124,6 +128,7 @@ impl Default for Options {
             class_weights: true,
             seed: 1,
             bf16: false,
+            preserve: 0.0,
         }
     }
 }
@@ -560,6 +565,14 @@ pub fn train(
             IGNORE,
             0.0,
         );
+        let loss = if o.preserve > 0.0 {
+            let plain = tch::no_grad(|| lora::forward(&enc, None, &padded, false))?;
+            let pool = |s: &Tensor| tuned_head::mean_pool(&s.to_kind(Kind::Float), &padded.mask);
+            let cos = Tensor::cosine_similarity(&pool(&states), &pool(&plain), 1, 1e-8);
+            loss + (cos.neg() + 1.0).mean(Kind::Float) * o.preserve
+        } else {
+            loss
+        };
         opt_a.zero_grad();
         opt_h[h].zero_grad();
         loss.backward();

@@ -343,10 +343,11 @@ mod reference {
     }
 }
 
-/// The README quick start: the shipped heads tag the example corpus offline
-/// with real topic, stance and entity labels, on one encoder pass.
+/// The earlier linear heads (profile `ukraine-author`) tag the example
+/// corpus offline with real topic, stance and entity labels, on one encoder
+/// pass.
 #[test]
-fn shipped_heads_tag_the_quick_start_corpus() {
+fn author_heads_tag_the_quick_start_corpus() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let heads: Vec<PathBuf> = ["ukraine-topic", "ukraine-stance", "ukraine-ner"]
         .iter()
@@ -430,13 +431,13 @@ fn shipped_heads_tag_the_quick_start_corpus() {
 /// encoder the profile's heads were trained on.
 #[test]
 fn default_profile_is_the_quick_start() {
-    use super::profile::{install, root, run_in, shipped_heads};
+    use super::profile::{default_heads, install, root, run_in};
     let t = tempfile::tempdir().unwrap();
     let home = t.path().join("home");
     std::fs::create_dir_all(home.join("models")).unwrap();
     std::os::unix::fs::symlink(imported(), home.join("models/multilingual-e5-small")).unwrap();
-    let cb = root().join("datasets/codebooks/ukraine-heads.toml");
-    let o = install(&home, "default", &cb, &shipped_heads());
+    let (cb, heads) = default_heads();
+    let o = install(&home, "default", &cb, &heads);
     assert!(o.status.success(), "{}", super::stderr(&o));
 
     let example = root().join("datasets/example");
@@ -459,7 +460,6 @@ fn default_profile_is_the_quick_start() {
         "-q",
         "--heads",
     ];
-    let heads = shipped_heads();
     a.extend(heads.iter().map(|h| h.to_str().unwrap()));
     let o = run_in(&home, root(), &a);
     assert!(o.status.success(), "{}", super::stderr(&o));
@@ -474,7 +474,12 @@ fn default_profile_is_the_quick_start() {
     let o = run_in(&home, t.path(), &["models", "verify"]);
     let s = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(o.status.success(), "{s}{}", super::stderr(&o));
-    for task in ["topic", "stance_ukraine_aid", "entities"] {
+    for task in [
+        "topic",
+        "stance_ukraine_aid",
+        "stance_ukraine_aid_holder",
+        "entities",
+    ] {
         assert!(
             s.contains(&format!(
                 "ok       {task}: encoder intfloat/multilingual-e5-small installed"
@@ -484,7 +489,7 @@ fn default_profile_is_the_quick_start() {
     }
 }
 
-/// The multi-task model set-up installs as profile `ukraine-multi`: one
+/// The multi-task model set-up installs as profile `default`: one
 /// adapted encoder pass gives topic, stance with its holder, and entities
 /// on the quick-start corpus, entity texts exact slices.
 #[test]
@@ -560,5 +565,26 @@ fn multi_task_model_tags_the_quick_start_corpus_with_holders() {
     assert!(
         entities > 10 && scored > 3,
         "{entities} entities, {scored} scored"
+    );
+    // The quick start's English aid paragraph: a reported favor stance on
+    // aid, and the place it names.
+    let i = (0..df.height())
+        .find(|&r| {
+            texts
+                .get(r)
+                .unwrap()
+                .starts_with("The Senate foreign relations committee")
+        })
+        .expect("the English aid paragraph");
+    let topic = df.column("topic").unwrap().str().unwrap().get(i);
+    assert_eq!(topic, Some("aid_to_ukraine"));
+    assert_eq!(
+        (stance.get(i), holder.get(i)),
+        (Some("favor"), Some("reported"))
+    );
+    let ents = super::tagging::entities(&df, i);
+    assert!(
+        ents.iter().any(|e| e.0 == "Ukraine" && e.1 == "LOC"),
+        "{ents:?}"
     );
 }

@@ -95,7 +95,7 @@ fn recipe(root: &Path, seed: u64) -> PathBuf {
     let dv = gold(root, "dev", &TEXTS[5..]);
     write(root, "cb.toml", CODEBOOK);
     let mut text = format!(
-        "codebook = \"cb.toml\"\n[lora]\nrank = 4\nalpha = 8.0\n[train]\nsteps = 12\neval_every = 4\nbatch_size = 4\nmax_tokens = 32\nlr = 0.01\nhead_lr = 0.05\nseed = {seed}\n"
+        "codebook = \"cb.toml\"\n[lora]\nrank = 4\nalpha = 8.0\n[train]\nsteps = 12\neval_every = 4\nbatch_size = 4\nmax_tokens = 32\nlr = 0.01\nhead_lr = 0.05\npreserve = 0.5\nseed = {seed}\n"
     );
     for kind in ["ner", "topic", "stance"] {
         text += &format!(
@@ -371,12 +371,64 @@ fn multi_task_training_is_deterministic_merges_exactly_and_checks_its_encoder() 
         "5",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let o = tag(&enc, &[o2.join("entities"), lin], &out3);
+    let o = tag(&enc, &[o2.join("entities"), lin.clone()], &out3);
     assert!(
         !o.status.success() && stderr(&o).contains("reads the plain encoder"),
         "{}",
         stderr(&o)
     );
+
+    // A linear head trained on the adapted encoder (`--adapter`) joins the
+    // run's heads in one pass; it reads other features than the plain one.
+    let train_gold = root.join("train.jsonl");
+    let train_lin = |out: &Path, extra: &[&str]| {
+        let mut a = vec![
+            "train",
+            "topic",
+            "--train",
+            train_gold.to_str().unwrap(),
+            "-c",
+            cb.to_str().unwrap(),
+            "--encoder",
+            enc.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--epochs",
+            "5",
+        ];
+        a.extend_from_slice(extra);
+        paratag(&a)
+    };
+    let ad2 = o2.join("adapter");
+    let lin2 = o2.join("topic-linear");
+    let o = train_lin(&lin2, &["--adapter", ad2.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let meta = std::fs::read_to_string(lin2.join("head.toml")).unwrap();
+    assert!(
+        meta.contains("adapter_sha256") && meta.contains("adapter merged"),
+        "{meta}"
+    );
+    assert_ne!(
+        std::fs::read(lin2.join("head.safetensors")).unwrap(),
+        std::fs::read(lin.join("head.safetensors")).unwrap(),
+        "the adapted encoder's features are not the plain encoder's"
+    );
+    let o = tag(
+        &enc,
+        &[o2.join("entities"), o2.join("stance_ukraine_aid"), lin2],
+        &out3,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(read(&out3).height(), TEXTS.len());
+    // Elsewhere than beside its adapter, tagging could not find it.
+    let away = root.join("away");
+    let o = train_lin(&away, &["--adapter", ad2.to_str().unwrap()]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("must sit beside it"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!away.exists());
 }
 
 #[test]

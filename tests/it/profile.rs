@@ -9,11 +9,29 @@ pub fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-pub fn shipped_heads() -> Vec<PathBuf> {
+/// The earlier linear heads (author-only stance): set-up's profile
+/// `ukraine-author`.
+pub fn author_heads() -> Vec<PathBuf> {
     ["ukraine-topic", "ukraine-stance", "ukraine-ner"]
         .iter()
         .map(|h| root().join("models/heads").join(h))
         .collect()
+}
+
+/// The shipped multi-task model's heads and codebook: set-up's profile
+/// `default`.
+pub fn default_heads() -> (PathBuf, Vec<PathBuf>) {
+    let m = root().join("models/heads/ukraine-multi");
+    let heads = [
+        "entities",
+        "topic",
+        "stance_ukraine_aid",
+        "stance_ukraine_aid_holder",
+    ]
+    .iter()
+    .map(|h| m.join(h))
+    .collect();
+    (root().join("datasets/codebooks/ukraine-multi.toml"), heads)
 }
 
 /// `paratag ARGS` with `PARATAG_HOME=home`, run from `cwd`.
@@ -77,7 +95,7 @@ fn profiles_install_list_refuse_and_feed_tag() {
     std::fs::remove_file(&out).unwrap();
 
     let cb = root().join("datasets/codebooks/ukraine-heads.toml");
-    let o = install(&home, "default", &cb, &shipped_heads());
+    let o = install(&home, "default", &cb, &author_heads());
     assert!(o.status.success(), "{}", stderr(&o));
     let dir = home.join("profiles/default");
     assert_eq!(
@@ -87,7 +105,7 @@ fn profiles_install_list_refuse_and_feed_tag() {
     // Copies, not links: the profile outlives the checkout.
     let copied = std::fs::read(dir.join("codebook.toml")).unwrap();
     assert_eq!(copied, std::fs::read(&cb).unwrap());
-    for (i, (h, task)) in shipped_heads()
+    for (i, (h, task)) in author_heads()
         .iter()
         .zip(["topic", "stance_ukraine_aid", "entities"])
         .enumerate()
@@ -110,15 +128,15 @@ fn profiles_install_list_refuse_and_feed_tag() {
 
     // A broken codebook is refused, and the installed profile stays.
     let bad = write(d.path(), "bad.toml", "[codebook\nname = 1\n");
-    let e = one_line_error(&install(&home, "default", &bad, &shipped_heads()));
+    let e = one_line_error(&install(&home, "default", &bad, &author_heads()));
     assert!(e.contains("bad.toml"), "{e}");
     assert_eq!(std::fs::read(dir.join("codebook.toml")).unwrap(), copied);
     // Two heads for one task are refused.
-    let two = [shipped_heads()[0].clone(), shipped_heads()[0].clone()];
+    let two = [author_heads()[0].clone(), author_heads()[0].clone()];
     let e = one_line_error(&install(&home, "twice", &cb, &two));
     assert!(e.contains("a second head for `topic`"), "{e}");
     assert!(!home.join("profiles/twice").exists());
-    let e = one_line_error(&install(&home, "../up", &cb, &shipped_heads()));
+    let e = one_line_error(&install(&home, "../up", &cb, &author_heads()));
     assert!(e.contains("profile name `../up`"), "{e}");
 
     // An unknown profile names the installed ones; a profile does not mix
@@ -179,7 +197,7 @@ fn verify_rehashes_and_compares_with_the_record() {
     // A profile whose heads were trained on an encoder that is not here.
     record(&sha);
     let cb = root().join("datasets/codebooks/ukraine-heads.toml");
-    let o = install(&home, "default", &cb, &shipped_heads()[..1]);
+    let o = install(&home, "default", &cb, &author_heads()[..1]);
     assert!(o.status.success(), "{}", stderr(&o));
     let o = verify();
     let s = String::from_utf8_lossy(&o.stdout).into_owned();
