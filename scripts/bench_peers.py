@@ -8,11 +8,13 @@ is its own child process, so its wall time includes its start-up and its
 peak RSS is its own (wait4).
 
 Two jobs:
-- `heads`: the quick start (`paratag tag` with the shipped profile `default`:
-  topic, stance and NER heads on one encoder pass). The peers run the very
-  same computation with the head weights loaded into transformers' own
-  `BertLayer` and `Linear` modules (encoder layers 1-10, then per head its
-  two tuned layers and its classifier), decode stance and entities as
+- `heads`: the quick start (`paratag tag` with the installed profile
+  `default`: topic, stance and NER heads on one encoder pass). The peers run
+  the very same computation: the profile's LoRA adapter, if it has one,
+  merged into the encoder weights as paratag merges it at load, and the
+  head weights loaded into transformers' own `BertLayer` and `Linear`
+  modules (each head's tuned layers above the layer it reads, if any, then
+  its classifier), decode stance and entities as
   paratag does (threshold and topic gate from the codebook; IOB2 Viterbi
   over sub-tokens), and are compared label by label with paratag f32.
 - `embed`: embedding zero-shot (`-c datasets/codebooks/sib200.toml --no-ner`):
@@ -102,7 +104,9 @@ def build_corpus(n, tok, path):
 
 def load_heads(cfg):
     """The default profile's heads: {task: (meta, [BertLayer], Linear)}. A
-    head without `layer` is linear over the L2-normalised mean embedding."""
+    head without `layer` is linear over the L2-normalised mean embedding;
+    one with `layer` reads that layer's states through its tuned layers
+    (none for a multi-task head), mean-pooled unless it is NER."""
     import torch
     from safetensors.torch import load_file
     from transformers.models.bert.modeling_bert import BertLayer
@@ -127,12 +131,39 @@ def load_heads(cfg):
     return heads
 
 
+# The linear maps of a BERT layer that carry an adapter (src/models/lora.rs).
+LORA_MODULES = ["attention.self.query", "attention.self.key", "attention.self.value",
+                "attention.output.dense", "intermediate.dense", "output.dense"]
+
+
+def merge_adapter(model):
+    """Adds the profile's adapter (`heads/adapter`, from `paratag train
+    multi`) into the encoder weights: W += (alpha / rank) · B · A."""
+    import torch
+    from safetensors.torch import load_file
+
+    d = os.path.join(PROFILE_HEADS, "adapter")
+    if not os.path.isdir(d):
+        return
+    meta = tomllib.load(open(os.path.join(d, "adapter.toml"), "rb"))
+    w = load_file(os.path.join(d, "adapter.safetensors"))
+    scale = meta["alpha"] / meta["rank"]
+    with torch.no_grad():
+        for i in range(meta["layers"]):
+            for m in LORA_MODULES:
+                lin = model.encoder.layer[i].get_submodule(m)
+                delta = w[f"layer.{i}.{m}.lora_b"].float() @ w[f"layer.{i}.{m}.lora_a"].float()
+                lin.weight += scale * delta
+
+
 def make_module(job, attn="sdpa"):
     """A torch module: ids, mask -> (embedding,) or the heads' logits."""
     import torch
     from transformers import AutoModel
 
     model = AutoModel.from_pretrained(E5, attn_implementation=attn, add_pooling_layer=False).eval()
+    if job == "heads":
+        merge_adapter(model)
 
     def embed(h, mask):
         m = mask.unsqueeze(-1).to(h.dtype)
@@ -360,7 +391,9 @@ def decide(job, rows, enc, outs, meta):
             else:
                 lab[t] = p.tolist()
         tl = heads["topic"]["labels"]
-        topic = tl[int(np.argmax(lab["topic"]))]
+        best = int(np.argmax(lab["topic"]))
+        # Below the codebook's topic threshold, paratag's topic is null.
+        topic = tl[best] if lab["topic"][best] >= cb.get("topics", {}).get("threshold", 0.0) else None
         out = {"topic": topic, "entities": lab.get("entities", [])}
         for s in cb.get("stance", []):
             t = f"stance_{s['id']}"

@@ -104,6 +104,7 @@ for p in default ukraine-multi; do
     --heads "$multi/entities" "$multi/topic" "$multi/stance_ukraine_aid" \
       "$multi/stance_ukraine_aid_holder" >/dev/null
 done
+say "installing the earlier heads (author-only stance) as profile \`ukraine-author\`"
 PARATAG_HOME="$home" "$root/target/release/paratag" models install-profile ukraine-author \
   -c "$root/datasets/codebooks/ukraine-heads.toml" \
   --heads "$root/models/heads/ukraine-topic" "$root/models/heads/ukraine-stance" \

@@ -12,6 +12,9 @@
 //! batches, so neither token ids nor encoder states of the whole training
 //! set are ever held. The learning rate warms up linearly, then decays
 //! linearly to zero; layer i's adapter learns at `lr · layer_decay^(top−i)`.
+//! With `preserve` > 0, each step also runs the plain encoder (no
+//! gradient) on the batch and adds `preserve · (1 − cos)` between the two
+//! mean-pooled embeddings, which keeps the pre-trained sentence geometry.
 //! Every `eval_every` steps each source's dev figure (entity micro-F1 for
 //! NER, macro-F1 otherwise) is taken; early stopping keeps the step with
 //! the best mean over sources. Pooled heads then get a softmax temperature
@@ -106,8 +109,9 @@ pub struct Options {
     /// f32).
     pub bf16: bool,
     /// Weight of a loss that keeps each batch's mean-pooled embedding near
-    /// the plain encoder's (1 − cosine), so linear heads on the embedding
-    /// (topic) keep the geometry the encoder was pre-trained for. 0: off.
+    /// the plain encoder's (1 − cosine), so the pooled heads (topic,
+    /// stance) keep the geometry the encoder was pre-trained for while NER
+    /// moves the token states. 0: off.
     pub preserve: f64,
 }
 
@@ -211,6 +215,9 @@ impl Recipe {
             return Err(bad(
                 "[train] warmup must be in [0, 1) and layer_decay in (0, 1]".into(),
             ));
+        }
+        if !(o.preserve.is_finite() && o.preserve >= 0.0) {
+            return Err(bad("[train] preserve must be a number >= 0".into()));
         }
         let mut names = BTreeSet::new();
         for s in &r.sources {

@@ -459,6 +459,10 @@ fn bad_recipes_get_one_line_errors() {
             "missing.jsonl",
         ),
         ("colour = 1\n", "colour"),
+        (
+            "[train]\npreserve = -1.0\n[[source]]\nname='a'\nkind='ner'\ntrain=['train.jsonl']\n",
+            "preserve",
+        ),
     ];
     for (i, (text, want)) in cases.iter().enumerate() {
         let r = write(root, &format!("r{i}.toml"), text);
