@@ -354,32 +354,8 @@ fn multi_task_training_is_deterministic_merges_exactly_and_checks_its_encoder() 
         stderr(&o)
     );
 
-    // A head of the plain encoder cannot share the run.
-    let lin = root.join("lin");
-    let o = paratag(&[
-        "train",
-        "topic",
-        "--train",
-        root.join("train.jsonl").to_str().unwrap(),
-        "-c",
-        cb.to_str().unwrap(),
-        "--encoder",
-        enc.to_str().unwrap(),
-        "-o",
-        lin.to_str().unwrap(),
-        "--epochs",
-        "5",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let o = tag(&enc, &[o2.join("entities"), lin.clone()], &out3);
-    assert!(
-        !o.status.success() && stderr(&o).contains("reads the plain encoder"),
-        "{}",
-        stderr(&o)
-    );
-
-    // A linear head trained on the adapted encoder (`--adapter`) joins the
-    // run's heads in one pass; it reads other features than the plain one.
+    // Linear heads (`train topic`): of the plain encoder, or with
+    // `--adapter` of the adapted one.
     let train_gold = root.join("train.jsonl");
     let train_lin = |out: &Path, extra: &[&str]| {
         let mut a = vec![
@@ -399,6 +375,20 @@ fn multi_task_training_is_deterministic_merges_exactly_and_checks_its_encoder() 
         a.extend_from_slice(extra);
         paratag(&a)
     };
+
+    // A head of the plain encoder cannot share the run.
+    let lin = root.join("lin");
+    let o = train_lin(&lin, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = tag(&enc, &[o2.join("entities"), lin.clone()], &out3);
+    assert!(
+        !o.status.success() && stderr(&o).contains("reads the plain encoder"),
+        "{}",
+        stderr(&o)
+    );
+
+    // A linear head trained on the adapted encoder (`--adapter`) joins the
+    // run's heads in one pass; it reads other features than the plain one.
     let ad2 = o2.join("adapter");
     let lin2 = o2.join("topic-linear");
     let o = train_lin(&lin2, &["--adapter", ad2.to_str().unwrap()]);
