@@ -22,6 +22,7 @@ pub mod output;
 pub mod pipeline;
 pub mod plan;
 pub mod progress;
+pub mod provenance;
 pub mod record;
 pub mod sample;
 pub mod scan;

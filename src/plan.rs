@@ -29,6 +29,8 @@ pub struct Job {
     pub batch_tokens: usize,
     pub device: Device,
     pub dtype: DType,
+    /// `--dtype` as given (`auto`, `f32`, `bf16`), for the provenance.
+    pub dtype_requested: &'static str,
     pub aggregation: Aggregation,
     pub segment: SegmentConfig,
     pub progress: crate::progress::Mode,

@@ -9,11 +9,11 @@ use paratag::models::head::{self, Head};
 use paratag::models::profile;
 use paratag::models::registry;
 use paratag::models::tuned_head;
-use paratag::models::ModelInfo;
 use paratag::models::{DTypeArg, DeviceArg, ModelDir};
 use paratag::output::{self, FileSink};
 use paratag::pipeline::{self, Counts, Job};
 use paratag::plan::Plan;
+use paratag::provenance;
 use paratag::record::Row;
 use paratag::scan::Scan;
 use paratag::segment::SegmentConfig;
@@ -163,7 +163,8 @@ pub struct ModelArgs {
     pub batch_tokens: usize,
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: DeviceArg,
-    /// `auto`: bf16 where the CPU has AMX, else f32 (the README says why).
+    /// `auto` is f32 on every CPU (bf16 is faster on some, but its labels
+    /// depend on the batching under AMX; the README says why).
     #[arg(long, value_enum, env = "PARATAG_DTYPE", default_value = "auto")]
     pub dtype: DTypeArg,
     /// Trained head folders (`paratag train`), each for the topics, one
@@ -267,10 +268,14 @@ pub fn run(mut args: Args) -> Result<()> {
     };
     let (inputs, scan) = pipeline::scan(&job, &report)?;
     let models = job.models(&plan)?;
-    let mut meta = metadata(&job, &plan, &models, &scan, started);
-    if let Some(p) = &profile {
-        meta.push(("paratag.profile".into(), p.name.clone()));
-    }
+    let mut meta = provenance::metadata(
+        &job,
+        &plan,
+        &models,
+        &scan,
+        profile.as_ref().map(|p| p.name.as_str()),
+        started,
+    )?;
     let schema = output::schema(job.codebook.as_ref(), &scan.schema)?;
     let (ran, resumed, dest) = match &out {
         Out::File(p) => {
@@ -298,7 +303,7 @@ pub fn run(mut args: Args) -> Result<()> {
                     force: args.force,
                     chunk_rows: args.chunk_rows.unwrap_or(dataset::CHUNK_ROWS),
                     shard: job.shard,
-                    settings: settings(&job, &plan, &models, &scan)?,
+                    settings: provenance::settings(&job, &plan, &models, &scan)?,
                     articles: scan.shard_articles,
                     skipped_rows: scan.skipped,
                     deduped: scan.deduped,
@@ -388,42 +393,6 @@ pub fn summary(counts: &Counts, scan: &Scan, seconds: f64) -> Summary {
         deduped: scan.deduped,
         seconds,
     }
-}
-
-/// What decides the labels, compared key by key by `--resume` and `merge`.
-/// Paths, threads, batch and window sizes are left out: they change nothing.
-pub fn settings(
-    job: &Job,
-    plan: &Plan,
-    models: &[ModelInfo],
-    scan: &Scan,
-) -> Result<serde_json::Value> {
-    let head_sha = |dir: &std::path::Path| -> Result<String> {
-        let a = paratag::hash::sha256_file(&dir.join(head::WEIGHTS_FILE))?;
-        let b = paratag::hash::sha256_file(&dir.join(head::META_FILE))?;
-        Ok(paratag::hash::sha256_bytes(format!("{a}{b}").as_bytes()))
-    };
-    let mut heads = vec![];
-    for h in &job.heads {
-        heads.push(serde_json::json!({"task": h.meta.task, "sha256": head_sha(&h.dir)?}));
-    }
-    for (dir, meta) in &job.tuned {
-        heads.push(serde_json::json!({"task": meta.task, "sha256": head_sha(dir)?}));
-    }
-    let _ = plan;
-    Ok(serde_json::json!({
-        "paratag": env!("CARGO_PKG_VERSION"),
-        "inputs": scan.inputs.iter().map(|i| i.sha256.clone()).collect::<Vec<_>>(),
-        "models": models.iter().map(|m| serde_json::json!({"role": m.role, "id": m.id, "weights_sha256": m.weights_sha256})).collect::<Vec<_>>(),
-        "heads": heads,
-        "codebook_sha256": job.codebook.as_ref().map(|c| paratag::hash::sha256_bytes(c.text.as_bytes())),
-        "read": job.read,
-        "tasks": {"topic": job.topic, "stance": job.stance, "ner": plan.scheme.is_some()},
-        "segment": job.segment.split,
-        "aggregation": format!("{:?}", job.aggregation).to_lowercase(),
-        "dtype": format!("{:?}", job.dtype).to_lowercase(),
-        "device": format!("{:?}", job.device).to_lowercase(),
-    }))
 }
 
 /// A metadata value as JSON text.
@@ -554,6 +523,7 @@ pub fn job(
         batch_tokens: m.batch_tokens,
         device: m.device.resolve()?,
         dtype: m.dtype.resolve(),
+        dtype_requested: m.dtype.name(),
         aggregation: m.aggregation,
         segment,
         progress,
@@ -566,46 +536,6 @@ pub fn job(
         stance_only: None,
         cache: false,
     })
-}
-
-/// The provenance every output file carries in its key-value metadata
-/// (the summary and finish time are added when a file is finished).
-pub fn metadata(
-    job: &Job,
-    plan: &Plan,
-    models: &[ModelInfo],
-    scan: &Scan,
-    started: chrono::DateTime<chrono::Utc>,
-) -> Vec<(String, String)> {
-    let mut meta = vec![
-        (
-            "paratag.version".to_string(),
-            env!("CARGO_PKG_VERSION").to_string(),
-        ),
-        (
-            "paratag.command_line".to_string(),
-            json(&std::env::args().collect::<Vec<_>>()),
-        ),
-        ("paratag.models".to_string(), json(&models)),
-        ("paratag.inputs".to_string(), json(&scan.inputs)),
-        ("paratag.started_at".to_string(), started.to_rfc3339()),
-        (
-            "paratag.entity_types".to_string(),
-            json(&plan.entity_types()),
-        ),
-    ];
-    if let Some(cb) = &job.codebook {
-        meta.push(("paratag.codebook".into(), cb.text.clone()));
-        meta.push((
-            "paratag.codebook_sha256".into(),
-            paratag::hash::sha256_bytes(cb.text.as_bytes()),
-        ));
-        meta.push((
-            "paratag.codebook_path".into(),
-            cb.path.display().to_string(),
-        ));
-    }
-    meta
 }
 
 /// Texts tagged by [`tag_texts`], each as one paragraph.
@@ -678,7 +608,7 @@ pub fn tag_texts(
     let mut sink = pipeline::Collect::default();
     let counts = pipeline::run(&plan, &inputs, &scan, &Default::default(), &mut sink)?.counts;
     let models = job.models(&plan)?;
-    let mut metadata = metadata(&job, &plan, &models, &scan, started);
+    let mut metadata = provenance::metadata(&job, &plan, &models, &scan, None, started)?;
     metadata.push((
         "paratag.summary".into(),
         json(&summary(&counts, &scan, 0.0)),

@@ -39,10 +39,22 @@ pub enum DType {
     Bf16,
 }
 
-/// `--dtype`. `auto` is bf16 on a CPU with AMX and f32 elsewhere: bf16
-/// kept 99.5 % of labels on the shared test sets, but on AVX-512 BF16
-/// alone it was 1.4x faster on one CPU (AMD Zen 4) and 0.8x on another (an
-/// Intel Xeon without AMX), so only AMX makes it the default.
+impl DType {
+    /// As `--dtype` spells it, and as the metadata records it.
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::F32 => "f32",
+            DType::Bf16 => "bf16",
+        }
+    }
+}
+
+/// `--dtype`. `auto` is f32 on every CPU: it is the fastest dtype that
+/// keeps the determinism promise (README "Determinism"). bf16 on AMX
+/// changed the scores of 197 of 287 paragraphs with `--window` (oneDNN's
+/// AMX kernels choose their blocking by matrix shape), and without AMX it
+/// was 1.4x faster on one CPU (AMD Zen 4) and 0.8x on another (an Intel
+/// Xeon), so it is asked for by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum DTypeArg {
     Auto,
@@ -51,18 +63,19 @@ pub enum DTypeArg {
 }
 
 impl DTypeArg {
+    /// As `--dtype` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            DTypeArg::Auto => "auto",
+            DTypeArg::F32 => "f32",
+            DTypeArg::Bf16 => "bf16",
+        }
+    }
+
     pub fn resolve(self) -> DType {
         match self {
-            DTypeArg::F32 => DType::F32,
+            DTypeArg::F32 | DTypeArg::Auto => DType::F32,
             DTypeArg::Bf16 => DType::Bf16,
-            DTypeArg::Auto => {
-                let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-                if cpu_flag(&info, "amx_bf16") {
-                    DType::Bf16
-                } else {
-                    DType::F32
-                }
-            }
         }
     }
 }
@@ -674,13 +687,30 @@ pub fn rows(t: &tch::Tensor, lens: &[usize]) -> Result<Vec<Vec<f32>>> {
         .collect())
 }
 
-/// Puts MKL in strict conditional-numerical-reproducibility mode, so GEMM
-/// results do not depend on the thread count (measured: without it, scores
-/// moved by ~3e-6 between --threads 1 and 2). Must run before the first torch
-/// call; a user's own MKL_CBWR wins.
+/// The oneDNN instruction-set cap bf16 runs under (see
+/// [`deterministic_numerics`]).
+pub const ONEDNN_ISA: &str = "AVX512_CORE_BF16";
+
+/// Makes a paragraph's scores depend on its own text only, not on the batch
+/// it shares or the thread count. Must run before the first torch call; a
+/// user's own setting of either variable wins.
+///
+/// - f32 GEMM is MKL's: strict conditional-numerical-reproducibility mode
+///   (measured: without it, scores moved by ~3e-6 between --threads 1 and 2).
+/// - bf16 GEMM is oneDNN's. Its AVX-512 BF16 kernels sum each row's products
+///   in one order whatever the matrix height (checked bit for bit, every
+///   height from 1 to 4096, 1 and 2 threads); its AMX kernels choose their
+///   blocking, and with 16 threads or more a split of the sum, by the
+///   matrix's shape, and changed labels with `--window`. The cap keeps
+///   oneDNN on the former.
 pub fn deterministic_numerics() {
-    if std::env::var_os("MKL_CBWR").is_none() {
-        std::env::set_var("MKL_CBWR", "AUTO,STRICT");
+    for (var, value) in [
+        ("MKL_CBWR", "AUTO,STRICT"),
+        ("ONEDNN_MAX_CPU_ISA", ONEDNN_ISA),
+    ] {
+        if std::env::var_os(var).is_none() {
+            std::env::set_var(var, value);
+        }
     }
 }
 
@@ -708,6 +738,13 @@ pub fn tune_allocator() {
 #[cfg(test)]
 mod tests {
     use super::cpu_flag;
+
+    /// `auto` never picks a dtype whose labels depend on the batching.
+    #[test]
+    fn auto_is_f32_on_every_cpu() {
+        assert_eq!(super::DTypeArg::Auto.resolve(), super::DType::F32);
+        assert_eq!(super::DTypeArg::Bf16.resolve(), super::DType::Bf16);
+    }
 
     #[test]
     fn cpu_flags_are_whole_words_of_flags_lines() {

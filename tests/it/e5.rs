@@ -489,6 +489,40 @@ fn default_profile_is_the_quick_start() {
     }
 }
 
+/// The README example with the shipped model, in every dtype: the default
+/// run and one with `--window 2 --batch-tokens 512` give the same labels
+/// and scores (the real encoder's shapes, which the fixture models lack).
+#[test]
+fn the_readme_example_is_the_same_for_any_window_in_every_dtype() {
+    use super::profile::{default_heads, install, root};
+    let t = tempfile::tempdir().unwrap();
+    let home = t.path().join("home");
+    std::fs::create_dir_all(home.join("models")).unwrap();
+    std::os::unix::fs::symlink(imported(), home.join("models/multilingual-e5-small")).unwrap();
+    let (cb, heads) = default_heads();
+    let o = install(&home, "default", &cb, &heads);
+    assert!(o.status.success(), "{}", super::stderr(&o));
+    let example = root().join("datasets/example");
+    for dtype in super::DTYPES {
+        let run = |name: &str, extra: &[&str]| {
+            let out = t.path().join(format!("{dtype}-{name}.parquet"));
+            let o = super::command_in(dtype)
+                .args(["tag", example.to_str().unwrap(), "-q", "-o"])
+                .arg(&out)
+                .args(extra)
+                .env("PARATAG_HOME", &home)
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "{}", super::stderr(&o));
+            super::read(&out)
+        };
+        let a = run("default", &[]);
+        let b = run("window-2", &["--window", "2", "--batch-tokens", "512"]);
+        assert!(a.height() > 10, "{a}");
+        super::jobs::assert_same(&format!("{dtype}: --window 2 --batch-tokens 512"), &a, &b);
+    }
+}
+
 /// The multi-task model set-up installs as profile `default`: one
 /// adapted encoder pass gives topic, stance with its holder, and entities
 /// on the quick-start corpus, entity texts exact slices.

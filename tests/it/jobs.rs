@@ -9,6 +9,8 @@ use std::process::{Child, Command as Proc, Stdio};
 use std::time::Instant;
 
 struct Setup {
+    /// `--dtype` of every run (`PARATAG_DTYPE`).
+    dtype: &'static str,
     dir: tempfile::TempDir,
     input: PathBuf,
     cb: PathBuf,
@@ -19,8 +21,13 @@ struct Setup {
 const CHROME: &str = "Follow us on Telegram, X and Facebook for the latest updates.";
 
 /// `n` articles of 3 to 6 paragraphs in several scripts, with site chrome
-/// repeated on every page (dropped by the repeat index) and a tail marker.
+/// repeated on every page (dropped by the repeat index) and a tail marker;
+/// runs in f32.
 fn setup(n: usize) -> Setup {
+    setup_in(n, "f32")
+}
+
+fn setup_in(n: usize, dtype: &'static str) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let bodies = [
         "The parliament approved new military aid to Ukraine on Tuesday, officials said.",
@@ -52,6 +59,7 @@ fn setup(n: usize) -> Setup {
     let enc = fixtures::encoder(&dir.path().join("enc"));
     let ner = fixtures::ner(&dir.path().join("ner"), NER_LABELS, 1);
     Setup {
+        dtype,
         dir,
         input,
         cb,
@@ -82,7 +90,7 @@ impl Setup {
     }
 
     fn command(&self, out: &Path, extra: &[&str]) -> Proc {
-        let mut c = Proc::new(env!("CARGO_BIN_EXE_paratag"));
+        let mut c = command_in(self.dtype);
         c.args(self.args(out, extra)).env("PARATAG_HOME", home());
         c
     }
@@ -617,4 +625,107 @@ for glob in (f"{ds}/*.parquet", f"{sh}/*/*.parquet"):
         stderr(&o)
     );
     assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 2);
+}
+
+/// Runs `s` on `out` until its manifest lists a part, then kills it
+/// (SIGKILL); returns whether it was still running.
+fn kill_after_first_part(s: &Setup, out: &Path, extra: &[&str]) -> bool {
+    let mut child = s
+        .command(out, extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return false;
+        }
+        let parts = std::fs::read_to_string(out.join("_manifest.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|m| m["parts"].as_array().map(|p| p.len()))
+            .unwrap_or(0);
+        if parts > 0 || started.elapsed().as_secs() > 120 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    true
+}
+
+/// The determinism promise (README "Determinism") in one `dtype`: the same
+/// label columns and scores for every window, batch budget, thread count,
+/// input order, a kill and `--resume`, and 3 shards merged.
+fn same_output_whatever_the_batching(dtype: &'static str) {
+    let s = setup_in(36, dtype);
+    let reference = s.ok(&s.path("ref.parquet"), &[]);
+    let mut variants: Vec<(String, DataFrame)> = vec![];
+    for (name, extra) in [
+        ("window 2", vec!["--window", "2"]),
+        ("window 3", vec!["--window", "3"]),
+        ("batch-tokens 64", vec!["--batch-tokens", "64"]),
+        ("threads 1", vec!["--threads", "1"]),
+        ("threads 2", vec!["--threads", "2"]),
+    ] {
+        let out = s.path(&format!("{}.parquet", name.replace(' ', "-")));
+        variants.push((name.to_string(), s.ok(&out, &extra)));
+    }
+    // The input in reverse order.
+    let text = std::fs::read_to_string(&s.input).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines.reverse();
+    let reversed = write(s.dir.path(), "reversed.jsonl", &(lines.join("\n") + "\n"));
+    let out = s.path("reversed.parquet");
+    let mut args = s.args(&out, &["--window", "5"]);
+    args[1] = reversed.to_str().unwrap().to_string();
+    let o = command_in(dtype)
+        .args(&args)
+        .env("PARATAG_HOME", home())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    variants.push(("reversed input".into(), table(&out)));
+    // Killed once a part is written, then resumed.
+    let out = s.path("killed");
+    let extra = ["--chunk-rows", "4", "--window", "1", "--threads", "1"];
+    let was_running = kill_after_first_part(&s, &out, &extra);
+    let mut resume = extra.to_vec();
+    resume.push("--resume");
+    variants.push((
+        format!("kill (mid-run: {was_running}) and --resume"),
+        s.ok(&out, &resume),
+    ));
+    // Three shards, merged.
+    let out = s.path("sharded");
+    for k in 0..3 {
+        let spec = format!("{k}/3");
+        let o = s.tag(&out, &["--shard", &spec, "--window", "4"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let o = command_in(dtype)
+        .args(["merge", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    variants.push(("3 shards merged".into(), table(&out)));
+    for (name, got) in &variants {
+        assert_same(&format!("{dtype}, {name}"), &reference, got);
+    }
+    // The runs really were in this dtype.
+    let meta = metadata(&s.path("ref.parquet"));
+    let run: serde_json::Value = serde_json::from_str(&meta["paratag.run"]).unwrap();
+    assert_eq!(run["dtype"], dtype);
+}
+
+#[test]
+fn same_output_whatever_the_batching_f32() {
+    same_output_whatever_the_batching("f32");
+}
+
+#[test]
+fn same_output_whatever_the_batching_bf16() {
+    same_output_whatever_the_batching("bf16");
 }

@@ -18,12 +18,94 @@ use polars::prelude::*;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// The binary, in f32 whatever the CPU (`--dtype auto` picks bf16 where the
-/// CPU has AMX), so the tests' figures are the same on every machine.
-pub fn command() -> Command {
+/// The dtypes the comparison tests run in. bf16 runs on any x86-64 CPU
+/// through libtorch (emulated, slowly, where the CPU lacks it; the fixture
+/// models keep that cheap).
+pub const DTYPES: [&str; 2] = ["f32", "bf16"];
+
+/// The binary, in `dtype` (through `PARATAG_DTYPE`, so every subcommand gets
+/// it), never `auto`: what `auto` picks depends on the CPU, and a test that
+/// compares two runs must compare one dtype. This is the one place the tests
+/// start the binary (`every_run_names_its_dtype` checks it).
+pub fn command_in(dtype: &str) -> Command {
+    assert!(DTYPES.contains(&dtype), "a test dtype, not {dtype:?}");
     let mut c = Command::new(env!("CARGO_BIN_EXE_paratag"));
-    c.env("PARATAG_DTYPE", "f32");
+    c.env("PARATAG_DTYPE", dtype);
     c
+}
+
+/// The binary in f32, so the tests' figures are the same on every machine.
+pub fn command() -> Command {
+    command_in("f32")
+}
+
+/// No test starts the binary except through [`command_in`], so none
+/// inherits `--dtype auto` (whatever it resolves to on this paratag and
+/// this CPU) and compares outputs made in dtypes that differ by machine.
+#[test]
+fn every_run_names_its_dtype() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it");
+    let needle = concat!("CARGO_BIN_", "EXE_paratag");
+    let mut found = vec![];
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let path = e.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        for (i, line) in text.lines().enumerate() {
+            if line.contains(needle) {
+                found.push(format!("{}:{}", path.display(), i + 1));
+            }
+            // Nothing may hand the binary `auto` or drop the variable.
+            let auto = [
+                "\"PARATAG_DTYPE\", \"auto\"",
+                "env_remove(\"PARATAG_DTYPE\")",
+            ];
+            assert!(
+                !auto.iter().any(|a| line.contains(a)),
+                "{}:{}: a test run with --dtype auto",
+                path.display(),
+                i + 1
+            );
+        }
+    }
+    assert_eq!(
+        found.len(),
+        1,
+        "the binary is started outside command_in: {found:?}"
+    );
+    assert!(found[0].contains("main.rs"), "{found:?}");
+    // And the variable reaches the binary: a run through `command()` records f32.
+    let d = tempfile::tempdir().unwrap();
+    let input = write(
+        d.path(),
+        "in.jsonl",
+        "{\"id\": \"a\", \"text\": \"One paragraph here.\"}\n",
+    );
+    let out = d.path().join("o.parquet");
+    let o = paratag(&[
+        "tag",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--no-ner",
+        "-q",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let meta = metadata(&out);
+    let run: serde_json::Value = serde_json::from_str(&meta["paratag.run"]).unwrap();
+    assert_eq!(run["dtype"], "f32", "{run}");
+    assert_eq!(run["dtype_requested"], "f32", "{run}");
+}
+
+/// A Parquet file's key-value metadata.
+pub fn metadata(path: &Path) -> std::collections::BTreeMap<String, String> {
+    let mut r = ParquetReader::new(std::fs::File::open(path).unwrap());
+    let md = r.get_metadata().unwrap().clone();
+    md.key_value_metadata
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|kv| Some((kv.key, kv.value?)))
+        .collect()
 }
 
 pub fn paratag(args: &[&str]) -> Output {
