@@ -4,11 +4,68 @@
 //! a hidden temporary name in the target's own folder, is fsynced, renamed
 //! over the target, and the folder is fsynced. A crash, `kill -9` or a full
 //! disk therefore leaves either the old file or the new one under the real
-//! name, never a torn one; what it can leave is a hidden `.paratag-*` file.
+//! name, never a torn one. What `kill -9` can leave is a hidden `.paratag-*`
+//! file; SIGINT (Ctrl-C) and SIGTERM (a scheduler's cancel) remove every
+//! temporary file first ([`clean_up_on_signals`]).
 
 use crate::error::{Error, Result};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// Temporary files not yet renamed into place, and what to tell the user if
+/// the process is interrupted now.
+struct Live {
+    files: Vec<PathBuf>,
+    hint: Option<String>,
+}
+
+static LIVE: Mutex<Live> = Mutex::new(Live {
+    files: Vec::new(),
+    hint: None,
+});
+
+fn live() -> std::sync::MutexGuard<'static, Live> {
+    // A panic elsewhere never leaves the list half-changed.
+    LIVE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What an interrupt should say beyond "interrupted" (how to resume).
+pub fn on_interrupt(hint: impl Into<String>) {
+    live().hint = Some(hint.into());
+}
+
+/// On SIGINT or SIGTERM: remove every temporary file, say so in one line
+/// (with the [`on_interrupt`] hint), and exit with 128 + the signal, as
+/// shells report it. Finished files and a dataset's manifest are always
+/// consistent on disk, so what is left is resumable.
+pub fn clean_up_on_signals() {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) else {
+        return;
+    };
+    std::thread::Builder::new()
+        .name("paratag-signals".into())
+        .spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                // Held until exit: nothing is renamed into place after this.
+                let l = live();
+                for f in &l.files {
+                    let _ = std::fs::remove_file(f);
+                }
+                let name = if sig == SIGINT { "SIGINT" } else { "SIGTERM" };
+                let hint = l
+                    .hint
+                    .as_deref()
+                    .map(|h| format!("; {h}"))
+                    .unwrap_or_default();
+                eprintln!("paratag: interrupted ({name}): temporary files removed{hint}");
+                // SAFETY: `_exit` only ends the process.
+                unsafe { libc::_exit(128 + sig) }
+            }
+        })
+        .expect("start the signal thread");
+}
 
 /// The folder a file lives in (`.` for a bare name).
 pub fn parent_of(path: &Path) -> PathBuf {
@@ -39,7 +96,8 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
 
 /// A file being written under a hidden temporary name beside its target.
 pub struct Pending {
-    tmp: tempfile::NamedTempFile,
+    /// `None` once committed.
+    tmp: Option<tempfile::NamedTempFile>,
     target: PathBuf,
 }
 
@@ -69,8 +127,9 @@ impl Pending {
                 path: target.into(),
                 message: format!("cannot write in {}: {e}", dir.display()),
             })?;
+        live().files.push(tmp.path().to_path_buf());
         Ok(Pending {
-            tmp,
+            tmp: Some(tmp),
             target: target.into(),
         })
     }
@@ -80,26 +139,40 @@ impl Pending {
     }
 
     pub fn file(&self) -> &std::fs::File {
-        self.tmp.as_file()
+        self.tmp.as_ref().expect("not committed").as_file()
     }
 
     /// fsync, rename over the target, fsync the folder.
-    pub fn commit(self) -> Result<()> {
+    pub fn commit(mut self) -> Result<()> {
+        let target = self.target.clone();
         let err = |m: String| Error::Output {
-            path: self.target.clone(),
+            path: target.clone(),
             message: m,
         };
-        self.tmp
-            .as_file()
+        let tmp = self.tmp.take().expect("committed once");
+        tmp.as_file()
             .sync_all()
             .map_err(|e| err(format!("cannot flush to disk: {e}")))?;
-        ordinary_permissions(self.tmp.as_file());
-        let target = self.target.clone();
-        self.tmp
-            .persist(&target)
-            .map_err(|e| err(e.error.to_string()))?;
+        ordinary_permissions(tmp.as_file());
+        let tmp_path = tmp.path().to_path_buf();
+        let persisted = tmp.persist(&target);
+        forget(&tmp_path);
+        persisted.map_err(|e| err(e.error.to_string()))?;
         sync_dir(&parent_of(&target))
     }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        // The temporary file itself is removed as `tmp` drops.
+        if let Some(t) = &self.tmp {
+            forget(t.path());
+        }
+    }
+}
+
+fn forget(path: &Path) {
+    live().files.retain(|f| f != path);
 }
 
 /// The file a path names: a symlink's target when it resolves, else itself.

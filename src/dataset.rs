@@ -1,24 +1,42 @@
-//! A job's output as a dataset folder that survives a crash.
+//! A job's output as a dataset folder that survives a crash, and that no
+//! reader mistakes for complete before it is.
 //!
 //! ```text
 //! out/                     (or out/shard-K-of-N/ with --shard)
 //!   _manifest.json         the settings fingerprint and every completed part
-//!   part-00000.parquet     whole articles, in input order, ~--chunk-rows rows
-//!   part-00001.parquet
+//!   _temporary/            while the job runs: its parts, not yet visible
+//!     part-00000.parquet.pending
+//!   INCOMPLETE             while the job runs: says so, and how to finish
+//!   part-00000.parquet     once the job is complete: whole articles, in
+//!   part-00001.parquet     input order, ~--chunk-rows rows each
+//!   _SUCCESS               written last: the dataset is complete
 //! ```
 //!
-//! A part is written under a hidden temporary name, fsynced, renamed, and
-//! only then recorded in the manifest, which is itself replaced atomically.
-//! So after `kill -9` the manifest lists exactly the parts that are whole;
-//! `--resume` removes anything else, re-checks every listed part's sha256,
-//! and tags only the articles no good part holds. Parts cover contiguous
-//! runs of article ordinals (positions among the job's kept articles), so
-//! "already done" is a short list of ranges, never a set of ids.
+//! A part is written under a hidden temporary name, fsynced, renamed to its
+//! pending name, and only then recorded in the manifest, which is itself
+//! replaced atomically. So after `kill -9` the manifest lists exactly the
+//! parts that are whole; `--resume` removes anything else, re-checks every
+//! listed part's sha256, and tags only the articles no good part holds.
+//! Parts cover contiguous runs of article ordinals (positions among the
+//! job's kept articles), so "already done" is a short list of ranges, never
+//! a set of ids.
 //!
-//! Readers see one table: `pl.scan_parquet("out/*.parquet")`,
-//! `read_parquet('out/*.parquet')` in DuckDB, `pyarrow.dataset.dataset("out/")`
-//! (which skips `_` and `.` files); for shards, `out/*/*.parquet`.
-//! `paratag merge out/` checks a sharded job and writes `out/_manifest.json`.
+//! Pending parts end in `.pending` under `_temporary/`, so no `*.parquet`
+//! glob (not even `**/*.parquet`) and no `pyarrow.dataset` (which skips `_`
+//! and `.` names) reads them; and `INCOMPLETE`, which is not Parquet, makes
+//! `pyarrow.dataset("out/")` fail instead of returning no rows. An
+//! unfinished job's folder reads as an error, never as a complete table
+//! with articles missing. When the last
+//! article is written the job commits, as Spark's output committer does:
+//! every part is renamed to its final name, the manifest says `committed`,
+//! and `_SUCCESS` appears. A crash during the commit leaves parts in both
+//! places; the manifest finds each, and `--resume` finishes the commit.
+//! Shards commit together: `paratag merge out/` checks them, renames every
+//! shard's parts, and writes `out/_manifest.json` and `out/_SUCCESS`.
+//!
+//! Readers then see one table: `pl.scan_parquet("out/*.parquet")`,
+//! `read_parquet('out/*.parquet')` in DuckDB, `pyarrow.dataset.dataset("out/")`;
+//! for shards, `out/*/*.parquet`.
 
 use crate::atomic::atomic_write;
 use crate::codebook::Codebook;
@@ -32,7 +50,18 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 
 pub const MANIFEST: &str = "_manifest.json";
+/// Written last, when the dataset is complete and its parts visible.
+pub const SUCCESS: &str = "_SUCCESS";
+/// Present until the commit: readers that take every file of the folder
+/// (pyarrow) fail on it rather than read a partial table.
+pub const INCOMPLETE: &str = "INCOMPLETE";
+/// Where parts wait until the job commits.
+pub const PENDING_DIR: &str = "_temporary";
+const PENDING_SUFFIX: &str = ".pending";
 const FORMAT: &str = "paratag-dataset";
+/// 2: parts pending under `_temporary/` until the commit (1: parts visible
+/// as soon as written).
+const VERSION: u32 = 2;
 /// Rows per part by default.
 pub const CHUNK_ROWS: usize = 10_000;
 
@@ -66,7 +95,11 @@ pub struct Manifest {
     pub shards: Option<u32>,
     /// Articles the dataset holds when complete.
     pub articles: usize,
+    /// Every article is held.
     pub complete: bool,
+    /// Every part is at its final name (a shard waits for `merge`).
+    #[serde(default)]
+    pub committed: bool,
     pub parts: Vec<Part>,
     /// Totals over the parts, and the scan's skipped rows and duplicates.
     pub counts: Counts,
@@ -75,7 +108,31 @@ pub struct Manifest {
     pub updated_at: String,
 }
 
+/// Makes a complete dataset visible: parts renamed to their final names,
+/// the manifest marked committed, then `_SUCCESS`.
+fn commit(dir: &Path, m: &mut Manifest) -> Result<()> {
+    commit_parts(dir, &m.parts)?;
+    m.committed = true;
+    m.write(dir)?;
+    write_success(dir, m)?;
+    remove_marker(dir)
+}
+
+/// Removes `INCOMPLETE` once the parts are visible.
+fn remove_marker(dir: &Path) -> Result<()> {
+    let p = dir.join(INCOMPLETE);
+    match std::fs::remove_file(&p) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(&p, e)),
+        _ => Ok(()),
+    }
+}
+
 impl Manifest {
+    /// Articles the listed parts hold.
+    pub fn held(&self) -> usize {
+        self.parts.iter().map(|p| p.articles).sum()
+    }
+
     pub fn read(dir: &Path) -> Result<Option<Manifest>> {
         let p = dir.join(MANIFEST);
         let text = match std::fs::read_to_string(&p) {
@@ -89,7 +146,7 @@ impl Manifest {
                 format!("not a paratag manifest ({e}); remove the folder to start over"),
             )
         })?;
-        if m.format != FORMAT || m.version != 1 {
+        if m.format != FORMAT || !(1..=VERSION).contains(&m.version) {
             return Err(Error::input(
                 p.display().to_string(),
                 format!("unknown manifest format {} v{}", m.format, m.version),
@@ -178,6 +235,68 @@ fn part_index(name: &str) -> Option<usize> {
         .ok()
 }
 
+/// The names in a folder.
+fn names(dir: &Path) -> Result<Vec<String>> {
+    Ok(std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect())
+}
+
+/// Where part `file` (relative to `dir`, e.g. `part-00000.parquet` or
+/// `shard-0-of-3/part-00000.parquet`) waits until the job commits.
+pub fn pending_path(dir: &Path, file: &str) -> PathBuf {
+    let f = Path::new(file);
+    let name = f
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    dir.join(f.parent().unwrap_or(Path::new("")))
+        .join(PENDING_DIR)
+        .join(format!("{name}{PENDING_SUFFIX}"))
+}
+
+/// Where a listed part is now: at its final name once committed, else
+/// pending; `None` when it is in neither place.
+pub fn locate(dir: &Path, file: &str) -> Option<PathBuf> {
+    [dir.join(file), pending_path(dir, file)]
+        .into_iter()
+        .find(|p| p.is_file())
+}
+
+/// Renames `parts` of the dataset in `dir` to their final names (those not
+/// there yet), then syncs the folders.
+fn commit_parts(dir: &Path, parts: &[Part]) -> Result<()> {
+    let mut folders = std::collections::BTreeSet::new();
+    for p in parts {
+        let (pending, done) = (pending_path(dir, &p.file), dir.join(&p.file));
+        if !done.is_file() {
+            std::fs::rename(&pending, &done).map_err(|e| Error::io(&pending, e))?;
+        }
+        folders.insert(crate::atomic::parent_of(&done));
+    }
+    for f in folders {
+        crate::atomic::sync_dir(&f)?;
+        // Empty once every part is out (a temporary of a crashed run was
+        // removed at open).
+        let _ = std::fs::remove_dir(f.join(PENDING_DIR));
+    }
+    Ok(())
+}
+
+/// `_SUCCESS`: written last, so its presence says the dataset is complete.
+fn write_success(dir: &Path, m: &Manifest) -> Result<()> {
+    let rows: usize = m.parts.iter().map(|p| p.rows).sum();
+    let text = serde_json::json!({
+        "articles": m.articles,
+        "rows": rows,
+        "parts": m.parts.len(),
+        "committed_at": chrono::Utc::now().to_rfc3339(),
+    });
+    crate::atomic::atomic_write(&dir.join(SUCCESS), format!("{text}\n").as_bytes())
+}
+
 impl Dataset {
     /// Opens `dir` (the shard's folder when sharded): a new dataset, or with
     /// `--resume` the one there, after checking its settings and parts.
@@ -186,13 +305,15 @@ impl Dataset {
             Some(s) => root.join(s.dir_name()),
             None => root.to_path_buf(),
         };
+        let refuse = |message: String| Error::Output {
+            path: dir.clone(),
+            message,
+        };
         if dir.exists() && !dir.is_dir() {
-            return Err(Error::Output {
-                path: dir,
-                message: "exists and is not a folder".into(),
-            });
+            return Err(refuse("exists and is not a folder".into()));
         }
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let pending = dir.join(PENDING_DIR);
+        std::fs::create_dir_all(&pending).map_err(|e| Error::io(&pending, e))?;
         let lock_path = dir.join("_lock");
         let lock = std::fs::OpenOptions::new()
             .create(true)
@@ -201,87 +322,98 @@ impl Dataset {
             .open(&lock_path)
             .map_err(|e| Error::io(&lock_path, e))?;
         if lock.try_lock().is_err() {
-            return Err(Error::Output {
-                path: dir,
-                message: "another paratag job is writing this folder".into(),
-            });
+            return Err(refuse("another paratag job is writing this folder".into()));
         }
         let old = Manifest::read(&dir)?;
-        let listed: Vec<String> = std::fs::read_dir(&dir)
-            .map_err(|e| Error::io(&dir, e))?
-            .filter_map(|e| e.ok())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
+        let listed = names(&dir)?;
         let mut parts = vec![];
         match &old {
             Some(m) if !o.resume => {
-                return Err(Error::Output {
-                    path: dir,
-                    message: format!(
-                        "holds a paratag dataset already ({} parts{}); pass --resume to continue it, or choose another -o",
-                        m.parts.len(),
-                        if m.complete { ", complete" } else { "" }
-                    ),
-                })
+                return Err(refuse(format!(
+                    "holds a paratag dataset already ({} parts{}); pass --resume to continue it, or choose another -o",
+                    m.parts.len(),
+                    if m.complete { ", complete" } else { "" }
+                )))
+            }
+            Some(m) if m.version < VERSION && !m.complete => {
+                return Err(refuse(format!(
+                    "was written by an older paratag (dataset format {}); finish it with that version, or start a new folder",
+                    m.version
+                )))
             }
             Some(m) => {
                 let diff = differences(&m.settings, &o.settings);
                 if !diff.is_empty() && !o.force {
-                    return Err(Error::Output {
-                        path: dir,
-                        message: format!(
-                            "cannot resume: settings differ from the run that wrote it: {}; pass --force to resume anyway",
-                            diff.join(", ")
-                        ),
-                    });
+                    return Err(refuse(format!(
+                        "cannot resume: settings differ from the run that wrote it: {}; pass --force to resume anyway",
+                        diff.join(", ")
+                    )));
                 }
                 if m.shard != o.shard {
-                    return Err(Error::Output {
-                        path: dir,
-                        message: "cannot resume: it was written for another shard".into(),
-                    });
+                    return Err(refuse(
+                        "cannot resume: it was written for another shard".into(),
+                    ));
                 }
                 for p in &m.parts {
-                    let path = dir.join(&p.file);
-                    let ok = path.is_file()
-                        && crate::hash::sha256_file(&path).is_ok_and(|h| h == p.sha256);
+                    let ok = locate(&dir, &p.file).is_some_and(|path| {
+                        crate::hash::sha256_file(&path).is_ok_and(|h| h == p.sha256)
+                    });
                     if ok {
                         parts.push(p.clone());
                     } else {
                         (o.report)(&format!(
                             "{}: missing or its sha256 changed; its articles are tagged again",
-                            path.display()
+                            dir.join(&p.file).display()
                         ));
-                        let _ = std::fs::remove_file(&path);
+                        let _ = std::fs::remove_file(dir.join(&p.file));
+                        let _ = std::fs::remove_file(pending_path(&dir, &p.file));
                     }
                 }
             }
             None => {
-                let foreign: Vec<&String> = listed
+                let ours = |n: &String| {
+                    matches!(n.as_str(), "_lock" | PENDING_DIR | SUCCESS | INCOMPLETE)
+                        || n.starts_with(".paratag-")
+                        || (o.resume && part_index(n).is_some())
+                };
+                let foreign: Vec<&str> = listed
                     .iter()
-                    .filter(|n| *n != "_lock" && !n.starts_with(".paratag-"))
-                    .filter(|n| !(o.resume && part_index(n).is_some()))
+                    .filter(|n| !ours(n))
+                    .map(String::as_str)
                     .collect();
                 if !foreign.is_empty() {
-                    return Err(Error::Output {
-                        path: dir,
-                        message: format!(
-                            "is not empty ({}) and holds no paratag dataset; choose an empty or new folder",
-                            crate::input::cut(
-                                &foreign.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
-                            )
-                        ),
-                    });
+                    return Err(refuse(format!(
+                        "is not empty ({}) and holds no paratag dataset; choose an empty or new folder",
+                        crate::input::cut(&foreign.join(", "))
+                    )));
                 }
             }
         }
-        // Half-written parts and parts renamed but never recorded go.
+        // Half-written parts, and parts written but never recorded, go; so
+        // does a `_SUCCESS` the dataset no longer earns.
+        let recorded = |n: &str| parts.iter().any(|p| p.file == n);
         for n in &listed {
-            let recorded = parts.iter().any(|p| &p.file == n);
-            if n.starts_with(".paratag-") || (part_index(n).is_some() && !recorded) {
+            if n.starts_with(".paratag-") || (part_index(n).is_some() && !recorded(n)) {
                 let _ = std::fs::remove_file(dir.join(n));
             }
         }
+        for n in names(&pending)? {
+            let part = n.strip_suffix(PENDING_SUFFIX);
+            if !part.is_some_and(|p| part_index(p).is_some() && recorded(p)) {
+                let _ = std::fs::remove_file(pending.join(&n));
+            }
+        }
+        let _ = std::fs::remove_file(dir.join(SUCCESS));
+        crate::atomic::atomic_write(
+            &dir.join(INCOMPLETE),
+            format!(
+                "This paratag dataset is not complete: its parts wait in {PENDING_DIR}/ until every article is written.\n\
+                 `paratag inspect {}` says what is missing; the same `paratag tag` command with --resume finishes it\n\
+                 (for shards, then `paratag merge` on their parent folder).\n",
+                dir.display()
+            )
+            .as_bytes(),
+        )?;
         let next_index = parts
             .iter()
             .filter_map(|p| part_index(&p.file))
@@ -289,12 +421,13 @@ impl Dataset {
             .map_or(0, |i| i + 1);
         let mut manifest = Manifest {
             format: FORMAT.into(),
-            version: 1,
+            version: VERSION,
             settings: o.settings,
             shard: o.shard,
             shards: None,
             articles: o.articles,
             complete: false,
+            committed: false,
             parts,
             counts: Counts::default(),
             skipped_rows: o.skipped_rows,
@@ -367,18 +500,20 @@ impl Dataset {
         self.manifest.write(&self.dir)
     }
 
-    /// Closes the last part and marks the dataset complete when every
-    /// article is held.
+    /// Closes the last part, marks the dataset complete when every article
+    /// is held, and then commits it (a shard waits for `merge`).
     pub fn finish(mut self) -> Result<Manifest> {
         self.close()?;
         let m = &mut self.manifest;
-        let held: usize = m.parts.iter().map(|p| p.articles).sum();
-        m.complete = held == m.articles;
+        m.complete = m.held() == m.articles;
         m.counts = Counts::default();
         for p in &m.parts {
             m.counts.add(&p.counts);
         }
         m.write(&self.dir)?;
+        if m.complete && m.shard.is_none() {
+            commit(&self.dir, m)?;
+        }
         Ok(self.manifest)
     }
 }
@@ -403,7 +538,7 @@ impl Sink for Dataset {
             if self.open.is_none() {
                 let name = format!("part-{:05}.parquet", self.next_index);
                 self.next_index += 1;
-                let file = ParquetFile::create(&self.dir.join(&name), &self.schema)?;
+                let file = ParquetFile::create(&pending_path(&self.dir, &name), &self.schema)?;
                 self.open = Some(Open {
                     file,
                     name,
@@ -452,15 +587,8 @@ pub struct Merged {
     pub rows: usize,
 }
 
-/// Checks that `root` holds all N shards of one job, each complete and made
-/// with the same settings, and writes `root/_manifest.json` listing every
-/// part (paths relative to `root`). The data is not copied. `verify`
-/// re-hashes every part; otherwise each part's size is checked.
-pub fn merge(root: &Path, verify: bool) -> Result<Merged> {
-    let bad = |m: String| Error::Output {
-        path: root.into(),
-        message: m,
-    };
+/// The `shard-K-of-N/` folders in `root`, by K.
+pub fn shard_dirs(root: &Path) -> Result<Vec<(Shard, PathBuf)>> {
     let mut shards: Vec<(Shard, PathBuf)> = vec![];
     for e in std::fs::read_dir(root).map_err(|e| Error::io(root, e))? {
         let e = e.map_err(|e| Error::io(root, e))?;
@@ -473,6 +601,20 @@ pub fn merge(root: &Path, verify: bool) -> Result<Merged> {
             shards.push((Shard { index, count }, e.path()));
         }
     }
+    shards.sort_by_key(|s| (s.0.count, s.0.index));
+    Ok(shards)
+}
+
+/// Checks that `root` holds all N shards of one job, each complete and made
+/// with the same settings, and writes `root/_manifest.json` listing every
+/// part (paths relative to `root`). The data is not copied. `verify`
+/// re-hashes every part; otherwise each part's size is checked.
+pub fn merge(root: &Path, verify: bool) -> Result<Merged> {
+    let bad = |m: String| Error::Output {
+        path: root.into(),
+        message: m,
+    };
+    let shards = shard_dirs(root)?;
     if shards.is_empty() {
         return Err(bad(
             "holds no shard-K-of-N folders (written by tag --shard)".into(),
@@ -490,7 +632,6 @@ pub fn merge(root: &Path, verify: bool) -> Result<Merged> {
         )));
     }
     let n = *counts.iter().next().expect("one count");
-    shards.sort_by_key(|s| s.0.index);
     let missing: Vec<String> = (0..n)
         .filter(|k| !shards.iter().any(|s| s.0.index == *k))
         .map(|k| format!("shard-{k}-of-{n}"))
@@ -499,6 +640,7 @@ pub fn merge(root: &Path, verify: bool) -> Result<Merged> {
         return Err(bad(format!("missing {}", missing.join(", "))));
     }
     let mut merged: Option<Manifest> = None;
+    let mut checked: Vec<(PathBuf, Manifest)> = vec![];
     let mut rows = 0;
     let mut first_name = String::new();
     for (shard, dir) in &shards {
@@ -512,11 +654,12 @@ pub fn merge(root: &Path, verify: bool) -> Result<Merged> {
             )));
         }
         for p in &m.parts {
-            let path = dir.join(&p.file);
-            let ok = match std::fs::metadata(&path) {
-                Ok(md) if !verify => md.len() == p.bytes,
-                Ok(_) => crate::hash::sha256_file(&path)? == p.sha256,
-                Err(_) => false,
+            let ok = match locate(dir, &p.file) {
+                Some(path) if !verify => {
+                    std::fs::metadata(&path).is_ok_and(|md| md.len() == p.bytes)
+                }
+                Some(path) => crate::hash::sha256_file(&path)? == p.sha256,
+                None => false,
             };
             if !ok {
                 return Err(bad(format!(
@@ -526,6 +669,7 @@ pub fn merge(root: &Path, verify: bool) -> Result<Merged> {
             }
             rows += p.rows;
         }
+        checked.push((dir.clone(), m.clone()));
         match &mut merged {
             None => {
                 first_name = name.clone();
@@ -554,9 +698,22 @@ pub fn merge(root: &Path, verify: bool) -> Result<Merged> {
             }
         }
     }
+    // All shards checked: commit them, then the job.
+    for (dir, m) in &mut checked {
+        if !m.committed {
+            commit_parts(dir, &m.parts)?;
+            m.committed = true;
+            m.write(dir)?;
+        }
+    }
     let mut manifest = merged.expect("at least one shard");
     manifest.complete = true;
+    manifest.committed = true;
     manifest.write(root)?;
+    write_success(root, &manifest)?;
+    for (dir, _) in &checked {
+        remove_marker(dir)?;
+    }
     Ok(Merged { manifest, rows })
 }
 
@@ -583,8 +740,20 @@ pub fn part_files(dir: &Path) -> Result<Vec<PathBuf>> {
     if !m.complete {
         return Err(Error::Output {
             path: dir.into(),
-            message: "is not complete: finish it with `paratag tag ... --resume`".into(),
+            message: format!(
+                "is not complete ({} of {} articles): finish it with `paratag tag ... --resume`",
+                m.held(),
+                m.articles
+            ),
         });
     }
-    Ok(m.parts.iter().map(|p| dir.join(&p.file)).collect())
+    m.parts
+        .iter()
+        .map(|p| {
+            locate(dir, &p.file).ok_or_else(|| Error::Output {
+                path: dir.join(&p.file),
+                message: "is listed in the manifest but missing".into(),
+            })
+        })
+        .collect()
 }

@@ -15,6 +15,7 @@ pub mod hash;
 pub mod heads;
 pub mod infer;
 pub mod input;
+pub mod inspect;
 pub mod label;
 pub mod lang;
 pub mod models;

@@ -22,6 +22,8 @@ enum Command {
     Tag(cmd::tag::Args),
     /// Check the shards of a `tag --shard` job and write their joint manifest.
     Merge(cmd::merge::Args),
+    /// Say what an output is: provenance, completeness, counts, labels.
+    Inspect(cmd::inspect::Args),
     /// Draw a stratified sample of tagged paragraphs as a labeling sheet.
     Sample(cmd::sample::Args),
     /// Measure predictions against gold labels: figures, intervals, plots.
@@ -45,6 +47,7 @@ fn main() {
     let cli = Cli::parse();
     paratag::models::deterministic_numerics();
     paratag::models::tune_allocator();
+    paratag::atomic::clean_up_on_signals();
     // A panic on a model thread is caught and reported as an error naming the
     // model; anywhere else it is a bug, reported on one line.
     std::panic::set_hook(Box::new(|info| {
@@ -57,6 +60,7 @@ fn main() {
     let res = match cli.cmd {
         Command::Tag(a) => cmd::tag::run(a),
         Command::Merge(a) => cmd::merge::run(a),
+        Command::Inspect(a) => cmd::inspect::run(a),
         Command::Sample(a) => cmd::sample::run(a),
         Command::Eval(a) => cmd::eval::run(a),
         Command::Calibrate(a) => cmd::calibrate::run(a),

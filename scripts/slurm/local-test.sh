@@ -91,8 +91,9 @@ merge=$(sed -n 's/.*merge job \([0-9]*\).*/\1/p' <<<"$out")
 victim="${array}_1"
 for _ in $(seq 600); do
   state=$(squeue -h -j "$victim" -o %T 2>/dev/null || true)
-  if [[ "$state" == RUNNING ]] && ls "$work/out/shard-1-of-4/"part-*.parquet >/dev/null 2>&1; then
-    parts=$(ls "$work/out/shard-1-of-4/"part-*.parquet | wc -l)
+  # Parts wait under _temporary/ until `merge` commits the job.
+  if [[ "$state" == RUNNING ]] && ls "$work/out/shard-1-of-4/_temporary/"part-*.pending >/dev/null 2>&1; then
+    parts=$(ls "$work/out/shard-1-of-4/_temporary/"part-*.pending | wc -l)
     say "requeueing $victim while RUNNING with $parts parts written"
     scontrol requeue "$victim"
     break

@@ -2,6 +2,7 @@
 
 pub mod calibrate;
 pub mod eval;
+pub mod inspect;
 pub mod merge;
 pub mod models;
 pub mod sample;

@@ -39,9 +39,14 @@ pub struct Args {
     /// articles its good parts hold, redo the rest.
     #[arg(long)]
     pub resume: bool,
-    /// With --resume: continue even though the settings differ.
+    /// Replace an existing -o file (never done silently); with --resume,
+    /// continue even though the settings differ.
     #[arg(long)]
     pub force: bool,
+    /// An input with no articles writes an empty table (with a warning)
+    /// instead of stopping with an error.
+    #[arg(long)]
+    pub allow_empty: bool,
     /// Tag one shard: K/N (0-based), or `auto` from SLURM_ARRAY_TASK_ID /
     /// SLURM_ARRAY_TASK_COUNT, or JOB_COMPLETION_INDEX with --shards N.
     /// Writes OUT/shard-K-of-N/; `paratag merge OUT` joins the shards.
@@ -197,10 +202,19 @@ impl Out {
         Ok(Out::File(o.clone()))
     }
 
-    /// Fails on an unwritable output before any work.
-    fn check(&self) -> Result<()> {
+    /// Fails on an unwritable output, or a file that exists without
+    /// `--force`, before any work.
+    fn check(&self, force: bool) -> Result<()> {
         match self {
-            Out::File(p) => drop(paratag::atomic::Pending::create(p)?),
+            Out::File(p) => {
+                if p.is_file() && !force {
+                    anyhow::bail!(
+                        "{}: exists; pass --force to replace it (an output is never overwritten silently)",
+                        p.display()
+                    );
+                }
+                drop(paratag::atomic::Pending::create(p)?)
+            }
             Out::Folder(d) => {
                 std::fs::create_dir_all(d).with_context(|| format!("{}", d.display()))?;
                 drop(paratag::atomic::Pending::create(&d.join("_check"))?);
@@ -214,7 +228,7 @@ pub fn run(mut args: Args) -> Result<()> {
     let started = chrono::Utc::now();
     let t0 = std::time::Instant::now();
     let out = Out::of(&args)?;
-    out.check()?;
+    out.check(args.force)?;
     let profile = profile(&args)?;
     if let Some(p) = &profile {
         args.codebook = Some(p.codebook());
@@ -267,6 +281,25 @@ pub fn run(mut args: Args) -> Result<()> {
         }
     };
     let (inputs, scan) = pipeline::scan(&job, &report)?;
+    if scan.articles == 0 {
+        let names: Vec<String> = args
+            .inputs
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        let skipped = if scan.skipped > 0 {
+            format!(" ({} bad rows skipped)", scan.skipped)
+        } else {
+            String::new()
+        };
+        let what = format!("{}: no articles{skipped}", names.join(", "));
+        if !args.allow_empty {
+            anyhow::bail!("{what}; pass --allow-empty to write an empty table");
+        }
+        report(&format!(
+            "warning: {what}; the table is empty (--allow-empty)"
+        ));
+    }
     let models = job.models(&plan)?;
     let mut meta = provenance::metadata(
         &job,
@@ -279,6 +312,7 @@ pub fn run(mut args: Args) -> Result<()> {
     let schema = output::schema(job.codebook.as_ref(), &scan.schema)?;
     let (ran, resumed, dest) = match &out {
         Out::File(p) => {
+            paratag::atomic::on_interrupt(format!("nothing was written to {}", p.display()));
             let mut sink = FileSink::create(p, job.codebook.clone(), &schema)?;
             let ran = pipeline::run(&plan, &inputs, &scan, &Default::default(), &mut sink)?;
             let summary = summary(&ran.counts, &scan, t0.elapsed().as_secs_f64());
@@ -315,6 +349,9 @@ pub fn run(mut args: Args) -> Result<()> {
             )?;
             let resumed = ds.done_articles();
             let dir = ds.dir.display().to_string();
+            paratag::atomic::on_interrupt(format!(
+                "{dir}: the parts written so far are kept (not yet visible to readers); run the same command with --resume"
+            ));
             let mut ds = ds;
             // The ranges the good parts held when the job started (the sink
             // appends parts as it goes).

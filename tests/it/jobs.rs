@@ -110,21 +110,16 @@ impl Setup {
     }
 }
 
-/// A file, or every `*.parquet` of a folder (recursively) read as one
-/// table, sorted by (article_id, paragraph).
+/// A file, or a complete dataset folder's parts (as its manifest lists
+/// them: committed, or pending for a shard not yet merged) read as one
+/// table, sorted by (article_id, paragraph). What readers that glob see is
+/// `polars_reads_dataset_folders_as_one_table`'s concern.
 fn table(path: &Path) -> DataFrame {
-    let mut files = vec![];
-    if path.is_dir() {
-        for e in walkdir::WalkDir::new(path).sort_by_file_name() {
-            let e = e.unwrap();
-            let name = e.file_name().to_string_lossy();
-            if name.ends_with(".parquet") && !name.starts_with('.') {
-                files.push(e.into_path());
-            }
-        }
+    let files = if path.is_dir() {
+        paratag::dataset::part_files(path).unwrap()
     } else {
-        files.push(path.to_path_buf());
-    }
+        vec![path.to_path_buf()]
+    };
     let mut all: Option<DataFrame> = None;
     for f in files {
         let df = read(&f);
@@ -178,7 +173,7 @@ fn parts_intact(dir: &Path) -> usize {
     let m = manifest(dir);
     let parts = m["parts"].as_array().unwrap();
     for p in parts {
-        let f = dir.join(p["file"].as_str().unwrap());
+        let f = paratag::dataset::locate(dir, p["file"].as_str().unwrap()).unwrap();
         assert_eq!(
             paratag::hash::sha256_file(&f).unwrap(),
             p["sha256"].as_str().unwrap(),
@@ -595,14 +590,28 @@ fn polars_reads_dataset_folders_as_one_table() {
     s.ok(&s.path("ds"), &["--chunk-rows", "10"]);
     for k in 0..3 {
         let spec = format!("{k}/3");
-        s.ok(&s.path("sh"), &["--shard", &spec, "--chunk-rows", "10"]);
+        let o = s.tag(&s.path("sh"), &["--shard", &spec, "--chunk-rows", "10"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    // Shards are not visible until merged.
+    for k in 0..3 {
+        let spec = format!("{k}/3");
+        let o = s.tag(
+            &s.path("unmerged"),
+            &["--shard", &spec, "--chunk-rows", "10"],
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
     }
     assert!(paratag(&["merge", s.path("sh").to_str().unwrap()])
         .status
         .success());
+    // A job killed once some parts were written.
+    let killed = s.path("killed");
+    let extra = ["--chunk-rows", "3", "--window", "1", "--threads", "1"];
+    assert!(kill_after_first_part(&s, &killed, &extra), "killed mid-run");
     let script = r#"
 import sys, polars as pl
-one, ds, sh = sys.argv[1:4]
+one, ds, sh, killed, unmerged = sys.argv[1:6]
 want = pl.read_parquet(one).sort("article_id", "paragraph")
 for glob in (f"{ds}/*.parquet", f"{sh}/*/*.parquet"):
     got = pl.scan_parquet(glob).collect().sort("article_id", "paragraph")
@@ -612,10 +621,24 @@ for glob in (f"{ds}/*.parquet", f"{sh}/*/*.parquet"):
         meta = pl.read_parquet_metadata(f)
         assert "paratag.models" in meta and "paratag.part" in meta, f
     print(glob, got.height, "rows in", len(files), "parts")
+# An incomplete dataset reads as no table, never as a smaller one.
+for glob in (f"{killed}/*.parquet", f"{killed}/**/*.parquet", f"{unmerged}/*/*.parquet", f"{unmerged}/**/*.parquet"):
+    try:
+        n = pl.scan_parquet(glob).collect().height
+    except Exception:
+        print(glob, "refused")
+    else:
+        raise SystemExit(f"{glob}: read {n} rows of an incomplete dataset")
 "#;
     let o = Proc::new(&py)
         .args(["-c", script])
-        .args([s.path("one.parquet"), s.path("ds"), s.path("sh")])
+        .args([
+            s.path("one.parquet"),
+            s.path("ds"),
+            s.path("sh"),
+            killed,
+            s.path("unmerged"),
+        ])
         .output()
         .unwrap();
     assert!(
@@ -624,7 +647,222 @@ for glob in (f"{ds}/*.parquet", f"{sh}/*/*.parquet"):
         String::from_utf8_lossy(&o.stdout),
         stderr(&o)
     );
-    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 2);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 6);
+}
+
+/// `inspect` on a file, a complete folder, a killed one and unmerged
+/// shards: provenance everywhere, and completeness that tells them apart.
+#[test]
+fn inspect_tells_complete_from_killed_and_names_what_made_it() {
+    let s = setup(24);
+    let file = s.path("one.parquet");
+    s.ok(&file, &[]);
+    let complete = s.path("ds");
+    s.ok(&complete, &["--chunk-rows", "10"]);
+    let killed = s.path("killed");
+    let extra = ["--chunk-rows", "3", "--window", "1", "--threads", "1"];
+    assert!(kill_after_first_part(&s, &killed, &extra), "killed mid-run");
+    for k in 0..2 {
+        let spec = format!("{k}/2");
+        let o = s.tag(&s.path("sh"), &["--shard", &spec, "--chunk-rows", "10"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let inspect = |p: &Path| -> serde_json::Value {
+        let o = paratag(&["inspect", p.to_str().unwrap(), "--json"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let rows = table(&file).height();
+    for (p, kind) in [(&file, "file"), (&complete, "dataset")] {
+        let r = inspect(p);
+        assert_eq!(r["kind"], kind);
+        assert_eq!(r["complete"], true, "{r}");
+        assert_eq!(r["visible"], true, "{r}");
+        assert_eq!(r["articles"], 24, "{r}");
+        assert_eq!(r["rows"], rows, "{r}");
+        let prov = &r["provenance"];
+        assert_eq!(prov["paratag.run"]["dtype"], "f32", "{prov}");
+        assert_eq!(prov["paratag.run"]["dtype_requested"], "f32", "{prov}");
+        assert_eq!(prov["paratag.run"]["commit"], paratag::provenance::COMMIT);
+        let enc = paratag::hash::sha256_file(&s.enc.join("model.safetensors")).unwrap();
+        assert_eq!(
+            prov["paratag.settings"]["models"][0]["weights_sha256"],
+            enc.as_str()
+        );
+        assert_eq!(
+            prov["paratag.codebook_sha256"],
+            paratag::hash::sha256_file(&s.cb).unwrap().as_str()
+        );
+        // Every paragraph has a topic label (null counted as such).
+        let topics: u64 = r["labels"]["topic"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|v| v.as_u64().unwrap())
+            .sum();
+        assert_eq!(topics as usize, rows);
+        assert!(r["labels"]["entities"].as_object().is_some(), "{r}");
+    }
+    let r = inspect(&killed);
+    assert_eq!(r["complete"], false, "{r}");
+    assert_eq!(r["visible"], false, "{r}");
+    assert!(
+        r["status"].as_str().unwrap().starts_with("INCOMPLETE"),
+        "{r}"
+    );
+    assert!(
+        r["parts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["state"] == "pending"),
+        "{r}"
+    );
+    let missing: u64 = r["missing_ordinals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g[1].as_u64().unwrap() - g[0].as_u64().unwrap())
+        .sum();
+    assert_eq!(missing + r["articles"].as_u64().unwrap(), 24, "{r}");
+    assert_eq!(r["provenance"]["paratag.run"]["dtype"], "f32", "{r}");
+    // The text report says it too, and so does a shard folder before merge.
+    let o = paratag(&["inspect", killed.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("status: INCOMPLETE") && text.contains("--resume"),
+        "{text}"
+    );
+    let r = inspect(&s.path("sh"));
+    assert_eq!(r["kind"], "sharded dataset");
+    assert_eq!(
+        (r["complete"].clone(), r["visible"].clone()),
+        (true.into(), false.into())
+    );
+    assert!(
+        r["status"].as_str().unwrap().contains("paratag merge"),
+        "{r}"
+    );
+    assert!(paratag(&["merge", s.path("sh").to_str().unwrap()])
+        .status
+        .success());
+    let r = inspect(&s.path("sh"));
+    assert_eq!(
+        (r["complete"].clone(), r["visible"].clone()),
+        (true.into(), true.into())
+    );
+    assert_eq!(r["rows"], rows);
+}
+
+/// Ctrl-C (SIGINT) and a scheduler's SIGTERM leave no temporary file, exit
+/// with 128 + the signal, and the folder resumes to the uninterrupted table.
+#[test]
+fn an_interrupt_leaves_no_temporary_file_and_resumes() {
+    let s = setup(40);
+    let reference = s.ok(&s.path("ref.parquet"), &[]);
+    for (sig, code) in [(libc::SIGINT, 130), (libc::SIGTERM, 143)] {
+        for out in [
+            s.path(&format!("file-{sig}.parquet")),
+            s.path(&format!("ds-{sig}")),
+        ] {
+            let folder = !out.to_string_lossy().ends_with(".parquet");
+            let extra: &[&str] = if folder {
+                &["--chunk-rows", "3", "--window", "1", "--threads", "1"]
+            } else {
+                &["--window", "1", "--threads", "1"]
+            };
+            let child = s
+                .command(&out, extra)
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            // Signal once the job is writing its table or a part (that
+            // temporary file exists).
+            let started = Instant::now();
+            let temps = |dir: &Path| -> Vec<String> {
+                walkdir::WalkDir::new(dir)
+                    .into_iter()
+                    .flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.starts_with(".paratag-"))
+                    .collect()
+            };
+            let name = out.file_name().unwrap().to_string_lossy().into_owned();
+            let writing = |t: &Vec<String>| {
+                t.iter().any(|n| {
+                    n.starts_with(&format!(".paratag-{name}")) || n.starts_with(".paratag-part-")
+                })
+            };
+            while !writing(&temps(s.dir.path())) && started.elapsed().as_secs() < 60 {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(child.id() as i32, sig) };
+            let o = child.wait_with_output().unwrap();
+            assert_eq!(o.status.code(), Some(code), "{}", stderr(&o));
+            assert!(stderr(&o).contains("interrupted"), "{}", stderr(&o));
+            assert_eq!(temps(s.dir.path()), Vec::<String>::new(), "signal {sig}");
+            assert!(!out.is_file(), "no half-written table");
+            if folder {
+                assert!(stderr(&o).contains("--resume"), "{}", stderr(&o));
+                let got = s.ok(&out, &[extra, &["--resume"]].concat());
+                assert_same(&format!("resumed after signal {sig}"), &reference, &got);
+            }
+        }
+    }
+}
+
+/// `-o FILE` never replaces a file silently, and an input with no articles
+/// is an error naming it (or, with --allow-empty, an empty table).
+#[test]
+fn an_existing_file_or_an_empty_input_stops_the_job() {
+    let s = setup(3);
+    let out = s.path("o.parquet");
+    std::fs::write(&out, b"precious").unwrap();
+    let o = s.tag(&out, &[]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("o.parquet: exists") && err.contains("--force"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&out).unwrap(), b"precious");
+    let o = s.tag(&out, &["--force"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(read(&out).height(), table(&out).height());
+
+    let empty = write(s.dir.path(), "empty.jsonl", "");
+    let blank = write(s.dir.path(), "blank.jsonl", "\n\n");
+    for input in [&empty, &blank] {
+        let out = s.path("e.parquet");
+        let mut args = s.args(&out, &[]);
+        args[1] = input.to_str().unwrap().to_string();
+        let o = command_in("f32")
+            .args(&args)
+            .env("PARATAG_HOME", home())
+            .output()
+            .unwrap();
+        let err = stderr(&o);
+        assert!(!o.status.success(), "{err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(
+            err.contains(input.to_str().unwrap()) && err.contains("no articles"),
+            "{err}"
+        );
+        assert!(!out.exists());
+        args.push("--allow-empty".into());
+        args.retain(|a| a != "-q");
+        let o = command_in("f32")
+            .args(&args)
+            .env("PARATAG_HOME", home())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(stderr(&o).contains("warning") && stderr(&o).contains("no articles"));
+        assert_eq!(read(&out).height(), 0);
+        std::fs::remove_file(&out).unwrap();
+    }
 }
 
 /// Runs `s` on `out` until its manifest lists a part, then kills it

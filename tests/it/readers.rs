@@ -408,8 +408,8 @@ fn progress_lines_in_batch_logs_and_quiet_is_silent() {
         .map(|i| serde_json::json!({"id": i, "text": format!("Paragraph {i} says the parliament approved aid, officials said.")}).to_string() + "\n")
         .collect();
     let input = write(d.path(), "in.jsonl", &body);
-    let out = d.path().join("o.parquet");
     let run = |quiet: bool| {
+        let out = d.path().join(format!("o-{quiet}.parquet"));
         let mut c = crate::command();
         c.args([
             "tag",

@@ -392,7 +392,8 @@ fn stance_gate_follows_topic() {
             &labels,
             &bias,
         );
-        let df = tag_nli(&input, &d.path().join("o.parquet"), &cb, &m);
+        let out = d.path().join(format!("o-{}.parquet", want.is_some()));
+        let df = tag_nli(&input, &out, &cb, &m);
         assert_eq!(col_str(&df, "stance_ukraine_aid")[0].as_deref(), want);
         assert_eq!(
             col_f32(&df, "stance_ukraine_aid_score")[0].is_some(),
