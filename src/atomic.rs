@@ -30,6 +30,30 @@ fn live() -> std::sync::MutexGuard<'static, Live> {
     LIVE.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// A temporary file removed on SIGINT/SIGTERM while this lives (the file
+/// itself is its owner's to remove otherwise).
+pub struct Tracked(PathBuf);
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        forget(&self.0);
+    }
+}
+
+/// Creates a temporary file with `create` and tracks it at `path_of(&it)`.
+/// The list is locked throughout, so a signal never finds the file created
+/// and not yet listed.
+pub fn tracked<T>(
+    create: impl FnOnce() -> std::io::Result<T>,
+    path_of: impl FnOnce(&T) -> PathBuf,
+) -> std::io::Result<(T, Tracked)> {
+    let mut l = live();
+    let t = create()?;
+    let p = path_of(&t);
+    l.files.push(p.clone());
+    Ok((t, Tracked(p)))
+}
+
 /// What an interrupt should say beyond "interrupted" (how to resume).
 pub fn on_interrupt(hint: impl Into<String>) {
     live().hint = Some(hint.into());
@@ -99,6 +123,8 @@ pub struct Pending {
     /// `None` once committed.
     tmp: Option<tempfile::NamedTempFile>,
     target: PathBuf,
+    /// Dropped after `tmp` (fields drop in order): the file goes first.
+    _tracked: Tracked,
 }
 
 impl Pending {
@@ -119,18 +145,23 @@ impl Pending {
             .file_name()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let tmp = tempfile::Builder::new()
-            .prefix(&format!(".paratag-{name}-"))
-            .suffix(".tmp")
-            .tempfile_in(&dir)
-            .map_err(|e| Error::Output {
-                path: target.into(),
-                message: format!("cannot write in {}: {e}", dir.display()),
-            })?;
-        live().files.push(tmp.path().to_path_buf());
+        let (tmp, tracked) = tracked(
+            || {
+                tempfile::Builder::new()
+                    .prefix(&format!(".paratag-{name}-"))
+                    .suffix(".tmp")
+                    .tempfile_in(&dir)
+            },
+            |t| t.path().to_path_buf(),
+        )
+        .map_err(|e| Error::Output {
+            path: target.into(),
+            message: format!("cannot write in {}: {e}", dir.display()),
+        })?;
         Ok(Pending {
             tmp: Some(tmp),
             target: target.into(),
+            _tracked: tracked,
         })
     }
 
@@ -154,20 +185,15 @@ impl Pending {
             .sync_all()
             .map_err(|e| err(format!("cannot flush to disk: {e}")))?;
         ordinary_permissions(tmp.as_file());
+        // Renamed and unlisted under the lock: a signal finds the file
+        // either listed or gone.
+        let mut l = live();
         let tmp_path = tmp.path().to_path_buf();
         let persisted = tmp.persist(&target);
-        forget(&tmp_path);
+        l.files.retain(|f| *f != tmp_path);
+        drop(l);
         persisted.map_err(|e| err(e.error.to_string()))?;
         sync_dir(&parent_of(&target))
-    }
-}
-
-impl Drop for Pending {
-    fn drop(&mut self) {
-        // The temporary file itself is removed as `tmp` drops.
-        if let Some(t) = &self.tmp {
-            forget(t.path());
-        }
     }
 }
 

@@ -5,7 +5,11 @@
 //! over the midpoints between observed scores. Its expected effect is
 //! estimated by k-fold cross-validation over articles: for each fold the
 //! threshold is chosen on the other folds and scored on this one, so the
-//! "after" figure is not the optimistic in-sample one. The new codebook is
+//! "after" figure is not the optimistic in-sample one. The effect (after by
+//! cross-validation minus before) gets a 95 % interval from a bootstrap over
+//! articles, and every class with fewer than [`MIN_CLASS`] gold items is
+//! named: a threshold moved on a handful of items is mostly noise. The new
+//! codebook is
 //! the input with the thresholds replaced (formatting and comments kept, via
 //! `toml_edit`) and a comment giving the figures before and after.
 
@@ -60,6 +64,9 @@ impl Objective {
         }
     }
 }
+
+/// Fewer gold items of a class than this, and `calibrate` warns.
+pub const MIN_CLASS: usize = 30;
 
 /// One item for one task: its article, gold label and the model's scores.
 #[derive(Debug, Clone)]
@@ -122,12 +129,32 @@ pub struct Change {
     pub folds: usize,
     /// `(n, before, after)` on the held-out part with `--split`.
     pub held_out: Option<(usize, f64, f64)>,
+    /// Gold items per class (majority label; `none` included).
+    pub classes: std::collections::BTreeMap<String, usize>,
+    /// After (cross-validated where there are folds, else in-sample)
+    /// minus before.
+    pub effect: f64,
+    /// 95 % percentile interval of the effect, resampling articles.
+    pub effect_ci: Option<(f64, f64)>,
+}
+
+impl Change {
+    /// Classes with fewer than [`MIN_CLASS`] gold items, as `(class, n)`.
+    pub fn thin_classes(&self) -> Vec<(&str, usize)> {
+        self.classes
+            .iter()
+            .filter(|(_, &n)| n < MIN_CLASS)
+            .map(|(c, &n)| (c.as_str(), n))
+            .collect()
+    }
 }
 
 pub struct Options {
     pub objective: Objective,
     pub folds: usize,
     pub seed: u64,
+    /// Bootstrap replicates for the effect's interval.
+    pub bootstrap: usize,
 }
 
 fn items(pairs: &[Pair], task: &str, codebook: &Codebook) -> Result<Vec<Item>> {
@@ -234,24 +261,53 @@ pub fn calibrate(
         let after = best_threshold(&refs, current, &opts.objective);
         let articles: BTreeSet<&str> = all.iter().map(|i| i.article.as_str()).collect();
         let k = opts.folds.min(articles.len());
-        let after_cv = (k >= 2).then(|| {
+        // Each item's label after calibration: from the threshold chosen on
+        // the other folds (cross-validation), or in-sample without folds.
+        let decided_after: Vec<&str> = if k >= 2 {
             let mut ids: Vec<&str> = articles.iter().copied().collect();
             ids.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(opts.seed));
             let fold: std::collections::HashMap<&str, usize> =
                 ids.iter().enumerate().map(|(i, a)| (*a, i % k)).collect();
             let fold_of = |a: &str| fold[a];
-            let mut pooled: Vec<(&str, &str)> = Vec::new();
-            for f in 0..k {
-                let train: Vec<&Item> = all.iter().filter(|i| fold_of(&i.article) != f).collect();
-                let t = best_threshold(&train, current, &opts.objective);
-                pooled.extend(
-                    all.iter()
-                        .filter(|i| fold_of(&i.article) == f)
-                        .map(|i| (i.gold.as_str(), i.decide(t))),
-                );
-            }
-            opts.objective.score(&pooled)
+            let per_fold: Vec<f32> = (0..k)
+                .map(|f| {
+                    let train: Vec<&Item> =
+                        all.iter().filter(|i| fold_of(&i.article) != f).collect();
+                    best_threshold(&train, current, &opts.objective)
+                })
+                .collect();
+            all.iter()
+                .map(|i| i.decide(per_fold[fold_of(&i.article)]))
+                .collect()
+        } else {
+            all.iter().map(|i| i.decide(after)).collect()
+        };
+        let decided_before: Vec<&str> = all.iter().map(|i| i.decide(current)).collect();
+        let score = |idx: &[&usize], decided: &[&str]| {
+            let pairs: Vec<(&str, &str)> = idx
+                .iter()
+                .map(|&&i| (all[i].gold.as_str(), decided[i]))
+                .collect();
+            opts.objective.score(&pairs)
+        };
+        let every: Vec<usize> = (0..all.len()).collect();
+        let every_ref: Vec<&usize> = every.iter().collect();
+        let before = score(&every_ref, &decided_before);
+        let after_cv = (k >= 2).then(|| score(&every_ref, &decided_after));
+        let effect = score(&every_ref, &decided_after) - before;
+        let mut by_article: std::collections::BTreeMap<&str, Vec<&usize>> = Default::default();
+        for (i, item) in every.iter().zip(&all) {
+            by_article.entry(item.article.as_str()).or_default().push(i);
+        }
+        let groups: Vec<Vec<&usize>> = by_article.into_values().collect();
+        let mut reps = vec![];
+        crate::eval::metrics::for_each_resample(&groups, opts.bootstrap, opts.seed, |sample| {
+            reps.push(score(sample, &decided_after) - score(sample, &decided_before));
         });
+        let mut classes = std::collections::BTreeMap::new();
+        for i in &all {
+            *classes.entry(i.gold.clone()).or_insert(0) += 1;
+        }
         let held = if held_out.is_empty() {
             None
         } else {
@@ -269,11 +325,14 @@ pub fn calibrate(
             articles: articles.len(),
             threshold_before: current,
             threshold_after: after,
-            before: objective_at(&refs, current, &opts.objective),
+            before,
             after_in_sample: objective_at(&refs, after, &opts.objective),
             after_cv,
             folds: k,
             held_out: held,
+            classes,
+            effect,
+            effect_ci: crate::eval::metrics::percentile_ci(reps, 0.95),
         });
     }
     Ok(out)
@@ -297,6 +356,12 @@ pub fn describe(c: &Change, obj: &Objective) -> String {
     }
     if let Some((n, b, a)) = c.held_out {
         s += &format!("; held out ({n} items): {b:.3} -> {a:.3}");
+    }
+    if let Some((lo, hi)) = c.effect_ci {
+        s += &format!(
+            "; effect {:+.3} (95 % CI {lo:+.3} to {hi:+.3}, bootstrap over articles)",
+            c.effect
+        );
     }
     s
 }
@@ -357,4 +422,33 @@ pub fn rewrite(
         decor.set_prefix(format!("{prefix}{}", note(c)));
     }
     Ok(doc.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn classes_under_thirty_gold_items_are_thin() {
+        let c = super::Change {
+            task: "topic".into(),
+            n: 59,
+            articles: 10,
+            threshold_before: 0.5,
+            threshold_after: 0.4,
+            before: 0.5,
+            after_in_sample: 0.6,
+            after_cv: None,
+            folds: 0,
+            held_out: None,
+            classes: [
+                ("a".to_string(), 29),
+                ("b".to_string(), 30),
+                ("none".to_string(), 0),
+            ]
+            .into_iter()
+            .collect(),
+            effect: 0.1,
+            effect_ci: None,
+        };
+        assert_eq!(c.thin_classes(), vec![("a", 29), ("none", 0)]);
+    }
 }

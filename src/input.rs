@@ -106,7 +106,7 @@ struct Source {
 pub struct Inputs {
     sources: Vec<Source>,
     opts: ReadOptions,
-    _spool: Option<tempfile::NamedTempFile>,
+    _spool: Option<(tempfile::NamedTempFile, crate::atomic::Tracked)>,
 }
 
 /// Pass-through values of one row, as its reader has them.
@@ -148,8 +148,12 @@ impl Inputs {
                 if spool.is_some() {
                     return Err(Error::Config("`-` (stdin) given twice".into()));
                 }
-                let mut tmp =
-                    tempfile::NamedTempFile::new().map_err(|e| Error::io("<stdin>", e))?;
+                // Removed on Ctrl-C too: it holds a copy of the input.
+                let (mut tmp, tracked) =
+                    crate::atomic::tracked(tempfile::NamedTempFile::new, |t| {
+                        t.path().to_path_buf()
+                    })
+                    .map_err(|e| Error::io("<stdin>", e))?;
                 std::io::copy(&mut std::io::stdin().lock(), tmp.as_file_mut())
                     .map_err(|e| Error::io("<stdin>", e))?;
                 sources.push(Source {
@@ -157,7 +161,7 @@ impl Inputs {
                     name: "<stdin>".into(),
                     kind: Kind::Table(Format::Jsonl),
                 });
-                spool = Some(tmp);
+                spool = Some((tmp, tracked));
                 continue;
             }
             let meta = std::fs::metadata(input).map_err(|e| Error::io(input, e))?;

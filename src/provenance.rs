@@ -32,7 +32,7 @@ pub const COMMIT: &str = env!("PARATAG_COMMIT");
 pub const LIBTORCH: &str = env!("PARATAG_LIBTORCH");
 
 /// sha256 of a head: its weights and its `head.toml` together.
-fn head_sha(dir: &Path) -> Result<String> {
+pub fn head_sha(dir: &Path) -> Result<String> {
     let a = sha256_file(&dir.join(head::WEIGHTS_FILE))?;
     let b = sha256_file(&dir.join(head::META_FILE))?;
     Ok(sha256_bytes(format!("{a}{b}").as_bytes()))

@@ -71,10 +71,12 @@ pub struct Args {
     #[command(flatten)]
     pub gold: GoldArgs,
     /// Predictions from `paratag tag`. Without it the gold texts are tagged
-    /// here, each as one paragraph, with the codebook and models below.
+    /// here, each as one paragraph, with the codebook and models below (by
+    /// default the profile `default`).
     #[arg(long)]
     pub pred: Option<PathBuf>,
-    /// Codebook (default: the one stored in the predictions' metadata).
+    /// Codebook (default: the profile's, or with --pred the one stored in
+    /// the predictions' metadata).
     #[arg(short, long)]
     pub codebook: Option<PathBuf>,
     #[command(flatten)]
@@ -295,7 +297,22 @@ pub fn held_out(pairs: &[eval::Pair], split: f64, seed: u64) -> Result<BTreeSet<
     Ok(eval::split_articles(&articles, split, seed))
 }
 
-pub fn run(a: Args) -> Result<()> {
+pub fn run(mut a: Args) -> Result<()> {
+    // The model that tags the gold: the default profile unless named.
+    let needed = a.pred.is_none() && !a.check_gold;
+    if a.pred.is_some() && a.models.profile.is_some() {
+        anyhow::bail!(
+            "--profile picks the model that tags the gold texts; with --pred they are tagged already (drop --profile: the predictions' own codebook is used)"
+        );
+    }
+    let profile = if a.pred.is_none() {
+        a.models.apply_profile(a.codebook.is_some(), needed)?
+    } else {
+        None
+    };
+    if let Some(p) = &profile {
+        a.codebook.get_or_insert_with(|| p.codebook());
+    }
     if a.check_gold {
         return check_gold(&a);
     }

@@ -62,11 +62,6 @@ pub struct Args {
     /// Codebook TOML with the topics and stance targets.
     #[arg(short, long)]
     pub codebook: Option<PathBuf>,
-    /// Tag with an installed profile's codebook and heads (`paratag models
-    /// list`). Without -c, --heads, --ner or --nli, `tag` uses the profile
-    /// `default`, which scripts/setup.sh installs.
-    #[arg(long, conflicts_with_all = ["codebook", "heads"])]
-    pub profile: Option<String>,
     #[command(flatten)]
     pub models: ModelArgs,
     #[arg(long, default_value = "id")]
@@ -142,10 +137,16 @@ impl TableArgs {
     }
 }
 
-/// Model options shared by `tag` and `eval` (which tags gold texts itself
-/// when no predictions are given).
+/// Model options shared by `tag`, `eval` and `calibrate` (which tag gold
+/// texts themselves when no predictions are given).
 #[derive(Debug, clap::Args)]
 pub struct ModelArgs {
+    /// An installed profile's codebook and heads (`paratag models list`).
+    /// Without -c, --heads, --ner or --nli the profile `default` (which
+    /// scripts/setup.sh installs) is used; -c with a profile replaces its
+    /// codebook and keeps its heads.
+    #[arg(long, conflicts_with = "heads")]
+    pub profile: Option<String>,
     /// Sentence encoder (folder or installed name) for similarity zero-shot.
     #[arg(long, default_value = "multilingual-e5-small")]
     pub encoder: String,
@@ -176,6 +177,38 @@ pub struct ModelArgs {
     /// stance target or the entities; they read the encoder's one pass.
     #[arg(long, num_args = 1..)]
     pub heads: Vec<PathBuf>,
+}
+
+impl ModelArgs {
+    /// Whether the command names a model or heads of its own.
+    fn names_models(&self) -> bool {
+        !self.heads.is_empty() || self.ner.is_some() || self.nli.is_some()
+    }
+
+    /// The profile the command runs with, its heads put into `self.heads`
+    /// (its codebook is the caller's where no `-c` is given): the one named
+    /// by `--profile`, else `default` when the command names no codebook,
+    /// heads or models. Without `default` installed that is an error when
+    /// a model is `needed`, else no profile.
+    pub fn apply_profile(
+        &mut self,
+        codebook_given: bool,
+        needed: bool,
+    ) -> Result<Option<profile::Profile>> {
+        let p = match &self.profile {
+            Some(n) => profile::load(n)?,
+            None if codebook_given || self.names_models() => return Ok(None),
+            None => match profile::load(profile::DEFAULT) {
+                Ok(p) => p,
+                Err(_) if !needed => return Ok(None),
+                Err(e) => anyhow::bail!(
+                    "nothing to tag with: no --profile, -c CODEBOOK, --heads, --ner or --nli, and {e}"
+                ),
+            },
+        };
+        self.heads = p.head_dirs();
+        Ok(Some(p))
+    }
 }
 
 /// Where the output goes.
@@ -229,10 +262,11 @@ pub fn run(mut args: Args) -> Result<()> {
     let t0 = std::time::Instant::now();
     let out = Out::of(&args)?;
     out.check(args.force)?;
-    let profile = profile(&args)?;
+    let profile = args
+        .models
+        .apply_profile(args.codebook.is_some(), !args.no_ner)?;
     if let Some(p) = &profile {
-        args.codebook = Some(p.codebook());
-        args.models.heads = p.head_dirs();
+        args.codebook.get_or_insert_with(|| p.codebook());
     }
     let codebook = match &args.codebook {
         Some(p) => Some(Codebook::load(p)?),
@@ -388,26 +422,6 @@ pub fn run(mut args: Args) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// The profile to tag with: the one named, or `default` when the command
-/// names no codebook, heads or models (without it, `--no-ner` only segments).
-fn profile(a: &Args) -> Result<Option<profile::Profile>> {
-    if let Some(n) = &a.profile {
-        return Ok(Some(profile::load(n)?));
-    }
-    let m = &a.models;
-    if a.codebook.is_some() || !m.heads.is_empty() || m.ner.is_some() || m.nli.is_some() {
-        return Ok(None);
-    }
-    match profile::load(profile::DEFAULT) {
-        Ok(p) => Ok(Some(p)),
-        // Without entities there is nothing that needs a model: segment only.
-        Err(_) if a.no_ner => Ok(None),
-        Err(e) => {
-            anyhow::bail!("nothing to tag with: no -c CODEBOOK, --heads, --ner or --nli, and {e}")
-        }
-    }
 }
 
 /// The run summary in the metadata and on stderr.

@@ -132,6 +132,7 @@ pub fn run(mut a: Args) -> Result<()> {
         })
     };
     let m = ModelArgs {
+        profile: None,
         encoder: a.encoder.clone(),
         nli: None,
         ner: None,

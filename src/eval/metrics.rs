@@ -265,6 +265,30 @@ pub fn span_counts<'a>(
     out
 }
 
+/// The cluster bootstrap paratag's intervals use: `replicates` times, draw
+/// as many articles as there are, with replacement (each article's items
+/// come along together, since paragraphs of one article are not
+/// independent), and hand `f` the items drawn. Seeded, so the same input
+/// gives the same intervals.
+pub fn for_each_resample<'a, T>(
+    articles: &[Vec<&'a T>],
+    replicates: usize,
+    seed: u64,
+    mut f: impl FnMut(&[&'a T]),
+) {
+    use rand::{Rng, SeedableRng};
+    if articles.is_empty() {
+        return;
+    }
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    for _ in 0..replicates {
+        let sample: Vec<&T> = (0..articles.len())
+            .flat_map(|_| articles[rng.gen_range(0..articles.len())].iter().copied())
+            .collect();
+        f(&sample);
+    }
+}
+
 /// Percentile interval of bootstrap replicates (linear interpolation).
 pub fn percentile_ci(mut reps: Vec<f64>, level: f64) -> Option<(f64, f64)> {
     reps.retain(|x| x.is_finite());

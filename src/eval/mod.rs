@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::formats::{GoldItem, NONE};
 use crate::record::{Pred, Predictions};
 use metrics::{ClassStats, Confusion, Prf};
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -506,32 +506,22 @@ fn task_report(task: &str, ds: &[Decision], order: &[String], opts: &Options) ->
     for d in ds {
         by_article.entry(d.article).or_default().push(d);
     }
-    let articles: Vec<&str> = by_article.keys().copied().collect();
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(opts.seed);
+    let groups: Vec<Vec<&Decision>> = by_article.into_values().collect();
     let mut reps: [Vec<f64>; 4] = Default::default();
-    if !articles.is_empty() {
-        for _ in 0..opts.bootstrap {
-            let sample: Vec<&Decision> = (0..articles.len())
-                .flat_map(|_| {
-                    by_article[articles[rng.gen_range(0..articles.len())]]
-                        .iter()
-                        .copied()
-                })
-                .collect();
-            let dec: Vec<&Decision> = sample
-                .iter()
-                .copied()
-                .filter(|d| d.gold.is_some())
-                .collect();
-            let c = Confusion::new(&gold_pred(&dec), &labels);
-            reps[0].push(c.accuracy());
-            reps[1].push(c.macro_f1());
-            reps[2].push(alpha(&sample, true).unwrap_or(f64::NAN));
-            if multi_coder {
-                reps[3].push(alpha(&sample, false).unwrap_or(f64::NAN));
-            }
+    metrics::for_each_resample(&groups, opts.bootstrap, opts.seed, |sample| {
+        let dec: Vec<&Decision> = sample
+            .iter()
+            .copied()
+            .filter(|d| d.gold.is_some())
+            .collect();
+        let c = Confusion::new(&gold_pred(&dec), &labels);
+        reps[0].push(c.accuracy());
+        reps[1].push(c.macro_f1());
+        reps[2].push(alpha(sample, true).unwrap_or(f64::NAN));
+        if multi_coder {
+            reps[3].push(alpha(sample, false).unwrap_or(f64::NAN));
         }
-    }
+    });
     let [r_acc, r_f1, r_am, r_ac] = reps;
     let est = |v: Option<f64>, r: Vec<f64>| {
         let ci = v.and(metrics::percentile_ci(r, 0.95));
@@ -578,7 +568,7 @@ fn task_report(task: &str, ds: &[Decision], order: &[String], opts: &Options) ->
     TaskReport {
         task: task.to_string(),
         n: decided.len(),
-        articles: articles.len(),
+        articles: groups.len(),
         ties: ds.len() - decided.len(),
         accuracy: est(has.then(|| conf.accuracy()), r_acc),
         macro_f1: est(has.then(|| conf.macro_f1()), r_f1),

@@ -523,6 +523,116 @@ fn the_readme_example_is_the_same_for_any_window_in_every_dtype() {
     }
 }
 
+/// The research loop on the default profile: `eval --gold G` with no other
+/// flag tags the gold with it (the same report as with its codebook and
+/// heads spelled out); `calibrate --install-profile` writes a profile that
+/// `tag --profile` uses; and `-c` with a profile keeps the profile's heads.
+#[test]
+fn the_research_loop_runs_on_the_default_profile() {
+    use super::profile::{default_heads, install, root, run_in};
+    let t = tempfile::tempdir().unwrap();
+    let home = t.path().join("home");
+    std::fs::create_dir_all(home.join("models")).unwrap();
+    std::os::unix::fs::symlink(imported(), home.join("models/multilingual-e5-small")).unwrap();
+    let (cb, heads) = default_heads();
+    assert!(install(&home, "default", &cb, &heads).status.success());
+    let gold = root().join("datasets/ukraine-aid/dev.jsonl");
+    let g = gold.to_str().unwrap();
+    let report = |name: &str, extra: &[&str]| -> serde_json::Value {
+        let out = t.path().join(format!("{name}.json"));
+        let mut a = vec![
+            "eval",
+            "--gold",
+            g,
+            "--bootstrap",
+            "50",
+            "-q",
+            "--json",
+            out.to_str().unwrap(),
+        ];
+        a.extend_from_slice(extra);
+        let o = run_in(&home, t.path(), &a);
+        assert!(o.status.success(), "{}", super::stderr(&o));
+        let mut v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+        v.as_object_mut().unwrap().remove("gold");
+        v
+    };
+    let implicit = report("implicit", &[]);
+    let mut spelled = vec!["-c", cb.to_str().unwrap(), "--heads"];
+    spelled.extend(heads.iter().map(|h| h.to_str().unwrap()));
+    let explicit = report("explicit", &spelled);
+    assert_eq!(implicit, explicit);
+    let tasks = implicit["tasks"].as_array().unwrap();
+    let names: Vec<&str> = tasks.iter().map(|x| x["task"].as_str().unwrap()).collect();
+    assert!(
+        names.contains(&"topic") && names.contains(&"stance_ukraine_aid"),
+        "{names:?}"
+    );
+    assert!(!implicit["ner"].is_null(), "entities were tagged");
+
+    // calibrate with no model flags tags the gold with `default`, and
+    // installs the new codebook with its heads.
+    let cal = t.path().join("calibrated.toml");
+    let o = run_in(
+        &home,
+        t.path(),
+        &[
+            "calibrate",
+            "--gold",
+            g,
+            "-o",
+            cal.to_str().unwrap(),
+            "--install-profile",
+            "calibrated",
+            "--bootstrap",
+            "50",
+        ],
+    );
+    assert!(o.status.success(), "{}", super::stderr(&o));
+    assert!(
+        super::stderr(&o).contains("installed as profile `calibrated`"),
+        "{}",
+        super::stderr(&o)
+    );
+    let example = root().join("datasets/example");
+    let tag = |name: &str, extra: &[&str]| {
+        let out = t.path().join(format!("{name}.parquet"));
+        let mut a = vec![
+            "tag",
+            example.to_str().unwrap(),
+            "-q",
+            "-o",
+            out.to_str().unwrap(),
+        ];
+        a.extend_from_slice(extra);
+        let o = run_in(&home, t.path(), &a);
+        assert!(o.status.success(), "{}", super::stderr(&o));
+        out
+    };
+    let by_profile = tag("by-profile", &["--profile", "calibrated"]);
+    let default_with_c = tag(
+        "default-c",
+        &["--profile", "default", "-c", cal.to_str().unwrap()],
+    );
+    let mut a = vec!["-c", cal.to_str().unwrap(), "--heads"];
+    a.extend(heads.iter().map(|h| h.to_str().unwrap()));
+    let spelled = tag("spelled", &a);
+    let x = super::read(&by_profile);
+    super::jobs::assert_same("--profile calibrated", &x, &super::read(&spelled));
+    super::jobs::assert_same("--profile default -c", &x, &super::read(&default_with_c));
+    let meta = super::metadata(&by_profile);
+    assert_eq!(meta["paratag.profile"], "calibrated");
+    assert_eq!(
+        meta["paratag.codebook_sha256"],
+        paratag::hash::sha256_file(&cal).unwrap()
+    );
+    assert_eq!(
+        super::metadata(&default_with_c)["paratag.profile"],
+        "default"
+    );
+}
+
 /// The multi-task model set-up installs as profile `default`: one
 /// adapted encoder pass gives topic, stance with its holder, and entities
 /// on the quick-start corpus, entity texts exact slices.

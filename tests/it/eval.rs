@@ -679,6 +679,32 @@ fn calibrate_writes_a_new_codebook_and_never_the_input() {
         "{} > {min_top}",
         cb.topics.threshold
     );
+    // A handful of gold items: the moved threshold is flagged, naming each
+    // class under 30 items with its count, and its effect gets an interval.
+    let before = paratag::codebook::Codebook::load(&s.codebook).unwrap();
+    assert!(
+        cb.topics.threshold < before.topics.threshold,
+        "the threshold moved"
+    );
+    let err = stderr(&o);
+    let warning = err
+        .lines()
+        .find(|l| l.contains("warning: topic: the new threshold rests on fewer than 30 gold items"))
+        .unwrap_or_else(|| panic!("{err}"));
+    let mut classes: std::collections::BTreeMap<String, usize> = Default::default();
+    for l in &lines {
+        let v: Value = serde_json::from_str(l).unwrap();
+        *classes
+            .entry(v["topic"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    for (class, n) in &classes {
+        assert!(
+            warning.contains(&format!("`{class}` {n}")),
+            "{class} {n}: {warning}"
+        );
+    }
+    assert!(err.contains("effect ") && err.contains("95 % CI"), "{err}");
     assert!(
         new.contains("# paratag calibrate") && new.contains("macro-F1"),
         "{new}"

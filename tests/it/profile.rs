@@ -140,19 +140,40 @@ fn profiles_install_list_refuse_and_feed_tag() {
     assert!(e.contains("profile name `../up`"), "{e}");
 
     // An unknown profile names the installed ones; a profile does not mix
-    // with a codebook of one's own.
+    // with heads of one's own.
     let e = one_line_error(&tag(&["--profile", "nope"]));
     assert!(
         e.contains("no profile `nope`") && e.contains("installed: default"),
         "{e}"
     );
-    let o = tag(&["--profile", "default", "-c", cb.to_str().unwrap()]);
+    let heads = author_heads();
+    let o = tag(&[
+        "--profile",
+        "default",
+        "--heads",
+        heads[0].to_str().unwrap(),
+    ]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("cannot be used with"), "{}", stderr(&o));
 
-    // Named nothing, tag takes the default profile: its heads refuse an
+    // With -c, the profile's heads run with that codebook: they refuse an
     // encoder they were not trained on, which shows they were loaded.
     let enc = fixtures::encoder(&d.path().join("enc"));
+    let e = one_line_error(&tag(&[
+        "--profile",
+        "default",
+        "-c",
+        cb.to_str().unwrap(),
+        "--encoder",
+        enc.to_str().unwrap(),
+    ]));
+    assert!(
+        e.contains("profiles/default/heads/") && e.contains("sha256"),
+        "{e}"
+    );
+
+    // Named nothing, tag takes the default profile: its heads refuse an
+    // encoder they were not trained on, which shows they were loaded.
     let e = one_line_error(&tag(&["--encoder", enc.to_str().unwrap()]));
     assert!(e.contains("profiles/default/heads/"), "{e}");
     assert!(e.contains("sha256"), "{e}");
