@@ -26,11 +26,13 @@
 //! and `.` names) reads them; and `INCOMPLETE`, which is not Parquet, makes
 //! `pyarrow.dataset("out/")` fail instead of returning no rows. An
 //! unfinished job's folder reads as an error, never as a complete table
-//! with articles missing. When the last
-//! article is written the job commits, as Spark's output committer does:
-//! every part is renamed to its final name, the manifest says `committed`,
-//! and `_SUCCESS` appears. A crash during the commit leaves parts in both
-//! places; the manifest finds each, and `--resume` finishes the commit.
+//! with articles missing.
+//!
+//! When the last article is written the job commits, as Spark's output
+//! committer does: every part is renamed to its final name, the manifest
+//! says `committed`, `_SUCCESS` appears and `INCOMPLETE` goes. A crash
+//! during the commit leaves parts in both places; the manifest finds each,
+//! and `--resume` finishes the commit.
 //! Shards commit together: `paratag merge out/` checks them, renames every
 //! shard's parts, and writes `out/_manifest.json` and `out/_SUCCESS`.
 //!

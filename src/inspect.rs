@@ -14,20 +14,16 @@ use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-/// One part of a dataset folder and where it stands.
+/// One part of a dataset folder (as its manifest records it) and where it
+/// stands.
 #[derive(Debug, Clone, Serialize)]
 pub struct PartState {
-    pub file: String,
+    #[serde(flatten)]
+    pub part: dataset::Part,
     /// `committed` (at its final name), `pending` (written, not yet
     /// visible to readers), `missing`, or `changed` (size differs from the
     /// manifest's record).
     pub state: String,
-    pub rows: usize,
-    pub articles: usize,
-    pub first_ordinal: u64,
-    pub end_ordinal: u64,
-    pub first_article_id: String,
-    pub last_article_id: String,
 }
 
 /// A shard of a sharded job.
@@ -121,14 +117,8 @@ fn part_states(dir: &Path, m: &Manifest) -> Vec<(PartState, Option<PathBuf>)> {
                 Some(_) => "pending",
             };
             let s = PartState {
-                file: p.file.clone(),
+                part: p.clone(),
                 state: state.into(),
-                rows: p.rows,
-                articles: p.articles,
-                first_ordinal: p.first_ordinal,
-                end_ordinal: p.end_ordinal,
-                first_article_id: p.first_article_id.clone(),
-                last_article_id: p.last_article_id.clone(),
             };
             let usable = matches!(state, "committed" | "pending");
             (s, at.filter(|_| usable))
@@ -206,12 +196,12 @@ fn folder(dir: &Path) -> Result<Report> {
         let held: Vec<(u64, u64)> = states
             .iter()
             .filter(|(_, f)| f.is_some())
-            .map(|(p, _)| (p.first_ordinal, p.end_ordinal))
+            .map(|(p, _)| (p.part.first_ordinal, p.part.end_ordinal))
             .collect();
         let held_articles: usize = states
             .iter()
             .filter(|(_, f)| f.is_some())
-            .map(|(p, _)| p.articles)
+            .map(|(p, _)| p.part.articles)
             .sum();
         let shard_complete = m.complete && held_articles == m.articles;
         all_held &= shard_complete;
@@ -230,7 +220,7 @@ fn folder(dir: &Path) -> Result<Report> {
             r.missing_ordinals = gaps(&held, m.articles as u64);
         }
         for (mut p, f) in states {
-            p.file = format!("{prefix}{}", p.file);
+            p.part.file = format!("{prefix}{}", p.part.file);
             files.extend(f);
             r.parts.push(p);
         }
@@ -312,15 +302,8 @@ fn read_files(files: &[PathBuf], r: &mut Report) -> Result<(usize, usize)> {
         let bad = |m: String| Error::input(f.display().to_string(), m);
         let file = std::fs::File::open(f).map_err(|e| Error::io(f, e))?;
         let mut reader = ParquetReader::new(file);
-        let meta: BTreeMap<String, String> = reader
-            .get_metadata()
-            .map_err(|e| bad(format!("not a Parquet file: {e}")))?
-            .key_value_metadata
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|k| (k.key, k.value.unwrap_or_default()))
-            .collect();
+        let meta = crate::output::key_values(&mut reader)
+            .map_err(|e| bad(format!("not a Parquet file: {e}")))?;
         let settings = meta.get("paratag.settings").cloned().unwrap_or_default();
         match &first_settings {
             None => {
@@ -434,11 +417,11 @@ pub fn render(r: &Report) -> String {
     }
     if !r.parts.is_empty() {
         s += "parts:\n";
-        for p in &r.parts {
+        for PartState { part: p, state } in &r.parts {
             s += &format!(
                 "  {:<34} {:<9} {:>7} rows {:>6} articles  ordinals {}..{}  {} .. {}\n",
                 p.file,
-                p.state,
+                state,
                 p.rows,
                 p.articles,
                 p.first_ordinal,

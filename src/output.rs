@@ -384,6 +384,17 @@ fn is_core(name: &str) -> bool {
     name != "lang" && crate::input::RESERVED.contains(&name)
 }
 
+/// A Parquet file's key-value metadata (where paratag keeps provenance).
+pub fn key_values(r: &mut ParquetReader<std::fs::File>) -> PolarsResult<BTreeMap<String, String>> {
+    Ok(r.get_metadata()?
+        .key_value_metadata
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|k| (k.key, k.value.unwrap_or_default()))
+        .collect())
+}
+
 /// Reads paratag output files (one table, or a dataset's parts in order)
 /// as one table with the first file's metadata; `name` is what errors call it.
 pub fn read_predictions_from(files: &[std::path::PathBuf], name: &Path) -> Result<Predictions> {
@@ -393,15 +404,7 @@ pub fn read_predictions_from(files: &[std::path::PathBuf], name: &Path) -> Resul
         let file = std::fs::File::open(f).map_err(|e| Error::io(f, e))?;
         let bad = |m: String| Error::input(f.display().to_string(), m);
         let mut r = ParquetReader::new(file);
-        let meta = r
-            .get_metadata()
-            .map_err(|e| bad(format!("not a Parquet file: {e}")))?
-            .key_value_metadata
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|k| (k.key, k.value.unwrap_or_default()))
-            .collect();
+        let meta = key_values(&mut r).map_err(|e| bad(format!("not a Parquet file: {e}")))?;
         let df = r.finish().map_err(|e| bad(e.to_string()))?;
         match &mut all {
             None => all = Some((df, meta)),

@@ -40,6 +40,9 @@ pub const WINDOW: usize = 1024;
 /// long articles keep it bounded.
 const WINDOW_BYTES: usize = 4 << 20;
 
+/// How often, at most, the writer hands freed memory back (after a window).
+const TRIM_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// What a run (or one window, or one part) did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Counts {
@@ -241,8 +244,15 @@ pub fn run(
         let (out_tx, out_rx) = bounded::<Labeled>(1);
         let writer = s.spawn(move || -> Result<()> {
             yield_to_models();
+            let mut trimmed = std::time::Instant::now();
             for w in out_rx {
                 sink.write(w)?;
+                // Memory freed by the windows behind this one goes back to
+                // the system, so RSS stays flat however long the corpus.
+                if trimmed.elapsed() >= TRIM_EVERY {
+                    crate::models::release_free_memory();
+                    trimmed = std::time::Instant::now();
+                }
             }
             Ok(())
         });

@@ -735,6 +735,20 @@ pub fn tune_allocator() {
     }
 }
 
+/// Hands the free pages of every malloc arena back to the system. With the
+/// thresholds of [`tune_allocator`] glibc keeps what it frees, and windows
+/// of different shapes reuse that space in new places, so RSS crept up
+/// through a long job although the memory in use stayed flat (measured:
+/// +12 MB over 23,000 paragraphs at `--window 32`, in use flat at 465 MB).
+/// Called between windows, it keeps RSS at what the windows in flight use.
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free memory to the system.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::cpu_flag;

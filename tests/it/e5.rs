@@ -47,6 +47,20 @@ fn imported() -> &'static Path {
     .1
 }
 
+/// A model home with the imported encoder and the shipped model installed
+/// as profile `default`, as scripts/setup.sh leaves it.
+fn default_home() -> (tempfile::TempDir, PathBuf) {
+    use super::profile::{default_heads, install};
+    let t = tempfile::tempdir().unwrap();
+    let home = t.path().join("home");
+    std::fs::create_dir_all(home.join("models")).unwrap();
+    std::os::unix::fs::symlink(imported(), home.join("models/multilingual-e5-small")).unwrap();
+    let (cb, heads) = default_heads();
+    let o = install(&home, "default", &cb, &heads);
+    assert!(o.status.success(), "{}", super::stderr(&o));
+    (t, home)
+}
+
 fn embed(enc: &Encoder, texts: &[&str]) -> Vec<Vec<f32>> {
     let tok = enc.dir.tokenizer().unwrap();
     let encs: Vec<_> = texts
@@ -431,14 +445,9 @@ fn author_heads_tag_the_quick_start_corpus() {
 /// encoder the profile's heads were trained on.
 #[test]
 fn default_profile_is_the_quick_start() {
-    use super::profile::{default_heads, install, root, run_in};
-    let t = tempfile::tempdir().unwrap();
-    let home = t.path().join("home");
-    std::fs::create_dir_all(home.join("models")).unwrap();
-    std::os::unix::fs::symlink(imported(), home.join("models/multilingual-e5-small")).unwrap();
+    use super::profile::{default_heads, root, run_in};
+    let (t, home) = default_home();
     let (cb, heads) = default_heads();
-    let o = install(&home, "default", &cb, &heads);
-    assert!(o.status.success(), "{}", super::stderr(&o));
 
     let example = root().join("datasets/example");
     let elsewhere = t.path().join("elsewhere");
@@ -494,14 +503,8 @@ fn default_profile_is_the_quick_start() {
 /// and scores (the real encoder's shapes, which the fixture models lack).
 #[test]
 fn the_readme_example_is_the_same_for_any_window_in_every_dtype() {
-    use super::profile::{default_heads, install, root};
-    let t = tempfile::tempdir().unwrap();
-    let home = t.path().join("home");
-    std::fs::create_dir_all(home.join("models")).unwrap();
-    std::os::unix::fs::symlink(imported(), home.join("models/multilingual-e5-small")).unwrap();
-    let (cb, heads) = default_heads();
-    let o = install(&home, "default", &cb, &heads);
-    assert!(o.status.success(), "{}", super::stderr(&o));
+    use super::profile::root;
+    let (t, home) = default_home();
     let example = root().join("datasets/example");
     for dtype in super::DTYPES {
         let run = |name: &str, extra: &[&str]| {
@@ -529,13 +532,9 @@ fn the_readme_example_is_the_same_for_any_window_in_every_dtype() {
 /// `tag --profile` uses; and `-c` with a profile keeps the profile's heads.
 #[test]
 fn the_research_loop_runs_on_the_default_profile() {
-    use super::profile::{default_heads, install, root, run_in};
-    let t = tempfile::tempdir().unwrap();
-    let home = t.path().join("home");
-    std::fs::create_dir_all(home.join("models")).unwrap();
-    std::os::unix::fs::symlink(imported(), home.join("models/multilingual-e5-small")).unwrap();
+    use super::profile::{default_heads, root, run_in};
+    let (t, home) = default_home();
     let (cb, heads) = default_heads();
-    assert!(install(&home, "default", &cb, &heads).status.success());
     let gold = root().join("datasets/ukraine-aid/dev.jsonl");
     let g = gold.to_str().unwrap();
     let report = |name: &str, extra: &[&str]| -> serde_json::Value {

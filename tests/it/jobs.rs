@@ -227,16 +227,7 @@ fn dataset_folder_equals_a_single_file_for_any_window() {
         }
         // Every part carries the provenance, and its own place in the job.
         let part = out.join(m["parts"][0]["file"].as_str().unwrap());
-        let mut r = ParquetReader::new(std::fs::File::open(&part).unwrap());
-        let kv: Vec<String> = r
-            .get_metadata()
-            .unwrap()
-            .key_value_metadata
-            .clone()
-            .unwrap()
-            .into_iter()
-            .map(|k| k.key)
-            .collect();
+        let kv: Vec<String> = metadata(&part).into_keys().collect();
         for k in [
             "paratag.models",
             "paratag.codebook",

@@ -473,16 +473,7 @@ fn example_corpus_schema_and_metadata() {
         assert!(langs.contains(l), "{l} missing from {langs:?}");
     }
 
-    let mut r = ParquetReader::new(std::fs::File::open(&out).unwrap());
-    let kv: std::collections::HashMap<String, String> = r
-        .get_metadata()
-        .unwrap()
-        .key_value_metadata
-        .clone()
-        .unwrap()
-        .into_iter()
-        .map(|k| (k.key, k.value.unwrap_or_default()))
-        .collect();
+    let kv = crate::metadata(&out);
     let text = std::fs::read_to_string(&cb).unwrap();
     assert_eq!(kv["paratag.codebook"], text);
     assert_eq!(
