@@ -189,6 +189,7 @@ fn folder(dir: &Path) -> Result<Report> {
     let mut files = vec![];
     let mut all_held = true;
     let mut committed = true;
+    let mut success_needed = true;
     let mut expected = 0;
     for (d, m, shard) in &manifests {
         let prefix = shard.as_ref().map(|s| format!("{s}/")).unwrap_or_default();
@@ -205,7 +206,10 @@ fn folder(dir: &Path) -> Result<Report> {
             .sum();
         let shard_complete = m.complete && held_articles == m.articles;
         all_held &= shard_complete;
-        committed &= m.committed;
+        // Format 1 wrote parts visible at once, and no `_SUCCESS`.
+        let old = m.version == 1;
+        committed &= m.committed || old;
+        success_needed &= !old;
         expected += m.articles;
         if let Some(s) = shard {
             r.shards.push(ShardState {
@@ -245,7 +249,7 @@ fn folder(dir: &Path) -> Result<Report> {
     r.articles = articles;
     r.articles_expected = Some(expected);
     r.complete = all_held;
-    r.visible = all_held && committed && dir.join(dataset::SUCCESS).is_file();
+    r.visible = all_held && committed && (!success_needed || dir.join(dataset::SUCCESS).is_file());
     r.status = status(&r, kind);
     Ok(r)
 }
