@@ -2,6 +2,7 @@
 
 use paratag::input::html_to_text;
 use paratag::segment::{segment, RepeatIndex, SegmentConfig};
+use std::path::Path;
 
 #[test]
 fn scraped_arabic_page_keeps_only_the_body() {
@@ -86,4 +87,65 @@ fn example_corpus_in_several_languages() {
     assert!(s.paragraphs[0]
         .text
         .contains("sending the bill to the\nfull chamber."));
+}
+
+/// Scraped pages in windows-1251 and windows-1256, one declaring its
+/// charset and one not, are tagged like their UTF-8 twins (they used to be
+/// refused as invalid UTF-8).
+#[test]
+fn pages_in_legacy_encodings_are_tagged_like_utf8() {
+    let d = tempfile::tempdir().unwrap();
+    let ru = "Министр обороны заявил, что переговоры о поставках продолжатся на следующей неделе в Женеве, сообщили в ведомстве.";
+    let ar = "قال وزير الخارجية إن بلاده ستواصل تقديم المساعدات إلى أوكرانيا، وفق بيان رسمي صدر اليوم عن الوزارة.";
+    let page = |head: &str, body: &str| {
+        format!("<html><head>{head}<title>t</title></head><body><nav>Главная</nav><p>{body}</p><p>{body} {body}</p></body></html>")
+    };
+    let (legacy, utf8) = (d.path().join("legacy"), d.path().join("utf8"));
+    for dir in [&legacy, &utf8] {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    for (name, enc, head, body) in [
+        ("ru.html", "windows-1251", "", ru),
+        (
+            "ar.html",
+            "windows-1256",
+            "<meta charset=\"windows-1256\">",
+            ar,
+        ),
+    ] {
+        let html = page(head, body);
+        let e = encoding_rs::Encoding::for_label(enc.as_bytes()).unwrap();
+        std::fs::write(legacy.join(name), e.encode(&html).0).unwrap();
+        std::fs::write(utf8.join(name), html.as_bytes()).unwrap();
+    }
+    let tag = |dir: &Path| {
+        let out = d.path().join(format!(
+            "{}.parquet",
+            dir.file_name().unwrap().to_string_lossy()
+        ));
+        let o = super::paratag(&[
+            "tag",
+            dir.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--no-ner",
+            "-q",
+        ]);
+        assert!(o.status.success(), "{}", super::stderr(&o));
+        super::read(&out)
+    };
+    let (a, b) = (tag(&legacy), tag(&utf8));
+    super::jobs::assert_same("windows-1251/1256 against UTF-8", &a, &b);
+    let texts: Vec<String> = a
+        .column("text")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .map(|t| t.unwrap().to_string())
+        .collect();
+    assert!(
+        texts.contains(&ru.to_string()) && texts.contains(&ar.to_string()),
+        "{texts:?}"
+    );
 }
