@@ -35,7 +35,11 @@ pub const LIBTORCH: &str = env!("PARATAG_LIBTORCH");
 pub fn head_sha(dir: &Path) -> Result<String> {
     let a = sha256_file(&dir.join(head::WEIGHTS_FILE))?;
     let b = sha256_file(&dir.join(head::META_FILE))?;
-    Ok(sha256_bytes(format!("{a}{b}").as_bytes()))
+    Ok(combined(&a, &b))
+}
+
+fn combined(weights: &str, meta: &str) -> String {
+    sha256_bytes(format!("{weights}{meta}").as_bytes())
 }
 
 /// The job's trained heads: task, folder, and sha256 (of the weights, of
@@ -47,13 +51,15 @@ pub fn heads(job: &Job) -> Result<Vec<Value>> {
         .map(|h| (h.dir.as_path(), &h.meta))
         .chain(job.tuned.iter().map(|(d, m)| (d.as_path(), m)));
     dirs.map(|(dir, meta)| {
+        let weights = sha256_file(&dir.join(head::WEIGHTS_FILE))?;
+        let meta_sha = sha256_file(&dir.join(head::META_FILE))?;
         Ok(json!({
             "task": meta.task,
             "kind": meta.kind,
             "path": dir.display().to_string(),
-            "sha256": head_sha(dir)?,
-            "weights_sha256": sha256_file(&dir.join(head::WEIGHTS_FILE))?,
-            "meta_sha256": sha256_file(&dir.join(head::META_FILE))?,
+            "sha256": combined(&weights, &meta_sha),
+            "weights_sha256": weights,
+            "meta_sha256": meta_sha,
         }))
     })
     .collect()
@@ -72,19 +78,27 @@ pub fn adapter(job: &Job) -> Result<Option<Value>> {
         .transpose()
 }
 
-/// What decides the labels, compared key by key by `--resume` and `merge`.
-/// Paths, threads, batch and window sizes are left out: they change nothing.
-pub fn settings(job: &Job, plan: &Plan, models: &[ModelInfo], scan: &Scan) -> Result<Value> {
-    let heads: Vec<Value> = heads(job)?
-        .into_iter()
+/// What decides the labels, compared key by key by `--resume` and `merge`,
+/// from the job's [`heads`] and [`adapter`]. Paths, threads, batch and
+/// window sizes are left out: they change nothing.
+fn settings(
+    job: &Job,
+    plan: &Plan,
+    models: &[ModelInfo],
+    scan: &Scan,
+    heads: &[Value],
+    adapter: Option<&Value>,
+) -> Value {
+    let heads: Vec<Value> = heads
+        .iter()
         .map(|h| json!({"task": h["task"], "sha256": h["sha256"]}))
         .collect();
-    Ok(json!({
+    json!({
         "paratag": VERSION,
         "inputs": scan.inputs.iter().map(|i| i.sha256.clone()).collect::<Vec<_>>(),
         "models": models.iter().map(|m| json!({"role": m.role, "id": m.id, "weights_sha256": m.weights_sha256})).collect::<Vec<_>>(),
         "heads": heads,
-        "adapter_sha256": adapter(job)?.map(|a| a["sha256"].clone()),
+        "adapter_sha256": adapter.map(|a| a["sha256"].clone()),
         "codebook_sha256": job.codebook.as_ref().map(|c| sha256_bytes(c.text.as_bytes())),
         "read": job.read,
         "tasks": {"topic": job.topic, "stance": job.stance, "ner": plan.scheme.is_some()},
@@ -92,7 +106,7 @@ pub fn settings(job: &Job, plan: &Plan, models: &[ModelInfo], scan: &Scan) -> Re
         "aggregation": format!("{:?}", job.aggregation).to_lowercase(),
         "dtype": job.dtype.name(),
         "device": format!("{:?}", job.device).to_lowercase(),
-    }))
+    })
 }
 
 /// The CPU's model name and the flags that decide which kernels run.
@@ -137,7 +151,8 @@ fn text<T: serde::Serialize>(v: &T) -> String {
 }
 
 /// The provenance every output file carries (the summary and finish time
-/// are added when a file is finished).
+/// are added when a file is finished), and its `paratag.settings` (what a
+/// dataset's manifest fingerprints). Every head and adapter is hashed once.
 pub fn metadata(
     job: &Job,
     plan: &Plan,
@@ -145,7 +160,9 @@ pub fn metadata(
     scan: &Scan,
     profile: Option<&str>,
     started: chrono::DateTime<chrono::Utc>,
-) -> Result<Vec<(String, String)>> {
+) -> Result<(Vec<(String, String)>, Value)> {
+    let (heads, adapter) = (heads(job)?, adapter(job)?);
+    let settings = settings(job, plan, models, scan, &heads, adapter.as_ref());
     let mut meta = vec![
         ("paratag.version".to_string(), VERSION.to_string()),
         (
@@ -153,13 +170,10 @@ pub fn metadata(
             text(&std::env::args().collect::<Vec<_>>()),
         ),
         ("paratag.models".to_string(), text(&models)),
-        ("paratag.heads".to_string(), text(&heads(job)?)),
-        ("paratag.adapter".to_string(), text(&adapter(job)?)),
+        ("paratag.heads".to_string(), text(&heads)),
+        ("paratag.adapter".to_string(), text(&adapter)),
         ("paratag.inputs".to_string(), text(&scan.inputs)),
-        (
-            "paratag.settings".to_string(),
-            text(&settings(job, plan, models, scan)?),
-        ),
+        ("paratag.settings".to_string(), text(&settings)),
         ("paratag.run".to_string(), text(&run(job))),
         ("paratag.started_at".to_string(), started.to_rfc3339()),
         (
@@ -181,5 +195,5 @@ pub fn metadata(
             cb.path.display().to_string(),
         ));
     }
-    Ok(meta)
+    Ok((meta, settings))
 }

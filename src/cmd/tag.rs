@@ -335,7 +335,7 @@ pub fn run(mut args: Args) -> Result<()> {
         ));
     }
     let models = job.models(&plan)?;
-    let mut meta = provenance::metadata(
+    let (mut meta, settings) = provenance::metadata(
         &job,
         &plan,
         &models,
@@ -371,7 +371,7 @@ pub fn run(mut args: Args) -> Result<()> {
                     force: args.force,
                     chunk_rows: args.chunk_rows.unwrap_or(dataset::CHUNK_ROWS),
                     shard: job.shard,
-                    settings: provenance::settings(&job, &plan, &models, &scan)?,
+                    settings,
                     articles: scan.shard_articles,
                     skipped_rows: scan.skipped,
                     deduped: scan.deduped,
@@ -659,7 +659,7 @@ pub fn tag_texts(
     let mut sink = pipeline::Collect::default();
     let counts = pipeline::run(&plan, &inputs, &scan, &Default::default(), &mut sink)?.counts;
     let models = job.models(&plan)?;
-    let mut metadata = provenance::metadata(&job, &plan, &models, &scan, None, started)?;
+    let (mut metadata, _) = provenance::metadata(&job, &plan, &models, &scan, None, started)?;
     metadata.push((
         "paratag.summary".into(),
         json(&summary(&counts, &scan, 0.0)),
