@@ -107,6 +107,37 @@ pub struct Inputs {
     sources: Vec<Source>,
     opts: ReadOptions,
     _spool: Option<(tempfile::NamedTempFile, crate::atomic::Tracked)>,
+    pages: Arc<PageCache>,
+}
+
+/// Extracted HTML pages kept between the passes over the inputs (the scan,
+/// then the tagging), so that each page is parsed once: up to
+/// [`PAGE_CACHE_BYTES`] of extracted text; pages past that are extracted
+/// again on the next pass.
+#[derive(Debug, Default)]
+struct PageCache {
+    pages: std::sync::Mutex<std::collections::HashMap<PathBuf, Record>>,
+    bytes: std::sync::atomic::AtomicUsize,
+}
+
+/// The bound on the extracted text [`PageCache`] holds.
+pub const PAGE_CACHE_BYTES: usize = 256 << 20;
+
+impl PageCache {
+    fn get(&self, path: &Path) -> Option<Record> {
+        self.pages.lock().ok()?.get(path).cloned()
+    }
+    fn put(&self, path: &Path, r: &Record) {
+        use std::sync::atomic::Ordering;
+        let size = r.text.len() + r.id.len() + r.origin.len() + 256;
+        if self.bytes.fetch_add(size, Ordering::Relaxed) + size > PAGE_CACHE_BYTES {
+            self.bytes.fetch_sub(size, Ordering::Relaxed);
+            return;
+        }
+        if let Ok(mut m) = self.pages.lock() {
+            m.insert(path.to_path_buf(), r.clone());
+        }
+    }
 }
 
 /// Pass-through values of one row, as its reader has them.
@@ -118,6 +149,8 @@ pub enum Extra {
     Cells(Arc<Vec<String>>, Vec<String>),
     /// Row `usize` of a Parquet row group (id and text columns dropped).
     Frame(Arc<DataFrame>, usize),
+    /// An HTML page's metadata.
+    Page(Box<PageInfo>),
 }
 
 /// One row read from an input.
@@ -130,6 +163,50 @@ pub struct Record {
     /// Index of the input it came from.
     pub source: usize,
     pub extra: Extra,
+    /// An HTML page's extracted article: paragraphs separated by blank
+    /// lines, to be split there only, not segmented line by line.
+    pub extracted: bool,
+}
+
+impl Record {
+    /// The record as segmentation sees it.
+    pub fn segment_source(&self) -> crate::segment::Source<'_> {
+        crate::segment::Source {
+            text: &self.text,
+            site: self.site(),
+            extracted: self.extracted,
+        }
+    }
+
+    /// The site the record comes from, for site-level boilerplate: a page's
+    /// canonical URL host, else its folder; a row's `url` field host.
+    pub fn site(&self) -> Option<String> {
+        match &self.extra {
+            Extra::Page(p) => p.site_key.clone(),
+            Extra::Json(m) => m.get("url").and_then(Value::as_str).and_then(host),
+            Extra::Cells(names, cells) => names
+                .iter()
+                .position(|n| n == "url")
+                .and_then(|i| host(&cells[i])),
+            Extra::Frame(df, row) => df
+                .column("url")
+                .ok()
+                .and_then(|c| c.str().ok()?.get(*row).and_then(host)),
+            Extra::None => None,
+        }
+    }
+}
+
+/// The pass-through columns an HTML page gives, all text.
+pub const PAGE_COLUMNS: [&str; 6] = ["title", "published", "author", "site", "url", "encoding"];
+
+/// What an HTML page says about itself, and where it comes from.
+#[derive(Debug, Clone, Default)]
+pub struct PageInfo {
+    /// In [`PAGE_COLUMNS`] order.
+    pub values: [Option<String>; 6],
+    /// Canonical URL host, else the page's folder.
+    pub site_key: Option<String>,
 }
 
 /// What a reader yields: a record, or a row it could not read.
@@ -185,6 +262,7 @@ impl Inputs {
             sources,
             opts: opts.clone(),
             _spool: spool,
+            pages: Arc::default(),
         })
     }
 
@@ -210,7 +288,7 @@ impl Inputs {
     pub fn records(&self) -> impl Iterator<Item = Result<Item>> + '_ {
         self.sources.iter().enumerate().flat_map(
             move |(i, s)| -> Box<dyn Iterator<Item = Result<Item>>> {
-                match open_source(i, s, &self.opts) {
+                match open_source(i, s, &self.opts, &self.pages) {
                     Ok(it) => it,
                     Err(e) => Box::new(std::iter::once(Err(e))),
                 }
@@ -279,6 +357,7 @@ fn open_source(
     i: usize,
     s: &Source,
     opts: &ReadOptions,
+    pages: &Arc<PageCache>,
 ) -> Result<Box<dyn Iterator<Item = Result<Item>>>> {
     let open = || std::fs::File::open(&s.path).map_err(|e| Error::io(&s.name, e));
     Ok(match &s.kind {
@@ -301,14 +380,40 @@ fn open_source(
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_else(|| s.name.clone());
-            let item = read_document(&s.path, id, *html, i).map(Item::Record);
+            let folder = s
+                .path
+                .parent()
+                .and_then(|p| p.file_name())
+                .map(|n| n.to_string_lossy().into_owned());
+            let item = read_document(&s.path, id, *html, i, folder, pages).map(Item::Record);
             Box::new(std::iter::once(item))
         }
-        Kind::Folder => Box::new(folder_documents(s.path.clone()).map(move |(path, rel)| {
-            let path = path?;
-            let html = matches!(ext_of(&path).as_str(), "html" | "htm");
-            read_document(&path, rel, html, i).map(Item::Record)
-        })),
+        Kind::Folder => {
+            let top = s.path.file_name().map(|n| n.to_string_lossy().into_owned());
+            let pages = pages.clone();
+            let read = move |(path, rel): (Result<PathBuf>, String)| {
+                let path = path?;
+                let html = matches!(ext_of(&path).as_str(), "html" | "htm");
+                let folder = match rel.rsplit_once('/') {
+                    Some((dir, _)) => Some(dir.to_string()),
+                    None => top.clone(),
+                };
+                read_document(&path, rel, html, i, folder, &pages).map(Item::Record)
+            };
+            // Pages are parsed as they are read; a chunk at a time in
+            // parallel, in order.
+            let mut docs = folder_documents(s.path.clone());
+            Box::new(
+                std::iter::from_fn(move || {
+                    let chunk: Vec<_> = docs.by_ref().take(DOCUMENT_CHUNK).collect();
+                    (!chunk.is_empty()).then(|| {
+                        use rayon::prelude::*;
+                        chunk.into_par_iter().map(&read).collect::<Vec<_>>()
+                    })
+                })
+                .flatten(),
+            )
+        }
     })
 }
 
@@ -343,6 +448,7 @@ impl Iterator for Jsonl {
                     origin: location,
                     source: self.source,
                     extra: Extra::Json(rest),
+                    extracted: false,
                 }),
                 Err(message) => Item::Bad { location, message },
             }));
@@ -475,6 +581,7 @@ fn csv_rows(
                     origin: location,
                     source,
                     extra: Extra::Cells(extra_names.clone(), cells),
+                    extracted: false,
                 })
             }
         }))
@@ -588,6 +695,7 @@ impl Iterator for ParquetRows {
                             origin: location,
                             source: self.source,
                             extra: Extra::Frame(df.clone(), r),
+                            extracted: false,
                         }),
                     }));
                 }
@@ -650,15 +758,33 @@ fn folder_documents(dir: PathBuf) -> impl Iterator<Item = (Result<PathBuf>, Stri
         })
 }
 
-fn read_document(path: &Path, id: String, html: bool, source: usize) -> Result<Record> {
+/// Documents of a folder read in parallel at a time.
+const DOCUMENT_CHUNK: usize = 64;
+
+fn read_document(
+    path: &Path,
+    id: String,
+    html: bool,
+    source: usize,
+    folder: Option<String>,
+    pages: &PageCache,
+) -> Result<Record> {
+    if html {
+        if let Some(r) = pages.get(path) {
+            return Ok(r);
+        }
+    }
     let mut bytes = Vec::new();
     std::fs::File::open(path)
         .and_then(|mut f| f.read_to_end(&mut bytes))
         .map_err(|e| Error::io(path, e))?;
     let name = path.display().to_string();
-    let text = if html {
-        html_to_text(&decode_html(&bytes).0)
-    } else {
+    if html {
+        let r = page_record(&bytes, id, name, source, folder);
+        pages.put(path, &r);
+        return Ok(r);
+    }
+    let text = {
         match String::from_utf8(bytes) {
             Ok(s) => s,
             Err(e) => {
@@ -675,7 +801,47 @@ fn read_document(path: &Path, id: String, html: bool, source: usize) -> Result<R
         origin: name,
         source,
         extra: Extra::None,
+        extracted: false,
     })
+}
+
+/// An HTML page as a record: its article's paragraphs (see
+/// [`crate::extract`]) and its metadata and encoding as pass-through
+/// columns. The site is the canonical URL's host, else the page's folder.
+pub fn page_record(
+    bytes: &[u8],
+    id: String,
+    origin: String,
+    source: usize,
+    folder: Option<String>,
+) -> Record {
+    let (html, encoding) = decode_html(bytes);
+    let page = crate::extract::extract(&html);
+    let m = page.meta;
+    let site_key = m.url.as_deref().and_then(host).or(folder);
+    Record {
+        id,
+        text: page.paragraphs.join("\n\n"),
+        origin,
+        source,
+        extra: Extra::Page(Box::new(PageInfo {
+            values: [
+                m.title,
+                m.published,
+                m.author,
+                m.site,
+                m.url,
+                Some(encoding.name().to_lowercase()),
+            ],
+            site_key,
+        })),
+        extracted: true,
+    }
+}
+
+/// The host of a URL (see [`crate::extract::host`]).
+fn host(url: &str) -> Option<String> {
+    crate::extract::host(url)
 }
 
 /// An HTML page's text, decoded: by its byte-order mark; else as UTF-8 when
@@ -738,93 +904,10 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
-/// Reduces HTML to text, one block element per line; scripts and styles go.
+/// An HTML page's article text: its extracted paragraphs, separated by
+/// blank lines.
 pub fn html_to_text(html: &str) -> String {
-    let config = html2text::config::plain_no_decorate();
-    config
-        .string_from_read(limit_nesting(html).as_bytes(), usize::MAX / 4)
-        .unwrap_or_default()
-}
-
-/// Elements nested deeper than this lose their tags (not their text).
-pub const MAX_NESTING: usize = 256;
-
-/// Elements that never hold others.
-const VOID: &[&str] = &[
-    "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source",
-    "track", "wbr",
-];
-
-/// Drops the tags of elements nested deeper than [`MAX_NESTING`]: the HTML
-/// parser's work grows with the square of the depth (100,000 nested `<div>`s
-/// took minutes), and no real page nests that deep.
-fn limit_nesting(html: &str) -> std::borrow::Cow<'_, str> {
-    let b = html.as_bytes();
-    let find = |from: usize, pat: &[u8]| {
-        b[from.min(b.len())..]
-            .windows(pat.len())
-            .position(|w| w.eq_ignore_ascii_case(pat))
-            .map(|p| from + p)
-    };
-    let mut out = String::new();
-    let (mut last, mut i, mut depth) = (0, 0, 0usize);
-    while let Some(off) = b[i..].iter().position(|&c| c == b'<') {
-        let s = i + off;
-        if b[s..].starts_with(b"<!--") {
-            i = find(s + 4, b"-->").map_or(b.len(), |e| e + 3);
-            continue;
-        }
-        let closing = b.get(s + 1) == Some(&b'/');
-        let name_start = s + 1 + usize::from(closing);
-        let name_len = b[name_start.min(b.len())..]
-            .iter()
-            .take_while(|c| c.is_ascii_alphanumeric())
-            .count();
-        if name_len == 0 {
-            i = s + 1;
-            continue;
-        }
-        let name = html[name_start..name_start + name_len].to_ascii_lowercase();
-        // The tag ends at the first `>` outside quotes.
-        let mut j = name_start + name_len;
-        let mut quote = None;
-        while j < b.len() {
-            match (quote, b[j]) {
-                (None, q @ (b'"' | b'\'')) => quote = Some(q),
-                (Some(q), c) if c == q => quote = None,
-                (None, b'>') => break,
-                _ => {}
-            }
-            j += 1;
-        }
-        let end = (j + 1).min(b.len());
-        let self_closing = end >= 2 && b[end - 2] == b'/';
-        let drop = if closing {
-            let deep = depth > MAX_NESTING;
-            depth = depth.saturating_sub(1);
-            deep
-        } else if VOID.contains(&name.as_str()) || self_closing {
-            false
-        } else {
-            depth += 1;
-            depth > MAX_NESTING
-        };
-        if drop {
-            out.push_str(&html[last..s]);
-            last = end;
-        }
-        i = end;
-        if !closing && (name == "script" || name == "style") {
-            // Their content is not markup.
-            let close = format!("</{name}");
-            i = find(i, close.as_bytes()).unwrap_or(b.len());
-        }
-    }
-    if last == 0 {
-        return html.into();
-    }
-    out.push_str(&html[last..]);
-    out.into()
+    crate::extract::extract(html).paragraphs.join("\n\n")
 }
 
 // --------------------------------------------------- pass-through schema ----
@@ -920,6 +1003,12 @@ impl PassSchema {
             }
             Extra::Cells(names, _) => {
                 for n in names.iter() {
+                    let i = self.column(r.source, n);
+                    self.per_source[r.source][i].2 = Some(DataType::String);
+                }
+            }
+            Extra::Page(_) => {
+                for n in PAGE_COLUMNS {
                     let i = self.column(r.source, n);
                     self.per_source[r.source][i].2 = Some(DataType::String);
                 }
@@ -1035,6 +1124,11 @@ fn scalar_series(name: &PlSmallStr, rs: &[&Record], key: &str, dtype: &DataType)
                 .iter()
                 .position(|n| n == key)
                 .map(|i| Value::String(cells[i].clone())),
+            Extra::Page(p) => PAGE_COLUMNS
+                .iter()
+                .position(|n| *n == key)
+                .and_then(|i| p.values[i].clone())
+                .map(Value::String),
             _ => None,
         }
     };
@@ -1145,33 +1239,6 @@ mod tests {
             panic!("{items:?}")
         };
         assert!(location.ends_with("f.jsonl:4") && message.starts_with("malformed JSON"));
-    }
-
-    #[test]
-    fn deep_nesting_keeps_its_text_and_stays_linear() {
-        let n = 100_000;
-        let html = format!(
-            "<html><body>{}<p title=\"a > b\">The parliament approved new aid, officials said.</p>{}<script>if (a<b) {{}}</script></body></html>",
-            "<div>".repeat(n),
-            "</div>".repeat(n)
-        );
-        // What the parser gets nests at most MAX_NESTING deep.
-        let limited = limit_nesting(&html);
-        assert_eq!(
-            limited.matches("<div>").count(),
-            MAX_NESTING - 2,
-            "html and body count"
-        );
-        assert!(limited.contains("if (a<b)"), "script content is not markup");
-        let text = html_to_text(&html);
-        assert!(
-            text.contains("The parliament approved new aid, officials said."),
-            "{text:?}"
-        );
-        assert!(!text.contains("if (a<b)"));
-        // Ordinary pages are left as they are.
-        let page = "<div><p>One, two.</p><br/><img src=x></div>";
-        assert!(matches!(limit_nesting(page), std::borrow::Cow::Borrowed(_)));
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod codebook;
 pub mod dataset;
 pub mod error;
 pub mod eval;
+pub mod extract;
 pub mod formats;
 pub mod hash;
 pub mod heads;

@@ -360,7 +360,7 @@ fn yield_to_models() {
 fn prepare(plan: &Plan, scan: &Scan, toks: &Tokenizers, w: Vec<(u64, Record)>) -> Result<Prepared> {
     let segs: Vec<segment::Segmented> = w
         .par_iter()
-        .map(|(_, r)| segment::segment(&r.text, &scan.repeats, &plan.job.segment))
+        .map(|(_, r)| segment::segment(r.segment_source(), &scan.repeats, &plan.job.segment))
         .collect();
     let mut rows: Vec<Row> = segs
         .iter()

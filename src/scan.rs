@@ -170,10 +170,7 @@ pub fn scan_with(
             let mut chunk: Vec<Record> = Vec::with_capacity(CHUNK);
             let flush = |chunk: &mut Vec<Record>, counter: &mut RepeatCounter| {
                 if seg.split {
-                    let keys: Vec<Vec<u64>> = chunk
-                        .par_iter()
-                        .map(|r| segment::repeat_keys(&r.text))
-                        .collect();
+                    let keys: Vec<Vec<u64>> = chunk.par_iter().map(keys).collect();
                     for k in &keys {
                         counter.add(k);
                     }
@@ -249,6 +246,11 @@ pub fn scan_with(
     Ok(s)
 }
 
+/// A record's repeat keys.
+fn keys(r: &Record) -> Vec<u64> {
+    segment::repeat_keys(&r.text, r.site().as_deref(), r.extracted)
+}
+
 /// Settles candidate duplicates and recounts the held repeat keys exactly.
 fn second_pass(
     inputs: &Inputs,
@@ -269,7 +271,7 @@ fn second_pass(
             let keys: Vec<Vec<u64>> = chunk
                 .par_iter()
                 .map(|r| {
-                    let mut k = segment::repeat_keys(&r.text);
+                    let mut k = keys(r);
                     k.retain(|k| held.contains(k));
                     k
                 })

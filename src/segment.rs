@@ -16,6 +16,17 @@
 //! 5. A comments / related-stories marker in the second half of the page drops
 //!    itself and everything after it.
 //!
+//! An HTML page's article comes out of [`crate::extract`] already in
+//! paragraphs, from the page's structure; it is split at its blank lines
+//! only, and of the rules above only the repeats apply.
+//!
+//! Repeats are counted twice: across the corpus (rule 2), and per site (a
+//! record's URL host, or an HTML page's folder). A unit found in at least
+//! `repeat_min_articles` pages of one site, and in a tenth of that site's
+//! pages, is that site's template (share prompts, subscription notes,
+//! standing credits) and is dropped from all of them. A site's own standard
+//! sentence that recurs in a few of its stories stays.
+//!
 //! Offsets are Unicode code points into the article text, and each paragraph's
 //! text is exactly `article[start..end]`.
 
@@ -99,7 +110,12 @@ const TAIL_MARKERS: &[&str] = &[
     "te puede interesar",
 ];
 
-fn units(text: &str) -> Vec<Unit> {
+/// The units of a text: lines (hard-wrapped ones joined), or for an
+/// extracted article, its paragraphs (one per line, never joined).
+fn units(text: &str, extracted: bool) -> Vec<Unit> {
+    if extracted {
+        return lines(text);
+    }
     let mut out: Vec<Unit> = Vec::new();
     let mut pos = 0usize;
     let mut joinable = false;
@@ -159,28 +175,96 @@ fn is_tail_marker(s: &str) -> bool {
     TAIL_MARKERS.iter().any(|m| k == *m)
 }
 
-/// The repeat-index key of a unit: a 64-bit hash of its normalised text.
-fn unit_hash(s: &str) -> u64 {
-    xxhash_rust::xxh3::xxh3_64(repeat_key(s).as_bytes())
+/// Its non-blank lines, trimmed, each a unit.
+fn lines(text: &str) -> Vec<Unit> {
+    let mut out = Vec::new();
+    let mut pos = 0usize;
+    for raw in text.split_inclusive('\n') {
+        let line_start = pos;
+        pos += raw.len();
+        let content = raw.trim_end_matches(['\n', '\r']);
+        let trimmed = content.trim();
+        if !trimmed.is_empty() {
+            let s = line_start + (content.len() - content.trim_start().len());
+            out.push(Unit {
+                bytes: (s, s + trimmed.len()),
+                lines: 1,
+            });
+        }
+    }
+    out
 }
 
-/// The distinct repeat keys of an article's units, sorted.
-pub fn repeat_keys(text: &str) -> Vec<u64> {
-    let mut keys: Vec<u64> = units(text)
+/// Site-level keys have the top bit set, corpus-level keys clear.
+const SITE_BIT: u64 = 1 << 63;
+
+/// The corpus-level repeat key of a unit: a hash of its normalised text.
+fn unit_hash(s: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(repeat_key(s).as_bytes()) & !SITE_BIT
+}
+
+/// The site-level repeat key of a unit.
+fn site_unit_hash(site: &str, s: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64_with_seed(repeat_key(s).as_bytes(), site_seed(site)) | SITE_BIT
+}
+
+/// The key that counts a site's pages (no unit hashes to it but by chance).
+fn site_pages_key(site: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64_with_seed(b"\0pages\0", site_seed(site)) | SITE_BIT
+}
+
+fn site_seed(site: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(site.as_bytes())
+}
+
+/// The distinct repeat keys of an article's units, sorted: corpus-level,
+/// and with a site, site-level and the site's page counter.
+pub fn repeat_keys(text: &str, site: Option<&str>, extracted: bool) -> Vec<u64> {
+    let units: Vec<&str> = units(text, extracted)
         .iter()
         .map(|u| &text[u.bytes.0..u.bytes.1])
         .filter(|s| !repeat_key(s).is_empty())
-        .map(unit_hash)
         .collect();
+    let mut keys: Vec<u64> = units.iter().map(|s| unit_hash(s)).collect();
+    if let Some(site) = site {
+        keys.extend(units.iter().map(|s| site_unit_hash(site, s)));
+        keys.push(site_pages_key(site));
+    }
     keys.sort_unstable();
     keys.dedup();
     keys
 }
 
-/// Lines that repeat across the corpus (rule 2), as the set of their keys.
+/// Units that repeat across the corpus (rule 2), as the set of their keys,
+/// and per site, with their page counts.
 #[derive(Debug, Default, Clone)]
 pub struct RepeatIndex {
     repeated: HashSet<u64>,
+    /// Site-level keys seen in `repeat_min_articles` pages or more, and
+    /// the page counts of those sites.
+    site: HashMap<u64, usize>,
+    min_articles: usize,
+}
+
+/// One article as segmentation sees it.
+#[derive(Debug, Clone)]
+pub struct Source<'a> {
+    pub text: &'a str,
+    /// Where it comes from, for site-level repeats.
+    pub site: Option<String>,
+    /// An extracted HTML article: paragraphs, one per line.
+    pub extracted: bool,
+}
+
+impl<'a> Source<'a> {
+    /// Plain text from no particular site.
+    pub fn plain(text: &'a str) -> Source<'a> {
+        Source {
+            text,
+            site: None,
+            extracted: false,
+        }
+    }
 }
 
 impl RepeatIndex {
@@ -190,38 +274,65 @@ impl RepeatIndex {
         articles: usize,
         cfg: &SegmentConfig,
     ) -> RepeatIndex {
+        let min = cfg.repeat_min_articles;
+        let (mut repeated, mut site) = (HashSet::new(), HashMap::new());
+        for (k, n) in counts {
+            if k & SITE_BIT != 0 {
+                if n >= min {
+                    site.insert(k, n);
+                }
+            } else if n >= min && n * 5 >= articles {
+                repeated.insert(k);
+            }
+        }
         RepeatIndex {
-            repeated: counts
-                .into_iter()
-                .filter(|&(_, n)| n >= cfg.repeat_min_articles && n * 5 >= articles)
-                .map(|(k, _)| k)
-                .collect(),
+            repeated,
+            site,
+            min_articles: min,
         }
     }
 
-    /// Exact counts over `texts`, held in memory (tests, small inputs).
-    pub fn build<'a>(texts: impl Iterator<Item = &'a str>, cfg: &SegmentConfig) -> RepeatIndex {
+    /// Exact counts over `sources`, held in memory (tests, small inputs).
+    pub fn build<'a>(
+        sources: impl Iterator<Item = Source<'a>>,
+        cfg: &SegmentConfig,
+    ) -> RepeatIndex {
         let mut counts: HashMap<u64, usize> = HashMap::new();
         let mut articles = 0;
-        for t in texts {
+        for s in sources {
             articles += 1;
-            for k in repeat_keys(t) {
+            for k in repeat_keys(s.text, s.site.as_deref(), s.extracted) {
                 *counts.entry(k).or_default() += 1;
             }
         }
         Self::from_counts(counts, articles, cfg)
     }
 
+    /// Units repeated across the corpus, and site-level units counted in
+    /// enough pages (whether their share of the site's pages is enough is
+    /// decided per site).
     pub fn len(&self) -> usize {
-        self.repeated.len()
+        self.repeated.len() + self.site.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.repeated.is_empty()
+        self.repeated.is_empty() && self.site.is_empty()
     }
 
-    fn is_repeated(&self, unit: &str) -> bool {
-        !self.repeated.is_empty() && self.repeated.contains(&unit_hash(unit))
+    fn is_repeated(&self, unit: &str, site: Option<&str>) -> bool {
+        if !self.repeated.is_empty() && self.repeated.contains(&unit_hash(unit)) {
+            return true;
+        }
+        let Some(site) = site.filter(|_| !self.site.is_empty()) else {
+            return false;
+        };
+        let n = self
+            .site
+            .get(&site_unit_hash(site, unit))
+            .copied()
+            .unwrap_or(0);
+        let pages = self.site.get(&site_pages_key(site)).copied().unwrap_or(0);
+        n >= self.min_articles.max(1) && n * 10 >= pages
     }
 }
 
@@ -292,11 +403,24 @@ impl RepeatCounter {
     }
 }
 
-pub fn segment(text: &str, repeats: &RepeatIndex, cfg: &SegmentConfig) -> Segmented {
+pub fn segment(src: Source, repeats: &RepeatIndex, cfg: &SegmentConfig) -> Segmented {
+    let Source {
+        text,
+        site,
+        extracted,
+    } = src;
+    let site = site.as_deref();
     if !cfg.split {
         return whole(text);
     }
-    let units = units(text);
+    let units = units(text, extracted);
+    if extracted {
+        let keep: Vec<bool> = units
+            .iter()
+            .map(|u| !repeats.is_repeated(&text[u.bytes.0..u.bytes.1], site))
+            .collect();
+        return kept(text, &units, &keep);
+    }
     let n = units.len();
     let mut keep = vec![true; n];
     let body = |u: &Unit| &text[u.bytes.0..u.bytes.1];
@@ -318,7 +442,9 @@ pub fn segment(text: &str, repeats: &RepeatIndex, cfg: &SegmentConfig) -> Segmen
     for i in 0..tail_from {
         let s = body(&units[i]);
         let chars = s.chars().count();
-        if repeats.is_repeated(s) || (chars < cfg.short_chars && !has_punct(s)) || is_tail_marker(s)
+        if repeats.is_repeated(s, site)
+            || (chars < cfg.short_chars && !has_punct(s))
+            || is_tail_marker(s)
         {
             keep[i] = false;
         }
@@ -344,10 +470,15 @@ pub fn segment(text: &str, repeats: &RepeatIndex, cfg: &SegmentConfig) -> Segmen
         }
     }
 
+    kept(text, &units, &keep)
+}
+
+/// The kept units as paragraphs; the others counted as dropped lines.
+fn kept(text: &str, units: &[Unit], keep: &[bool]) -> Segmented {
     let mut out = Segmented::default();
     // Byte -> code point conversion in one forward pass.
     let mut cp = CharCursor::new(text);
-    for (u, k) in units.iter().zip(&keep) {
+    for (u, k) in units.iter().zip(keep) {
         if *k {
             let start = cp.char_at(u.bytes.0);
             let end = cp.char_at(u.bytes.1);
@@ -411,7 +542,11 @@ mod tests {
     use super::*;
 
     fn seg(t: &str) -> Segmented {
-        segment(t, &RepeatIndex::default(), &SegmentConfig::default())
+        segment(
+            Source::plain(t),
+            &RepeatIndex::default(),
+            &SegmentConfig::default(),
+        )
     }
 
     #[test]
@@ -433,7 +568,11 @@ mod tests {
             split: false,
             ..Default::default()
         };
-        let s = segment("  مباشر\nقصير  ", &RepeatIndex::default(), &cfg);
+        let s = segment(
+            Source::plain("  مباشر\nقصير  "),
+            &RepeatIndex::default(),
+            &cfg,
+        );
         assert_eq!(
             s.paragraphs,
             vec![Paragraph {
@@ -442,9 +581,11 @@ mod tests {
                 text: "مباشر\nقصير".into()
             }]
         );
-        assert!(segment(" \n ", &RepeatIndex::default(), &cfg)
-            .paragraphs
-            .is_empty());
+        assert!(
+            segment(Source::plain(" \n "), &RepeatIndex::default(), &cfg)
+                .paragraphs
+                .is_empty()
+        );
     }
 
     #[test]
@@ -473,8 +614,11 @@ mod tests {
         let arts: Vec<String> = (0..4)
             .map(|i| format!("{chrome}\nArticle {i} body sentence that is long enough, with punctuation and detail."))
             .collect();
-        let idx = RepeatIndex::build(arts.iter().map(|s| s.as_str()), &SegmentConfig::default());
-        let s = segment(&arts[0], &idx, &SegmentConfig::default());
+        let idx = RepeatIndex::build(
+            arts.iter().map(|s| Source::plain(s)),
+            &SegmentConfig::default(),
+        );
+        let s = segment(Source::plain(&arts[0]), &idx, &SegmentConfig::default());
         assert_eq!(s.paragraphs.len(), 1);
         assert!(s.paragraphs[0].text.starts_with("Article 0"));
     }
@@ -491,11 +635,11 @@ mod tests {
                 format!("{chrome}\nBody {i} of the article.\nAnother line {i}, here.\nThird {i}.")
             })
             .collect();
-        let exact = RepeatIndex::build(arts.iter().map(|s| s.as_str()), &cfg);
+        let exact = RepeatIndex::build(arts.iter().map(|s| Source::plain(s)), &cfg);
         assert_eq!(exact.len(), 1);
         let mut c = RepeatCounter::new(32);
         for a in &arts {
-            c.add(&repeat_keys(a));
+            c.add(&repeat_keys(a, None, false));
         }
         assert!(!c.is_exact(), "32 slots for 601 distinct keys must evict");
         assert!(c.covers(&cfg));
@@ -504,7 +648,10 @@ mod tests {
         let held = c.keys();
         let mut counts: HashMap<u64, usize> = HashMap::new();
         for a in &arts {
-            for k in repeat_keys(a).into_iter().filter(|k| held.contains(k)) {
+            for k in repeat_keys(a, None, false)
+                .into_iter()
+                .filter(|k| held.contains(k))
+            {
                 *counts.entry(k).or_default() += 1;
             }
         }

@@ -3,6 +3,7 @@
 mod cli;
 mod e5;
 mod eval;
+mod extract;
 mod fetch;
 mod fixtures;
 mod jobs;

@@ -9,7 +9,7 @@
 //! that ever failed stays below as a named regression test.
 
 use paratag::input::{html_to_text, Inputs, Item, ReadOptions};
-use paratag::segment::{segment, RepeatIndex, SegmentConfig};
+use paratag::segment::{segment, RepeatIndex, SegmentConfig, Source};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
 
@@ -62,12 +62,13 @@ fn text() -> impl Strategy<Value = String> {
 }
 
 /// Checks every paragraph of `article` against its slice.
-fn check_segments(article: &str, repeats: &RepeatIndex, split: bool) -> Result<(), TestCaseError> {
+fn check_segments(src: Source, repeats: &RepeatIndex, split: bool) -> Result<(), TestCaseError> {
     let cfg = SegmentConfig {
         split,
         ..Default::default()
     };
-    let s = segment(article, repeats, &cfg);
+    let article = src.text;
+    let s = segment(src.clone(), repeats, &cfg);
     let chars: Vec<char> = article.chars().collect();
     let mut prev_end = 0;
     for p in &s.paragraphs {
@@ -129,17 +130,23 @@ proptest! {
 
     #[test]
     fn segments_are_code_point_slices(t in text(), split in any::<bool>()) {
-        check_segments(&t, &RepeatIndex::default(), split)?;
-        // Its lines repeated across a corpus: the repeat index drops them
-        // and the slices still hold.
-        let idx = RepeatIndex::build([t.as_str(), t.as_str(), t.as_str()].into_iter(), &SegmentConfig::default());
-        check_segments(&t, &idx, true)?;
+        check_segments(Source::plain(&t), &RepeatIndex::default(), split)?;
+        // Its lines repeated across a corpus, or across one site's pages:
+        // the repeat index drops them and the slices still hold.
+        let idx = RepeatIndex::build(std::iter::repeat_n(Source::plain(&t), 3), &SegmentConfig::default());
+        check_segments(Source::plain(&t), &idx, true)?;
+        let site = Source { text: &t, site: Some("example.org".into()), extracted: false };
+        let idx = RepeatIndex::build(std::iter::repeat_n(site.clone(), 3), &SegmentConfig::default());
+        check_segments(site, &idx, true)?;
     }
 
     #[test]
     fn html_pages_segment_into_slices(h in html()) {
         let t = html_to_text(&h);
-        check_segments(&t, &RepeatIndex::default(), true)?;
+        let page = Source { text: &t, site: Some("example.org".into()), extracted: true };
+        check_segments(page.clone(), &RepeatIndex::default(), true)?;
+        let idx = RepeatIndex::build(std::iter::repeat_n(page.clone(), 3), &SegmentConfig::default());
+        check_segments(page, &idx, true)?;
     }
 
     #[test]
@@ -241,7 +248,11 @@ fn a_ten_megabyte_line() {
         panic!("{:?}", items[0])
     };
     assert_eq!(r.text, t);
-    let s = segment(&r.text, &RepeatIndex::default(), &SegmentConfig::default());
+    let s = segment(
+        r.segment_source(),
+        &RepeatIndex::default(),
+        &SegmentConfig::default(),
+    );
     assert_eq!(s.paragraphs.len(), 1);
     assert_eq!(s.paragraphs[0].text, t.trim());
 }

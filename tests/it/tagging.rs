@@ -459,6 +459,13 @@ fn example_corpus_schema_and_metadata() {
         ("stance_ukraine_aid_reported", DataType::Float32),
         ("entities", DataType::List(Box::new(entity))),
         ("truncated_windows", DataType::UInt16),
+        // The example has an HTML page: its metadata and encoding.
+        ("title", DataType::String),
+        ("published", DataType::String),
+        ("author", DataType::String),
+        ("site", DataType::String),
+        ("url", DataType::String),
+        ("encoding", DataType::String),
     ];
     let got: Vec<(String, DataType)> = df
         .schema()
