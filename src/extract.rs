@@ -92,7 +92,8 @@ pub fn extract(html: &str) -> Page {
             },
         };
     };
-    let mut paras = paragraphs(&Document::from(article.content.as_ref()).root());
+    let content = Document::from(article.content.as_ref());
+    let mut paras = paragraphs(&first_of_several(&content).unwrap_or(content.root()));
     if paras.is_empty() {
         paras = fallback();
     }
@@ -110,6 +111,27 @@ pub fn extract(html: &str) -> Page {
             url: canonical.or_else(|| some(article.url)),
         },
     }
+}
+
+/// Where the container holds several `<article>`s of text (an endless
+/// scroll appends the next stories to the page), the first.
+fn first_of_several(content: &Document) -> Option<NodeRef<'_>> {
+    let articles: Vec<NodeRef> = content
+        .select("article")
+        .nodes()
+        .iter()
+        .filter(|a| a.text().len() >= MIN_BODY_CHARS)
+        .cloned()
+        .collect();
+    // Only sibling stories, not an article's own nested parts.
+    let nested = articles.iter().any(|a| {
+        a.ancestors_it(None)
+            .any(|p| p.node_name().is_some_and(|n| &*n == "article"))
+    });
+    // The first must be a story of its own, not a summary before the body.
+    let first = articles.first()?.text().len();
+    let longest = articles.iter().skip(1).map(|a| a.text().len()).max()?;
+    (!nested && first * 2 >= longest).then(|| articles[0])
 }
 
 /// The article's text as the page's JSON-LD gives it (`articleBody`).
@@ -306,6 +328,7 @@ const SKIP: &[&str] = &[
     "script",
     "style",
     "nav",
+    "aside",
     "noscript",
     "template",
     "svg",
@@ -587,6 +610,25 @@ fn is_furniture(c: &NodeRef, name: &str) -> bool {
         .attr("style")
         .map(|s| s.to_ascii_lowercase().replace(' ', ""))
         .unwrap_or_default();
+    // ARIA roles of controls and page regions that are not the article.
+    if c.attr("role").is_some_and(|r| {
+        matches!(
+            r.to_ascii_lowercase().as_str(),
+            "button"
+                | "navigation"
+                | "menu"
+                | "menubar"
+                | "toolbar"
+                | "dialog"
+                | "alertdialog"
+                | "search"
+                | "tablist"
+                | "banner"
+                | "contentinfo"
+        )
+    }) {
+        return true;
+    }
     if style.contains("display:none")
         || c.has_attr("hidden")
         || c.attr("aria-hidden").is_some_and(|v| &*v == "true")
@@ -848,6 +890,34 @@ pub fn limit_nesting(html: &str) -> std::borrow::Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An endless-scroll page holds the next stories after the first: the
+    /// page's article is the first.
+    #[test]
+    fn an_endless_scroll_page_gives_its_first_story() {
+        let story = |n: usize| {
+            let p: String = (0..4)
+                .map(|i| format!("<p>Story {n}, paragraph {i}: the parliament debated the aid package for hours, and the vote was close.</p>"))
+                .collect();
+            format!("<article><h2>Story {n}</h2>{p}</article>")
+        };
+        let page = format!(
+            "<html><head><title>Story 1</title></head><body><main>{}{}{}</main></body></html>",
+            story(1),
+            story(2),
+            story(3)
+        );
+        let got = extract(&page).paragraphs;
+        assert!(
+            got.iter().any(|p| p.starts_with("Story 1, paragraph 3")),
+            "{got:?}"
+        );
+        assert!(
+            got.iter()
+                .all(|p| !p.contains("Story 2") && !p.contains("Story 3")),
+            "{got:?}"
+        );
+    }
 
     #[test]
     fn deep_nesting_keeps_its_text_and_stays_linear() {

@@ -376,8 +376,14 @@ fn prepare(plan: &Plan, scan: &Scan, toks: &Tokenizers, w: Vec<(u64, Record)>) -
             })
         })
         .collect();
-    rows.par_iter_mut()
-        .for_each(|r| (r.lang, r.lang_score) = lang::detect(&r.text));
+    let detector = lang::Detector::new(&plan.job.languages);
+    let articles: Vec<_> = segs
+        .par_iter()
+        .map(|s| detector.article(s.paragraphs.iter().map(|p| p.text.as_str())))
+        .collect();
+    rows.par_iter_mut().for_each(|r| {
+        (r.lang, r.lang_score) = detector.paragraph(&r.text, articles[r.article].as_ref())
+    });
     let texts: Vec<&str> = rows.iter().map(|r| r.text.as_str()).collect();
     let only: Vec<Option<Targets>> = match &plan.job.stance_only {
         None => vec![None; rows.len()],

@@ -33,6 +33,8 @@ pub struct Job {
     pub dtype_requested: &'static str,
     pub aggregation: Aggregation,
     pub segment: SegmentConfig,
+    /// Candidate languages for the `lang` column (`--languages`).
+    pub languages: crate::lang::Languages,
     pub progress: crate::progress::Mode,
     /// Trained heads (`--heads`), each for `topic` or `stance_<id>`.
     pub heads: Vec<Head>,

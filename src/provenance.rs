@@ -103,6 +103,7 @@ fn settings(
         "read": job.read,
         "tasks": {"topic": job.topic, "stance": job.stance, "ner": plan.scheme.is_some()},
         "segment": job.segment.split,
+        "languages": job.languages.codes(),
         "aggregation": format!("{:?}", job.aggregation).to_lowercase(),
         "dtype": job.dtype.name(),
         "device": format!("{:?}", job.device).to_lowercase(),

@@ -92,6 +92,10 @@ pub struct Args {
     /// (for inputs that are already paragraphs or sentences).
     #[arg(long)]
     pub no_segment: bool,
+    /// Detect paragraph languages among these only (ISO 639-1 codes,
+    /// comma-separated, e.g. `ar,en,ru,uk`); default: all whatlang knows.
+    #[arg(long, value_delimiter = ',')]
+    pub languages: Vec<String>,
     /// No progress bar and no summary line.
     #[arg(short, long)]
     pub quiet: bool,
@@ -306,6 +310,7 @@ pub fn run(mut args: Args) -> Result<()> {
     }
     job.window = args.window;
     job.shard = shard;
+    job.languages = paratag::lang::Languages::parse(&args.languages)?;
     // Codebook/model mismatches fail before any input is read.
     let plan = Plan::new(&job)?;
     let quiet = args.quiet;
@@ -577,6 +582,7 @@ pub fn job(
         dtype_requested: m.dtype.name(),
         aggregation: m.aggregation,
         segment,
+        languages: Default::default(),
         progress,
         heads,
         tuned,
