@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""paratag quality and speed figures for the README.
+"""paratag quality and speed figures for docs/benchmarks.md.
 
 Quality: topic zero-shot with the offline e5 encoder on SIB-200 (real labeled
 data in ../shared/datasets/sib200), dev and test splits, per language, with

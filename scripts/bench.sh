@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Quality and speed figures for the README (not part of CI). Needs
+# Quality and speed figures for docs/benchmarks.md (not part of CI). Needs
 # scripts/setup.sh first. Makes a Python venv in the user cache:
 #   scripts/bench.sh          paratag's own figures (venv with polars)
 #   scripts/bench.sh --peer   paratag vs HF transformers and ONNX Runtime at

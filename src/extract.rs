@@ -8,7 +8,7 @@
 //!    Readability.js) scores the page's blocks by text and link density,
 //!    tag and class/id names, and picks the article's container. On the
 //!    development pages it beat the other candidates we measured, including
-//!    two Rust ports of trafilatura (README, "Extraction quality").
+//!    two Rust ports of trafilatura (docs/benchmarks.md, "Article extraction from HTML").
 //! 2. **Paragraphs** are read from that container in document order: every
 //!    block element (`p`, headings, `li`, `blockquote`, `pre`, `figcaption`,
 //!    `div` ...) starts a paragraph; a table row becomes one paragraph of its
@@ -237,13 +237,7 @@ fn remove_overlays(doc: &Document) {
         .select("div, section, aside, form, dialog, ol, ul")
         .nodes()
     {
-        let mut names = el.attr("id").map(|s| s.to_lowercase()).unwrap_or_default();
-        names.push(' ');
-        names.push_str(
-            &el.attr("class")
-                .map(|s| s.to_lowercase())
-                .unwrap_or_default(),
-        );
+        let names = names_of(el);
         // Whole names: WordPress tags a recipe post `tag-cookie-recipes`.
         let overlay = names
             .split_whitespace()
@@ -253,6 +247,12 @@ fn remove_overlays(doc: &Document) {
             el.remove_from_parent();
         }
     }
+}
+
+/// An element's `id` and `class`, lower-cased, space-separated.
+fn names_of(el: &NodeRef) -> String {
+    let attr = |a: &str| el.attr(a).map(|s| s.to_lowercase()).unwrap_or_default();
+    format!("{} {}", attr("id"), attr("class"))
 }
 
 /// How the `class` or `id` of a consent dialog starts.
@@ -677,13 +677,7 @@ fn is_furniture(c: &NodeRef, name: &str) -> bool {
     ) {
         return false;
     }
-    let mut names = c.attr("id").map(|s| s.to_lowercase()).unwrap_or_default();
-    names.push(' ');
-    names.push_str(
-        &c.attr("class")
-            .map(|s| s.to_lowercase())
-            .unwrap_or_default(),
-    );
+    let names = names_of(c);
     // By whole names: a `commentary` is an article.
     let comments = names.split_whitespace().any(|w| {
         (w.contains("comment") && !w.contains("commentar"))

@@ -2,7 +2,7 @@
 //! code where one exists (ISO 639-3 otherwise) with whatlang's confidence.
 //!
 //! Short paragraphs are where detectors fail: a two-line Russian paragraph
-//! reads as Bulgarian about once in thirty (SIB-200 sentences, README
+//! reads as Bulgarian about once in thirty (SIB-200 sentences, docs/benchmarks.md
 //! "Language identification"). A paragraph is part of an article, and the
 //! article's language is known far better. So where whatlang itself calls a
 //! paragraph's result unreliable, and the article's language is written in the

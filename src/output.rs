@@ -65,7 +65,7 @@ fn list_of_structs(
     Ok(out.into_series())
 }
 
-/// One window's rows as a table (the output schema, README "Output").
+/// One window's rows as a table (the output schema, docs/formats.md "Output schema").
 pub fn frame(w: &Labeled, codebook: Option<&Codebook>) -> Result<DataFrame> {
     let rows = &w.rows;
     let n = rows.len();

@@ -1,7 +1,7 @@
 //! Provenance: what made an output. Every Parquet file paratag writes (a
 //! table, or each part of a dataset folder) carries it in its key-value
 //! metadata, so one file sent on its own still says which model, settings
-//! and code labeled it (README "Output schema"):
+//! and code labeled it (docs/formats.md "Output schema"):
 //!
 //! - `paratag.settings`: everything that can change a label (inputs, models,
 //!   heads, adapter, codebook, read options, tasks, dtype, device); a

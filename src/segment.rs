@@ -2,7 +2,7 @@
 //!
 //! Scraped news pages carry menus, "follow us" lines, story lists, comment
 //! headers and lists of unrelated headlines around the article body. The rules,
-//! in order (each documented in the README):
+//! in order (each documented in docs/architecture.md):
 //!
 //! 1. Units are lines; a hard-wrapped line (50+ characters, no final
 //!    punctuation) is joined with the next line of the same block unless that

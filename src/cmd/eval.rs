@@ -96,7 +96,7 @@ pub struct Args {
     /// Markdown report (default: stdout).
     #[arg(long)]
     pub report: Option<PathBuf>,
-    /// The same figures as JSON (schema in the README).
+    /// The same figures as JSON (schema in docs/commands.md).
     #[arg(long)]
     pub json: Option<PathBuf>,
     /// Folder for PNG plots.

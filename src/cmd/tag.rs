@@ -174,7 +174,7 @@ pub struct ModelArgs {
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: DeviceArg,
     /// `auto` is f32 on every CPU (bf16 is faster on some, but its labels
-    /// depend on the batching under AMX; the README says why).
+    /// depend on the batching under AMX; docs/architecture.md says why).
     #[arg(long, value_enum, env = "PARATAG_DTYPE", default_value = "auto")]
     pub dtype: DTypeArg,
     /// Trained head folders (`paratag train`), each for the topics, one

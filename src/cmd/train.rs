@@ -32,7 +32,7 @@ pub struct Args {
     #[arg(long, required_unless_present = "recipe")]
     pub train: Vec<PathBuf>,
     /// `multi`: the recipe (data sources, adapter and training options);
-    /// see the README's "Fine-tuning the encoder".
+    /// see docs/commands.md (`paratag train multi`).
     #[arg(long, conflicts_with_all = ["train", "dev", "codebook", "target"])]
     pub recipe: Option<PathBuf>,
     /// Dev gold: early stopping, weight decay and temperature are chosen on

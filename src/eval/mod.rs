@@ -85,7 +85,7 @@ pub fn join<'a>(
     Ok((pairs, unmatched))
 }
 
-/// The JSON report. Field meanings are documented in the README ("eval report").
+/// The JSON report. Field meanings are documented in docs/commands.md (`paratag eval`).
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub schema: u32,

@@ -50,7 +50,7 @@ impl DType {
 }
 
 /// `--dtype`. `auto` is f32 on every CPU: it is the fastest dtype that
-/// keeps the determinism promise (README "Determinism"). bf16 on AMX
+/// keeps the determinism promise (docs/architecture.md "Determinism"). bf16 on AMX
 /// changed the scores of 197 of 287 paragraphs with `--window` (oneDNN's
 /// AMX kernels choose their blocking by matrix shape), and without AMX it
 /// was 1.4x faster on one CPU (AMD Zen 4) and 0.8x on another (an Intel
@@ -104,7 +104,8 @@ impl DeviceArg {
             DeviceArg::Auto => Ok(Device::cuda_if_available()),
             DeviceArg::Cuda if tch::Cuda::is_available() => Ok(Device::Cuda(0)),
             DeviceArg::Cuda => Err(Error::Config(
-                "--device cuda: no CUDA device (this libtorch may be CPU-only; see README)".into(),
+                "--device cuda: no CUDA device (this libtorch may be CPU-only; see docs/models.md)"
+                    .into(),
             )),
         }
     }

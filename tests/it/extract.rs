@@ -14,17 +14,7 @@ fn tag_pages(pages: &[(&str, Vec<u8>)]) -> DataFrame {
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, bytes).unwrap();
     }
-    let out = d.path().join("out.parquet");
-    let o = super::paratag(&[
-        "tag",
-        dir.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "--no-ner",
-        "-q",
-    ]);
-    assert!(o.status.success(), "{}", super::stderr(&o));
-    super::read(&out)
+    super::tag_without_ner(&dir, &d.path().join("out.parquet"))
 }
 
 fn strings(df: &DataFrame, col: &str) -> Vec<Option<String>> {

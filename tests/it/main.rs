@@ -1,6 +1,7 @@
 //! Integration tests: one binary (one link against libtorch) for all of them.
 
 mod cli;
+mod docs;
 mod e5;
 mod eval;
 mod extract;
@@ -135,6 +136,20 @@ pub fn models_busy(err: &str) -> f64 {
 
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// `paratag tag IN -o OUT --no-ner -q`, which must succeed; the output.
+pub fn tag_without_ner(input: &Path, out: &Path) -> DataFrame {
+    let o = paratag(&[
+        "tag",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--no-ner",
+        "-q",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    read(out)
 }
 
 pub fn read(path: &Path) -> DataFrame {

@@ -128,16 +128,7 @@ fn pages_in_legacy_encodings_are_tagged_like_utf8() {
             "{}.parquet",
             dir.file_name().unwrap().to_string_lossy()
         ));
-        let o = super::paratag(&[
-            "tag",
-            dir.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-            "--no-ner",
-            "-q",
-        ]);
-        assert!(o.status.success(), "{}", super::stderr(&o));
-        super::read(&out)
+        super::tag_without_ner(dir, &out)
     };
     let (a, b) = (tag(&legacy), tag(&utf8));
     // Everything but the encoding each page names.
