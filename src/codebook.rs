@@ -176,7 +176,7 @@ impl Codebook {
         let mut added = vec![];
         for t in targets {
             // Ids are ASCII snake_case; other scripts' targets get `t`, `t_2`...
-            let ascii: String = crate::formats::slug(t)
+            let ascii: String = crate::text::slug(t)
                 .chars()
                 .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
                 .collect();

@@ -171,7 +171,7 @@ pub fn differences(old: &Value, new: &Value) -> Vec<String> {
             Value::String(s) => s.clone(),
             other => other.to_string(),
         });
-        crate::input::cut(&s).chars().take(24).collect::<String>()
+        crate::text::cut(&s).chars().take(24).collect::<String>()
     };
     let (Some(a), Some(b)) = (old.as_object(), new.as_object()) else {
         return vec!["settings".into()];
@@ -386,7 +386,7 @@ impl Dataset {
                 if !foreign.is_empty() {
                     return Err(refuse(format!(
                         "is not empty ({}) and holds no paratag dataset; choose an empty or new folder",
-                        crate::input::cut(&foreign.join(", "))
+                        crate::text::cut(&foreign.join(", "))
                     )));
                 }
             }

@@ -171,11 +171,19 @@ pub fn round(x: f32) -> f32 {
 
 // ----------------------------------------------------------------- NER ------
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Aggregation {
     First,
     Average,
     Max,
+}
+
+impl crate::choice::Choice for Aggregation {
+    const CHOICES: &'static [(Self, &'static str, &'static str)] = &[
+        (Aggregation::First, "first", ""),
+        (Aggregation::Average, "average", ""),
+        (Aggregation::Max, "max", ""),
+    ];
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -14,13 +14,14 @@
 
 use crate::error::{Error, Result};
 use crate::hash::sha256_file;
+use crate::text::cut;
 use polars::prelude::*;
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     Jsonl,
@@ -30,6 +31,21 @@ pub enum Format {
     Parquet,
     Txt,
     Html,
+}
+
+impl crate::choice::Choice for Format {
+    const CHOICES: &'static [(Self, &'static str, &'static str)] = &[
+        (Format::Jsonl, "jsonl", ""),
+        (Format::Csv, "csv", ""),
+        (
+            Format::Tsv,
+            "tsv",
+            "Tab-separated, quoted like CSV (`--no-quote` for files with bare `\"`)",
+        ),
+        (Format::Parquet, "parquet", ""),
+        (Format::Txt, "txt", ""),
+        (Format::Html, "html", ""),
+    ];
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -493,14 +509,6 @@ fn parse_json_row(buf: &[u8], opts: &ReadOptions) -> std::result::Result<Option<
         }
     };
     Ok(Some(((id, text), map)))
-}
-
-/// A value quoted in an error, cut to 80 characters.
-pub fn cut(s: &str) -> String {
-    match s.char_indices().nth(80) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s.to_string(),
-    }
 }
 
 fn type_name(v: &Value) -> &'static str {

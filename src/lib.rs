@@ -6,6 +6,7 @@ pub mod atomic;
 pub mod batch;
 pub mod cache;
 pub mod calibrate;
+pub mod choice;
 pub mod codebook;
 pub mod dataset;
 pub mod error;
@@ -31,6 +32,7 @@ pub mod scan;
 pub mod segment;
 pub mod shard;
 pub mod table;
+pub mod text;
 pub mod tokenize;
 pub mod train;
 

@@ -14,6 +14,7 @@
 //!   `paratag.models`, `paratag.inputs`, `paratag.codebook*`,
 //!   `paratag.entity_types`, `paratag.started_at`.
 
+use crate::choice::Choice;
 use crate::error::Result;
 use crate::hash::{sha256_bytes, sha256_file};
 use crate::models::head;

@@ -16,12 +16,27 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use std::collections::{BTreeMap, HashSet};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Allocation {
     /// Each stratum in proportion to its size.
     Proportional,
     /// The same number from each stratum (as far as each has rows).
     Equal,
+}
+
+impl crate::choice::Choice for Allocation {
+    const CHOICES: &'static [(Self, &'static str, &'static str)] = &[
+        (
+            Allocation::Proportional,
+            "proportional",
+            "Each stratum in proportion to its size",
+        ),
+        (
+            Allocation::Equal,
+            "equal",
+            "The same number from each stratum (as far as each has rows)",
+        ),
+    ];
 }
 
 #[derive(Debug, Clone)]

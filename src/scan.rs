@@ -111,7 +111,7 @@ fn duplicate(r: &Record, first: &str) -> Error {
         r.origin.clone(),
         format!(
             "duplicate article id `{}` (first seen at {first}); use --dedupe to keep the first",
-            crate::input::cut(&r.id)
+            crate::text::cut(&r.id)
         ),
     )
 }

@@ -170,7 +170,7 @@ impl Table {
     /// The error for a column the file lacks: the columns found (cut), and
     /// a hint when the header reads as another delimiter's.
     pub fn missing(&self, path: &Path, col: &str, mapped_by: &str) -> Error {
-        let found = crate::input::cut(&self.headers.join(", "));
+        let found = crate::text::cut(&self.headers.join(", "));
         let mut msg = format!("missing column `{col}` (columns: {found})");
         let counts = [b'\t', b';', b',', b'|']
             .into_iter()
@@ -229,7 +229,7 @@ pub fn csv_message(e: &csv::Error) -> String {
             "invalid UTF-8 in field {} (pass --encoding, e.g. cp1252)",
             err.field() + 1
         ),
-        _ => crate::input::cut(&e.to_string()),
+        _ => crate::text::cut(&e.to_string()),
     }
 }
 

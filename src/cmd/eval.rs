@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 /// How gold files are read, shared by `eval`, `calibrate` and `train`.
 #[derive(Debug, clap::Args)]
 pub struct GoldFormat {
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = crate::cmd::choice::<Format>())]
     pub gold_format: Option<Format>,
     /// For CSV/TSV gold: FIELD=COLUMN, e.g. `text=Tweet`, `stance_ukraine=Stance 2`,
     /// `target=target` plus `stance=stance` for one target per row.

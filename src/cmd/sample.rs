@@ -16,13 +16,13 @@ pub struct Args {
     /// = Label Studio, .doccano.jsonl, .prodigy.jsonl, .gold.jsonl).
     #[arg(short, long)]
     pub output: PathBuf,
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = crate::cmd::choice::<Format>())]
     pub format: Option<Format>,
     /// Comma-separated columns to stratify by: topic, lang, stance_<target>
     /// or any pass-through column.
     #[arg(long, value_delimiter = ',')]
     pub stratify: Vec<String>,
-    #[arg(long, value_enum, default_value = "proportional")]
+    #[arg(long, value_parser = crate::cmd::choice::<Allocation>(), default_value = "proportional")]
     pub allocation: Allocation,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,

@@ -1,6 +1,7 @@
 //! `paratag tag INPUT... -o OUT.parquet`: the labeling job.
 
 use anyhow::{Context, Result};
+use paratag::choice::Choice;
 use paratag::codebook::Codebook;
 use paratag::dataset::{self, Dataset};
 use paratag::heads::Aggregation;
@@ -69,7 +70,7 @@ pub struct Args {
     #[arg(long, default_value = "text")]
     pub text_col: String,
     /// Override the format the extension implies.
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = crate::cmd::choice::<Format>())]
     pub input_format: Option<Format>,
     #[command(flatten)]
     pub table: TableArgs,
@@ -162,7 +163,7 @@ pub struct ModelArgs {
     #[arg(long)]
     pub ner: Option<String>,
     /// Sub-token aggregation for NER words.
-    #[arg(long, value_enum, default_value = "first")]
+    #[arg(long, value_parser = crate::cmd::choice::<Aggregation>(), default_value = "first")]
     pub aggregation: Aggregation,
     /// libtorch intra-op threads per model (default: all cores).
     #[arg(long)]
@@ -171,11 +172,11 @@ pub struct ModelArgs {
     /// (4096 was 1.4x slower); raise it on a GPU.
     #[arg(long, default_value_t = 2048)]
     pub batch_tokens: usize,
-    #[arg(long, value_enum, default_value = "cpu")]
+    #[arg(long, value_parser = crate::cmd::choice::<DeviceArg>(), default_value = "cpu")]
     pub device: DeviceArg,
     /// `auto` is f32 on every CPU (bf16 is faster on some, but its labels
     /// depend on the batching under AMX; docs/architecture.md says why).
-    #[arg(long, value_enum, env = "PARATAG_DTYPE", default_value = "auto")]
+    #[arg(long, value_parser = crate::cmd::choice::<DTypeArg>(), env = "PARATAG_DTYPE", default_value = "auto")]
     pub dtype: DTypeArg,
     /// Trained head folders (`paratag train`), each for the topics, one
     /// stance target or the entities; they read the encoder's one pass.

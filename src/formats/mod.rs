@@ -18,13 +18,14 @@ pub mod sheet;
 use crate::codebook::Codebook;
 use crate::error::{Error, Result};
 use crate::record::Pred;
+use crate::text::slug;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 /// The label for "no topic" / "no stance" in gold files and metrics.
 pub const NONE: &str = "none";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     /// CSV sheet: one row per paragraph (per coder), label columns.
     Csv,
@@ -41,6 +42,35 @@ pub enum Format {
     Gold,
     /// CoNLL / IOB2 token files (gold only).
     Conll,
+}
+
+impl crate::choice::Choice for Format {
+    const CHOICES: &'static [(Self, &'static str, &'static str)] = &[
+        (
+            Format::Csv,
+            "csv",
+            "CSV sheet: one row per paragraph (per coder), label columns",
+        ),
+        (
+            Format::XlsxCsv,
+            "xlsx-csv",
+            "CSV with a UTF-8 byte-order mark and CRLF line ends, so Excel opens it as UTF-8",
+        ),
+        (Format::Tsv, "tsv", "Tab-separated sheet"),
+        (
+            Format::LabelStudio,
+            "label-studio",
+            "Label Studio tasks JSON (sample) / export JSON (gold)",
+        ),
+        (Format::Doccano, "doccano", ""),
+        (Format::Prodigy, "prodigy", ""),
+        (Format::Gold, "gold", "paratag's own gold JSONL"),
+        (
+            Format::Conll,
+            "conll",
+            "CoNLL / IOB2 token files (gold only)",
+        ),
+    ];
 }
 
 impl Format {
@@ -419,19 +449,6 @@ pub fn utf16_to_cp(text: &str, unit: usize) -> Option<usize> {
 /// Code points to UTF-16 units.
 pub fn cp_to_utf16(text: &str, cp: usize) -> usize {
     text.chars().take(cp).map(char::len_utf16).sum()
-}
-
-/// A label normalised for matching: lowercase, runs of non-alphanumerics as `_`.
-pub fn slug(s: &str) -> String {
-    let mut out = String::new();
-    for c in s.trim().chars().flat_map(char::to_lowercase) {
-        if c.is_alphanumeric() {
-            out.push(c);
-        } else if !out.ends_with('_') {
-            out.push('_');
-        }
-    }
-    out.trim_matches('_').to_string()
 }
 
 /// The labels gold is checked against.

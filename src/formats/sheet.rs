@@ -157,7 +157,7 @@ pub fn read(
                 1,
                 format!(
                     "--gold-col {field}={column}: no column {column:?} (columns: {})",
-                    crate::input::cut(&header.join(", "))
+                    crate::text::cut(&header.join(", "))
                 ),
             )
         })?;

@@ -33,20 +33,16 @@ pub enum Arch {
     DebertaV2,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DType {
     F32,
     Bf16,
 }
 
-impl DType {
-    /// As `--dtype` spells it, and as the metadata records it.
-    pub fn name(self) -> &'static str {
-        match self {
-            DType::F32 => "f32",
-            DType::Bf16 => "bf16",
-        }
-    }
+/// As `--dtype` spells it, and as the metadata records it.
+impl crate::choice::Choice for DType {
+    const CHOICES: &'static [(Self, &'static str, &'static str)] =
+        &[(DType::F32, "f32", ""), (DType::Bf16, "bf16", "")];
 }
 
 /// `--dtype`. `auto` is f32 on every CPU: it is the fastest dtype that
@@ -55,23 +51,22 @@ impl DType {
 /// AMX kernels choose their blocking by matrix shape), and without AMX it
 /// was 1.4x faster on one CPU (AMD Zen 4) and 0.8x on another (an Intel
 /// Xeon), so it is asked for by name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DTypeArg {
     Auto,
     F32,
     Bf16,
 }
 
-impl DTypeArg {
-    /// As `--dtype` spells it.
-    pub fn name(self) -> &'static str {
-        match self {
-            DTypeArg::Auto => "auto",
-            DTypeArg::F32 => "f32",
-            DTypeArg::Bf16 => "bf16",
-        }
-    }
+impl crate::choice::Choice for DTypeArg {
+    const CHOICES: &'static [(Self, &'static str, &'static str)] = &[
+        (DTypeArg::Auto, "auto", ""),
+        (DTypeArg::F32, "f32", ""),
+        (DTypeArg::Bf16, "bf16", ""),
+    ];
+}
 
+impl DTypeArg {
     pub fn resolve(self) -> DType {
         match self {
             DTypeArg::F32 | DTypeArg::Auto => DType::F32,
@@ -90,11 +85,19 @@ pub fn cpu_flag(cpuinfo: &str, flag: &str) -> bool {
         .any(|(_, flags)| flags.split_whitespace().any(|f| f == flag))
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeviceArg {
     Cpu,
     Cuda,
     Auto,
+}
+
+impl crate::choice::Choice for DeviceArg {
+    const CHOICES: &'static [(Self, &'static str, &'static str)] = &[
+        (DeviceArg::Cpu, "cpu", ""),
+        (DeviceArg::Cuda, "cuda", ""),
+        (DeviceArg::Auto, "auto", ""),
+    ];
 }
 
 impl DeviceArg {

@@ -504,3 +504,28 @@ fn closed_stdout_is_not_an_internal_error() {
         "{e}"
     );
 }
+
+/// Every setting picked by name names each variant once, and its names
+/// round-trip (the CLI's choices come from these lists).
+#[test]
+fn choices_have_unique_names_that_round_trip() {
+    use paratag::choice::Choice;
+    fn check<T: Choice + std::fmt::Debug>() {
+        let names: Vec<&str> = T::CHOICES.iter().map(|c| c.1).collect();
+        let mut unique = names.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len(), "{names:?}");
+        for (v, n, _) in T::CHOICES {
+            assert_eq!(T::from_name(n), Some(*v));
+            assert_eq!(v.name(), *n);
+        }
+    }
+    check::<paratag::input::Format>();
+    check::<paratag::formats::Format>();
+    check::<paratag::sample::Allocation>();
+    check::<paratag::heads::Aggregation>();
+    check::<paratag::models::DTypeArg>();
+    check::<paratag::models::DeviceArg>();
+    check::<paratag::models::DType>();
+}
