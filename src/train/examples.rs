@@ -1,15 +1,10 @@
 //! Training examples from gold files: majority labels per item, entity
-//! spans with their types in a fixed order, a seeded hold-out split, and the
-//! branch-layer states of the encoder for heads with tuned layers.
+//! spans with their types in a fixed order, and a seeded hold-out split.
+//! (The encoder states tuned heads train on are made in `train::tuned`.)
 
-use crate::batch;
-use crate::cache::FeatureCache;
 use crate::error::{Error, Result};
 use crate::eval::{coder_labels, majority, majority_spans};
 use crate::formats::{self, GoldItem, LabelSet};
-use crate::models::encoder::Encoder;
-use crate::tokenize::Encoded;
-use crate::train::tuned;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
@@ -159,70 +154,4 @@ pub fn data_sha256(files: &[PathBuf]) -> Result<String> {
             crate::hash::sha256_bytes(hashes.join("\n").as_bytes())
         }
     })
-}
-
-/// Encodes texts and caches the branch layer's token states per window.
-pub fn layer_examples(
-    items: &Items,
-    enc: &Encoder,
-    layer: usize,
-    batch_tokens: usize,
-) -> Result<Vec<tuned::Example>> {
-    let tok = enc.dir.tokenizer()?;
-    let shift = enc.prefix.chars().count();
-    let mut wins: Vec<(Encoded, Vec<i64>)> = Vec::new();
-    for (text, gold) in items {
-        for w in tok.windows(&format!("{}{text}", enc.prefix), tok.max_len / 8)? {
-            let labels = match gold {
-                Gold::Spans(spans) => tuned::token_labels(&w, spans, shift),
-                Gold::Class(y) => vec![*y as i64],
-            };
-            wins.push((w, labels));
-        }
-    }
-    let lens: Vec<usize> = wins.iter().map(|w| w.0.len()).collect();
-    let mut states: Vec<Option<tch::Tensor>> = (0..wins.len()).map(|_| None).collect();
-    // A sweep over heads and options encodes each text once.
-    let cache = FeatureCache::open(&enc.dir.weights_sha256()?)?.enabled();
-    let kind = format!("layer{layer}/f32/cpu");
-    let keys: Vec<String> = wins
-        .iter()
-        .map(|w| FeatureCache::key(&kind, &w.0))
-        .collect();
-    let hidden = enc.config.hidden_size;
-    let mut todo = vec![];
-    for (i, k) in keys.iter().enumerate() {
-        match cache.as_ref().and_then(|c| c.get(k)) {
-            Some(v) if v.len() as i64 == lens[i] as i64 * hidden => {
-                states[i] = Some(tch::Tensor::from_slice(&v).view([lens[i] as i64, hidden]));
-            }
-            _ => todo.push(i),
-        }
-    }
-    let todo_lens: Vec<usize> = todo.iter().map(|&i| lens[i]).collect();
-    for b in batch::plan(&todo_lens, batch_tokens) {
-        let items: Vec<&Encoded> = b.iter().map(|&j| &wins[todo[j]].0).collect();
-        let padded = batch::pad(&items, enc.dir.pad_id, enc.dir.max_len, tch::Device::Cpu);
-        let (_, h) = enc.forward_layers(&padded, &[layer])?;
-        for (r, &j) in b.iter().enumerate() {
-            let i = todo[j];
-            let t = h[0].get(r as i64).narrow(0, 0, lens[i] as i64).copy();
-            if let Some(c) = &cache {
-                let v = Vec::<f32>::try_from(t.flatten(0, -1))?;
-                c.put(&keys[i], &v);
-            }
-            states[i] = Some(t);
-        }
-    }
-    if let Some(c) = &cache {
-        c.trim();
-    }
-    Ok(wins
-        .into_iter()
-        .zip(states)
-        .map(|((_, labels), s)| tuned::Example {
-            states: s.expect("every window encoded"),
-            labels,
-        })
-        .collect())
 }

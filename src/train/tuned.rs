@@ -13,11 +13,14 @@
 //! decodes) for NER, macro-F1 otherwise; pooled heads then get a softmax
 //! temperature fitted on dev, folded into the classifier.
 
+use crate::batch;
+use crate::cache::FeatureCache;
 use crate::error::Result;
 use crate::heads::NerScheme;
 use crate::models::head::DevFigures;
 use crate::models::tuned_head::TunedHead;
 use crate::tokenize::Encoded;
+use crate::train::examples::{Gold, Items};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use std::collections::BTreeSet;
@@ -330,18 +333,83 @@ pub struct Spec<'a> {
     pub train_sha256: String,
 }
 
+/// Encodes texts and caches the branch layer's token states per window.
+fn layer_examples(
+    items: &Items,
+    enc: &crate::models::encoder::Encoder,
+    layer: usize,
+    batch_tokens: usize,
+) -> Result<Vec<Example>> {
+    let tok = enc.dir.tokenizer()?;
+    let shift = enc.prefix.chars().count();
+    let mut wins: Vec<(Encoded, Vec<i64>)> = Vec::new();
+    for (text, gold) in items {
+        for w in tok.windows(&format!("{}{text}", enc.prefix), tok.max_len / 8)? {
+            let labels = match gold {
+                Gold::Spans(spans) => token_labels(&w, spans, shift),
+                Gold::Class(y) => vec![*y as i64],
+            };
+            wins.push((w, labels));
+        }
+    }
+    let lens: Vec<usize> = wins.iter().map(|w| w.0.len()).collect();
+    let mut states: Vec<Option<tch::Tensor>> = (0..wins.len()).map(|_| None).collect();
+    // A sweep over heads and options encodes each text once.
+    let cache = FeatureCache::open(&enc.dir.weights_sha256()?)?.enabled();
+    let kind = format!("layer{layer}/f32/cpu");
+    let keys: Vec<String> = wins
+        .iter()
+        .map(|w| FeatureCache::key(&kind, &w.0))
+        .collect();
+    let hidden = enc.config.hidden_size;
+    let mut todo = vec![];
+    for (i, k) in keys.iter().enumerate() {
+        match cache.as_ref().and_then(|c| c.get(k)) {
+            Some(v) if v.len() as i64 == lens[i] as i64 * hidden => {
+                states[i] = Some(tch::Tensor::from_slice(&v).view([lens[i] as i64, hidden]));
+            }
+            _ => todo.push(i),
+        }
+    }
+    let todo_lens: Vec<usize> = todo.iter().map(|&i| lens[i]).collect();
+    for b in batch::plan(&todo_lens, batch_tokens) {
+        let items: Vec<&Encoded> = b.iter().map(|&j| &wins[todo[j]].0).collect();
+        let padded = batch::pad(&items, enc.dir.pad_id, enc.dir.max_len, tch::Device::Cpu);
+        let (_, h) = enc.forward_layers(&padded, &[layer])?;
+        for (r, &j) in b.iter().enumerate() {
+            let i = todo[j];
+            let t = h[0].get(r as i64).narrow(0, 0, lens[i] as i64).copy();
+            if let Some(c) = &cache {
+                let v = Vec::<f32>::try_from(t.flatten(0, -1))?;
+                c.put(&keys[i], &v);
+            }
+            states[i] = Some(t);
+        }
+    }
+    if let Some(c) = &cache {
+        c.trim();
+    }
+    Ok(wins
+        .into_iter()
+        .zip(states)
+        .map(|((_, labels), s)| Example {
+            states: s.expect("every window encoded"),
+            labels,
+        })
+        .collect())
+}
+
 /// Copies the encoder's layers above the branch layer, fits them and the
 /// classifier on cached branch-layer states, and returns the head (its
 /// `meta` holds the figures early stopping chose) with the fit.
 pub fn train(
     spec: &Spec,
-    train_items: &crate::train::examples::Items,
-    dev_items: &crate::train::examples::Items,
+    train_items: &Items,
+    dev_items: &Items,
     report: &dyn Fn(&str),
 ) -> Result<(TunedHead, Fitted)> {
     use crate::error::Error;
     use crate::models::head::{HeadMeta, Hyper};
-    use crate::train::examples::layer_examples;
     let o = &spec.options;
     if o.epochs == 0 || o.batch_size == 0 {
         return Err(Error::Config(
