@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
 fn root() -> PathBuf {
-    crate::models::registry::home().join("cache")
+    crate::home::home().join("cache")
 }
 
 /// The sha256 of `path`, from the hash cache when the file is unchanged.

@@ -15,6 +15,7 @@ pub mod extract;
 pub mod formats;
 pub mod hash;
 pub mod heads;
+pub mod home;
 pub mod infer;
 pub mod input;
 pub mod inspect;

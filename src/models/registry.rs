@@ -44,16 +44,7 @@ pub fn load_registry(path: &Path) -> Result<Registry> {
     toml::from_str(&text).map_err(|e| Error::toml(path, &text, &e))
 }
 
-/// `$PARATAG_HOME`, default `<user cache>/paratag/home`.
-pub fn home() -> PathBuf {
-    match std::env::var_os("PARATAG_HOME") {
-        Some(h) if !h.is_empty() => PathBuf::from(h),
-        _ => dirs::cache_dir()
-            .unwrap_or_else(|| PathBuf::from(".cache"))
-            .join("paratag")
-            .join("home"),
-    }
-}
+pub use crate::home::home;
 
 pub fn installed_path(name: &str) -> PathBuf {
     home().join("models").join(name)

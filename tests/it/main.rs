@@ -8,6 +8,7 @@ mod extract;
 mod fetch;
 mod fixtures;
 mod jobs;
+mod layering;
 mod multi;
 mod profile;
 mod props;
