@@ -2,33 +2,35 @@
 //!
 //! A page's structure says more about what is article than its text does,
 //! so this stage reads the DOM (html5ever, through `dom_query`), not a text
-//! dump of it. The cascade:
+//! dump of it. The cascade (docs/architecture.md tells it at length):
 //!
-//! 1. **Readability** (`dom_smoothie`, a maintained port of Mozilla's
+//! 1. **Repairs:** React-streamed content is moved into its placeholders,
+//!    and cookie-consent dialogs are removed.
+//! 2. **Readability** (`dom_smoothie`, a maintained port of Mozilla's
 //!    Readability.js) scores the page's blocks by text and link density,
 //!    tag and class/id names, and picks the article's container. On the
 //!    development pages it beat the other candidates we measured, including
-//!    two Rust ports of trafilatura (docs/benchmarks.md, "Article extraction from HTML").
-//! 2. **Paragraphs** are read from that container in document order: every
-//!    block element (`p`, headings, `li`, `blockquote`, `pre`, `figcaption`,
-//!    `div` ...) starts a paragraph; a table row becomes one paragraph of its
-//!    cells joined by `" | "`; inline markup is dropped and whitespace
-//!    folded. Sub-blocks that are page furniture by their `class`/`id`
-//!    (comment threads, share and social bars, newsletter and promo boxes,
-//!    footers, hidden elements) and figures are skipped: trafilatura's
-//!    discard rules, narrowed to those that held on the development pages.
-//! 3. **Fallbacks:** where Readability finds nothing, the first container
-//!    named like an article body (`itemprop="articleBody"`, `<article>`,
-//!    `class="article-body"` ..., trafilatura's rules in their order) with
-//!    at least [`MIN_BODY_CHARS`] characters; else the whole `<body>`.
+//!    two Rust ports of trafilatura (docs/benchmarks.md). Of several sibling
+//!    `<article>`s (an endless scroll), the first is the article.
+//! 3. **Paragraphs** are read from that container in document order: every
+//!    block element starts a paragraph; a table row becomes one paragraph of
+//!    its cells joined by `" | "`; inline markup is dropped and whitespace
+//!    folded. Page furniture (comment threads, hidden elements, ads, figures,
+//!    controls, newsletter and promo boxes, bylines) is skipped by tag, ARIA
+//!    role and `class`/`id` words, and teasers, labels and the short lines
+//!    at the article's edges are dropped.
+//! 4. **Fallbacks:** where the JSON-LD `articleBody` holds much more text,
+//!    the page's blocks in it (or that text itself); where Readability finds
+//!    nothing, the first container named like an article body with at least
+//!    [`MIN_BODY_CHARS`] characters; else the whole `<body>`.
 //!
 //! Metadata comes from JSON-LD, OpenGraph and `<meta>` tags (title, date,
 //! author, site name), and the canonical URL from `<link rel=canonical>`,
 //! `og:url` or JSON-LD. Boilerplate that repeats across a site's pages is
-//! the segmenter's job, which sees the whole corpus ([`crate::segment`]).
+//! the segmenter's job, which sees the whole corpus.
 //!
 //! This file depends on nothing else in the crate, so the extraction
-//! benchmark can build it alone.
+//! harness can build it alone.
 
 use dom_query::{Document, NodeRef};
 
