@@ -118,22 +118,22 @@ pub fn extract(html: &str) -> Page {
 /// Where the container holds several `<article>`s of text (an endless
 /// scroll appends the next stories to the page), the first.
 fn first_of_several(content: &Document) -> Option<NodeRef<'_>> {
-    let articles: Vec<NodeRef> = content
+    let articles: Vec<(NodeRef, usize)> = content
         .select("article")
         .nodes()
         .iter()
-        .filter(|a| a.text().len() >= MIN_BODY_CHARS)
-        .cloned()
+        .map(|a| (*a, a.text().len()))
+        .filter(|(_, len)| *len >= MIN_BODY_CHARS)
         .collect();
     // Only sibling stories, not an article's own nested parts.
-    let nested = articles.iter().any(|a| {
+    let nested = articles.iter().any(|(a, _)| {
         a.ancestors_it(None)
             .any(|p| p.node_name().is_some_and(|n| &*n == "article"))
     });
     // The first must be a story of its own, not a summary before the body.
-    let first = articles.first()?.text().len();
-    let longest = articles.iter().skip(1).map(|a| a.text().len()).max()?;
-    (!nested && first * 2 >= longest).then(|| articles[0])
+    let (first, first_len) = *articles.first()?;
+    let longest = articles.iter().skip(1).map(|(_, len)| *len).max()?;
+    (!nested && first_len * 2 >= longest).then_some(first)
 }
 
 /// The article's text as the page's JSON-LD gives it (`articleBody`).
@@ -234,18 +234,24 @@ fn place_streamed_content(doc: &Document) {
 /// are long runs of sentences, and Readability can take one for the
 /// article.
 fn remove_overlays(doc: &Document) {
-    let total = doc.root().text().len().max(1);
+    // The page's text length, measured only when a dialog is found.
+    let mut total = None;
     for el in doc
         .select("div, section, aside, form, dialog, ol, ul")
         .nodes()
     {
         let names = names_of(el);
         // Whole names: WordPress tags a recipe post `tag-cookie-recipes`.
-        let overlay = names
+        if !names
             .split_whitespace()
-            .any(|n| OVERLAY.iter().any(|w| n.starts_with(w)));
-        // Never the page's main body, whatever its class says.
-        if overlay && el.text().len() * 2 < total {
+            .any(|n| OVERLAY.iter().any(|w| n.starts_with(w)))
+        {
+            continue;
+        }
+        // Never the page's main body, whatever its class says. (Measured
+        // before the first removal, as the page came.)
+        let total = *total.get_or_insert_with(|| doc.root().text().len().max(1));
+        if el.text().len() * 2 < total {
             el.remove_from_parent();
         }
     }

@@ -13,6 +13,7 @@
 //! silently.
 
 use crate::error::{Error, Result};
+use crate::extract::host;
 use crate::hash::sha256_file;
 use crate::text::cut;
 use polars::prelude::*;
@@ -845,11 +846,6 @@ pub fn page_record(
         })),
         extracted: true,
     }
-}
-
-/// The host of a URL (see [`crate::extract::host`]).
-fn host(url: &str) -> Option<String> {
-    crate::extract::host(url)
 }
 
 /// An HTML page's text, decoded: by its byte-order mark; else as UTF-8 when

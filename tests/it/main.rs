@@ -84,15 +84,7 @@ fn every_run_names_its_dtype() {
         "{\"id\": \"a\", \"text\": \"One paragraph here.\"}\n",
     );
     let out = d.path().join("o.parquet");
-    let o = paratag(&[
-        "tag",
-        input.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "--no-ner",
-        "-q",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    tag_without_ner(&input, &out);
     let meta = metadata(&out);
     let run: serde_json::Value = serde_json::from_str(&meta["paratag.run"]).unwrap();
     assert_eq!(run["dtype"], "f32", "{run}");
@@ -139,16 +131,25 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// `paratag tag IN -o OUT --no-ner -q`, which must succeed; the output.
+/// `paratag tag IN -o OUT --no-ner -q` in f32, which must succeed; the output.
 pub fn tag_without_ner(input: &Path, out: &Path) -> DataFrame {
-    let o = paratag(&[
-        "tag",
-        input.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "--no-ner",
-        "-q",
-    ]);
+    tag_without_ner_in("f32", input, out)
+}
+
+/// [`tag_without_ner`] in `dtype`.
+pub fn tag_without_ner_in(dtype: &str, input: &Path, out: &Path) -> DataFrame {
+    let o = command_in(dtype)
+        .args([
+            "tag",
+            input.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--no-ner",
+            "-q",
+        ])
+        .env("PARATAG_HOME", home())
+        .output()
+        .expect("run paratag");
     assert!(o.status.success(), "{}", stderr(&o));
     read(out)
 }

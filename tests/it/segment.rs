@@ -123,37 +123,40 @@ fn pages_in_legacy_encodings_are_tagged_like_utf8() {
         std::fs::write(legacy.join(name), e.encode(&html).0).unwrap();
         std::fs::write(utf8.join(name), html.as_bytes()).unwrap();
     }
-    let tag = |dir: &Path| {
+    let tag = |dtype: &str, dir: &Path| {
         let out = d.path().join(format!(
-            "{}.parquet",
+            "{}-{dtype}.parquet",
             dir.file_name().unwrap().to_string_lossy()
         ));
-        super::tag_without_ner(dir, &out)
+        super::tag_without_ner_in(dtype, dir, &out)
     };
-    let (a, b) = (tag(&legacy), tag(&utf8));
-    // Everything but the encoding each page names.
-    let enc = |df: &polars::prelude::DataFrame| -> Vec<String> {
-        let c = df.column("encoding").unwrap().str().unwrap();
-        c.iter().map(|e| e.unwrap().to_string()).collect()
-    };
-    assert!(
-        enc(&a).iter().all(|e| e.starts_with("windows-125")),
-        "{:?}",
-        enc(&a)
-    );
-    assert!(enc(&b).iter().all(|e| e == "utf-8"), "{:?}", enc(&b));
-    let (a, b) = (a.drop("encoding").unwrap(), b.drop("encoding").unwrap());
-    super::jobs::assert_same("windows-1251/1256 against UTF-8", &a, &b);
-    let texts: Vec<String> = a
-        .column("text")
-        .unwrap()
-        .str()
-        .unwrap()
-        .iter()
-        .map(|t| t.unwrap().to_string())
-        .collect();
-    assert!(
-        texts.contains(&ru.to_string()) && texts.contains(&ar.to_string()),
-        "{texts:?}"
-    );
+    // The comparison holds in every dtype the tests run.
+    for dtype in super::DTYPES {
+        let (a, b) = (tag(dtype, &legacy), tag(dtype, &utf8));
+        // Everything but the encoding each page names.
+        let enc = |df: &polars::prelude::DataFrame| -> Vec<String> {
+            let c = df.column("encoding").unwrap().str().unwrap();
+            c.iter().map(|e| e.unwrap().to_string()).collect()
+        };
+        assert!(
+            enc(&a).iter().all(|e| e.starts_with("windows-125")),
+            "{:?}",
+            enc(&a)
+        );
+        assert!(enc(&b).iter().all(|e| e == "utf-8"), "{:?}", enc(&b));
+        let (a, b) = (a.drop("encoding").unwrap(), b.drop("encoding").unwrap());
+        super::jobs::assert_same("windows-1251/1256 against UTF-8", &a, &b);
+        let texts: Vec<String> = a
+            .column("text")
+            .unwrap()
+            .str()
+            .unwrap()
+            .iter()
+            .map(|t| t.unwrap().to_string())
+            .collect();
+        assert!(
+            texts.contains(&ru.to_string()) && texts.contains(&ar.to_string()),
+            "{texts:?}"
+        );
+    }
 }
