@@ -19,6 +19,7 @@ use crate::eval::metrics::Confusion;
 use crate::eval::{coder_labels, majority, Pair};
 use crate::formats::NONE;
 use crate::heads;
+use crate::task::{Col, Task};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use std::collections::BTreeSet;
@@ -115,7 +116,7 @@ impl Item {
 /// The result for one task.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Change {
-    pub task: String,
+    pub task: Task,
     pub n: usize,
     pub articles: usize,
     pub threshold_before: f32,
@@ -157,7 +158,7 @@ pub struct Options {
     pub bootstrap: usize,
 }
 
-fn items(pairs: &[Pair], task: &str, codebook: &Codebook) -> Result<Vec<Item>> {
+fn items(pairs: &[Pair], task: &Task, codebook: &Codebook) -> Result<Vec<Item>> {
     let coders = crate::formats::coders(pairs.iter().map(|p| p.gold));
     let mut out = Vec::new();
     for p in pairs {
@@ -165,19 +166,20 @@ fn items(pairs: &[Pair], task: &str, codebook: &Codebook) -> Result<Vec<Item>> {
         let Some(gold) = majority(&labels) else {
             continue;
         };
-        let scores = match task.strip_prefix("stance_") {
-            None => Scores::Topic(p.pred.topic_scores.clone().ok_or_else(|| {
+        let scores = match task {
+            Task::Holder(_) | Task::Entities => return Err(not_calibrated(task)),
+            Task::Topic => Scores::Topic(p.pred.topic_scores.clone().ok_or_else(|| {
                 Error::Config(format!(
                     "article {:?} paragraph {}: no topic_scores in the predictions",
                     p.pred.article_id, p.pred.paragraph
                 ))
             })?),
-            Some(t) => {
+            Task::Stance(t) => {
                 let s = p.pred.stances.get(t).cloned().unwrap_or_default();
                 let reading = codebook
                     .stances
                     .iter()
-                    .find(|x| x.id == t)
+                    .find(|x| x.id == *t)
                     .map(|x| x.holder)
                     .unwrap_or_default();
                 match (s.label.is_some(), s.favor, s.against) {
@@ -185,7 +187,9 @@ fn items(pairs: &[Pair], task: &str, codebook: &Codebook) -> Result<Vec<Item>> {
                     (true, Some(f), Some(a)) => Scores::Stance(Some((f, a, s.reported, reading))),
                     _ => {
                         return Err(Error::Config(format!(
-                            "the predictions have no stance_{t}_favor/_against scores: tag again with this version of paratag"
+                            "the predictions have no {}/{} scores: tag again with this version of paratag",
+                            task.col(Col::Favor),
+                            task.col(Col::Against)
                         )))
                     }
                 }
@@ -234,19 +238,20 @@ fn best_threshold(items: &[&Item], current: f32, obj: &Objective) -> f32 {
 pub fn calibrate(
     pairs: &[Pair],
     held_out: &[Pair],
-    tasks: &[String],
+    tasks: &[Task],
     codebook: &Codebook,
     opts: &Options,
 ) -> Result<Vec<Change>> {
     let mut out = Vec::new();
     for task in tasks {
-        let current = match task.strip_prefix("stance_") {
-            None => codebook.topics.threshold,
-            Some(t) => {
+        let current = match task {
+            Task::Holder(_) | Task::Entities => return Err(not_calibrated(task)),
+            Task::Topic => codebook.topics.threshold,
+            Task::Stance(t) => {
                 codebook
                     .stances
                     .iter()
-                    .find(|s| s.id == t)
+                    .find(|s| s.id == *t)
                     .ok_or_else(|| {
                         Error::Config(format!("the codebook has no stance target {t:?}"))
                     })?
@@ -338,6 +343,13 @@ pub fn calibrate(
     Ok(out)
 }
 
+/// Only topic and stance thresholds are calibrated.
+fn not_calibrated(task: &Task) -> Error {
+    Error::Config(format!(
+        "{task}: only topic and stance thresholds are calibrated"
+    ))
+}
+
 /// A one-line summary of a change, used in the codebook comment and on stderr.
 pub fn describe(c: &Change, obj: &Objective) -> String {
     let mut s = format!(
@@ -379,7 +391,7 @@ pub fn rewrite(
         })?;
     let note = |c: &Change| format!("# {stamp}: {}\n", describe(c, obj));
     for c in changes {
-        let table: &mut toml_edit::Table = match c.task.strip_prefix("stance_") {
+        let table: &mut toml_edit::Table = match c.task.target() {
             None => {
                 if !doc.contains_key("topics") {
                     doc["topics"] = toml_edit::table();
@@ -429,7 +441,7 @@ mod tests {
     #[test]
     fn classes_under_thirty_gold_items_are_thin() {
         let c = super::Change {
-            task: "topic".into(),
+            task: crate::task::Task::Topic,
             n: 59,
             articles: 10,
             threshold_before: 0.5,

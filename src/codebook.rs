@@ -67,11 +67,8 @@ pub enum Holder {
     Author,
 }
 
-/// The suffix of a stance target's holder task and column.
-pub const HOLDER_SUFFIX: &str = "_holder";
-
 /// The labels of a holder head and column.
-pub const HOLDERS: [&str; 2] = ["author", "reported"];
+pub const HOLDERS: [&str; 2] = crate::task::HOLDER_LABELS;
 
 #[derive(Debug, Clone)]
 pub struct StanceTarget {
@@ -146,6 +143,18 @@ pub const DEFAULT_TEMPLATE: &str = "This text is about {}.";
 pub const DEFAULT_TEMPERATURE: f32 = 0.02;
 
 impl Codebook {
+    /// The class labels of a head for `task`: the topic ids (no `none`),
+    /// or the fixed stance and holder labels. Entities have none.
+    pub fn labels(&self, task: &crate::task::Task) -> Vec<String> {
+        match task.fixed_labels() {
+            Some(l) => l.iter().map(|s| s.to_string()).collect(),
+            None if *task == crate::task::Task::Topic => {
+                self.topics.topics.iter().map(|t| t.id.clone()).collect()
+            }
+            None => vec![],
+        }
+    }
+
     pub fn load(path: &Path) -> Result<Codebook> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         let text = String::from_utf8(bytes).map_err(|e| {
@@ -299,10 +308,10 @@ impl Codebook {
             let s = s.get_ref();
             let key = format!("stance[{i}].id");
             check_id(&s.id, &key).map_err(|(sp, m)| err(sp, m))?;
-            if s.id.get_ref().ends_with(HOLDER_SUFFIX) {
+            if !crate::task::is_valid_target(s.id.get_ref()) {
                 return Err(err(
                     s.id.span(),
-                    format!("key `{key}`: a stance id may not end in `{HOLDER_SUFFIX}` (its holder column would clash)"),
+                    format!("key `{key}`: a stance id may not end in `_holder` (its holder column would clash)"),
                 ));
             }
             if !seen_stance.insert(s.id.get_ref().clone()) {

@@ -263,7 +263,7 @@ impl Models {
             let tuned: &[(PathBuf, HeadMeta)] = if t == Target::Encoder { l.tuned } else { &[] };
             let pooled = tuned
                 .iter()
-                .map(|(_, m)| m.kind != crate::models::tuned_head::KIND)
+                .map(|(_, m)| m.kind != crate::task::HeadKind::Ner)
                 .collect();
             let cache = if cache {
                 let sha = d.weights_sha256()?;

@@ -75,8 +75,8 @@ impl Default for ReadOptions {
     }
 }
 
-/// The output table's fixed columns (besides `stance_*`), which a
-/// pass-through column may not take.
+/// The output table's fixed columns besides the tasks' (see
+/// [`crate::task::Task::columns`]), which a pass-through column may not take.
 pub const RESERVED: &[&str] = &[
     "article_id",
     "paragraph",
@@ -85,10 +85,6 @@ pub const RESERVED: &[&str] = &[
     "text",
     "lang",
     "lang_score",
-    "topic",
-    "topic_score",
-    "topic_scores",
-    "entities",
     "truncated_windows",
 ];
 
@@ -1048,7 +1044,7 @@ impl PassSchema {
                 }
             }
         }
-        let clashes = |n: &str| RESERVED.contains(&n) || n.starts_with("stance_");
+        let clashes = |n: &str| RESERVED.contains(&n) || crate::task::Task::is_task_column(n);
         let mut taken: std::collections::HashSet<String> =
             order.iter().map(|(n, _)| n.clone()).collect();
         order

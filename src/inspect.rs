@@ -8,6 +8,7 @@
 
 use crate::dataset::{self, Manifest};
 use crate::error::{Error, Result};
+use crate::task::{Col, Task};
 use polars::prelude::*;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -349,10 +350,7 @@ fn read_files(files: &[PathBuf], r: &mut Report) -> Result<(usize, usize)> {
 
 /// Label columns: `topic`, `stance_T`, `stance_T_holder`, `entities`.
 fn is_label(name: &str) -> bool {
-    let scores = ["_score", "_favor", "_against", "_reported"];
-    name == "topic"
-        || name == "entities"
-        || (name.starts_with("stance_") && !scores.iter().any(|s| name.ends_with(s)))
+    matches!(Task::of_column(name), Some((_, Col::Label)))
 }
 
 fn count_labels(
@@ -365,7 +363,7 @@ fn count_labels(
             continue;
         }
         let counts = out.entry(name.clone()).or_default();
-        if name == "entities" {
+        if Task::parse(&name) == Some(Task::Entities) {
             // Every span of every row, as one struct column.
             let spans = c.list()?.get_inner();
             let labels = spans.struct_()?.field_by_name("label")?;

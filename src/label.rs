@@ -9,16 +9,17 @@ use crate::infer::Outputs;
 use crate::models::head as head_file;
 use crate::plan::{Plan, Targets, TopicResult, Via};
 use crate::record::{Row, Stance};
+use crate::task::Task;
 use rayon::prelude::*;
 
 /// The labels and probabilities of the head for `task` on a paragraph.
 fn head_probs<'p>(
     plan: &'p Plan,
-    task: &str,
+    task: &Task,
     out: &Outputs,
     para: u32,
 ) -> (&'p [String], Vec<f32>) {
-    if let Some(h) = plan.job.heads.iter().find(|h| h.meta.task == task) {
+    if let Some(h) = plan.job.heads.iter().find(|h| h.meta.task == *task) {
         return (&h.meta.labels, h.probs(&out.feature(para)));
     }
     let (i, (_, meta)) = plan
@@ -26,7 +27,7 @@ fn head_probs<'p>(
         .tuned
         .iter()
         .enumerate()
-        .find(|(_, t)| t.1.task == task)
+        .find(|(_, t)| t.1.task == *task)
         .expect("Via::Head is chosen only with a head for the task");
     // Window logits are averaged, then the softmax (temperature folded in).
     let logits = heads::mean_rows(&out.tuned_windows(i as u16, para));
@@ -66,7 +67,7 @@ pub fn topics(
                     ts.multi_label,
                 ),
                 Via::Head => {
-                    let (labels, probs) = head_probs(plan, "topic", out, p);
+                    let (labels, probs) = head_probs(plan, &Task::Topic, out, p);
                     ts.topics
                         .iter()
                         .map(|t| head_file::prob_of(labels, &probs, &t.id))
@@ -190,8 +191,7 @@ fn stance(
             heads::embedding_stance(&out.emb_windows(pid), &a, st.temperature)
         }
         Via::Head => {
-            let task = format!("stance_{}", st.id);
-            let (labels, probs) = head_probs(plan, &task, out, pid);
+            let (labels, probs) = head_probs(plan, &Task::Stance(st.id.clone()), out, pid);
             (
                 head_file::prob_of(labels, &probs, "favor"),
                 head_file::prob_of(labels, &probs, "against"),
@@ -200,7 +200,7 @@ fn stance(
     };
     let (f, a) = (heads::round(f), heads::round(a));
     let (label, score) = heads::stance_decision(f, a, st.threshold);
-    let task = format!("stance_{}{}", st.id, crate::codebook::HOLDER_SUFFIX);
+    let task = Task::Holder(st.id.clone());
     let reported = plan.job.has_head(&task).then(|| {
         let (labels, probs) = head_probs(plan, &task, out, pid);
         heads::round(head_file::prob_of(labels, &probs, "reported"))

@@ -33,6 +33,7 @@ pub mod scan;
 pub mod segment;
 pub mod shard;
 pub mod table;
+pub mod task;
 pub mod text;
 pub mod tokenize;
 pub mod train;

@@ -12,28 +12,12 @@ use crate::codebook::Codebook;
 use crate::error::{Error, Result};
 use crate::pipeline::{Labeled, Sink};
 use crate::record::{Pred, PredEntity, PredStance, Predictions, Row, Span, Stance};
+use crate::task::{entity_item, label_score_item, Col, Task};
 use polars::prelude::*;
 use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-
-fn entity_dtype() -> DataType {
-    DataType::Struct(vec![
-        Field::new("text".into(), DataType::String),
-        Field::new("label".into(), DataType::String),
-        Field::new("start".into(), DataType::UInt32),
-        Field::new("end".into(), DataType::UInt32),
-        Field::new("score".into(), DataType::Float32),
-    ])
-}
-
-fn score_dtype() -> DataType {
-    DataType::Struct(vec![
-        Field::new("label".into(), DataType::String),
-        Field::new("score".into(), DataType::Float32),
-    ])
-}
 
 /// `list<struct>` from per-row optional lists, built from one flat struct column.
 fn list_of_structs(
@@ -102,12 +86,13 @@ pub fn frame(w: &Labeled, codebook: Option<&Codebook>) -> Result<DataFrame> {
         "lang_score".into(),
         rows.iter().map(|r| r.lang_score).collect::<Vec<f32>>(),
     ));
+    let topic = Task::Topic;
     push(Series::new(
-        "topic".into(),
+        topic.name().into(),
         rows.iter().map(|r| r.topic.as_deref()).collect::<Vec<_>>(),
     ));
     push(Series::new(
-        "topic_score".into(),
+        topic.col(Col::Score).into(),
         rows.iter().map(|r| r.topic_score).collect::<Vec<_>>(),
     ));
 
@@ -125,40 +110,45 @@ pub fn frame(w: &Labeled, codebook: Option<&Codebook>) -> Result<DataFrame> {
             flat.iter().map(|x| x.1).collect::<Vec<f32>>(),
         ),
     ];
-    let st = StructChunked::from_series("topic_scores".into(), flat.len(), fields.iter())?;
+    let name = topic.col(Col::Scores);
+    let st = StructChunked::from_series(name.as_str().into(), flat.len(), fields.iter())?;
     push(list_of_structs(
-        "topic_scores",
+        &name,
         &rows
             .iter()
             .map(|r| r.topic_scores.as_ref().map(|v| v.len()))
             .collect::<Vec<_>>(),
         st,
-        score_dtype(),
+        label_score_item(),
     )?);
 
     if let Some(cb) = codebook {
         for (i, s) in cb.stances.iter().enumerate() {
             let get = |r: &Row| r.stances.get(i).copied().unwrap_or_default();
+            let [stance, holder] = Task::stance_pair(&s.id);
             push(Series::new(
-                format!("stance_{}", s.id).into(),
+                stance.name().into(),
                 rows.iter().map(|r| get(r).label).collect::<Vec<_>>(),
             ));
-            for (suffix, f) in [
-                ("score", (|s: Stance| s.score) as fn(Stance) -> Option<f32>),
-                ("favor", |s: Stance| s.favor),
-                ("against", |s: Stance| s.against),
+            for (c, f) in [
+                (
+                    Col::Score,
+                    (|s: Stance| s.score) as fn(Stance) -> Option<f32>,
+                ),
+                (Col::Favor, |s: Stance| s.favor),
+                (Col::Against, |s: Stance| s.against),
             ] {
                 push(Series::new(
-                    format!("stance_{}_{suffix}", s.id).into(),
+                    stance.col(c).into(),
                     rows.iter().map(|r| f(get(r))).collect::<Vec<_>>(),
                 ));
             }
             push(Series::new(
-                format!("stance_{}_holder", s.id).into(),
+                holder.name().into(),
                 rows.iter().map(|r| get(r).holder).collect::<Vec<_>>(),
             ));
             push(Series::new(
-                format!("stance_{}_reported", s.id).into(),
+                holder.col(Col::Reported).into(),
                 rows.iter().map(|r| get(r).reported).collect::<Vec<_>>(),
             ));
         }
@@ -190,15 +180,16 @@ pub fn frame(w: &Labeled, codebook: Option<&Codebook>) -> Result<DataFrame> {
             ents.iter().map(|e| e.score).collect::<Vec<f32>>(),
         ),
     ];
-    let st = StructChunked::from_series("entities".into(), ents.len(), fields.iter())?;
+    let name = Task::Entities.name();
+    let st = StructChunked::from_series(name.as_str().into(), ents.len(), fields.iter())?;
     push(list_of_structs(
-        "entities",
+        &name,
         &rows
             .iter()
             .map(|r| r.entities.as_ref().map(|v| v.len()))
             .collect::<Vec<_>>(),
         st,
-        entity_dtype(),
+        entity_item(),
     )?);
 
     push(Series::new(
@@ -381,7 +372,9 @@ use std::collections::BTreeMap;
 /// Columns of the output table read into `Pred`'s own fields (`lang` and
 /// pass-through columns go to `fields`).
 fn is_core(name: &str) -> bool {
-    name != "lang" && crate::input::RESERVED.contains(&name)
+    name != "lang"
+        && (crate::input::RESERVED.contains(&name)
+            || Task::untargeted_columns().iter().any(|c| c == name))
 }
 
 /// A Parquet file's key-value metadata (where paratag keeps provenance).
@@ -449,11 +442,15 @@ pub fn predictions_from(df: &DataFrame, meta: BTreeMap<String, String>) -> Resul
         .iter()
         .map(|s| s.to_string())
         .collect();
+    let has = |c: &str| names.iter().any(|n| n == c);
     let targets: Vec<String> = names
         .iter()
-        .filter_map(|c| c.strip_prefix("stance_"))
-        .filter(|t| names.iter().any(|c| *c == format!("stance_{t}_score")))
-        .map(str::to_string)
+        .filter_map(|c| match Task::of_column(c)? {
+            (t @ Task::Stance(_), Col::Label) if has(&t.col(Col::Score)) => {
+                t.target().map(String::from)
+            }
+            _ => None,
+        })
         .collect();
     let mut rows: Vec<Pred> = (0..n)
         .map(|i| Pred {
@@ -463,10 +460,11 @@ pub fn predictions_from(df: &DataFrame, meta: BTreeMap<String, String>) -> Resul
             ..Default::default()
         })
         .collect();
-    if names.iter().any(|c| c == "topic") {
-        let topic = strs("topic")?;
-        let score = f32s(need("topic_score")?)?;
-        let scores = label_scores(need("topic_scores")?)?;
+    let topic = Task::Topic;
+    if has(&topic.name()) {
+        let score = f32s(need(&topic.col(Col::Score))?)?;
+        let scores = label_scores(need(&topic.col(Col::Scores))?)?;
+        let topic = strs(&topic.name())?;
         for (i, r) in rows.iter_mut().enumerate() {
             r.topic = topic[i].clone();
             r.topic_score = score[i];
@@ -474,18 +472,20 @@ pub fn predictions_from(df: &DataFrame, meta: BTreeMap<String, String>) -> Resul
         }
     }
     for t in &targets {
-        let label = strs(&format!("stance_{t}"))?;
-        let col = |s: &str| -> Result<Vec<Option<f32>>> {
-            match df.column(&format!("stance_{t}_{s}")) {
+        let [stance, holder] = Task::stance_pair(t);
+        let label = strs(&stance.name())?;
+        let col = |name: String| -> Result<Vec<Option<f32>>> {
+            match df.column(&name) {
                 Ok(c) => f32s(c),
                 Err(_) => Ok(vec![None; n]),
             }
         };
-        let (score, favor, against) = (col("score")?, col("favor")?, col("against")?);
-        let reported = col("reported")?;
+        let score = col(stance.col(Col::Score))?;
+        let (favor, against) = (col(stance.col(Col::Favor))?, col(stance.col(Col::Against))?);
+        let reported = col(holder.col(Col::Reported))?;
         // Tables from before holders have no holder column.
-        let holder = match df.column(&format!("stance_{t}_holder")) {
-            Ok(_) => strs(&format!("stance_{t}_holder"))?,
+        let holder = match df.column(&holder.name()) {
+            Ok(_) => strs(&holder.name())?,
             Err(_) => vec![None; n],
         };
         for (i, r) in rows.iter_mut().enumerate() {
@@ -502,17 +502,15 @@ pub fn predictions_from(df: &DataFrame, meta: BTreeMap<String, String>) -> Resul
             );
         }
     }
-    if let Ok(c) = df.column("entities") {
+    if let Ok(c) = df.column(&Task::Entities.name()) {
         for (i, ents) in entity_lists(c)?.into_iter().enumerate() {
             rows[i].entities = ents;
         }
     }
     let stance_cols: Vec<String> = targets
         .iter()
-        .flat_map(|t| {
-            ["", "_score", "_favor", "_against", "_holder", "_reported"]
-                .map(|s| format!("stance_{t}{s}"))
-        })
+        .flat_map(|t| Task::stance_pair(t).into_iter().flat_map(|t| t.columns()))
+        .map(|c| c.0)
         .collect();
     let field_names: Vec<String> = names
         .iter()

@@ -9,9 +9,10 @@ use crate::heads::{self, Aggregation, NerScheme, NliLabels};
 use crate::infer::{Key, Target, Work};
 use crate::input::ReadOptions;
 use crate::models::head::{Head, HeadMeta};
-use crate::models::{tuned_head, DType, ModelDir, ModelInfo};
+use crate::models::{DType, ModelDir, ModelInfo};
 use crate::segment::SegmentConfig;
 use crate::shard::Shard;
+use crate::task::{HeadKind, Task};
 use std::path::PathBuf;
 use tch::Device;
 
@@ -64,14 +65,14 @@ pub type Targets = std::collections::BTreeSet<usize>;
 
 impl Job {
     /// Whether a head (linear or tuned) is for `task`.
-    pub fn has_head(&self, task: &str) -> bool {
-        self.heads.iter().any(|h| h.meta.task == task)
-            || self.tuned.iter().any(|t| t.1.task == task)
+    pub fn has_head(&self, task: &Task) -> bool {
+        self.heads.iter().any(|h| h.meta.task == *task)
+            || self.tuned.iter().any(|t| t.1.task == *task)
     }
 
     /// The NER head among the tuned heads.
     pub fn ner_head(&self) -> Option<&(PathBuf, HeadMeta)> {
-        self.tuned.iter().find(|t| t.1.kind == tuned_head::KIND)
+        self.tuned.iter().find(|t| t.1.kind == HeadKind::Ner)
     }
 
     /// Provenance of the models a plan runs.
@@ -125,7 +126,7 @@ pub struct TopicResult {
 impl<'j> Plan<'j> {
     pub fn new(job: &'j Job) -> Result<Plan<'j>> {
         let cb = job.codebook.as_ref();
-        let choose = |m: Method, what: &str, task: &str| -> Result<Via> {
+        let choose = |m: Method, what: &str, task: &Task| -> Result<Via> {
             let head = job.has_head(task);
             match (m, head) {
                 (Method::Head, true) | (Method::Auto, true) => return Ok(Via::Head),
@@ -164,7 +165,7 @@ impl<'j> Plan<'j> {
         let mut stance_via = vec![];
         if let Some(cb) = cb {
             if job.topic && !cb.topics.topics.is_empty() {
-                topic_via = Some(choose(cb.topics.method, "[topics]", "topic")?);
+                topic_via = Some(choose(cb.topics.method, "[topics]", &Task::Topic)?);
             }
             if job.stance {
                 for s in &cb.stances {
@@ -174,14 +175,10 @@ impl<'j> Plan<'j> {
                             s.id
                         )));
                     }
-                    let via = choose(
-                        s.method,
-                        &format!("stance `{}`", s.id),
-                        &format!("stance_{}", s.id),
-                    )?;
+                    let [stance, holder_task] = Task::stance_pair(&s.id);
+                    let via = choose(s.method, &format!("stance `{}`", s.id), &stance)?;
                     // A head trained on expressed stance needs the holder
                     // head to give the author-only reading.
-                    let holder_task = format!("stance_{}{}", s.id, crate::codebook::HOLDER_SUFFIX);
                     if via == Via::Head
                         && s.holder == crate::codebook::Holder::Author
                         && !job.has_head(&holder_task)

@@ -12,6 +12,7 @@
 use crate::error::{Error, Result};
 use crate::formats::{GoldItem, NONE};
 use crate::record::{Pred, Predictions};
+use crate::task::Task;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use std::collections::{BTreeMap, HashSet};
@@ -64,33 +65,25 @@ pub struct Drawn {
 
 /// A row's value for a stratification column.
 fn value(p: &Pred, col: &str) -> Option<String> {
-    match col {
-        "topic" => Some(p.topic.clone().unwrap_or_else(|| NONE.into())),
-        _ => match crate::eval::task_kind(col) {
-            crate::eval::TaskKind::Stance(t) if p.stances.contains_key(t) => {
-                Some(p.stances[t].label.clone().unwrap_or_else(|| NONE.into()))
-            }
-            crate::eval::TaskKind::Holder(t) if p.stances.contains_key(t) => {
-                Some(p.stances[t].holder.clone().unwrap_or_else(|| NONE.into()))
-            }
-            _ => p.fields.get(col).cloned(),
-        },
+    let or_none = |l: &Option<String>| Some(l.clone().unwrap_or_else(|| NONE.into()));
+    match Task::parse(col) {
+        Some(Task::Topic) => or_none(&p.topic),
+        Some(Task::Stance(t)) if p.stances.contains_key(&t) => or_none(&p.stances[&t].label),
+        Some(Task::Holder(t)) if p.stances.contains_key(&t) => or_none(&p.stances[&t].holder),
+        _ => p.fields.get(col).cloned(),
     }
 }
 
 pub fn draw(preds: &Predictions, opts: &Options, exclude: &[GoldItem]) -> Result<Drawn> {
     for c in &opts.stratify {
-        let known = c == "topic"
-            || match crate::eval::task_kind(c) {
-                crate::eval::TaskKind::Stance(t) | crate::eval::TaskKind::Holder(t) => {
-                    preds.targets.iter().any(|x| x == t)
-                }
-                crate::eval::TaskKind::Topic => false,
-            }
-            || preds.field_names.iter().any(|f| f == c);
+        let known = match Task::parse(c) {
+            Some(Task::Topic) => true,
+            Some(Task::Stance(t) | Task::Holder(t)) => preds.targets.contains(&t),
+            Some(Task::Entities) | None => false,
+        } || preds.field_names.iter().any(|f| f == c);
         if !known {
-            let mut cols = vec!["topic".to_string()];
-            cols.extend(preds.targets.iter().map(|t| format!("stance_{t}")));
+            let mut cols = vec![Task::Topic.name()];
+            cols.extend(preds.targets.iter().map(|t| Task::Stance(t.clone()).name()));
             cols.extend(preds.field_names.iter().cloned());
             return Err(Error::Config(format!(
                 "--stratify {c}: no such column; choose from {}",

@@ -9,6 +9,7 @@ use paratag::eval;
 use paratag::formats;
 use paratag::models::profile;
 use paratag::provenance;
+use paratag::task::Task;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, clap::Args)]
@@ -111,9 +112,9 @@ pub fn run(mut a: Args) -> Result<()> {
         None => (pairs.clone(), Vec::new()),
     };
     // A holder head decides at 0.5: nothing to calibrate (eval measures it).
-    let tasks: Vec<String> = eval::gold_tasks(&pairs)
+    let tasks: Vec<Task> = eval::gold_tasks(&pairs)
         .into_iter()
-        .filter(|t| !matches!(eval::task_kind(t), eval::TaskKind::Holder(_)))
+        .filter(|t| !matches!(t, Task::Holder(_)))
         .collect();
     if tasks.is_empty() {
         anyhow::bail!(
@@ -192,7 +193,7 @@ fn profile_heads(a: &Args, l: &ev::Loaded) -> Result<Vec<PathBuf>> {
     };
     if !a.models.heads.is_empty() {
         for d in &a.models.heads {
-            let task = paratag::models::head::read_meta(d)?.task;
+            let task = paratag::models::head::read_meta(d)?.task.name();
             let sha = provenance::head_sha(d)?;
             if let Some((_, want, _)) = recorded.iter().find(|r| r.0 == task) {
                 if *want != sha {

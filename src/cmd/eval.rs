@@ -7,6 +7,7 @@ use paratag::eval::{self, GoldSummary};
 use paratag::formats::{self, Format, GoldItem, LabelSet};
 use paratag::output;
 use paratag::record::Predictions;
+use paratag::task::Task;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -337,22 +338,13 @@ pub fn run(mut a: Args) -> Result<()> {
         .into_iter()
         .map(String::from)
         .collect();
-    let mut order: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut order: BTreeMap<Task, Vec<String>> = BTreeMap::new();
     if let Some(cb) = &l.codebook {
-        let mut topics: Vec<String> = cb.topics.topics.iter().map(|t| t.id.clone()).collect();
+        let mut topics = cb.labels(&Task::Topic);
         topics.push(formats::NONE.into());
-        order.insert("topic".into(), topics);
-        for s in &cb.stances {
-            order.insert(
-                format!("stance_{}", s.id),
-                ["favor", "against", formats::NONE]
-                    .map(String::from)
-                    .to_vec(),
-            );
-            order.insert(
-                format!("stance_{}{}", s.id, paratag::codebook::HOLDER_SUFFIX),
-                paratag::codebook::HOLDERS.map(String::from).to_vec(),
-            );
+        order.insert(Task::Topic, topics);
+        for task in cb.stances.iter().flat_map(|s| Task::stance_pair(&s.id)) {
+            order.insert(task.clone(), cb.labels(&task));
         }
     }
     let summary = GoldSummary {
@@ -452,14 +444,17 @@ fn check_gold(a: &Args) -> Result<()> {
             .join(", ")
     };
     if !topics.is_empty() {
-        println!("  {}", list("topic=", &topics));
+        println!("  {}", list(&format!("{}=", Task::Topic), &topics));
     }
     // Many targets (one per row) are summarised: the most labeled first.
     const SHOWN: usize = 10;
     let mut targets: Vec<(&String, &BTreeMap<String, usize>)> = stances.iter().collect();
     targets.sort_by_key(|(t, c)| (std::cmp::Reverse(c.values().sum::<usize>()), t.as_str()));
     for (t, c) in targets.iter().take(SHOWN) {
-        println!("  {}", list(&format!("stance_{t}="), c));
+        println!(
+            "  {}",
+            list(&format!("{}=", Task::Stance(t.to_string())), c)
+        );
     }
     if targets.len() > SHOWN {
         let rest: usize = targets[SHOWN..]

@@ -9,7 +9,6 @@ use paratag::input::{Format, ReadOptions};
 use paratag::models::head::{self, Head};
 use paratag::models::profile;
 use paratag::models::registry;
-use paratag::models::tuned_head;
 use paratag::models::{DTypeArg, DeviceArg, ModelDir};
 use paratag::output::{self, FileSink};
 use paratag::pipeline::{self, Counts, Job};
@@ -19,6 +18,7 @@ use paratag::record::Row;
 use paratag::scan::Scan;
 use paratag::segment::SegmentConfig;
 use paratag::shard::Shard;
+use paratag::task::HeadKind;
 use polars::prelude::DataFrame;
 use std::path::PathBuf;
 
@@ -488,10 +488,10 @@ pub fn job(
     let (mut heads, mut tuned) = (vec![], vec![]);
     for d in &m.heads {
         let meta = head::read_meta(d)?;
-        let wanted = match meta.kind.as_str() {
-            tuned_head::KIND => tasks.ner,
-            "topic" => tasks.topic,
-            _ => tasks.stance,
+        let wanted = match meta.kind {
+            HeadKind::Ner => tasks.ner,
+            HeadKind::Topic => tasks.topic,
+            HeadKind::Stance | HeadKind::Holder => tasks.stance,
         };
         if !wanted {
             continue;
@@ -507,14 +507,14 @@ pub fn job(
                 meta.task
             );
         }
-        if tuned_head::is_tuned(&meta) {
+        if paratag::models::tuned_head::is_tuned(&meta) {
             tuned.push((d.clone(), meta));
         } else {
             heads.push(Head::load(d)?);
         }
     }
     let adapter = heads_adapter(&heads, &tuned)?;
-    let ner_head = tuned.iter().any(|t| t.1.kind == tuned_head::KIND);
+    let ner_head = tuned.iter().any(|t| t.1.kind == HeadKind::Ner);
     let uses_encoder = needs_classes
         && codebook.as_ref().is_some_and(|c| {
             use paratag::codebook::Method;

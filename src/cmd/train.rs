@@ -5,11 +5,11 @@ use super::eval::GoldFormat;
 use super::tag::{self, ModelArgs, Tasks};
 use anyhow::{Context, Result};
 use paratag::codebook::Codebook;
-use paratag::formats::{LabelSet, NONE};
+use paratag::formats::LabelSet;
 use paratag::heads::{Aggregation, NerScheme};
 use paratag::models::head::{Head, HeadMeta, Hyper, FEATURES};
-use paratag::models::tuned_head;
 use paratag::models::{registry, DTypeArg, DeviceArg, ModelDir};
+use paratag::task::{HeadKind, Task};
 use paratag::train::examples::{self, Gold, Items};
 use paratag::train::{self, tuned};
 use std::collections::BTreeSet;
@@ -23,6 +23,17 @@ pub enum Kind {
     /// Several tasks at once from a recipe, fine-tuning the whole encoder
     /// with low-rank adapters (`--recipe RECIPE.toml`).
     Multi,
+}
+
+impl Kind {
+    /// The head it trains (`multi` trains several, each of its source's kind).
+    fn head_kind(self) -> HeadKind {
+        match self {
+            Kind::Topic => HeadKind::Topic,
+            Kind::Stance => HeadKind::Stance,
+            Kind::Ner | Kind::Multi => HeadKind::Ner,
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -118,13 +129,8 @@ pub fn run(mut a: Args) -> Result<()> {
         .clone()
         .context("topic and stance heads need -c CODEBOOK")?;
     let cb = Codebook::load(&cb_path)?;
-    let kind = if a.kind == Kind::Topic {
-        "topic"
-    } else {
-        "stance"
-    };
-    let (task, names) = class_task(&cb, kind, a.target.as_deref())
-        .with_context(|| format!("{}", cb_path.display()))?;
+    let kind = a.kind.head_kind();
+    let (task, names) = train::class_task(&cb, kind, a.target.as_deref())?;
     let labels = LabelSet::from_codebook(Some(&cb));
     let read = |ps: &[PathBuf]| {
         examples::read_gold(ps, &a.format.read_options(), &labels, false, &|l| {
@@ -255,10 +261,7 @@ pub fn run(mut a: Args) -> Result<()> {
     let head = Head {
         dir: a.output.clone(),
         meta: HeadMeta {
-            kind: match a.kind {
-                Kind::Topic => "topic".into(),
-                _ => "stance".into(),
-            },
+            kind,
             task: task.clone(),
             labels: names,
             encoder_id: enc.id.clone(),
@@ -335,8 +338,8 @@ fn run_ner(a: Args) -> Result<()> {
     );
     train_tuned(
         &a,
-        tuned_head::KIND,
-        tuned_head::TASK,
+        HeadKind::Ner,
+        &Task::Entities,
         names,
         train_items,
         dev_items,
@@ -387,8 +390,8 @@ fn holdout<T>(items: Vec<T>, f: f64, a: &Args) -> Result<(Vec<T>, Vec<T>)> {
 /// Trains a head with tuned encoder layers (`--tune-layers`) and writes it.
 fn train_tuned(
     a: &Args,
-    kind: &str,
-    task: &str,
+    kind: HeadKind,
+    task: &Task,
     names: Vec<String>,
     train_items: Items,
     dev_items: Items,
@@ -397,7 +400,7 @@ fn train_tuned(
         tch::set_num_threads(t as i32);
     }
     let dir = ModelDir::open(&registry::resolve(&a.encoder)?)?;
-    let pooled = kind != tuned_head::KIND;
+    let pooled = kind != HeadKind::Ner;
     let spec = tuned::Spec {
         encoder: &dir,
         kind,
@@ -483,7 +486,7 @@ fn run_multi(a: Args) -> Result<()> {
                 .to_string();
             anyhow::anyhow!("{}: options: {first}", at())
         })?;
-        let ner = spec.kind == "ner";
+        let ner = spec.kind == HeadKind::Ner;
         let own = match &spec.codebook {
             Some(c) => Some(Codebook::load(c)?),
             None => None,
@@ -516,7 +519,7 @@ fn run_multi(a: Args) -> Result<()> {
                     examples::Gold::Class(_) => vec![],
                 })
                 .collect();
-            (tuned_head::TASK.to_string(), tr, dv, seen)
+            (Task::Entities, tr, dv, seen)
         } else {
             let cb = cb.with_context(|| {
                 format!(
@@ -525,7 +528,7 @@ fn run_multi(a: Args) -> Result<()> {
                 )
             })?;
             let (task, names) =
-                class_task(cb, &spec.kind, spec.target.as_deref()).with_context(at)?;
+                train::class_task(cb, spec.kind, spec.target.as_deref()).with_context(at)?;
             let to_items = |ps: &[PathBuf]| -> Result<Items> {
                 let (t, y, _) = examples::classes(&read(ps)?, &task, &names);
                 Ok(t.into_iter()
@@ -538,7 +541,7 @@ fn run_multi(a: Args) -> Result<()> {
             if !plans.iter().any(|p| p.folder == folder) {
                 plans.push(HeadPlan {
                     folder,
-                    kind: spec.kind.clone(),
+                    kind: spec.kind,
                     task: task.clone(),
                     labels: names,
                 });
@@ -568,13 +571,13 @@ fn run_multi(a: Args) -> Result<()> {
     // One NER head over every source's types, in sorted order.
     let sorted = {
         let mut sets: Vec<&mut Items> = vec![];
-        for s in sources.iter_mut().filter(|s| s.spec.kind == "ner") {
+        for s in sources.iter_mut().filter(|s| s.spec.kind == HeadKind::Ner) {
             sets.push(&mut s.train);
             sets.push(&mut s.dev);
         }
         examples::sort_types(&types, &mut sets)
     };
-    for s in sources.iter_mut().filter(|s| s.spec.kind == "ner") {
+    for s in sources.iter_mut().filter(|s| s.spec.kind == HeadKind::Ner) {
         s.types = s
             .types
             .iter()
@@ -586,16 +589,16 @@ fn run_multi(a: Args) -> Result<()> {
             })
             .collect();
     }
-    if sources.iter().any(|s| s.spec.kind == "ner") {
+    if sources.iter().any(|s| s.spec.kind == HeadKind::Ner) {
         if sorted.is_empty() {
             anyhow::bail!("{name}: the NER sources mark no entities");
         }
         plans.insert(
             0,
             HeadPlan {
-                folder: tuned_head::TASK.into(),
-                kind: tuned_head::KIND.into(),
-                task: tuned_head::TASK.into(),
+                folder: Task::Entities.name(),
+                kind: HeadKind::Ner,
+                task: Task::Entities,
                 labels: NerScheme::iob2_labels(&sorted),
             },
         );
@@ -639,7 +642,7 @@ fn run_multi(a: Args) -> Result<()> {
 /// A head's folder in the output: its task, after the stem of the
 /// source's own codebook if it has one (`sib200-topic`), with characters
 /// other than letters, digits, `-` and `_` made `_`.
-fn head_folder(codebook: Option<&std::path::Path>, task: &str) -> String {
+fn head_folder(codebook: Option<&std::path::Path>, task: &Task) -> String {
     let stem = codebook
         .and_then(|c| c.file_stem())
         .map(|s| format!("{}-", s.to_string_lossy()))
@@ -654,41 +657,4 @@ fn head_folder(codebook: Option<&std::path::Path>, task: &str) -> String {
             }
         })
         .collect()
-}
-
-/// The task and label names a topic or stance head predicts.
-fn class_task(cb: &Codebook, kind: &str, target: Option<&str>) -> Result<(String, Vec<String>)> {
-    Ok(if kind == "topic" {
-        if cb.topics.topics.is_empty() {
-            anyhow::bail!("the codebook has no topics");
-        }
-        (
-            "topic".into(),
-            cb.topics.topics.iter().map(|t| t.id.clone()).collect(),
-        )
-    } else {
-        let id = match (target, cb.stances.as_slice()) {
-            (Some(t), _) => cb
-                .stances
-                .iter()
-                .find(|s| s.id == t)
-                .map(|s| s.id.clone())
-                .with_context(|| format!("target `{t}` is not a stance target of the codebook"))?,
-            (None, [one]) => one.id.clone(),
-            (None, _) => {
-                anyhow::bail!("the codebook has several (or no) stance targets: give `target`")
-            }
-        };
-        if kind == "holder" {
-            (
-                format!("stance_{id}{}", paratag::codebook::HOLDER_SUFFIX),
-                paratag::codebook::HOLDERS.map(String::from).to_vec(),
-            )
-        } else {
-            (
-                format!("stance_{id}"),
-                ["favor", "against", NONE].map(String::from).to_vec(),
-            )
-        }
-    })
 }

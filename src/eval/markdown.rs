@@ -69,11 +69,12 @@ pub fn render(r: &Report) -> String {
             let _ = writeln!(s, "|---|---|---|---|---|---|");
             for c in &t.per_class {
                 // For topics, `none` is the absence of a topic, not a class.
-                let label = if t.task == "topic" && c.label == crate::formats::NONE {
-                    "none (no topic)"
-                } else {
-                    c.label.as_str()
-                };
+                let label =
+                    if t.of == Some(crate::task::Task::Topic) && c.label == crate::formats::NONE {
+                        "none (no topic)"
+                    } else {
+                        c.label.as_str()
+                    };
                 let _ = writeln!(
                     s,
                     "| {} | {:.3} | {:.3} | {:.3} | {} | {} |",

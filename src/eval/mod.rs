@@ -15,6 +15,7 @@ pub mod plots;
 use crate::error::{Error, Result};
 use crate::formats::{GoldItem, NONE};
 use crate::record::{Pred, Predictions};
+use crate::task::Task;
 use metrics::{ClassStats, Confusion, Prf};
 use rand::SeedableRng;
 use serde::Serialize;
@@ -131,8 +132,11 @@ pub struct Estimate {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct TaskReport {
-    /// `topic` or `stance_<target>`.
+    /// The task's name, or [`POOLED_STANCE`].
     pub task: String,
+    /// The task; `None` for the pooled stance figure.
+    #[serde(skip)]
+    pub of: Option<Task>,
     /// Items with a majority gold label.
     pub n: usize,
     pub articles: usize,
@@ -217,9 +221,9 @@ struct Decision<'a> {
     score: Option<f64>,
 }
 
-/// The tasks the gold labels: `topic`, `stance_<target>` and
-/// `stance_<target>_holder`, in order.
-pub fn gold_tasks(pairs: &[Pair]) -> Vec<String> {
+/// The tasks the gold labels: the topic, then each stance target, then
+/// each target's holder.
+pub fn gold_tasks(pairs: &[Pair]) -> Vec<Task> {
     let mut topic = false;
     let mut targets = BTreeSet::new();
     let mut holders = BTreeSet::new();
@@ -230,57 +234,21 @@ pub fn gold_tasks(pairs: &[Pair]) -> Vec<String> {
             holders.extend(a.holders.keys().cloned());
         }
     }
-    let mut out: Vec<String> = Vec::new();
-    if topic {
-        out.push("topic".into());
-    }
-    out.extend(targets.into_iter().map(|t| format!("stance_{t}")));
-    out.extend(
-        holders
-            .into_iter()
-            .map(|t| format!("stance_{t}{}", crate::codebook::HOLDER_SUFFIX)),
-    );
-    out
-}
-
-/// What an evaluation task name is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TaskKind<'a> {
-    Topic,
-    /// A stance target's label.
-    Stance(&'a str),
-    /// Whose a stance target's position is (`author`, `reported`).
-    Holder(&'a str),
-}
-
-/// `topic`, `stance_<t>` or `stance_<t>_holder` (stance ids never end in
-/// `_holder`).
-pub fn task_kind(task: &str) -> TaskKind<'_> {
-    match task.strip_prefix("stance_") {
-        None => TaskKind::Topic,
-        Some(t) => match t.strip_suffix(crate::codebook::HOLDER_SUFFIX) {
-            Some(h) if !h.is_empty() => TaskKind::Holder(h),
-            _ => TaskKind::Stance(t),
-        },
-    }
-}
-
-/// A gold label for `task` from one annotation.
-pub fn gold_label<'a>(a: &'a crate::formats::Annotation, task: &str) -> Option<&'a str> {
-    match task_kind(task) {
-        TaskKind::Topic => a.topic.as_deref(),
-        TaskKind::Stance(t) => a.stances.get(t).map(String::as_str),
-        TaskKind::Holder(t) => a.holders.get(t).map(String::as_str),
-    }
+    let topic = topic.then_some(Task::Topic);
+    topic
+        .into_iter()
+        .chain(targets.into_iter().map(Task::Stance))
+        .chain(holders.into_iter().map(Task::Holder))
+        .collect()
 }
 
 /// The model's label and confidence for `task` (null counts as "none").
 /// A holder is read from P(reported) whatever the stance label, so holder
 /// accuracy measures the holder head on every paragraph the gold gives a
 /// holder, not only those the stance head also found.
-pub fn pred_label<'a>(p: &'a Pred, task: &str) -> (&'a str, Option<f64>) {
-    let t = match task_kind(task) {
-        TaskKind::Holder(t) => {
+pub fn pred_label<'a>(p: &'a Pred, task: &Task) -> (&'a str, Option<f64>) {
+    let t = match task {
+        Task::Holder(t) => {
             return match p.stances.get(t) {
                 Some(crate::record::PredStance {
                     reported: Some(r), ..
@@ -296,8 +264,10 @@ pub fn pred_label<'a>(p: &'a Pred, task: &str) -> (&'a str, Option<f64>) {
                 None => (NONE, None),
             }
         }
-        TaskKind::Topic => None,
-        TaskKind::Stance(t) => Some(t),
+        Task::Topic => None,
+        Task::Stance(t) => Some(t),
+        // Entities are spans, scored by `ner_report`.
+        Task::Entities => return (NONE, None),
     };
     match t {
         None => {
@@ -320,14 +290,14 @@ pub fn pred_label<'a>(p: &'a Pred, task: &str) -> (&'a str, Option<f64>) {
 }
 
 /// Each coder's label for `task` on one gold item (`None`: not labeled).
-pub fn coder_labels<'a>(g: &'a GoldItem, coders: &[&str], task: &str) -> Vec<Option<&'a str>> {
+pub fn coder_labels<'a>(g: &'a GoldItem, coders: &[&str], task: &Task) -> Vec<Option<&'a str>> {
     coders
         .iter()
         .map(|c| {
             g.annotations
                 .iter()
                 .find(|a| a.coder == *c)
-                .and_then(|a| gold_label(a, task))
+                .and_then(|a| a.label(task))
         })
         .collect()
 }
@@ -357,7 +327,7 @@ pub fn evaluate(
     preds: &Predictions,
     gold: GoldSummary,
     predictions: String,
-    label_order: &BTreeMap<String, Vec<String>>,
+    label_order: &BTreeMap<Task, Vec<String>>,
     opts: &Options,
 ) -> Result<Report> {
     let coders: Vec<&str> = gold.coders.iter().map(String::as_str).collect();
@@ -365,15 +335,15 @@ pub fn evaluate(
     let mut pooled: Vec<Decision> = Vec::new();
     let mut stance_tasks = 0;
     for task in gold_tasks(pairs) {
-        if task == "topic" && !preds.has_topic() {
+        if task == Task::Topic && !preds.has_topic() {
             return Err(Error::Config(format!(
                 "the gold labels topics but the predictions ({predictions}) have none: tag with a codebook that has topics"
             )));
         }
-        if let TaskKind::Stance(t) | TaskKind::Holder(t) = task_kind(&task) {
+        if let Some(t) = task.target() {
             if !preds.targets.iter().any(|x| x == t) {
                 return Err(Error::Config(format!(
-                    "the gold labels stance target {t:?} but the predictions ({predictions}) have no stance_{t} column"
+                    "the gold labels stance target {t:?} but the predictions ({predictions}) have no {} column", Task::Stance(t.into())
                 )));
             }
         }
@@ -395,8 +365,8 @@ pub fn evaluate(
             })
             .collect();
         let order = label_order.get(&task).cloned().unwrap_or_default();
-        tasks.push(task_report(&task, &decisions, &order, opts));
-        if let TaskKind::Stance(_) = task_kind(&task) {
+        tasks.push(task_report(Some(&task), &decisions, &order, opts));
+        if task.is_stance() {
             stance_tasks += 1;
             pooled.extend(decisions);
         }
@@ -405,7 +375,7 @@ pub fn evaluate(
     // decisions (micro-averaged; articles resampled as a whole).
     if stance_tasks >= 2 {
         let order = ["favor", "against", crate::formats::NONE].map(String::from);
-        tasks.push(task_report(POOLED_STANCE, &pooled, &order, opts));
+        tasks.push(task_report(None, &pooled, &order, opts));
     }
     let ner = ner_report(pairs, preds)?;
     let mut by = Vec::new();
@@ -431,11 +401,13 @@ pub fn evaluate(
                 .collect();
             let mut bt = Vec::new();
             for t in &tasks {
+                // The pooled figure has no breakdown.
+                let Some(task) = &t.of else { continue };
                 let pairs_t: Vec<(&str, &str)> = sub
                     .iter()
                     .filter_map(|p| {
-                        let labels = coder_labels(p.gold, &coders, &t.task);
-                        Some((majority(&labels)?, pred_label(p.pred, &t.task).0))
+                        let labels = coder_labels(p.gold, &coders, task);
+                        Some((majority(&labels)?, pred_label(p.pred, task).0))
                     })
                     .collect();
                 if pairs_t.is_empty() {
@@ -494,7 +466,13 @@ fn gold_pred<'a>(sel: &[&Decision<'a>]) -> Vec<(&'a str, &'a str)> {
     sel.iter().filter_map(|d| Some((d.gold?, d.pred))).collect()
 }
 
-fn task_report(task: &str, ds: &[Decision], order: &[String], opts: &Options) -> TaskReport {
+/// The figures of one task, or of all stance targets pooled (`None`).
+fn task_report(
+    task: Option<&Task>,
+    ds: &[Decision],
+    order: &[String],
+    opts: &Options,
+) -> TaskReport {
     let decided: Vec<&Decision> = ds.iter().filter(|d| d.gold.is_some()).collect();
     let conf = Confusion::new(&gold_pred(&decided), order);
     let labels = conf.labels.clone();
@@ -566,13 +544,14 @@ fn task_report(task: &str, ds: &[Decision], order: &[String], opts: &Options) ->
         }
     }
     TaskReport {
-        task: task.to_string(),
+        task: task.map_or(POOLED_STANCE.into(), Task::name),
+        of: task.cloned(),
         n: decided.len(),
         articles: groups.len(),
         ties: ds.len() - decided.len(),
         accuracy: est(has.then(|| conf.accuracy()), r_acc),
         macro_f1: est(has.then(|| conf.macro_f1()), r_f1),
-        f_avg: (matches!(task_kind(task), TaskKind::Stance(_)) && has)
+        f_avg: (task.is_none_or(Task::is_stance) && has)
             .then(|| conf.mean_f1_of(&["favor", "against"])),
         kappa: conf.kappa(),
         alpha_with_model: est(alpha(&all, true), r_am),

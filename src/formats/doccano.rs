@@ -11,6 +11,7 @@
 use super::{loc, parse_jsonl, pred_spans, spans_json, Annotation, GoldItem, SheetSpec, NONE};
 use crate::error::{Error, Result};
 use crate::record::Pred;
+use crate::task::Task;
 use serde_json::{json, Value};
 use std::path::Path;
 
@@ -31,13 +32,18 @@ pub fn write(rows: &[&Pred], spec: &SheetSpec) -> Vec<u8> {
 pub fn categories(p: &Pred, spec: &SheetSpec) -> Vec<String> {
     let mut c = Vec::new();
     if !spec.topic_ids.is_empty() {
-        c.push(format!("topic:{}", p.topic.as_deref().unwrap_or(NONE)));
+        c.push(format!(
+            "{}:{}",
+            Task::Topic,
+            p.topic.as_deref().unwrap_or(NONE)
+        ));
     }
     for t in spec.targets {
         let l = p.stances.get(t).and_then(|s| s.label.clone());
-        c.push(format!("stance_{t}:{}", l.as_deref().unwrap_or(NONE)));
+        let [stance, holder] = Task::stance_pair(t);
+        c.push(format!("{stance}:{}", l.as_deref().unwrap_or(NONE)));
         if let Some(h) = p.stances.get(t).and_then(|s| s.holder.as_deref()) {
-            c.push(format!("stance_{t}_holder:{h}"));
+            c.push(format!("{holder}:{h}"));
         }
     }
     c
@@ -46,8 +52,11 @@ pub fn categories(p: &Pred, spec: &SheetSpec) -> Vec<String> {
 /// Puts a `task:label` (or bare topic) category into an annotation.
 pub fn add_category(a: &mut Annotation, cat: &str) {
     match cat.split_once(':') {
-        Some(("topic", v)) => a.topic = Some(v.to_string()),
-        Some((t, v)) => a.put_stance(t.strip_prefix("stance_").unwrap_or(t), v.to_string()),
+        // A bare target names its stance.
+        Some((t, v)) => a.put(
+            Task::parse(t).unwrap_or_else(|| Task::Stance(t.into())),
+            v.to_string(),
+        ),
         None => a.topic = Some(cat.to_string()),
     }
 }

@@ -14,6 +14,7 @@
 use super::{cp_slice, json_str, loc, utf16_to_cp, Annotation, GoldItem, SheetSpec, Span, NONE};
 use crate::error::{Error, Result};
 use crate::record::Pred;
+use crate::task::Task;
 use serde_json::{json, Value};
 use std::path::Path;
 
@@ -28,23 +29,22 @@ pub fn write(rows: &[&Pred], spec: &SheetSpec) -> Vec<u8> {
                 let mut result = Vec::new();
                 if !spec.topic_ids.is_empty() {
                     result.push(json!({
-                        "id": "topic", "from_name": "topic", "to_name": "text", "type": "choices",
+                        "id": Task::Topic.name(), "from_name": Task::Topic.name(), "to_name": "text", "type": "choices",
                         "value": {"choices": [p.topic.as_deref().unwrap_or(NONE)]},
                         "score": p.topic_score,
                     }));
                 }
                 for t in spec.targets {
                     let s = p.stances.get(t).cloned().unwrap_or_default();
-                    let name = format!("stance_{t}");
+                    let [name, holder] = Task::stance_pair(t).map(|t| t.name());
                     result.push(json!({
                         "id": name, "from_name": name, "to_name": "text", "type": "choices",
                         "value": {"choices": [s.label.as_deref().unwrap_or(NONE)]},
                         "score": s.score,
                     }));
                     if let Some(h) = &s.holder {
-                        let name = format!("stance_{t}_holder");
                         result.push(json!({
-                            "id": name, "from_name": name, "to_name": "text", "type": "choices",
+                            "id": holder, "from_name": holder, "to_name": "text", "type": "choices",
                             "value": {"choices": [h]},
                             "score": s.reported,
                         }));
@@ -53,7 +53,7 @@ pub fn write(rows: &[&Pred], spec: &SheetSpec) -> Vec<u8> {
                 for (i, e) in p.entities.iter().flatten().enumerate() {
                     let s = &e.span;
                     result.push(json!({
-                        "id": format!("e{i}"), "from_name": "entities", "to_name": "text",
+                        "id": format!("e{i}"), "from_name": Task::Entities.name(), "to_name": "text",
                         "type": "labels",
                         "value": {
                             "start": s.start, "end": s.end,
@@ -94,16 +94,31 @@ pub fn label_config(spec: &SheetSpec) -> String {
     }
     x += "  <Text name=\"text\" value=\"$text\"/>\n";
     if !spec.topic_ids.is_empty() {
-        x += "  <Header value=\"Topic\"/>\n  <Choices name=\"topic\" toName=\"text\" choice=\"single\">\n";
+        x += &format!(
+            "  <Header value=\"Topic\"/>\n  <Choices name=\"{}\" toName=\"text\" choice=\"single\">\n",
+            Task::Topic
+        );
         for t in spec.topic_ids.iter().map(String::as_str).chain([NONE]) {
             x += &format!("    <Choice value=\"{}\"/>\n", esc(t));
         }
         x += "  </Choices>\n";
     }
     for t in spec.targets {
+        let [stance, holder] = Task::stance_pair(t);
+        let choices = |task: &Task| -> String {
+            let labels = task.fixed_labels().unwrap_or_default();
+            labels
+                .iter()
+                .map(|l| format!("    <Choice value=\"{l}\"/>\n"))
+                .collect()
+        };
         x += &format!(
-            "  <Header value=\"Stance: {0}\"/>\n  <Choices name=\"stance_{0}\" toName=\"text\" choice=\"single\">\n    <Choice value=\"favor\"/>\n    <Choice value=\"against\"/>\n    <Choice value=\"none\"/>\n  </Choices>\n  <Header value=\"Whose position (favor or against only)\"/>\n  <Choices name=\"stance_{0}_holder\" toName=\"text\" choice=\"single\">\n    <Choice value=\"author\"/>\n    <Choice value=\"reported\"/>\n  </Choices>\n",
-            esc(t)
+            "  <Header value=\"Stance: {}\"/>\n  <Choices name=\"{}\" toName=\"text\" choice=\"single\">\n{}  </Choices>\n  <Header value=\"Whose position (favor or against only)\"/>\n  <Choices name=\"{}\" toName=\"text\" choice=\"single\">\n{}  </Choices>\n",
+            esc(t),
+            esc(&stance.name()),
+            choices(&stance),
+            esc(&holder.name()),
+            choices(&holder),
         );
     }
     x + "</View>\n"
@@ -178,10 +193,8 @@ pub fn read(path: &Path) -> Result<Vec<GoldItem>> {
                             .and_then(Value::as_str)
                             .ok_or_else(|| at(format!("result {from:?} has no choice")))?
                             .to_string();
-                        if from == "topic" {
-                            a.topic = Some(c);
-                        } else if let Some(t) = from.strip_prefix("stance_") {
-                            a.put_stance(t, c);
+                        if let Some(task) = Task::parse(from) {
+                            a.put(task, c);
                         }
                     }
                     "labels" => {

@@ -18,6 +18,7 @@ pub mod sheet;
 use crate::codebook::Codebook;
 use crate::error::{Error, Result};
 use crate::record::Pred;
+use crate::task::Task;
 use crate::text::slug;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -137,14 +138,24 @@ impl Annotation {
             && self.entities.is_none()
     }
 
-    /// Puts the value of a `stance_<key>` field: `<target>_holder` is the
-    /// target's holder, anything else its stance label (stance ids never
-    /// end in `_holder`).
-    pub fn put_stance(&mut self, key: &str, value: String) {
-        match key.strip_suffix(crate::codebook::HOLDER_SUFFIX) {
-            Some(t) if !t.is_empty() => self.holders.insert(t.to_string(), value),
-            _ => self.stances.insert(key.to_string(), value),
-        };
+    /// Puts a coder's label for `task` (entities are spans: see `entities`).
+    pub fn put(&mut self, task: Task, value: String) {
+        match task {
+            Task::Topic => self.topic = Some(value),
+            Task::Stance(t) => _ = self.stances.insert(t, value),
+            Task::Holder(t) => _ = self.holders.insert(t, value),
+            Task::Entities => {}
+        }
+    }
+
+    /// The coder's label for `task` (`None`: not labeled).
+    pub fn label(&self, task: &Task) -> Option<&str> {
+        match task {
+            Task::Topic => self.topic.as_deref(),
+            Task::Stance(t) => self.stances.get(t).map(String::as_str),
+            Task::Holder(t) => self.holders.get(t).map(String::as_str),
+            Task::Entities => None,
+        }
     }
 }
 
@@ -497,7 +508,11 @@ impl LabelSet {
 
     /// A stance target written as `stance_<id>`, its id, or its target text.
     pub fn target(&self, raw: &str) -> Option<String> {
-        let raw = raw.strip_prefix("stance_").unwrap_or(raw);
+        let raw = match Task::parse(raw) {
+            Some(Task::Stance(t)) => t,
+            _ => raw.to_string(),
+        };
+        let raw = raw.as_str();
         let s = slug(raw);
         self.stances
             .iter()

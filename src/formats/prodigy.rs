@@ -12,6 +12,7 @@
 use super::{json_str, loc, parse_jsonl, Annotation, GoldItem, SheetSpec, NONE};
 use crate::error::{Error, Result};
 use crate::record::Pred;
+use crate::task::Task;
 use serde_json::{json, Value};
 use std::path::Path;
 
@@ -23,11 +24,12 @@ pub fn write(rows: &[&Pred], spec: &SheetSpec) -> Vec<u8> {
         .map(String::as_str)
         .chain((!spec.topic_ids.is_empty()).then_some(NONE))
     {
-        options.push(json!({"id": format!("topic:{t}"), "text": format!("topic: {t}")}));
+        options.push(json!({"id": format!("{}:{t}", Task::Topic), "text": format!("topic: {t}")}));
     }
     for t in spec.targets {
-        for l in ["favor", "against", NONE] {
-            options.push(json!({"id": format!("stance_{t}:{l}"), "text": format!("{t}: {l}")}));
+        let stance = Task::Stance(t.clone());
+        for l in crate::task::STANCE_LABELS {
+            options.push(json!({"id": format!("{stance}:{l}"), "text": format!("{t}: {l}")}));
         }
     }
     super::jsonl(rows.iter().map(|p| {

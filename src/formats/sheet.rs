@@ -16,6 +16,7 @@ use super::{
 };
 use crate::error::{Error, Result};
 use crate::record::Pred;
+use crate::task::{Col, Task};
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
@@ -26,27 +27,26 @@ pub fn write(fmt: Format, rows: &[&Pred], spec: &SheetSpec) -> Result<Vec<u8>> {
     head.extend(spec.extra.iter().cloned());
     head.push("text".into());
     if has_topic {
-        head.push("topic".into());
+        head.push(Task::Topic.name());
     }
     for t in spec.targets {
-        head.push(format!("stance_{t}"));
-        head.push(format!("stance_{t}_holder"));
+        head.extend(Task::stance_pair(t).map(|t| t.name()));
     }
     if has_entities {
-        head.push("entities".into());
+        head.push(Task::Entities.name());
     }
     head.extend(["coder", "notes", "offset_unit"].map(String::from));
     if !spec.blind {
+        let pred = |c: String| format!("pred_{c}");
         if has_topic {
-            head.extend(["pred_topic", "pred_topic_score"].map(String::from));
+            head.extend([Task::Topic.name(), Task::Topic.col(Col::Score)].map(pred));
         }
         for t in spec.targets {
-            head.push(format!("pred_stance_{t}"));
-            head.push(format!("pred_stance_{t}_score"));
-            head.push(format!("pred_stance_{t}_holder"));
+            let [stance, holder] = Task::stance_pair(t);
+            head.extend([stance.name(), stance.col(Col::Score), holder.name()].map(pred));
         }
         if has_entities {
-            head.push("pred_entities".into());
+            head.push(pred(Task::Entities.name()));
         }
     }
     let mut w = csv::WriterBuilder::new()
@@ -179,22 +179,20 @@ pub fn read(
             ))
         }
     };
-    let stance_cols: Vec<(String, usize)> = col
+    let stance_cols: Vec<(Task, usize)> = col
         .iter()
-        .filter_map(|(f, &i)| {
-            let t = f.strip_prefix("stance_")?;
-            let derived = ["_score", "_favor", "_against", "_reported"]
-                .iter()
-                .any(|s| t.ends_with(s));
-            (!derived && !t.is_empty()).then(|| (t.to_string(), i))
+        .filter_map(|(f, &i)| match Task::of_column(f)? {
+            (t @ (Task::Stance(_) | Task::Holder(_)), Col::Label) => Some((t, i)),
+            _ => None,
         })
         .collect();
+    let (topic, entities) = (Task::Topic.name(), Task::Entities.name());
     let known: Vec<usize> = [
         "article_id",
         "paragraph",
         "text",
-        "topic",
-        "entities",
+        &topic,
+        &entities,
         "coder",
         "target",
         "stance",
@@ -226,12 +224,12 @@ pub fn read(
         }
         let mut a = Annotation {
             coder: get("coder").unwrap_or("gold").to_string(),
-            topic: get("topic").map(str::to_string),
+            topic: get(&topic).map(str::to_string),
             ..Default::default()
         };
         for (t, i) in &stance_cols {
             if let Some(v) = rec.get(*i).map(str::trim).filter(|s| !s.is_empty()) {
-                a.put_stance(t, v.to_string());
+                a.put(t.clone(), v.to_string());
             }
         }
         let mut row_targets = BTreeSet::new();
@@ -253,7 +251,7 @@ pub fn read(
                 }
             }
         }
-        if let Some(e) = get("entities") {
+        if let Some(e) = get(&entities) {
             let v: serde_json::Value = serde_json::from_str(e).map_err(|err| {
                 bad(
                     line,

@@ -11,6 +11,7 @@
 
 use crate::error::{Error, Result};
 use crate::models::ModelDir;
+use crate::task::{HeadKind, Task};
 use half::f16;
 use safetensors::tensor::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
@@ -22,10 +23,10 @@ pub const WEIGHTS_FILE: &str = "head.safetensors";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HeadMeta {
-    /// `topic` or `stance`.
-    pub kind: String,
-    /// What it tags: `topic`, or `stance_<target id>`.
-    pub task: String,
+    /// What kind of head it is.
+    pub kind: HeadKind,
+    /// What it tags.
+    pub task: Task,
     pub labels: Vec<String>,
     pub encoder_id: String,
     pub encoder_sha256: String,
@@ -169,7 +170,17 @@ pub fn check_encoder(dir: &Path, meta: &HeadMeta, encoder: &ModelDir, sha256: &s
 
 /// A head folder's `head.toml`.
 pub fn read_meta(dir: &Path) -> Result<HeadMeta> {
-    super::read_toml(dir, META_FILE, "a head folder")
+    let meta: HeadMeta = super::read_toml(dir, META_FILE, "a head folder")?;
+    if meta.task.head_kind() != meta.kind {
+        return Err(Error::model(
+            dir,
+            format!(
+                "{META_FILE}: key `task`: `{}` is not answered by a head of kind `{}`",
+                meta.task, meta.kind
+            ),
+        ));
+    }
+    Ok(meta)
 }
 
 pub use super::Named;

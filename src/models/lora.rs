@@ -73,10 +73,9 @@ pub struct AdapterMeta {
 #[serde(deny_unknown_fields)]
 pub struct Source {
     pub name: String,
-    /// `ner`, `topic` or `stance`.
-    pub kind: String,
-    /// The head it trains (`entities`, `topic`, `stance_<target>`).
-    pub task: String,
+    pub kind: crate::task::HeadKind,
+    /// The head it trains.
+    pub task: crate::task::Task,
     pub train: Vec<String>,
     pub train_sha256: String,
     pub train_items: usize,

@@ -135,7 +135,7 @@ pub fn list() -> Vec<(String, std::result::Result<Vec<String>, String>)> {
                     .iter()
                     .map(|d| {
                         head::read_meta(d)
-                            .map(|m| m.task)
+                            .map(|m| m.task.name())
                             .map_err(|e| e.to_string())
                     })
                     .collect()
@@ -188,6 +188,7 @@ pub fn install(name: &str, codebook: &Path, heads: &[PathBuf]) -> Result<PathBuf
     let mut rel = vec![];
     for (i, (d, task)) in heads.iter().zip(&tasks).enumerate() {
         let folder: String = task
+            .name()
             .chars()
             .map(|c| {
                 if c.is_ascii_alphanumeric() || c == '-' {

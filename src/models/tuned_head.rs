@@ -15,13 +15,11 @@ use super::encoder::{attention_mask, bert_layer, LayerRun, LayerWeights};
 use super::head::{self, HeadMeta, Named};
 use super::ModelDir;
 use crate::error::{Error, Result};
+use crate::task::HeadKind;
 use rust_bert::bert::{BertConfig, BertLayer};
 use std::path::{Path, PathBuf};
 use tch::nn::{self, Module, VarStore};
 use tch::{Device, Kind, Tensor};
-
-pub const KIND: &str = "ner";
-pub const TASK: &str = "entities";
 
 pub struct TunedHead {
     pub dir: PathBuf,
@@ -42,7 +40,7 @@ pub struct TunedHead {
 /// Whether head metadata describes a [`TunedHead`] rather than a linear
 /// [`super::head::Head`] over the pooled embedding.
 pub fn is_tuned(meta: &HeadMeta) -> bool {
-    meta.kind == KIND || meta.layer.is_some()
+    meta.kind == HeadKind::Ner || meta.layer.is_some()
 }
 
 impl TunedHead {
@@ -68,7 +66,7 @@ impl TunedHead {
         );
         TunedHead {
             dir: PathBuf::new(),
-            pooled: meta.kind != KIND,
+            pooled: meta.kind != HeadKind::Ner,
             meta,
             vs,
             layers,

@@ -5,6 +5,7 @@
 use crate::error::{Error, Result};
 use crate::eval::{coder_labels, majority, majority_spans};
 use crate::formats::{self, GoldItem, LabelSet};
+use crate::task::Task;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
@@ -50,7 +51,7 @@ pub fn read_gold(
 /// labeled items were left out (coder ties, labels not in `names`).
 pub fn classes(
     items: &[GoldItem],
-    task: &str,
+    task: &Task,
     names: &[String],
 ) -> (Vec<String>, Vec<usize>, usize) {
     let coders = formats::coders(items);

@@ -13,9 +13,10 @@ pub mod examples;
 pub mod multi;
 pub mod tuned;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::eval::metrics::Confusion;
 use crate::models::head::DevFigures;
+use crate::task::{HeadKind, Task};
 use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
 
 #[derive(Debug, Clone)]
@@ -185,4 +186,44 @@ pub fn fit(train: &Data, dev: Option<&Data>, names: &[String], o: &Options) -> R
         weight_decay: wd,
         dev: figures,
     })
+}
+
+/// The task and label names a topic, stance or holder head of `cb`
+/// predicts; stance and holder heads take `target`, or the codebook's only
+/// target.
+pub fn class_task(
+    cb: &crate::codebook::Codebook,
+    kind: HeadKind,
+    target: Option<&str>,
+) -> Result<(Task, Vec<String>)> {
+    let bad = |m: String| Error::Config(format!("{}: {m}", cb.path.display()));
+    if kind == HeadKind::Topic {
+        if cb.topics.topics.is_empty() {
+            return Err(bad("the codebook has no topics".into()));
+        }
+        return Ok((Task::Topic, cb.labels(&Task::Topic)));
+    }
+    let id = match (target, cb.stances.as_slice()) {
+        (Some(t), _) => cb
+            .stances
+            .iter()
+            .find(|s| s.id == t)
+            .map(|s| s.id.clone())
+            .ok_or_else(|| {
+                bad(format!(
+                    "target `{t}` is not a stance target of the codebook"
+                ))
+            })?,
+        (None, [one]) => one.id.clone(),
+        (None, _) => {
+            return Err(bad(
+                "the codebook has several (or no) stance targets: give `target`".into(),
+            ))
+        }
+    };
+    let task = Task::of_kind(kind, Some(&id))
+        .filter(|t| t.target().is_some())
+        .ok_or_else(|| bad(format!("a {kind} head is not a class head")))?;
+    let names = cb.labels(&task);
+    Ok((task, names))
 }

@@ -33,6 +33,7 @@ use crate::models::head::{HeadMeta, Hyper};
 use crate::models::lora::{self, Adapter, AdapterMeta};
 use crate::models::tuned_head::{self, TunedHead};
 use crate::models::{DType, ModelDir};
+use crate::task::{HeadKind, Task};
 use crate::tokenize::{Encoded, Tok};
 use crate::train::examples::{Gold, Items};
 use crate::train::tuned::{self, token_labels, Snapshot, SpanCounts, IGNORE};
@@ -143,7 +144,7 @@ pub struct SourceSpec {
     pub name: String,
     /// `ner`, `topic`, `stance`, or `holder` (whose a stance target's
     /// position is: `author` or `reported`, from the gold's holder labels).
-    pub kind: String,
+    pub kind: HeadKind,
     /// Stance and holder: the codebook's target id (default: its only one).
     pub target: Option<String>,
     pub train: Vec<PathBuf>,
@@ -176,8 +177,8 @@ fn one() -> f64 {
 /// One source, read.
 pub struct Source {
     pub spec: SourceSpec,
-    /// The head it trains (`entities`, `topic`, `stance_<target>`).
-    pub task: String,
+    /// The head it trains.
+    pub task: Task,
     /// That head's [`HeadPlan::folder`].
     pub head: String,
     pub train: Items,
@@ -192,8 +193,8 @@ pub struct Source {
 pub struct HeadPlan {
     /// The task, or `CODEBOOK-task` for sources with their own codebook.
     pub folder: String,
-    pub kind: String,
-    pub task: String,
+    pub kind: HeadKind,
+    pub task: Task,
     pub labels: Vec<String>,
 }
 
@@ -223,12 +224,6 @@ impl Recipe {
         for s in &r.sources {
             if !names.insert(s.name.clone()) {
                 return Err(bad(format!("two sources named `{}`", s.name)));
-            }
-            if !matches!(s.kind.as_str(), "ner" | "topic" | "stance" | "holder") {
-                return Err(bad(format!(
-                    "source `{}`: kind `{}`; expected ner, topic, stance or holder",
-                    s.name, s.kind
-                )));
             }
             if s.train.is_empty() || s.weight.is_nan() || s.weight <= 0.0 {
                 return Err(bad(format!(
@@ -412,9 +407,9 @@ pub fn train(
     let mut heads: Vec<TunedHead> = plans
         .iter()
         .map(|p| {
-            let pooled = p.kind != tuned_head::KIND;
+            let pooled = p.kind != HeadKind::Ner;
             let meta = HeadMeta {
-                kind: p.kind.clone(),
+                kind: p.kind,
                 task: p.task.clone(),
                 labels: p.labels.clone(),
                 encoder_id: dir.id.clone(),
@@ -458,7 +453,7 @@ pub fn train(
     let schemes: Vec<Option<NerScheme>> = plans
         .iter()
         .map(|p| {
-            (p.kind == tuned_head::KIND)
+            (p.kind == HeadKind::Ner)
                 .then(|| NerScheme::from_labels(&p.labels, &dir.path))
                 .transpose()
         })
@@ -661,7 +656,7 @@ pub fn train(
         .iter()
         .map(|s| lora::Source {
             name: s.spec.name.clone(),
-            kind: s.spec.kind.clone(),
+            kind: s.spec.kind,
             task: s.task.clone(),
             train: s
                 .spec

@@ -19,6 +19,7 @@ use crate::error::Result;
 use crate::heads::NerScheme;
 use crate::models::head::DevFigures;
 use crate::models::tuned_head::TunedHead;
+use crate::task::{HeadKind, Task};
 use crate::tokenize::Encoded;
 use crate::train::examples::{Gold, Items};
 use rand::seq::SliceRandom;
@@ -320,9 +321,8 @@ impl SpanCounts {
 /// A head with tuned layers to train: what `paratag train` was asked for.
 pub struct Spec<'a> {
     pub encoder: &'a crate::models::ModelDir,
-    /// `topic`, `stance` or [`crate::models::tuned_head::KIND`].
-    pub kind: &'a str,
-    pub task: &'a str,
+    pub kind: HeadKind,
+    pub task: &'a Task,
     pub names: Vec<String>,
     pub tune_layers: usize,
     /// The branch layer (1-based); default: the top layer minus `tune_layers`.
@@ -436,11 +436,11 @@ pub fn train(
     ));
     let train_x = layer_examples(train_items, &enc, layer, spec.batch_tokens)?;
     let dev_x = layer_examples(dev_items, &enc, layer, spec.batch_tokens)?;
-    let pooled = spec.kind != crate::models::tuned_head::KIND;
+    let pooled = spec.kind != HeadKind::Ner;
     let class_weights = pooled && spec.class_weights;
     let meta = HeadMeta {
-        kind: spec.kind.into(),
-        task: spec.task.into(),
+        kind: spec.kind,
+        task: spec.task.clone(),
         labels: spec.names.clone(),
         encoder_id: dir.id.clone(),
         encoder_sha256: dir.weights_sha256()?,

@@ -434,7 +434,7 @@ fn bad_recipes_get_one_line_errors() {
         ),
         (
             "[[source]]\nname='a'\nkind='pos'\ntrain=['train.jsonl']\n",
-            "kind `pos`",
+            "r1.toml:3: unknown variant `pos`",
         ),
         (
             "[[source]]\nname='a'\nkind='topic'\ntrain=['train.jsonl']\n",
