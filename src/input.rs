@@ -103,8 +103,22 @@ pub struct InputFile {
 #[derive(Debug, Clone)]
 enum Kind {
     Table(Format),
-    Document { html: bool },
+    Document {
+        html: bool,
+    },
     Folder,
+    /// Texts held in memory ([`Inputs::texts`]).
+    Texts(Arc<Vec<String>>),
+}
+
+/// The article id [`Inputs::texts`] gives the text at `index`.
+pub fn text_id(index: usize) -> String {
+    format!("g{index}")
+}
+
+/// The text index of an article id [`Inputs::texts`] gave.
+pub fn text_index(id: &str) -> Option<usize> {
+    id.strip_prefix('g')?.parse().ok()
 }
 
 #[derive(Debug, Clone)]
@@ -114,6 +128,9 @@ struct Source {
     name: String,
     kind: Kind,
 }
+
+/// What error messages and the metadata call texts tagged from memory.
+const TEXTS: &str = "<texts>";
 
 /// The job's inputs, resolved: formats known, stdin spooled.
 pub struct Inputs {
@@ -279,6 +296,21 @@ impl Inputs {
         })
     }
 
+    /// Texts held in memory, each one article (ids from [`text_id`]), as
+    /// `eval`, `calibrate` and `train` tag gold texts: nothing is written.
+    pub fn texts(texts: Arc<Vec<String>>) -> Inputs {
+        Inputs {
+            sources: vec![Source {
+                path: PathBuf::new(),
+                name: TEXTS.into(),
+                kind: Kind::Texts(texts),
+            }],
+            opts: ReadOptions::default(),
+            _spool: None,
+            pages: Arc::default(),
+        }
+    }
+
     pub fn options(&self) -> &ReadOptions {
         &self.opts
     }
@@ -314,7 +346,19 @@ impl Inputs {
         use rayon::prelude::*;
         self.sources
             .par_iter()
-            .map(|s| match s.kind {
+            .map(|s| match &s.kind {
+                Kind::Texts(texts) => Ok(InputFile {
+                    path: s.name.clone(),
+                    // Length-prefixed, so no two lists of texts hash alike.
+                    sha256: crate::hash::sha256_bytes(
+                        texts
+                            .iter()
+                            .map(|t| format!("{}:{t}", t.len()))
+                            .collect::<String>()
+                            .as_bytes(),
+                    ),
+                    files: None,
+                }),
                 Kind::Folder => {
                     let mut lines = String::new();
                     let mut files = 0;
@@ -374,6 +418,19 @@ fn open_source(
 ) -> Result<Box<dyn Iterator<Item = Result<Item>>>> {
     let open = || std::fs::File::open(&s.path).map_err(|e| Error::io(&s.name, e));
     Ok(match &s.kind {
+        Kind::Texts(texts) => {
+            let texts = texts.clone();
+            Box::new((0..texts.len()).map(move |n| {
+                Ok(Item::Record(Record {
+                    id: text_id(n),
+                    text: texts[n].clone(),
+                    origin: format!("{TEXTS}: text {}", n + 1),
+                    source: i,
+                    extra: Extra::None,
+                    extracted: false,
+                }))
+            }))
+        }
         Kind::Table(Format::Jsonl) => Box::new(Jsonl {
             reader: BufReader::new(open()?),
             name: s.name.clone(),

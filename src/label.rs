@@ -19,11 +19,12 @@ fn head_probs<'p>(
     out: &Outputs,
     para: u32,
 ) -> (&'p [String], Vec<f32>) {
-    if let Some(h) = plan.job.heads.iter().find(|h| h.meta.task == *task) {
+    if let Some(h) = plan.job.models.heads.iter().find(|h| h.meta.task == *task) {
         return (&h.meta.labels, h.probs(&out.feature(para)));
     }
     let (i, (_, meta)) = plan
         .job
+        .models
         .tuned
         .iter()
         .enumerate()
@@ -105,7 +106,7 @@ pub fn rows(
             .copied()
             .filter(|&w| w > 1)
             .unwrap_or(0);
-        if plan.job.embeddings {
+        if plan.job.engine.embeddings {
             row.embedding = Some(out.feature(pid));
         }
         if let (Some(cb), Some(t)) = (plan.cb, &topics[p]) {
@@ -144,7 +145,7 @@ pub fn rows(
                 &row.text,
                 &tokens,
                 scheme,
-                plan.job.aggregation,
+                plan.job.engine.aggregation,
                 head,
             ));
         }

@@ -19,6 +19,7 @@ pub mod home;
 pub mod infer;
 pub mod input;
 pub mod inspect;
+pub mod job;
 pub mod label;
 pub mod lang;
 pub mod models;

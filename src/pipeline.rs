@@ -20,7 +20,7 @@
 use crate::error::{Error, Result};
 use crate::infer::{Load, Models, Outputs, Tokenized, Tokenizers, Workers};
 use crate::input::{Inputs, Record};
-use crate::plan::{Plan, Targets, TopicResult};
+use crate::plan::{Input, Plan, Targets, TopicResult};
 use crate::progress::Progress;
 use crate::record::Row;
 use crate::scan::Scan;
@@ -150,7 +150,10 @@ impl Done {
 
 /// Reads the inputs and scans them (pass 1).
 pub fn scan(job: &Job, report: &(dyn Fn(&str) + Sync)) -> Result<(Inputs, Scan)> {
-    let inputs = Inputs::open(&job.inputs, &job.read)?;
+    let inputs = match &job.input {
+        Input::Files { paths, read } => Inputs::open(paths, read)?,
+        Input::Texts(texts) => Inputs::texts(texts.clone()),
+    };
     let scan = crate::scan::scan(&inputs, &job.segment, job.shard, report)?;
     Ok((inputs, scan))
 }
@@ -168,17 +171,17 @@ pub fn run(
     let bar = Progress::new(job.progress, "paragraphs", true);
     let todo = (scan.shard_articles as u64).saturating_sub(done.count()) as usize;
     let load = Load {
-        device: job.device,
-        dtype: job.dtype,
-        threads: job.threads,
-        tuned: &job.tuned,
-        adapter: job.adapter.as_deref(),
+        device: job.engine.device,
+        dtype: job.engine.dtype,
+        threads: job.engine.threads,
+        tuned: &job.models.tuned,
+        adapter: job.models.adapter.as_deref(),
     };
     // The tokenizers (a second of JSON for a 250k vocabulary) load beside
     // the models: reading weights needs no more than the model's own size.
     let (models, toks) = std::thread::scope(|s| {
         let toks = s.spawn(|| Tokenizers::load(&plan.models()));
-        let models = Models::load(&plan.models(), &load, job.cache);
+        let models = Models::load(&plan.models(), &load, job.engine.cache);
         let toks = toks
             .join()
             .unwrap_or_else(|_| Err(Error::Tokenizer("the tokenizer loader panicked".into())));
@@ -192,7 +195,7 @@ pub fn run(
         let anchors = workers
             .run(
                 toks.tokenize(&plan.anchor_work())?,
-                job.batch_tokens,
+                job.engine.batch_tokens,
                 &|| {},
             )?
             .anchors();
@@ -293,7 +296,7 @@ pub fn run(
         for p in prep_rx {
             let mut p = p?;
             let tokenized = std::mem::take(&mut p.tokenized);
-            let mut out = workers.run(tokenized, job.batch_tokens, &|| bar.inc(1))?;
+            let mut out = workers.run(tokenized, job.engine.batch_tokens, &|| bar.inc(1))?;
             // Stance targets gated on topics need the topics first.
             let mut topics = None;
             if plan.gates_nli() {
@@ -302,7 +305,11 @@ pub fn run(
                 let only: Vec<Option<&Targets>> = p.only.iter().map(Option::as_ref).collect();
                 let gated = plan.gated_work(&texts, &t, &only);
                 if !gated.is_empty() {
-                    out.merge(workers.run(toks.tokenize(&gated)?, job.batch_tokens, &|| {})?);
+                    out.merge(workers.run(
+                        toks.tokenize(&gated)?,
+                        job.engine.batch_tokens,
+                        &|| {},
+                    )?);
                 }
                 topics = Some(t);
             }

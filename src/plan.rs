@@ -16,37 +16,110 @@ use crate::task::{HeadKind, Task};
 use std::path::PathBuf;
 use tch::Device;
 
-/// What the user asked for: inputs, options, the models opened.
-pub struct Job {
-    pub inputs: Vec<PathBuf>,
-    pub read: ReadOptions,
-    pub codebook: Option<Codebook>,
+/// What a job reads.
+pub enum Input {
+    /// Files and folders, read with these options.
+    Files {
+        paths: Vec<PathBuf>,
+        read: ReadOptions,
+    },
+    /// Texts in memory, one article each ([`crate::input::Inputs::texts`]).
+    Texts(std::sync::Arc<Vec<String>>),
+}
+
+impl Input {
+    /// How tables are read (the defaults for texts in memory).
+    pub fn read_options(&self) -> ReadOptions {
+        match self {
+            Input::Files { read, .. } => read.clone(),
+            Input::Texts(_) => ReadOptions::default(),
+        }
+    }
+}
+
+/// Which tasks run (each also needs its codebook entries or model).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tasks {
+    pub topic: bool,
+    pub stance: bool,
+    pub ner: bool,
+}
+
+impl Tasks {
+    pub const ALL: Tasks = Tasks {
+        topic: true,
+        stance: true,
+        ner: true,
+    };
+    /// No task: only the encoder's embeddings (`train`).
+    pub const NONE: Tasks = Tasks {
+        topic: false,
+        stance: false,
+        ner: false,
+    };
+}
+
+/// The models a job opened.
+#[derive(Default)]
+pub struct ModelSet {
     pub encoder: Option<ModelDir>,
     pub nli: Option<ModelDir>,
     pub ner: Option<ModelDir>,
-    pub topic: bool,
-    pub stance: bool,
+    /// Trained linear heads (`--heads`), each for `topic` or a stance task.
+    pub heads: Vec<Head>,
+    /// Trained heads with tuned encoder layers (`--heads`): topic, stance
+    /// or the entities. The encoder thread loads them.
+    pub tuned: Vec<(PathBuf, HeadMeta)>,
+    /// The adapter the heads were trained with ([`crate::models::lora`]),
+    /// merged into the encoder at load.
+    pub adapter: Option<PathBuf>,
+}
+
+/// How the models run.
+#[derive(Clone, Debug)]
+pub struct Engine {
     pub threads: usize,
+    /// Padded tokens per batch.
     pub batch_tokens: usize,
     pub device: Device,
     pub dtype: DType,
     /// `--dtype` as given (`auto`, `f32`, `bf16`), for the provenance.
     pub dtype_requested: &'static str,
     pub aggregation: Aggregation,
+    /// Keep each paragraph's encoder embedding in `Row::embedding` (training).
+    pub embeddings: bool,
+    /// Keep model outputs in the feature cache ([`crate::cache`]) and load
+    /// models only when it misses (`eval`, `calibrate`, `train`).
+    pub cache: bool,
+}
+
+impl Default for Engine {
+    fn default() -> Engine {
+        Engine {
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            batch_tokens: 2048,
+            device: Device::Cpu,
+            dtype: DType::F32,
+            dtype_requested: "auto",
+            aggregation: Aggregation::First,
+            embeddings: false,
+            cache: false,
+        }
+    }
+}
+
+/// What the user asked for: the input, the codebook and tasks, the models
+/// opened and how they run.
+pub struct Job {
+    pub input: Input,
+    pub codebook: Option<Codebook>,
+    pub tasks: Tasks,
+    pub models: ModelSet,
+    pub engine: Engine,
     pub segment: SegmentConfig,
     /// Candidate languages for the `lang` column (`--languages`).
     pub languages: crate::lang::Languages,
     pub progress: crate::progress::Mode,
-    /// Trained heads (`--heads`), each for `topic` or `stance_<id>`.
-    pub heads: Vec<Head>,
-    /// Trained heads with tuned encoder layers (`--heads`): topic,
-    /// `stance_<id>` or the entities. The encoder thread loads them.
-    pub tuned: Vec<(PathBuf, HeadMeta)>,
-    /// The adapter the heads were trained with ([`crate::models::lora`]),
-    /// merged into the encoder at load.
-    pub adapter: Option<PathBuf>,
-    /// Keep each paragraph's encoder embedding in `Row::embedding` (training).
-    pub embeddings: bool,
     /// Articles per window.
     pub window: usize,
     /// Tag only this shard's articles.
@@ -55,9 +128,6 @@ pub struct Job {
     /// ids, and none for the others; all targets for all when `None`
     /// (`eval` of gold with a target per row).
     pub stance_only: Option<std::collections::HashMap<String, Targets>>,
-    /// Keep model outputs in the feature cache ([`crate::cache`]) and load
-    /// models only when it misses (`eval`, `calibrate`, `train`).
-    pub cache: bool,
 }
 
 /// A set of stance target indices.
@@ -66,13 +136,13 @@ pub type Targets = std::collections::BTreeSet<usize>;
 impl Job {
     /// Whether a head (linear or tuned) is for `task`.
     pub fn has_head(&self, task: &Task) -> bool {
-        self.heads.iter().any(|h| h.meta.task == *task)
-            || self.tuned.iter().any(|t| t.1.task == *task)
+        self.models.heads.iter().any(|h| h.meta.task == *task)
+            || self.models.tuned.iter().any(|t| t.1.task == *task)
     }
 
     /// The NER head among the tuned heads.
     pub fn ner_head(&self) -> Option<&(PathBuf, HeadMeta)> {
-        self.tuned.iter().find(|t| t.1.kind == HeadKind::Ner)
+        self.models.tuned.iter().find(|t| t.1.kind == HeadKind::Ner)
     }
 
     /// Provenance of the models a plan runs.
@@ -137,13 +207,13 @@ impl<'j> Plan<'j> {
                 }
                 _ => {}
             }
-            if job.encoder.is_none() && head {
+            if job.models.encoder.is_none() && head {
                 return Err(Error::Config(format!("{what}: heads need --encoder")));
             }
-            match (m, &job.nli, &job.encoder) {
+            match (m, &job.models.nli, &job.models.encoder) {
                 (Method::Nli, Some(_), _) | (Method::Auto, Some(_), _) => Ok(Via::Nli),
                 (Method::Embedding, _, Some(_)) | (Method::Auto, None, Some(_))
-                    if job.adapter.is_some() =>
+                    if job.models.adapter.is_some() =>
                 {
                     // Similarity anchors need the plain e5 geometry.
                     Err(Error::Config(format!(
@@ -164,10 +234,10 @@ impl<'j> Plan<'j> {
         let mut topic_via = None;
         let mut stance_via = vec![];
         if let Some(cb) = cb {
-            if job.topic && !cb.topics.topics.is_empty() {
+            if job.tasks.topic && !cb.topics.topics.is_empty() {
                 topic_via = Some(choose(cb.topics.method, "[topics]", &Task::Topic)?);
             }
-            if job.stance {
+            if job.tasks.stance {
                 for s in &cb.stances {
                     if s.only_topics.is_some() && topic_via.is_none() {
                         return Err(Error::Config(format!(
@@ -194,24 +264,24 @@ impl<'j> Plan<'j> {
         }
         let uses = |v: Via| topic_via == Some(v) || stance_via.contains(&v);
         let nli = if uses(Via::Nli) {
-            job.nli.clone()
+            job.models.nli.clone()
         } else {
             None
         };
-        if job.ner.is_some() && job.ner_head().is_some() {
+        if job.models.ner.is_some() && job.ner_head().is_some() {
             return Err(Error::Config(
                 "both --ner and an NER head were given; pass one".into(),
             ));
         }
-        if job.ner_head().is_some() && job.encoder.is_none() {
+        if job.ner_head().is_some() && job.models.encoder.is_none() {
             return Err(Error::Config("the NER head needs --encoder".into()));
         }
         let encoder = if uses(Via::Embedding)
             || uses(Via::Head)
-            || job.embeddings
+            || job.engine.embeddings
             || job.ner_head().is_some()
         {
-            job.encoder.clone()
+            job.models.encoder.clone()
         } else {
             None
         };
@@ -219,7 +289,7 @@ impl<'j> Plan<'j> {
             Some(d) => Some(heads::nli_labels(&d.labels, &d.path)?),
             None => None,
         };
-        let scheme = match (&job.ner, job.ner_head()) {
+        let scheme = match (&job.models.ner, job.ner_head()) {
             (Some(d), _) => Some(NerScheme::from_labels(&d.labels, &d.path)?),
             (None, Some((dir, meta))) => Some(NerScheme::from_labels(&meta.labels, dir)?),
             (None, None) => None,
@@ -255,7 +325,7 @@ impl<'j> Plan<'j> {
             cb,
             encoder,
             nli,
-            ner: job.ner.clone(),
+            ner: job.models.ner.clone(),
             topic_via,
             stance_via,
             nli_labels,

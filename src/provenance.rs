@@ -47,10 +47,11 @@ fn combined(weights: &str, meta: &str) -> String {
 /// `head.toml`, and of both, as `paratag.settings` records it).
 pub fn heads(job: &Job) -> Result<Vec<Value>> {
     let dirs = job
+        .models
         .heads
         .iter()
         .map(|h| (h.dir.as_path(), &h.meta))
-        .chain(job.tuned.iter().map(|(d, m)| (d.as_path(), m)));
+        .chain(job.models.tuned.iter().map(|(d, m)| (d.as_path(), m)));
     dirs.map(|(dir, meta)| {
         let weights = sha256_file(&dir.join(head::WEIGHTS_FILE))?;
         let meta_sha = sha256_file(&dir.join(head::META_FILE))?;
@@ -68,7 +69,8 @@ pub fn heads(job: &Job) -> Result<Vec<Value>> {
 
 /// The adapter merged into the encoder (path and weights sha256), if any.
 pub fn adapter(job: &Job) -> Result<Option<Value>> {
-    job.adapter
+    job.models
+        .adapter
         .as_ref()
         .map(|d| {
             Ok(json!({
@@ -101,13 +103,13 @@ fn settings(
         "heads": heads,
         "adapter_sha256": adapter.map(|a| a["sha256"].clone()),
         "codebook_sha256": job.codebook.as_ref().map(|c| sha256_bytes(c.text.as_bytes())),
-        "read": job.read,
-        "tasks": {"topic": job.topic, "stance": job.stance, "ner": plan.scheme.is_some()},
+        "read": job.input.read_options(),
+        "tasks": {"topic": job.tasks.topic, "stance": job.tasks.stance, "ner": plan.scheme.is_some()},
         "segment": job.segment.split,
         "languages": job.languages.codes(),
-        "aggregation": format!("{:?}", job.aggregation).to_lowercase(),
-        "dtype": job.dtype.name(),
-        "device": format!("{:?}", job.device).to_lowercase(),
+        "aggregation": format!("{:?}", job.engine.aggregation).to_lowercase(),
+        "dtype": job.engine.dtype.name(),
+        "device": format!("{:?}", job.engine.device).to_lowercase(),
     })
 }
 
@@ -135,11 +137,11 @@ pub fn run(job: &Job) -> Value {
     json!({
         "paratag": VERSION,
         "commit": COMMIT,
-        "dtype": job.dtype.name(),
-        "dtype_requested": job.dtype_requested,
-        "device": format!("{:?}", job.device).to_lowercase(),
-        "threads": job.threads,
-        "batch_tokens": job.batch_tokens,
+        "dtype": job.engine.dtype.name(),
+        "dtype_requested": job.engine.dtype_requested,
+        "device": format!("{:?}", job.engine.device).to_lowercase(),
+        "threads": job.engine.threads,
+        "batch_tokens": job.engine.batch_tokens,
         "window": job.window,
         "libtorch": LIBTORCH,
         "cpu": cpu(),

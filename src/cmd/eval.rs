@@ -1,11 +1,13 @@
 //! `paratag eval --gold GOLD [--pred PRED.parquet]`: the model against coders.
 
-use super::tag::{self, ModelArgs, Tasks};
+use super::tag::ModelArgs;
 use anyhow::{Context, Result};
 use paratag::codebook::Codebook;
 use paratag::eval::{self, GoldSummary};
 use paratag::formats::{self, Format, GoldItem, LabelSet};
+use paratag::job::{self, Embeddings, TextJob};
 use paratag::output;
+use paratag::plan::Tasks;
 use paratag::record::Predictions;
 use paratag::task::Task;
 use std::collections::{BTreeMap, BTreeSet};
@@ -234,7 +236,7 @@ fn tag_gold(
     if (tasks.topic || tasks.stance) && codebook.is_none() {
         anyhow::bail!("the gold has topic or stance labels: pass --codebook (or --pred)");
     }
-    let texts: Vec<&str> = gold.iter().map(|g| g.text.as_str()).collect();
+    let texts: Vec<String> = gold.iter().map(|g| g.text.clone()).collect();
     // With a target per row, each item is scored for its own targets only.
     let only = match &codebook {
         Some(cb) if gold.iter().any(|g| !g.row_targets.is_empty()) => Some(
@@ -250,19 +252,22 @@ fn tag_gold(
         ),
         _ => None,
     };
-    let tagged = tag::tag_texts(
-        &texts,
-        codebook,
-        m,
-        tasks,
-        tag::Embeddings::Off,
-        only,
-        progress,
+    let tagged = job::tag_texts(
+        texts,
+        TextJob {
+            codebook,
+            models: &m.choice(),
+            tasks,
+            embeddings: Embeddings::Off,
+            only,
+            progress,
+        },
     )?;
     let meta = tagged.metadata.into_iter().collect();
     let mut preds = output::predictions_from(&tagged.frame, meta)?;
     for p in &mut preds.rows {
-        let i: usize = p.article_id[1..].parse().expect("own id");
+        let i = paratag::input::text_index(&p.article_id)
+            .with_context(|| format!("article id {:?} is not a gold text's", p.article_id))?;
         let g = &gold[i];
         // Gold texts were trimmed by `validate`, as the tagger trims paragraphs.
         p.text = g.text.clone();

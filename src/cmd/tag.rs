@@ -1,25 +1,18 @@
 //! `paratag tag INPUT... -o OUT.parquet`: the labeling job.
 
 use anyhow::{Context, Result};
-use paratag::choice::Choice;
 use paratag::codebook::Codebook;
 use paratag::dataset::{self, Dataset};
 use paratag::heads::Aggregation;
 use paratag::input::{Format, ReadOptions};
-use paratag::models::head::{self, Head};
-use paratag::models::profile;
-use paratag::models::registry;
-use paratag::models::{DTypeArg, DeviceArg, ModelDir};
+use paratag::job::{self, summary, ModelChoice};
+use paratag::models::{DTypeArg, DeviceArg};
 use paratag::output::{self, FileSink};
-use paratag::pipeline::{self, Counts, Job};
-use paratag::plan::Plan;
+use paratag::pipeline;
+use paratag::plan::{Input, Plan, Tasks};
 use paratag::provenance;
-use paratag::record::Row;
-use paratag::scan::Scan;
 use paratag::segment::SegmentConfig;
 use paratag::shard::Shard;
-use paratag::task::HeadKind;
-use polars::prelude::DataFrame;
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
@@ -185,34 +178,32 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
-    /// Whether the command names a model or heads of its own.
-    fn names_models(&self) -> bool {
-        !self.heads.is_empty() || self.ner.is_some() || self.nli.is_some()
+    /// The model choice the library takes.
+    pub fn choice(&self) -> ModelChoice {
+        ModelChoice {
+            profile: self.profile.clone(),
+            encoder: self.encoder.clone(),
+            nli: self.nli.clone(),
+            ner: self.ner.clone(),
+            aggregation: self.aggregation,
+            threads: self.threads,
+            batch_tokens: self.batch_tokens,
+            device: self.device,
+            dtype: self.dtype,
+            heads: self.heads.clone(),
+        }
     }
 
-    /// The profile the command runs with, its heads put into `self.heads`
-    /// (its codebook is the caller's where no `-c` is given): the one named
-    /// by `--profile`, else `default` when the command names no codebook,
-    /// heads or models. Without `default` installed that is an error when
-    /// a model is `needed`, else no profile.
+    /// [`ModelChoice::apply_profile`], the profile's heads put into `self`.
     pub fn apply_profile(
         &mut self,
         codebook_given: bool,
         needed: bool,
-    ) -> Result<Option<profile::Profile>> {
-        let p = match &self.profile {
-            Some(n) => profile::load(n)?,
-            None if codebook_given || self.names_models() => return Ok(None),
-            None => match profile::load(profile::DEFAULT) {
-                Ok(p) => p,
-                Err(_) if !needed => return Ok(None),
-                Err(e) => anyhow::bail!(
-                    "nothing to tag with: no --profile, -c CODEBOOK, --heads, --ner or --nli, and {e}"
-                ),
-            },
-        };
-        self.heads = p.head_dirs();
-        Ok(Some(p))
+    ) -> Result<Option<paratag::models::profile::Profile>> {
+        let mut c = self.choice();
+        let p = c.apply_profile(codebook_given, needed)?;
+        self.heads = c.heads;
+        Ok(p)
     }
 }
 
@@ -267,9 +258,8 @@ pub fn run(mut args: Args) -> Result<()> {
     let t0 = std::time::Instant::now();
     let out = Out::of(&args)?;
     out.check(args.force)?;
-    let profile = args
-        .models
-        .apply_profile(args.codebook.is_some(), !args.no_ner)?;
+    let mut models = args.models.choice();
+    let profile = models.apply_profile(args.codebook.is_some(), !args.no_ner)?;
     if let Some(p) = &profile {
         args.codebook.get_or_insert_with(|| p.codebook());
     }
@@ -282,19 +272,23 @@ pub fn run(mut args: Args) -> Result<()> {
         None if args.shards.is_some() => anyhow::bail!("--shards N goes with --shard auto"),
         None => None,
     };
-    let mut job = job(
-        args.inputs.clone(),
-        ReadOptions {
-            id_col: args.id_col.clone(),
-            text_col: args.text_col.clone(),
-            format: args.input_format,
-            skip_bad_rows: args.skip_bad_rows,
-            dedupe: args.dedupe,
-            limit: args.limit,
-            table: args.table.options(),
-        },
+    let read = ReadOptions {
+        id_col: args.id_col.clone(),
+        text_col: args.text_col.clone(),
+        format: args.input_format,
+        skip_bad_rows: args.skip_bad_rows,
+        dedupe: args.dedupe,
+        limit: args.limit,
+        table: args.table.options(),
+    };
+    let input = Input::Files {
+        paths: args.inputs.clone(),
+        read,
+    };
+    let mut job = job::open(
+        input,
         codebook,
-        &args.models,
+        &models,
         Tasks {
             topic: !args.no_topic,
             stance: !args.no_stance,
@@ -356,7 +350,7 @@ pub fn run(mut args: Args) -> Result<()> {
             let mut sink = FileSink::create(p, job.codebook.clone(), &schema)?;
             let ran = pipeline::run(&plan, &inputs, &scan, &Default::default(), &mut sink)?;
             let summary = summary(&ran.counts, &scan, t0.elapsed().as_secs_f64());
-            meta.push(("paratag.summary".into(), json(&summary)));
+            meta.push(("paratag.summary".into(), serde_json::to_string(&summary)?));
             meta.push((
                 "paratag.finished_at".into(),
                 chrono::Utc::now().to_rfc3339(),
@@ -428,323 +422,4 @@ pub fn run(mut args: Args) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// The run summary in the metadata and on stderr.
-#[derive(serde::Serialize)]
-pub struct Summary {
-    #[serde(flatten)]
-    pub counts: Counts,
-    pub skipped: usize,
-    /// The first skipped rows (all were printed as they were found).
-    pub skipped_rows: Vec<String>,
-    pub deduped: usize,
-    pub seconds: f64,
-}
-
-pub fn summary(counts: &Counts, scan: &Scan, seconds: f64) -> Summary {
-    Summary {
-        counts: *counts,
-        skipped: scan.skipped,
-        skipped_rows: scan.skipped_rows.clone(),
-        deduped: scan.deduped,
-        seconds,
-    }
-}
-
-/// A metadata value as JSON text.
-fn json<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_string(v).expect("metadata serialises")
-}
-
-/// Which heads to run.
-pub struct Tasks {
-    pub topic: bool,
-    pub stance: bool,
-    pub ner: bool,
-}
-
-/// A tagging job: resolves and opens the models the codebook and tasks need.
-pub fn job(
-    inputs: Vec<PathBuf>,
-    read: ReadOptions,
-    codebook: Option<Codebook>,
-    m: &ModelArgs,
-    tasks: Tasks,
-    segment: SegmentConfig,
-    progress: paratag::progress::Mode,
-) -> Result<Job> {
-    let needs_classes = codebook.as_ref().is_some_and(|c| {
-        (tasks.topic && !c.topics.topics.is_empty()) || (tasks.stance && !c.stances.is_empty())
-    });
-    let open = |arg: &str| -> Result<ModelDir> { Ok(ModelDir::open(&registry::resolve(arg)?)?) };
-    let nli = match &m.nli {
-        Some(n) if needs_classes => Some(open(n)?),
-        _ => None,
-    };
-    // Linear heads are plain vectors; heads with tuned encoder layers (all NER
-    // heads) are loaded by the encoder thread. Heads for tasks not run are
-    // left out, so they cost nothing.
-    let (mut heads, mut tuned) = (vec![], vec![]);
-    for d in &m.heads {
-        let meta = head::read_meta(d)?;
-        let wanted = match meta.kind {
-            HeadKind::Ner => tasks.ner,
-            HeadKind::Topic => tasks.topic,
-            HeadKind::Stance | HeadKind::Holder => tasks.stance,
-        };
-        if !wanted {
-            continue;
-        }
-        let seen = tuned
-            .iter()
-            .any(|t: &(PathBuf, head::HeadMeta)| t.1.task == meta.task)
-            || heads.iter().any(|h: &Head| h.meta.task == meta.task);
-        if seen {
-            anyhow::bail!(
-                "{}: a second head for `{}`; pass one",
-                d.display(),
-                meta.task
-            );
-        }
-        if paratag::models::tuned_head::is_tuned(&meta) {
-            tuned.push((d.clone(), meta));
-        } else {
-            heads.push(Head::load(d)?);
-        }
-    }
-    let adapter = heads_adapter(&heads, &tuned)?;
-    let ner_head = tuned.iter().any(|t| t.1.kind == HeadKind::Ner);
-    let uses_encoder = needs_classes
-        && codebook.as_ref().is_some_and(|c| {
-            use paratag::codebook::Method;
-            nli.is_none()
-                || !heads.is_empty()
-                || c.topics.method == Method::Embedding
-                || c.stances.iter().any(|s| s.method == Method::Embedding)
-        });
-    let encoder = if uses_encoder {
-        Some(open(&m.encoder).with_context(|| {
-            "sentence encoder (run scripts/setup.sh, or pass --encoder DIR / --nli DIR)"
-        })?)
-    } else {
-        None
-    };
-    let ner = match (&m.ner, tasks.ner) {
-        (_, false) => None,
-        (None, true) if ner_head => None,
-        (Some(n), true) => Some(open(n)?),
-        (None, true) => match registry::resolve("ner") {
-            Ok(p) => Some(ModelDir::open(&p)?),
-            Err(_) => anyhow::bail!(
-                "no NER model: pass --ner DIR, run `paratag models fetch ner`, or use --no-ner"
-            ),
-        },
-    };
-    let encoder = match encoder {
-        None if !tuned.is_empty() => {
-            Some(open(&m.encoder).context("sentence encoder for the heads")?)
-        }
-        e => e,
-    };
-    if let (Some(enc), false) = (&encoder, heads.is_empty() && tuned.is_empty()) {
-        let sha = enc.weights_sha256()?;
-        for h in &heads {
-            h.check_encoder(enc, &sha)?;
-        }
-        for (dir, meta) in &tuned {
-            head::check_encoder(dir, meta, enc, &sha)?;
-        }
-    }
-    if m.batch_tokens == 0 {
-        anyhow::bail!("--batch-tokens must be > 0");
-    }
-    let threads = m.threads.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    });
-    if threads == 0 {
-        anyhow::bail!("--threads must be > 0");
-    }
-    Ok(Job {
-        inputs,
-        read,
-        codebook,
-        encoder,
-        nli,
-        ner,
-        topic: tasks.topic,
-        stance: tasks.stance,
-        threads,
-        batch_tokens: m.batch_tokens,
-        device: m.device.resolve()?,
-        dtype: m.dtype.resolve(),
-        dtype_requested: m.dtype.name(),
-        aggregation: m.aggregation,
-        segment,
-        languages: Default::default(),
-        progress,
-        heads,
-        tuned,
-        adapter,
-        embeddings: false,
-        window: pipeline::WINDOW,
-        shard: None,
-        stance_only: None,
-        cache: false,
-    })
-}
-
-/// Texts tagged by [`tag_texts`], each as one paragraph.
-pub struct Tagged {
-    pub frame: DataFrame,
-    pub metadata: Vec<(String, String)>,
-    /// Per text: its rows (index into the texts, then the row).
-    pub rows: Vec<(usize, Row)>,
-}
-
-/// Whether [`tag_texts`] keeps each paragraph's embedding, and of which
-/// encoder.
-pub enum Embeddings<'a> {
-    Off,
-    Plain,
-    /// The encoder with this adapter folder merged (`train --adapter`).
-    Adapted(&'a std::path::Path),
-}
-
-/// Tags `texts`, each as one paragraph (article ids `g0`, `g1`, ...), for
-/// `eval` and `train`.
-pub fn tag_texts(
-    texts: &[&str],
-    codebook: Option<Codebook>,
-    m: &ModelArgs,
-    tasks: Tasks,
-    embeddings: Embeddings,
-    only: Option<Vec<paratag::plan::Targets>>,
-    progress: paratag::progress::Mode,
-) -> Result<Tagged> {
-    let started = chrono::Utc::now();
-    let dir = tempfile::tempdir()?;
-    let input = dir.path().join("texts.jsonl");
-    let lines: Vec<serde_json::Value> = texts
-        .iter()
-        .enumerate()
-        .map(|(i, t)| serde_json::json!({"id": format!("g{i}"), "text": t}))
-        .collect();
-    std::fs::write(&input, paratag::formats::jsonl(lines))?;
-    let mut job = job(
-        vec![input],
-        Default::default(),
-        codebook,
-        m,
-        tasks,
-        SegmentConfig {
-            split: false,
-            ..Default::default()
-        },
-        progress,
-    )?;
-    job.cache = true;
-    if let Embeddings::Adapted(a) = embeddings {
-        job.adapter = Some(a.to_path_buf());
-    }
-    job.stance_only = only.map(|v| {
-        v.into_iter()
-            .enumerate()
-            .map(|(i, t)| (format!("g{i}"), t))
-            .collect()
-    });
-    if !matches!(embeddings, Embeddings::Off) {
-        job.embeddings = true;
-        if job.encoder.is_none() {
-            job.encoder = Some(ModelDir::open(&registry::resolve(&m.encoder)?)?);
-        }
-    }
-    let plan = Plan::new(&job)?;
-    let (inputs, scan) = pipeline::scan(&job, &|_| {})?;
-    let mut sink = pipeline::Collect::default();
-    let counts = pipeline::run(&plan, &inputs, &scan, &Default::default(), &mut sink)?.counts;
-    let models = job.models(&plan)?;
-    let (mut metadata, _) = provenance::metadata(&job, &plan, &models, &scan, None, started)?;
-    metadata.push((
-        "paratag.summary".into(),
-        json(&summary(&counts, &scan, 0.0)),
-    ));
-    let mut frame = output::frame(&empty_window(&scan)?, job.codebook.as_ref())?;
-    let mut rows = vec![];
-    for w in sink.0 {
-        frame.vstack_mut(&output::frame(&w, job.codebook.as_ref())?)?;
-        for r in w.rows {
-            let i: usize = w.ids[r.article][1..].parse()?;
-            rows.push((i, r));
-        }
-    }
-    Ok(Tagged {
-        frame,
-        metadata,
-        rows,
-    })
-}
-
-fn empty_window(scan: &Scan) -> Result<pipeline::Labeled> {
-    Ok(pipeline::Labeled {
-        ids: vec![],
-        ordinals: vec![],
-        rows: vec![],
-        passthrough: paratag::input::passthrough(&[], &scan.schema)?,
-        counts: vec![],
-    })
-}
-
-/// The adapter the heads share, if they were trained with one: every head
-/// of a job rides on one encoder pass, so they must all read the same
-/// (adapted or plain) encoder. Its weights must be the ones the heads
-/// recorded.
-fn heads_adapter(heads: &[Head], tuned: &[(PathBuf, head::HeadMeta)]) -> Result<Option<PathBuf>> {
-    use paratag::models::lora;
-    let all: Vec<(&std::path::Path, Option<&String>)> = heads
-        .iter()
-        .map(|h| (h.dir.as_path(), h.meta.adapter_sha256.as_ref()))
-        .chain(
-            tuned
-                .iter()
-                .map(|(d, m)| (d.as_path(), m.adapter_sha256.as_ref())),
-        )
-        .collect();
-    let Some(&(first, Some(sha))) = all.iter().find(|h| h.1.is_some()) else {
-        return Ok(None);
-    };
-    for &(d, s) in &all {
-        match s {
-            Some(s) if s == sha => {}
-            Some(_) => anyhow::bail!(
-                "{} and {} were trained with different adapters; heads in one run share one encoder pass, so train them together (`paratag train multi`)",
-                first.display(),
-                d.display()
-            ),
-            None => anyhow::bail!(
-                "{} reads the plain encoder, but {} needs the encoder with its adapter; heads in one run share one encoder pass, so tag them in separate runs",
-                d.display(),
-                first.display()
-            ),
-        }
-    }
-    let dir = lora::dir_of_head(first);
-    let got = lora::weights_sha256(&dir).with_context(|| {
-        format!(
-            "{}: the head's adapter (expected beside it, in ../{})",
-            first.display(),
-            lora::DIR
-        )
-    })?;
-    if &got != sha {
-        anyhow::bail!(
-            "{}: {} has sha256 {got}, but {} was trained with {sha}; the adapter and its heads must come from one `paratag train multi` run (or the head from `train topic|stance --adapter` on it)",
-            dir.display(),
-            lora::WEIGHTS_FILE,
-            first.display()
-        );
-    }
-    Ok(Some(dir))
 }

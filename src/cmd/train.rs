@@ -2,13 +2,14 @@
 //! and `paratag train ner --train GOLD [--dev GOLD] -o HEAD_DIR`.
 
 use super::eval::GoldFormat;
-use super::tag::{self, ModelArgs, Tasks};
 use anyhow::{Context, Result};
 use paratag::codebook::Codebook;
 use paratag::formats::LabelSet;
-use paratag::heads::{Aggregation, NerScheme};
+use paratag::heads::NerScheme;
+use paratag::job::{self, Embeddings, ModelChoice, TextJob};
 use paratag::models::head::{Head, HeadMeta, Hyper, FEATURES};
-use paratag::models::{registry, DTypeArg, DeviceArg, ModelDir};
+use paratag::models::{registry, DTypeArg, ModelDir};
+use paratag::plan::Tasks;
 use paratag::task::{HeadKind, Task};
 use paratag::train::examples::{self, Gold, Items};
 use paratag::train::{self, tuned};
@@ -137,17 +138,12 @@ pub fn run(mut a: Args) -> Result<()> {
             eprintln!("paratag: gold {l}")
         })
     };
-    let m = ModelArgs {
-        profile: None,
+    let m = ModelChoice {
         encoder: a.encoder.clone(),
-        nli: None,
-        ner: None,
-        aggregation: Aggregation::First,
         threads: a.threads,
         batch_tokens: a.batch_tokens,
-        device: DeviceArg::Cpu,
         dtype: DTypeArg::F32,
-        heads: vec![],
+        ..ModelChoice::default()
     };
     let adapter = match &a.adapter {
         Some(d) if a.tune_layers.unwrap_or(0) > 0 => anyhow::bail!(
@@ -158,23 +154,19 @@ pub fn run(mut a: Args) -> Result<()> {
         None => None,
     };
     let features = |texts: &[String]| -> Result<Vec<Vec<f32>>> {
-        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let none = Tasks {
-            topic: false,
-            stance: false,
-            ner: false,
-        };
-        let tagged = tag::tag_texts(
-            &refs,
-            None,
-            &m,
-            none,
-            match &adapter {
-                Some((dir, _)) => tag::Embeddings::Adapted(dir),
-                None => tag::Embeddings::Plain,
+        let tagged = job::tag_texts(
+            texts.to_vec(),
+            TextJob {
+                codebook: None,
+                models: &m,
+                tasks: Tasks::NONE,
+                embeddings: match &adapter {
+                    Some((dir, _)) => Embeddings::Adapted(dir),
+                    None => Embeddings::Plain,
+                },
+                only: None,
+                progress: paratag::progress::Mode::auto(false),
             },
-            None,
-            paratag::progress::Mode::auto(false),
         )?;
         let mut out = vec![None; texts.len()];
         for (i, r) in tagged.rows {

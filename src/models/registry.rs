@@ -8,6 +8,9 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+/// The default sentence encoder's installed name.
+pub const ENCODER: &str = "multilingual-e5-small";
+
 pub const REGISTRY_TOML: &str = include_str!("../../models/registry.toml");
 
 #[derive(Debug, Clone, Deserialize)]
