@@ -168,8 +168,7 @@ pub fn run(
     sink: &mut dyn Sink,
 ) -> Result<Ran> {
     let job = plan.job;
-    let bar = Progress::new(job.progress, "paragraphs", true);
-    let todo = (scan.shard_articles as u64).saturating_sub(done.count()) as usize;
+    let bar = &Progress::new(job.progress, "paragraphs", true);
     let load = Load {
         device: job.engine.device,
         dtype: job.engine.dtype,
@@ -177,147 +176,39 @@ pub fn run(
         tuned: &job.models.tuned,
         adapter: job.models.adapter.as_deref(),
     };
-    // The tokenizers (a second of JSON for a 250k vocabulary) load beside
-    // the models: reading weights needs no more than the model's own size.
-    let (models, toks) = std::thread::scope(|s| {
-        let toks = s.spawn(|| Tokenizers::load(&plan.models()));
-        let models = Models::load(&plan.models(), &load, job.engine.cache);
-        let toks = toks
-            .join()
-            .unwrap_or_else(|_| Err(Error::Tokenizer("the tokenizer loader panicked".into())));
-        (models, toks)
-    });
-    let (models, toks) = (models?, toks?);
+    let (models, toks) = load_models(plan, &load)?;
     let pool = &stage_pool()?;
     let ran = std::thread::scope(|s| -> Result<Ran> {
         let workers = Workers::spawn(s, models, &load)?;
         let started = std::time::Instant::now();
+        let anchor_work = toks.tokenize(&plan.anchor_work())?;
         let anchors = workers
-            .run(
-                toks.tokenize(&plan.anchor_work())?,
-                job.engine.batch_tokens,
-                &|| {},
-            )?
+            .run(anchor_work, job.engine.batch_tokens, &|| {})?
             .anchors();
+        let toks = &toks;
 
         // read → segment → lang → tokenize
         let (prep_tx, prep_rx) = bounded::<Result<Prepared>>(1);
-        let (toks, bar) = (&toks, &bar);
-        s.spawn(move || {
-            yield_to_models();
-            let mut seen = (0usize, 0usize); // articles, paragraphs
-            let mut send = |w: Vec<(u64, Record)>| {
-                let p = pool.install(|| prepare(plan, scan, toks, w));
-                if let Ok(p) = &p {
-                    seen = (seen.0 + p.ids.len(), seen.1 + p.rows.len());
-                    // Paragraphs to come, extrapolated from those seen.
-                    let per = seen.1 as f64 / seen.0.max(1) as f64;
-                    bar.set_length(
-                        (seen.1 as f64 + todo.saturating_sub(seen.0) as f64 * per) as u64,
-                    );
-                }
-                prep_tx.send(p).is_ok()
-            };
-            let (mut window, mut bytes) = (Vec::new(), 0);
-            for r in scan.kept(inputs, job.shard) {
-                match r {
-                    Err(e) => {
-                        let _ = prep_tx.send(Err(e));
-                        return;
-                    }
-                    Ok((ord, _)) if done.contains(ord) => {}
-                    Ok((ord, rec)) => {
-                        bytes += rec.text.len();
-                        window.push((ord, rec));
-                        if window.len() >= job.window || bytes >= WINDOW_BYTES {
-                            bytes = 0;
-                            if !send(std::mem::take(&mut window)) {
-                                return;
-                            }
-                        }
-                    }
-                }
-            }
-            if !window.is_empty() {
-                send(window);
-            }
-        });
+        let read = Reading {
+            plan,
+            inputs,
+            scan,
+            done,
+            pool,
+            toks,
+            bar,
+        };
+        s.spawn(move || read.run(prep_tx));
 
         // label ═══► write
         let (out_tx, out_rx) = bounded::<Labeled>(1);
-        let writer = s.spawn(move || -> Result<()> {
-            yield_to_models();
-            let mut trimmed = std::time::Instant::now();
-            for w in out_rx {
-                sink.write(w)?;
-                // Memory freed by the windows behind this one goes back to
-                // the system, so RSS stays flat however long the corpus.
-                if trimmed.elapsed() >= TRIM_EVERY {
-                    crate::models::release_free_memory();
-                    trimmed = std::time::Instant::now();
-                }
-            }
-            Ok(())
-        });
+        let writer = s.spawn(move || write_windows(out_rx, sink));
         let (lab_tx, lab_rx) = bounded::<(Prepared, Outputs, Option<Topics>)>(1);
         let own = anchors.clone(); // a few codebook vectors
-        let labeler = s.spawn(move || -> Result<Counts> {
-            yield_to_models();
-            let anchors = &own;
-            let mut total = Counts::default();
-            for (mut p, out, topics) in lab_rx {
-                pool.install(|| {
-                    let topics =
-                        topics.unwrap_or_else(|| label::topics(plan, &out, anchors, p.rows.len()));
-                    let only: Vec<Option<&Targets>> = p.only.iter().map(Option::as_ref).collect();
-                    label::rows(plan, &mut p.rows, &out, anchors, &topics, &only)
-                })?;
-                for (i, r) in p.rows.iter().enumerate() {
-                    let c = &mut p.counts[r.article];
-                    c.windows += out.windows_of.get(&(i as u32)).copied().unwrap_or(0) as usize;
-                    c.long_paragraphs += usize::from(r.truncated_windows > 0);
-                }
-                let labeled = Labeled {
-                    ids: p.ids,
-                    ordinals: p.ordinals,
-                    rows: p.rows,
-                    passthrough: p.passthrough,
-                    counts: p.counts,
-                };
-                total.add(&labeled.total());
-                if out_tx.send(labeled).is_err() {
-                    break; // the writer failed; its error is below
-                }
-            }
-            Ok(total)
-        });
+        let labeler = s.spawn(move || label_windows(plan, pool, &own, lab_rx, out_tx));
 
         // infer, one window after the other; labeling happens beside it
-        for p in prep_rx {
-            let mut p = p?;
-            let tokenized = std::mem::take(&mut p.tokenized);
-            let mut out = workers.run(tokenized, job.engine.batch_tokens, &|| bar.inc(1))?;
-            // Stance targets gated on topics need the topics first.
-            let mut topics = None;
-            if plan.gates_nli() {
-                let t = label::topics(plan, &out, &anchors, p.rows.len());
-                let texts: Vec<&str> = p.rows.iter().map(|r| r.text.as_str()).collect();
-                let only: Vec<Option<&Targets>> = p.only.iter().map(Option::as_ref).collect();
-                let gated = plan.gated_work(&texts, &t, &only);
-                if !gated.is_empty() {
-                    out.merge(workers.run(
-                        toks.tokenize(&gated)?,
-                        job.engine.batch_tokens,
-                        &|| {},
-                    )?);
-                }
-                topics = Some(t);
-            }
-            if lab_tx.send((p, out, topics)).is_err() {
-                break; // the labeler stopped; its error is below
-            }
-        }
-        drop(lab_tx);
+        infer_windows(plan, &workers, toks, &anchors, bar, prep_rx, lab_tx)?;
         let busy = workers.busy().as_secs_f64() / started.elapsed().as_secs_f64().max(1e-9);
         let counts = labeler
             .join()
@@ -332,6 +223,164 @@ pub fn run(
     // waits for it (a process that exits first just drops the thread).
     std::thread::spawn(move || drop(toks));
     ran
+}
+
+/// Loads the models and, beside them, the tokenizers (a second of JSON for
+/// a 250k vocabulary): reading weights needs no more than the model's own
+/// size.
+fn load_models(plan: &Plan, load: &Load) -> Result<(Models, Tokenizers)> {
+    let (models, toks) = std::thread::scope(|s| {
+        let toks = s.spawn(|| Tokenizers::load(&plan.models()));
+        let models = Models::load(&plan.models(), load, plan.job.engine.cache);
+        let toks = toks
+            .join()
+            .unwrap_or_else(|_| Err(Error::Tokenizer("the tokenizer loader panicked".into())));
+        (models, toks)
+    });
+    Ok((models?, toks?))
+}
+
+/// The read stage: kept articles in windows, each prepared on the stage
+/// pool and sent on.
+struct Reading<'a> {
+    plan: &'a Plan<'a>,
+    inputs: &'a Inputs,
+    scan: &'a Scan,
+    done: &'a Done,
+    pool: &'a rayon::ThreadPool,
+    toks: &'a Tokenizers,
+    bar: &'a Progress,
+}
+
+impl Reading<'_> {
+    fn run(self, tx: crossbeam_channel::Sender<Result<Prepared>>) {
+        yield_to_models();
+        let job = self.plan.job;
+        let todo = (self.scan.shard_articles as u64).saturating_sub(self.done.count()) as usize;
+        let mut seen = (0usize, 0usize); // articles, paragraphs
+        let mut send = |w: Vec<(u64, Record)>| {
+            let p = self
+                .pool
+                .install(|| prepare(self.plan, self.scan, self.toks, w));
+            if let Ok(p) = &p {
+                seen = (seen.0 + p.ids.len(), seen.1 + p.rows.len());
+                // Paragraphs to come, extrapolated from those seen.
+                let per = seen.1 as f64 / seen.0.max(1) as f64;
+                self.bar
+                    .set_length((seen.1 as f64 + todo.saturating_sub(seen.0) as f64 * per) as u64);
+            }
+            tx.send(p).is_ok()
+        };
+        let (mut window, mut bytes) = (Vec::new(), 0);
+        for r in self.scan.kept(self.inputs, job.shard) {
+            match r {
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+                Ok((ord, _)) if self.done.contains(ord) => {}
+                Ok((ord, rec)) => {
+                    bytes += rec.text.len();
+                    window.push((ord, rec));
+                    if window.len() >= job.window || bytes >= WINDOW_BYTES {
+                        bytes = 0;
+                        if !send(std::mem::take(&mut window)) {
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+        if !window.is_empty() {
+            send(window);
+        }
+    }
+}
+
+/// The infer stage: each window through the models, then to labeling.
+fn infer_windows(
+    plan: &Plan,
+    workers: &Workers,
+    toks: &Tokenizers,
+    anchors: &[Vec<f32>],
+    bar: &Progress,
+    rx: crossbeam_channel::Receiver<Result<Prepared>>,
+    tx: crossbeam_channel::Sender<(Prepared, Outputs, Option<Topics>)>,
+) -> Result<()> {
+    let batch_tokens = plan.job.engine.batch_tokens;
+    for p in rx {
+        let mut p = p?;
+        let tokenized = std::mem::take(&mut p.tokenized);
+        let mut out = workers.run(tokenized, batch_tokens, &|| bar.inc(1))?;
+        // Stance targets gated on topics need the topics first.
+        let mut topics = None;
+        if plan.gates_nli() {
+            let t = label::topics(plan, &out, anchors, p.rows.len());
+            let texts: Vec<&str> = p.rows.iter().map(|r| r.text.as_str()).collect();
+            let only: Vec<Option<&Targets>> = p.only.iter().map(Option::as_ref).collect();
+            let gated = plan.gated_work(&texts, &t, &only);
+            if !gated.is_empty() {
+                out.merge(workers.run(toks.tokenize(&gated)?, batch_tokens, &|| {})?);
+            }
+            topics = Some(t);
+        }
+        if tx.send((p, out, topics)).is_err() {
+            break; // the labeler stopped; its error is below
+        }
+    }
+    Ok(())
+}
+
+/// The label stage: a window's model outputs made into rows' labels.
+fn label_windows(
+    plan: &Plan,
+    pool: &rayon::ThreadPool,
+    anchors: &[Vec<f32>],
+    rx: crossbeam_channel::Receiver<(Prepared, Outputs, Option<Topics>)>,
+    tx: crossbeam_channel::Sender<Labeled>,
+) -> Result<Counts> {
+    yield_to_models();
+    let mut total = Counts::default();
+    for (mut p, out, topics) in rx {
+        pool.install(|| {
+            let topics = topics.unwrap_or_else(|| label::topics(plan, &out, anchors, p.rows.len()));
+            let only: Vec<Option<&Targets>> = p.only.iter().map(Option::as_ref).collect();
+            label::rows(plan, &mut p.rows, &out, anchors, &topics, &only)
+        })?;
+        for (i, r) in p.rows.iter().enumerate() {
+            let c = &mut p.counts[r.article];
+            c.windows += out.windows_of.get(&(i as u32)).copied().unwrap_or(0) as usize;
+            c.long_paragraphs += usize::from(r.truncated_windows > 0);
+        }
+        let labeled = Labeled {
+            ids: p.ids,
+            ordinals: p.ordinals,
+            rows: p.rows,
+            passthrough: p.passthrough,
+            counts: p.counts,
+        };
+        total.add(&labeled.total());
+        if tx.send(labeled).is_err() {
+            break; // the writer failed; its error is below
+        }
+    }
+    Ok(total)
+}
+
+/// The write stage.
+fn write_windows(rx: crossbeam_channel::Receiver<Labeled>, sink: &mut dyn Sink) -> Result<()> {
+    yield_to_models();
+    let mut trimmed = std::time::Instant::now();
+    for w in rx {
+        sink.write(w)?;
+        // Memory freed by the windows behind this one goes back to the
+        // system, so RSS stays flat however long the corpus.
+        if trimmed.elapsed() >= TRIM_EVERY {
+            crate::models::release_free_memory();
+            trimmed = std::time::Instant::now();
+        }
+    }
+    Ok(())
 }
 
 /// The threads the stages around the models (prepare, label) run their

@@ -11,6 +11,7 @@ use paratag::output::{self, FileSink};
 use paratag::pipeline;
 use paratag::plan::{Input, Plan, Tasks};
 use paratag::provenance;
+use paratag::scan::Scan;
 use paratag::segment::SegmentConfig;
 use paratag::shard::Shard;
 use std::path::PathBuf;
@@ -263,6 +264,41 @@ pub fn run(mut args: Args) -> Result<()> {
     if let Some(p) = &profile {
         args.codebook.get_or_insert_with(|| p.codebook());
     }
+    let job = open_job(&args, &models)?;
+    // Codebook/model mismatches fail before any input is read.
+    let plan = Plan::new(&job)?;
+    let quiet = args.quiet;
+    let report = move |line: &str| {
+        if !quiet {
+            eprintln!("paratag: {line}");
+        }
+    };
+    let (inputs, scan) = pipeline::scan(&job, &report)?;
+    check_not_empty(&args, &scan, &report)?;
+    let models = job.models(&plan)?;
+    let profile = profile.as_ref().map(|p| p.name.as_str());
+    let (meta, settings) = provenance::metadata(&job, &plan, &models, &scan, profile, started)?;
+    let schema = output::schema(job.codebook.as_ref(), &scan.schema)?;
+    let run = Run {
+        plan: &plan,
+        inputs: &inputs,
+        scan: &scan,
+        meta,
+        schema,
+        t0,
+    };
+    let (ran, resumed, dest) = match &out {
+        Out::File(p) => run.write_file(p)?,
+        Out::Folder(root) => run.write_dataset(root, &args, settings)?,
+    };
+    if !args.quiet {
+        print_summary(&ran, &scan, resumed, t0, &dest);
+    }
+    Ok(())
+}
+
+/// The job the arguments ask for.
+fn open_job(args: &Args, models: &ModelChoice) -> Result<paratag::plan::Job> {
     let codebook = match &args.codebook {
         Some(p) => Some(Codebook::load(p)?),
         None => None,
@@ -272,6 +308,9 @@ pub fn run(mut args: Args) -> Result<()> {
         None if args.shards.is_some() => anyhow::bail!("--shards N goes with --shard auto"),
         None => None,
     };
+    if args.window == 0 {
+        anyhow::bail!("--window must be > 0");
+    }
     let read = ReadOptions {
         id_col: args.id_col.clone(),
         text_col: args.text_col.clone(),
@@ -285,141 +324,160 @@ pub fn run(mut args: Args) -> Result<()> {
         paths: args.inputs.clone(),
         read,
     };
-    let mut job = job::open(
-        input,
-        codebook,
-        &models,
-        Tasks {
-            topic: !args.no_topic,
-            stance: !args.no_stance,
-            ner: !args.no_ner,
-        },
-        SegmentConfig {
-            split: !args.no_segment,
-            ..Default::default()
-        },
-        paratag::progress::Mode::auto(args.quiet),
-    )?;
-    if args.window == 0 {
-        anyhow::bail!("--window must be > 0");
-    }
+    let tasks = Tasks {
+        topic: !args.no_topic,
+        stance: !args.no_stance,
+        ner: !args.no_ner,
+    };
+    let segment = SegmentConfig {
+        split: !args.no_segment,
+        ..Default::default()
+    };
+    let progress = paratag::progress::Mode::auto(args.quiet);
+    let mut job = job::open(input, codebook, models, tasks, segment, progress)?;
     job.window = args.window;
     job.shard = shard;
     job.languages = paratag::lang::Languages::parse(&args.languages)?;
-    // Codebook/model mismatches fail before any input is read.
-    let plan = Plan::new(&job)?;
-    let quiet = args.quiet;
-    let report = move |line: &str| {
-        if !quiet {
-            eprintln!("paratag: {line}");
-        }
-    };
-    let (inputs, scan) = pipeline::scan(&job, &report)?;
-    if scan.articles == 0 {
-        let names: Vec<String> = args
-            .inputs
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect();
-        let skipped = if scan.skipped > 0 {
-            format!(" ({} bad rows skipped)", scan.skipped)
-        } else {
-            String::new()
-        };
-        let what = format!("{}: no articles{skipped}", names.join(", "));
-        if !args.allow_empty {
-            anyhow::bail!("{what}; pass --allow-empty to write an empty table");
-        }
-        report(&format!(
-            "warning: {what}; the table is empty (--allow-empty)"
-        ));
-    }
-    let models = job.models(&plan)?;
-    let (mut meta, settings) = provenance::metadata(
-        &job,
-        &plan,
-        &models,
-        &scan,
-        profile.as_ref().map(|p| p.name.as_str()),
-        started,
-    )?;
-    let schema = output::schema(job.codebook.as_ref(), &scan.schema)?;
-    let (ran, resumed, dest) = match &out {
-        Out::File(p) => {
-            paratag::atomic::on_interrupt(format!("nothing was written to {}", p.display()));
-            let mut sink = FileSink::create(p, job.codebook.clone(), &schema)?;
-            let ran = pipeline::run(&plan, &inputs, &scan, &Default::default(), &mut sink)?;
-            let summary = summary(&ran.counts, &scan, t0.elapsed().as_secs_f64());
-            meta.push(("paratag.summary".into(), serde_json::to_string(&summary)?));
-            meta.push((
-                "paratag.finished_at".into(),
-                chrono::Utc::now().to_rfc3339(),
-            ));
-            sink.finish(meta)?;
-            (ran, 0, p.display().to_string())
-        }
-        Out::Folder(root) => {
-            let announce = move |line: &str| {
-                if !quiet {
-                    eprintln!("paratag: {line}");
-                }
-            };
-            let ds = Dataset::open(
-                root,
-                dataset::Options {
-                    resume: args.resume,
-                    force: args.force,
-                    chunk_rows: args.chunk_rows.unwrap_or(dataset::CHUNK_ROWS),
-                    shard: job.shard,
-                    settings,
-                    articles: scan.shard_articles,
-                    skipped_rows: scan.skipped,
-                    deduped: scan.deduped,
-                    metadata: meta,
-                    codebook: job.codebook.clone(),
-                    schema,
-                    report: &announce,
-                },
-            )?;
-            let resumed = ds.done_articles();
-            let dir = ds.dir.display().to_string();
-            paratag::atomic::on_interrupt(format!(
-                "{dir}: the parts written so far are kept (not yet visible to readers); run the same command with --resume"
-            ));
-            let mut ds = ds;
-            // The ranges the good parts held when the job started (the sink
-            // appends parts as it goes).
-            let done = pipeline::Done::new(ds.done_ranges());
+    Ok(job)
+}
 
-            let keep = || {
-                format!("{dir}: stopped; the parts written so far are kept: fix the cause, then run the same command with --resume")
-            };
-            let ran = pipeline::run(&plan, &inputs, &scan, &done, &mut ds).with_context(keep)?;
-            let m = ds.finish().with_context(keep)?;
-            if !m.complete {
-                anyhow::bail!(
-                    "{dir}: {} of {} articles written; run again with --resume",
-                    m.parts.iter().map(|p| p.articles).sum::<usize>(),
-                    m.articles
-                );
-            }
-            (ran, resumed, dir)
-        }
-    };
-    if !args.quiet {
-        let s = summary(&ran.counts, &scan, t0.elapsed().as_secs_f64());
-        let rate = s.counts.paragraphs as f64 / s.seconds.max(1e-9);
-        let resumed = if resumed > 0 {
-            format!(" ({resumed} articles already done)")
-        } else {
-            String::new()
-        };
-        let c = &s.counts;
-        eprintln!(
-            "paratag: {} articles{resumed}, {} paragraphs, {} boilerplate lines dropped, {} empty texts, {} windows ({} long paragraphs), {} skipped rows, {} duplicates dropped, {:.1} s, {:.1} paragraphs/s, models busy {:.1} % -> {dest}",
-            c.articles, c.paragraphs, c.dropped_lines, c.empty_texts, c.windows, c.long_paragraphs,
-            s.skipped, s.deduped, s.seconds, rate, 100.0 * ran.busy
-        );
+/// An input with no articles is an error unless `--allow-empty`.
+fn check_not_empty(args: &Args, scan: &Scan, report: &dyn Fn(&str)) -> Result<()> {
+    if scan.articles > 0 {
+        return Ok(());
     }
+    let names: Vec<String> = args
+        .inputs
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    let skipped = if scan.skipped > 0 {
+        format!(" ({} bad rows skipped)", scan.skipped)
+    } else {
+        String::new()
+    };
+    let what = format!("{}: no articles{skipped}", names.join(", "));
+    if !args.allow_empty {
+        anyhow::bail!("{what}; pass --allow-empty to write an empty table");
+    }
+    report(&format!(
+        "warning: {what}; the table is empty (--allow-empty)"
+    ));
     Ok(())
+}
+
+/// A scanned job, ready to write.
+struct Run<'a> {
+    plan: &'a Plan<'a>,
+    inputs: &'a paratag::input::Inputs,
+    scan: &'a Scan,
+    meta: Vec<(String, String)>,
+    schema: polars::prelude::Schema,
+    t0: std::time::Instant,
+}
+
+/// What a run did, how many articles it found done, and where it wrote.
+type Written = (pipeline::Ran, usize, String);
+
+impl Run<'_> {
+    /// One Parquet file, written whole and renamed in at the end.
+    fn write_file(self, p: &std::path::Path) -> Result<Written> {
+        paratag::atomic::on_interrupt(format!("nothing was written to {}", p.display()));
+        let codebook = self.plan.job.codebook.clone();
+        let mut sink = FileSink::create(p, codebook, &self.schema)?;
+        let ran = pipeline::run(
+            self.plan,
+            self.inputs,
+            self.scan,
+            &Default::default(),
+            &mut sink,
+        )?;
+        let summary = summary(&ran.counts, self.scan, self.t0.elapsed().as_secs_f64());
+        let mut meta = self.meta;
+        meta.push(("paratag.summary".into(), serde_json::to_string(&summary)?));
+        meta.push((
+            "paratag.finished_at".into(),
+            chrono::Utc::now().to_rfc3339(),
+        ));
+        sink.finish(meta)?;
+        Ok((ran, 0, p.display().to_string()))
+    }
+
+    /// A dataset folder of parts, which `--resume` continues.
+    fn write_dataset(
+        self,
+        root: &std::path::Path,
+        args: &Args,
+        settings: serde_json::Value,
+    ) -> Result<Written> {
+        let quiet = args.quiet;
+        let announce = move |line: &str| {
+            if !quiet {
+                eprintln!("paratag: {line}");
+            }
+        };
+        let job = self.plan.job;
+        let mut ds = Dataset::open(
+            root,
+            dataset::Options {
+                resume: args.resume,
+                force: args.force,
+                chunk_rows: args.chunk_rows.unwrap_or(dataset::CHUNK_ROWS),
+                shard: job.shard,
+                settings,
+                articles: self.scan.shard_articles,
+                skipped_rows: self.scan.skipped,
+                deduped: self.scan.deduped,
+                metadata: self.meta,
+                codebook: job.codebook.clone(),
+                schema: self.schema,
+                report: &announce,
+            },
+        )?;
+        let resumed = ds.done_articles();
+        let dir = ds.dir.display().to_string();
+        paratag::atomic::on_interrupt(format!(
+            "{dir}: the parts written so far are kept (not yet visible to readers); run the same command with --resume"
+        ));
+        // The ranges the good parts held when the job started (the sink
+        // appends parts as it goes).
+        let done = pipeline::Done::new(ds.done_ranges());
+        let keep = || {
+            format!("{dir}: stopped; the parts written so far are kept: fix the cause, then run the same command with --resume")
+        };
+        let ran =
+            pipeline::run(self.plan, self.inputs, self.scan, &done, &mut ds).with_context(keep)?;
+        let m = ds.finish().with_context(keep)?;
+        if !m.complete {
+            anyhow::bail!(
+                "{dir}: {} of {} articles written; run again with --resume",
+                m.parts.iter().map(|p| p.articles).sum::<usize>(),
+                m.articles
+            );
+        }
+        Ok((ran, resumed, dir))
+    }
+}
+
+/// The one-line summary on stderr.
+fn print_summary(
+    ran: &pipeline::Ran,
+    scan: &Scan,
+    resumed: usize,
+    t0: std::time::Instant,
+    dest: &str,
+) {
+    let s = summary(&ran.counts, scan, t0.elapsed().as_secs_f64());
+    let rate = s.counts.paragraphs as f64 / s.seconds.max(1e-9);
+    let resumed = if resumed > 0 {
+        format!(" ({resumed} articles already done)")
+    } else {
+        String::new()
+    };
+    let c = &s.counts;
+    eprintln!(
+        "paratag: {} articles{resumed}, {} paragraphs, {} boilerplate lines dropped, {} empty texts, {} windows ({} long paragraphs), {} skipped rows, {} duplicates dropped, {:.1} s, {:.1} paragraphs/s, models busy {:.1} % -> {dest}",
+        c.articles, c.paragraphs, c.dropped_lines, c.empty_texts, c.windows, c.long_paragraphs,
+        s.skipped, s.deduped, s.seconds, rate, 100.0 * ran.busy
+    );
 }

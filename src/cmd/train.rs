@@ -12,9 +12,10 @@ use paratag::models::{registry, DTypeArg, ModelDir};
 use paratag::plan::Tasks;
 use paratag::task::{HeadKind, Task};
 use paratag::train::examples::{self, Gold, Items};
+use paratag::train::multi::{self, HeadPlan, Recipe, Source, SourceSpec};
 use paratag::train::{self, tuned};
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Kind {
@@ -133,17 +134,12 @@ pub fn run(mut a: Args) -> Result<()> {
     let kind = a.kind.head_kind();
     let (task, names) = train::class_task(&cb, kind, a.target.as_deref())?;
     let labels = LabelSet::from_codebook(Some(&cb));
-    let read = |ps: &[PathBuf]| {
-        examples::read_gold(ps, &a.format.read_options(), &labels, false, &|l| {
+    // Texts, class indices, and items left out (ties, or `none` topics).
+    let read = |ps: &[PathBuf]| -> Result<(Vec<String>, Vec<usize>, usize)> {
+        let items = examples::read_gold(ps, &a.format.read_options(), &labels, false, &|l| {
             eprintln!("paratag: gold {l}")
-        })
-    };
-    let m = ModelChoice {
-        encoder: a.encoder.clone(),
-        threads: a.threads,
-        batch_tokens: a.batch_tokens,
-        dtype: DTypeArg::F32,
-        ..ModelChoice::default()
+        })?;
+        Ok(examples::classes(&items, &task, &names))
     };
     let adapter = match &a.adapter {
         Some(d) if a.tune_layers.unwrap_or(0) > 0 => anyhow::bail!(
@@ -153,90 +149,112 @@ pub fn run(mut a: Args) -> Result<()> {
         Some(d) => Some(beside_adapter(d, &a.output)?),
         None => None,
     };
-    let features = |texts: &[String]| -> Result<Vec<Vec<f32>>> {
-        let tagged = job::tag_texts(
-            texts.to_vec(),
-            TextJob {
-                codebook: None,
-                models: &m,
-                tasks: Tasks::NONE,
-                embeddings: match &adapter {
-                    Some((dir, _)) => Embeddings::Adapted(dir),
-                    None => Embeddings::Plain,
-                },
-                only: None,
-                progress: paratag::progress::Mode::auto(false),
-            },
-        )?;
-        let mut out = vec![None; texts.len()];
-        for (i, r) in tagged.rows {
-            out[i] = r.embedding;
-        }
-        out.into_iter()
-            .enumerate()
-            .map(|(i, e)| e.with_context(|| format!("gold text {} is empty", i + 1)))
-            .collect()
-    };
-    let (mut texts, mut ys, skipped) = examples::classes(&read(&a.train)?, &task, &names);
+    let (mut texts, mut ys, skipped) = read(&a.train)?;
     let mut held: Option<(Vec<String>, Vec<usize>)> = None;
     if let Some(f) = a.holdout {
         let (keep, dev) = holdout(texts.into_iter().zip(ys).collect(), f, &a)?;
         (texts, ys) = keep.into_iter().unzip();
         held = Some(dev.into_iter().unzip());
     }
-    if texts.is_empty() {
+    check_classes(&a, &task, &ys)?;
+    eprintln!(
+        "paratag: train {task}: {} items ({} left out: coder ties, or `none` for topics), {} classes; embedding",
+        texts.len(),
+        skipped,
+        ys.iter().collect::<BTreeSet<_>>().len()
+    );
+    let dev = match held {
+        Some(d) => Some(d),
+        None if a.dev.is_empty() => None,
+        None => read(&a.dev).map(|(t, y, _)| Some((t, y)))?,
+    };
+    if a.tune_layers.unwrap_or(0) > 0 {
+        let gold = |t: Vec<String>, y: Vec<usize>| -> Items {
+            t.into_iter()
+                .zip(y)
+                .map(|(t, y)| (t, Gold::Class(y)))
+                .collect()
+        };
+        let dev = dev.map_or_else(Vec::new, |(t, y)| gold(t, y));
+        return train_tuned(&a, kind, &task, names, gold(texts, ys), dev);
+    }
+    if dev.as_ref().is_some_and(|d| d.0.is_empty()) {
+        anyhow::bail!("{}: no items labeled for {task}", names_of(&a.dev));
+    }
+    train_linear(&a, kind, task, names, (texts, ys), dev, adapter)
+}
+
+/// Training labels must hold items of two classes at least.
+fn check_classes(a: &Args, task: &Task, ys: &[usize]) -> Result<()> {
+    if ys.is_empty() {
         anyhow::bail!("{}: no items labeled for {task}", names_of(&a.train));
     }
-    let classes: BTreeSet<usize> = ys.iter().copied().collect();
-    if classes.len() < 2 {
+    if ys.iter().collect::<BTreeSet<_>>().len() < 2 {
         anyhow::bail!(
             "{}: the {task} labels have a single class; a head needs two",
             names_of(&a.train)
         );
     }
-    eprintln!(
-        "paratag: train {task}: {} items ({} left out: coder ties, or `none` for topics), {} classes; embedding",
-        texts.len(),
-        skipped,
-        classes.len()
-    );
-    if a.tune_layers.unwrap_or(0) > 0 {
-        let dev: Vec<(String, usize)> = match held {
-            Some((t, y)) => t.into_iter().zip(y).collect(),
-            None if a.dev.is_empty() => vec![],
-            None => {
-                let (t, y, _) = examples::classes(&read(&a.dev)?, &task, &names);
-                t.into_iter().zip(y).collect()
-            }
-        };
-        let gold = |xs: Vec<(String, usize)>| -> Items {
-            xs.into_iter().map(|(t, y)| (t, Gold::Class(y))).collect()
-        };
-        let train_items = gold(texts.into_iter().zip(ys).collect());
-        return train_tuned(&a, kind, &task, names, train_items, gold(dev));
+    Ok(())
+}
+
+/// The encoder's paragraph embedding of each text (with the adapter merged
+/// when given).
+fn embed(a: &Args, texts: &[String], adapter: Option<&Path>) -> Result<Vec<Vec<f32>>> {
+    let m = ModelChoice {
+        encoder: a.encoder.clone(),
+        threads: a.threads,
+        batch_tokens: a.batch_tokens,
+        dtype: DTypeArg::F32,
+        ..ModelChoice::default()
+    };
+    let tagged = job::tag_texts(
+        texts.to_vec(),
+        TextJob {
+            codebook: None,
+            models: &m,
+            tasks: Tasks::NONE,
+            embeddings: match adapter {
+                Some(dir) => Embeddings::Adapted(dir),
+                None => Embeddings::Plain,
+            },
+            only: None,
+            progress: paratag::progress::Mode::auto(false),
+        },
+    )?;
+    let mut out = vec![None; texts.len()];
+    for (i, r) in tagged.rows {
+        out[i] = r.embedding;
     }
+    out.into_iter()
+        .enumerate()
+        .map(|(i, e)| e.with_context(|| format!("gold text {} is empty", i + 1)))
+        .collect()
+}
+
+/// Texts with their class indices.
+type Classes = (Vec<String>, Vec<usize>);
+
+/// Trains a linear head on the encoder's embeddings and writes it.
+fn train_linear(
+    a: &Args,
+    kind: HeadKind,
+    task: Task,
+    names: Vec<String>,
+    train_set: Classes,
+    dev_set: Option<Classes>,
+    adapter: Option<(PathBuf, String)>,
+) -> Result<()> {
     tch::manual_seed(a.seed as i64);
-    let train_data = train::Data {
-        features: features(&texts)?,
-        labels: ys,
-    };
-    let dev_data = if let Some((t, y)) = held {
-        Some(train::Data {
-            features: features(&t)?,
-            labels: y,
-        })
-    } else if a.dev.is_empty() {
-        None
-    } else {
-        let (t, y, _) = examples::classes(&read(&a.dev)?, &task, &names);
-        if t.is_empty() {
-            anyhow::bail!("{}: no items labeled for {task}", names_of(&a.dev));
-        }
-        Some(train::Data {
-            features: features(&t)?,
+    let adapter_dir = adapter.as_ref().map(|x| x.0.as_path());
+    let data = |(t, y): Classes| -> Result<train::Data> {
+        Ok(train::Data {
+            features: embed(a, &t, adapter_dir)?,
             labels: y,
         })
     };
+    let train_data = data(train_set)?;
+    let dev_data = dev_set.map(data).transpose()?;
     let lr = a.lr.unwrap_or(0.05);
     let opts = train::Options {
         epochs: a.epochs.unwrap_or(300),
@@ -254,7 +272,7 @@ pub fn run(mut a: Args) -> Result<()> {
         dir: a.output.clone(),
         meta: HeadMeta {
             kind,
-            task: task.clone(),
+            task,
             labels: names,
             encoder_id: enc.id.clone(),
             encoder_sha256: enc.weights_sha256()?,
@@ -449,7 +467,6 @@ struct SourceFormat {
 
 /// `paratag train multi --recipe RECIPE.toml -o OUT`.
 fn run_multi(a: Args) -> Result<()> {
-    use paratag::train::multi::{self, HeadPlan, Recipe, Source};
     let path = a
         .recipe
         .clone()
@@ -463,124 +480,14 @@ fn run_multi(a: Args) -> Result<()> {
         Some(c) => Some(Codebook::load(c)?),
         None => None,
     };
-    let o = &recipe.train;
-    let (mut sources, mut plans): (Vec<Source>, Vec<HeadPlan>) = (vec![], vec![]);
-    let mut types: Vec<String> = vec![];
+    let (mut sources, mut plans, mut types) = (vec![], vec![], vec![]);
     for spec in &recipe.sources {
-        let at = || format!("{name}: source `{}`", spec.name);
-        let fmt = <SourceFormat as clap::Parser>::try_parse_from(&spec.options).map_err(|e| {
-            let first = e.to_string();
-            let first = first
-                .lines()
-                .next()
-                .unwrap_or_default()
-                .trim_start_matches("error: ")
-                .to_string();
-            anyhow::anyhow!("{}: options: {first}", at())
-        })?;
-        let ner = spec.kind == HeadKind::Ner;
-        let own = match &spec.codebook {
-            Some(c) => Some(Codebook::load(c)?),
-            None => None,
-        };
-        let cb = own.as_ref().or(cb.as_ref());
-        let labels = if ner {
-            LabelSet {
-                entity_map: spec.entity_map.clone().into_iter().collect(),
-                ..Default::default()
-            }
-        } else {
-            LabelSet::from_codebook(cb)
-        };
-        let read = |ps: &[PathBuf]| -> Result<_> {
-            Ok(examples::read_gold(
-                ps,
-                &fmt.format.read_options(),
-                &labels,
-                ner,
-                &|l| eprintln!("paratag: {}: gold {l}", spec.name),
-            )?)
-        };
-        let (task, items, dev, seen) = if ner {
-            let tr = examples::entities(&read(&spec.train)?, &mut types);
-            let dv = examples::entities(&read(&spec.dev)?, &mut types);
-            let seen: BTreeSet<usize> = tr
-                .iter()
-                .flat_map(|(_, g)| match g {
-                    examples::Gold::Spans(s) => s.iter().map(|sp| sp.2).collect(),
-                    examples::Gold::Class(_) => vec![],
-                })
-                .collect();
-            (Task::Entities, tr, dv, seen)
-        } else {
-            let cb = cb.with_context(|| {
-                format!(
-                    "{}: topic and stance sources need `codebook` in the recipe",
-                    at()
-                )
-            })?;
-            let (task, names) =
-                train::class_task(cb, spec.kind, spec.target.as_deref()).with_context(at)?;
-            let to_items = |ps: &[PathBuf]| -> Result<Items> {
-                let (t, y, _) = examples::classes(&read(ps)?, &task, &names);
-                Ok(t.into_iter()
-                    .zip(y)
-                    .map(|(t, y)| (t, examples::Gold::Class(y)))
-                    .collect())
-            };
-            let (tr, dv) = (to_items(&spec.train)?, to_items(&spec.dev)?);
-            let folder = head_folder(spec.codebook.as_deref(), &task);
-            if !plans.iter().any(|p| p.folder == folder) {
-                plans.push(HeadPlan {
-                    folder,
-                    kind: spec.kind,
-                    task: task.clone(),
-                    labels: names,
-                });
-            }
-            (task, tr, dv, BTreeSet::new())
-        };
-        let (items, dev) = match spec.holdout {
-            Some(_) if !spec.dev.is_empty() => {
-                anyhow::bail!("{}: `holdout` and `dev` exclude each other", at())
-            }
-            Some(f) => examples::holdout(items, f, o.seed)?,
-            None => (items, dev),
-        };
-        if items.is_empty() {
-            anyhow::bail!("{}: no training items labeled for {task}", at());
-        }
-        sources.push(Source {
-            train_sha256: examples::data_sha256(&spec.train)?,
-            spec: spec.clone(),
-            head: head_folder(spec.codebook.as_deref(), &task),
-            task,
-            train: items,
-            dev: multi::cap(dev, o.dev_max, o.seed),
-            types: seen,
-        });
+        let at = format!("{name}: source `{}`", spec.name);
+        let s = read_source(spec, cb.as_ref(), &recipe, &mut types, &mut plans)
+            .with_context(|| at.clone())?;
+        sources.push(s);
     }
-    // One NER head over every source's types, in sorted order.
-    let sorted = {
-        let mut sets: Vec<&mut Items> = vec![];
-        for s in sources.iter_mut().filter(|s| s.spec.kind == HeadKind::Ner) {
-            sets.push(&mut s.train);
-            sets.push(&mut s.dev);
-        }
-        examples::sort_types(&types, &mut sets)
-    };
-    for s in sources.iter_mut().filter(|s| s.spec.kind == HeadKind::Ner) {
-        s.types = s
-            .types
-            .iter()
-            .map(|&k| {
-                sorted
-                    .iter()
-                    .position(|t| *t == types[k])
-                    .expect("same set")
-            })
-            .collect();
-    }
+    let sorted = ner_types(&mut sources, &types);
     if sources.iter().any(|s| s.spec.kind == HeadKind::Ner) {
         if sorted.is_empty() {
             anyhow::bail!("{name}: the NER sources mark no entities");
@@ -629,6 +536,123 @@ fn run_multi(a: Args) -> Result<()> {
         eprintln!("paratag: head {}", f.display());
     }
     Ok(())
+}
+
+/// Reads one recipe source: its gold (with the options given in the
+/// recipe), as items for its head; a topic or stance head it is the first
+/// source of joins `plans`. NER types go into `types`, in first-seen order.
+fn read_source(
+    spec: &SourceSpec,
+    cb: Option<&Codebook>,
+    recipe: &Recipe,
+    types: &mut Vec<String>,
+    plans: &mut Vec<HeadPlan>,
+) -> Result<Source> {
+    let fmt = <SourceFormat as clap::Parser>::try_parse_from(&spec.options).map_err(|e| {
+        let first = e.to_string();
+        let first = first.lines().next().unwrap_or_default();
+        anyhow::anyhow!("options: {}", first.trim_start_matches("error: "))
+    })?;
+    let ner = spec.kind == HeadKind::Ner;
+    let own = match &spec.codebook {
+        Some(c) => Some(Codebook::load(c)?),
+        None => None,
+    };
+    let cb = own.as_ref().or(cb);
+    let labels = if ner {
+        LabelSet {
+            entity_map: spec.entity_map.clone().into_iter().collect(),
+            ..Default::default()
+        }
+    } else {
+        LabelSet::from_codebook(cb)
+    };
+    let read = |ps: &[PathBuf]| -> Result<_> {
+        Ok(examples::read_gold(
+            ps,
+            &fmt.format.read_options(),
+            &labels,
+            ner,
+            &|l| eprintln!("paratag: {}: gold {l}", spec.name),
+        )?)
+    };
+    let (task, items, dev, seen) = if ner {
+        let tr = examples::entities(&read(&spec.train)?, types);
+        let dv = examples::entities(&read(&spec.dev)?, types);
+        let seen: BTreeSet<usize> = tr
+            .iter()
+            .flat_map(|(_, g)| match g {
+                Gold::Spans(s) => s.iter().map(|sp| sp.2).collect(),
+                Gold::Class(_) => vec![],
+            })
+            .collect();
+        (Task::Entities, tr, dv, seen)
+    } else {
+        let cb = cb.context("topic and stance sources need `codebook` in the recipe")?;
+        let (task, names) = train::class_task(cb, spec.kind, spec.target.as_deref())?;
+        let to_items = |ps: &[PathBuf]| -> Result<Items> {
+            let (t, y, _) = examples::classes(&read(ps)?, &task, &names);
+            Ok(t.into_iter()
+                .zip(y)
+                .map(|(t, y)| (t, Gold::Class(y)))
+                .collect())
+        };
+        let (tr, dv) = (to_items(&spec.train)?, to_items(&spec.dev)?);
+        let folder = head_folder(spec.codebook.as_deref(), &task);
+        if !plans.iter().any(|p| p.folder == folder) {
+            plans.push(HeadPlan {
+                folder,
+                kind: spec.kind,
+                task: task.clone(),
+                labels: names,
+            });
+        }
+        (task, tr, dv, BTreeSet::new())
+    };
+    let o = &recipe.train;
+    let (items, dev) = match spec.holdout {
+        Some(_) if !spec.dev.is_empty() => anyhow::bail!("`holdout` and `dev` exclude each other"),
+        Some(f) => examples::holdout(items, f, o.seed)?,
+        None => (items, dev),
+    };
+    if items.is_empty() {
+        anyhow::bail!("no training items labeled for {task}");
+    }
+    Ok(Source {
+        train_sha256: examples::data_sha256(&spec.train)?,
+        spec: spec.clone(),
+        head: head_folder(spec.codebook.as_deref(), &task),
+        task,
+        train: items,
+        dev: multi::cap(dev, o.dev_max, o.seed),
+        types: seen,
+    })
+}
+
+/// One NER head over every source's types, in sorted order: the NER
+/// sources' items and type sets are renumbered to it.
+fn ner_types(sources: &mut [Source], types: &[String]) -> Vec<String> {
+    let sorted = {
+        let mut sets: Vec<&mut Items> = vec![];
+        for s in sources.iter_mut().filter(|s| s.spec.kind == HeadKind::Ner) {
+            sets.push(&mut s.train);
+            sets.push(&mut s.dev);
+        }
+        examples::sort_types(types, &mut sets)
+    };
+    for s in sources.iter_mut().filter(|s| s.spec.kind == HeadKind::Ner) {
+        s.types = s
+            .types
+            .iter()
+            .map(|&k| {
+                sorted
+                    .iter()
+                    .position(|t| *t == types[k])
+                    .expect("same set")
+            })
+            .collect();
+    }
+    sorted
 }
 
 /// A head's folder in the output: its task, after the stem of the
