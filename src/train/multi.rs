@@ -371,7 +371,6 @@ fn restore(stores: &[&tch::nn::VarStore], snap: &[Snapshot]) {
 }
 
 /// Trains the adapter and heads of `plans` on `sources`.
-#[allow(clippy::too_many_arguments)]
 pub fn train(
     dir: &ModelDir,
     recipe: &Recipe,
@@ -387,14 +386,61 @@ pub fn train(
     let dtype = if o.bf16 { DType::Bf16 } else { DType::F32 };
     let mut enc = Encoder::load(dir, tch::Device::Cpu, dtype, false)?;
     enc.freeze();
-    let n = enc.num_layers();
     let sha = dir.weights_sha256()?;
+    let adapter = new_adapter(dir, recipe, &enc, &sha)?;
+    let heads = new_heads(dir, recipe, plans, &enc, &sha);
+    let head_of: Vec<usize> = sources
+        .iter()
+        .map(|s| {
+            plans
+                .iter()
+                .position(|p| p.folder == s.head)
+                .expect("planned")
+        })
+        .collect();
+    let schemes: Vec<Option<NerScheme>> = plans
+        .iter()
+        .map(|p| {
+            (p.kind == HeadKind::Ner)
+                .then(|| NerScheme::from_labels(&p.labels, &dir.path))
+                .transpose()
+        })
+        .collect::<Result<_>>()?;
+    let (class_w, masks) = loss_weights(sources, &head_of, &heads, plans, ner_types, o);
+    let tok = dir.tokenizer_with_window(o.max_tokens)?;
+    let prefix = enc.prefix.clone();
+    // Tokenized once: every evaluation reads the same dev windows.
+    let devs: Vec<Vec<Vec<Window>>> = sources
+        .iter()
+        .map(|s| dev_batches(&s.dev, &tok, &prefix))
+        .collect::<Result<_>>()?;
+    let mut t = Trainer {
+        dir,
+        recipe,
+        sources,
+        enc,
+        adapter,
+        heads,
+        head_of,
+        schemes,
+        class_w,
+        masks,
+        tok,
+        prefix,
+        devs,
+    };
+    let best = t.run(bar, report)?;
+    t.finish(best, started)
+}
+
+/// A fresh adapter on the encoder's layers, recording the recipe.
+fn new_adapter(dir: &ModelDir, recipe: &Recipe, enc: &Encoder, sha: &str) -> Result<Adapter> {
     let meta = AdapterMeta {
         rank: recipe.lora.rank,
         alpha: recipe.lora.alpha,
-        layers: n,
+        layers: enc.num_layers(),
         encoder_id: dir.id.clone(),
-        encoder_sha256: sha.clone(),
+        encoder_sha256: sha.to_string(),
         sources: vec![],
         recipe: toml::Table::try_from(recipe).map_err(|e| Error::Config(e.to_string()))?,
         steps: 0,
@@ -403,8 +449,19 @@ pub fn train(
         dev: BTreeMap::new(),
         dev_mean: None,
     };
-    let adapter = Adapter::new(meta, &enc.config, o.seed, recipe.lora.dropout)?;
-    let mut heads: Vec<TunedHead> = plans
+    Adapter::new(meta, &enc.config, recipe.train.seed, recipe.lora.dropout)
+}
+
+/// A fresh head per plan, on the adapted encoder's top layer.
+fn new_heads(
+    dir: &ModelDir,
+    recipe: &Recipe,
+    plans: &[HeadPlan],
+    enc: &Encoder,
+    sha: &str,
+) -> Vec<TunedHead> {
+    let o = &recipe.train;
+    plans
         .iter()
         .map(|p| {
             let pooled = p.kind != HeadKind::Ner;
@@ -413,7 +470,7 @@ pub fn train(
                 task: p.task.clone(),
                 labels: p.labels.clone(),
                 encoder_id: dir.id.clone(),
-                encoder_sha256: sha.clone(),
+                encoder_sha256: sha.to_string(),
                 features: format!(
                     "token states of the adapted encoder's top layer (LoRA rank {}){}",
                     recipe.lora.rank,
@@ -433,35 +490,30 @@ pub fn train(
                     steps: None,
                 },
                 dev: None,
-                layer: Some(n),
+                layer: Some(enc.num_layers()),
                 tune_layers: Some(0),
                 dev_entity_f1: None,
                 adapter_sha256: None,
             };
             TunedHead::new(meta, &enc.config, tch::Device::Cpu)
         })
-        .collect();
-    let head_of: Vec<usize> = sources
+        .collect()
+}
+
+/// Per source: the loss's class weights (pooled heads) and type mask (NER).
+type LossWeights = (Vec<Option<Tensor>>, Vec<Option<Tensor>>);
+
+fn loss_weights(
+    sources: &[Source],
+    head_of: &[usize],
+    heads: &[TunedHead],
+    plans: &[HeadPlan],
+    ner_types: &[String],
+    o: &Options,
+) -> LossWeights {
+    let class_w = sources
         .iter()
-        .map(|s| {
-            plans
-                .iter()
-                .position(|p| p.folder == s.head)
-                .expect("planned")
-        })
-        .collect();
-    let schemes: Vec<Option<NerScheme>> = plans
-        .iter()
-        .map(|p| {
-            (p.kind == HeadKind::Ner)
-                .then(|| NerScheme::from_labels(&p.labels, &dir.path))
-                .transpose()
-        })
-        .collect::<Result<_>>()?;
-    // Per source: the loss's class weights (pooled) or type mask (NER).
-    let class_w: Vec<Option<Tensor>> = sources
-        .iter()
-        .zip(&head_of)
+        .zip(head_of)
         .map(|(s, &h)| {
             let ys: Vec<usize> = s
                 .train
@@ -480,153 +532,162 @@ pub fn train(
             })
         })
         .collect();
-    let masks: Vec<Option<Tensor>> = sources
+    let masks = sources
         .iter()
-        .zip(&head_of)
+        .zip(head_of)
         .map(|(s, &h)| (!heads[h].pooled).then(|| type_mask(&plans[h].labels, ner_types, &s.types)))
         .collect();
+    (class_w, masks)
+}
 
-    let tok = dir.tokenizer_with_window(o.max_tokens)?;
-    let prefix = enc.prefix.clone();
-    // Tokenized once: every evaluation reads the same dev windows.
-    let devs: Vec<Vec<Vec<Window>>> = sources
-        .iter()
-        .map(|s| dev_batches(&s.dev, &tok, &prefix))
-        .collect::<Result<_>>()?;
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(o.seed ^ 0x5eed);
-    let mut streams: Vec<Stream> = sources
-        .iter()
-        .map(|s| {
-            let mut order: Vec<usize> = (0..s.train.len()).collect();
-            order.shuffle(&mut rng);
-            Stream {
-                order,
-                pos: 0,
-                pending: vec![],
-            }
-        })
-        .collect();
-    let probs: Vec<f64> = sources
-        .iter()
-        .map(|s| s.spec.weight * (s.train.len() as f64).sqrt())
-        .collect();
-    let total: f64 = probs.iter().sum();
+/// A multi-task run's state: the encoder, adapter and heads, and what each
+/// source's loss and evaluation need.
+struct Trainer<'a> {
+    dir: &'a ModelDir,
+    recipe: &'a Recipe,
+    sources: &'a [Source],
+    enc: Encoder,
+    adapter: Adapter,
+    heads: Vec<TunedHead>,
+    /// Per source, the index of its head.
+    head_of: Vec<usize>,
+    schemes: Vec<Option<NerScheme>>,
+    class_w: Vec<Option<Tensor>>,
+    masks: Vec<Option<Tensor>>,
+    tok: Tok,
+    prefix: String,
+    devs: Vec<Vec<Vec<Window>>>,
+}
 
-    let mut opt_a = tch::nn::AdamW::default()
-        .wd(o.weight_decay)
-        .build(&adapter.vs, o.lr)?;
-    let mut opt_h = heads
-        .iter()
-        .map(|h| {
-            tch::nn::AdamW::default()
-                .wd(o.weight_decay)
-                .build(&h.vs, o.head_lr)
-        })
-        .collect::<std::result::Result<Vec<_>, _>>()?;
-    let warm = ((o.steps as f64) * o.warmup).ceil().max(1.0);
-    let schedule = |step: usize| -> f64 {
-        let s = step as f64;
-        if s < warm {
-            s / warm
-        } else {
-            ((o.steps as f64 - s) / (o.steps as f64 - warm).max(1.0)).max(0.0)
-        }
-    };
-    // (dev mean, step, weights of adapter and heads, per-source figures).
-    let mut best: Option<(f64, usize, Vec<Snapshot>, Figures)> = None;
-    let mut since_best = 0usize;
-    let mut steps_run = 0usize;
-    let mut loss_sum = 0.0;
-    let mut loss_n = 0usize;
-    bar.set_length(o.steps as u64);
-    for step in 1..=o.steps {
-        // Which source this step learns from.
-        let mut x = rng.gen::<f64>() * total;
-        let mut si = probs.len() - 1;
-        for (i, p) in probs.iter().enumerate() {
-            if x < *p {
-                si = i;
-                break;
+/// The kept state: dev mean, its step, the weights of adapter and heads,
+/// and the per-source figures; plus the steps run.
+struct Best {
+    score: f64,
+    step: usize,
+    snap: Vec<Snapshot>,
+    figures: Figures,
+    steps_run: usize,
+}
+
+impl Trainer<'_> {
+    fn stores(&self) -> Vec<&tch::nn::VarStore> {
+        std::iter::once(&self.adapter.vs)
+            .chain(self.heads.iter().map(|h| &h.vs))
+            .collect()
+    }
+
+    /// The optimisation loop: steps sampled across sources, evaluated every
+    /// `eval_every` steps, stopped early on no dev improvement; the best
+    /// weights are restored.
+    fn run(&mut self, bar: &crate::progress::Progress, report: &dyn Fn(&str)) -> Result<Best> {
+        let o = &self.recipe.train;
+        let n = self.enc.num_layers();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(o.seed ^ 0x5eed);
+        let mut streams: Vec<Stream> = self
+            .sources
+            .iter()
+            .map(|s| {
+                let mut order: Vec<usize> = (0..s.train.len()).collect();
+                order.shuffle(&mut rng);
+                Stream {
+                    order,
+                    pos: 0,
+                    pending: vec![],
+                }
+            })
+            .collect();
+        let probs: Vec<f64> = self
+            .sources
+            .iter()
+            .map(|s| s.spec.weight * (s.train.len() as f64).sqrt())
+            .collect();
+        let total: f64 = probs.iter().sum();
+        let mut opt_a = tch::nn::AdamW::default()
+            .wd(o.weight_decay)
+            .build(&self.adapter.vs, o.lr)?;
+        let mut opt_h = self
+            .heads
+            .iter()
+            .map(|h| {
+                tch::nn::AdamW::default()
+                    .wd(o.weight_decay)
+                    .build(&h.vs, o.head_lr)
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let warm = ((o.steps as f64) * o.warmup).ceil().max(1.0);
+        let schedule = |step: usize| -> f64 {
+            let s = step as f64;
+            if s < warm {
+                s / warm
+            } else {
+                ((o.steps as f64 - s) / (o.steps as f64 - warm).max(1.0)).max(0.0)
             }
-            x -= p;
-        }
-        let h = head_of[si];
-        let b = streams[si].next(&sources[si].train, &tok, &prefix, o.batch_size, &mut rng)?;
-        let (padded, labels) = to_tensors(&b, dir, heads[h].pooled);
-        let states = lora::forward(&enc, Some(&adapter), &padded, true)?.to_kind(Kind::Float);
-        let logits = heads[h].forward_t(&states, &padded.mask, true);
-        let c = *logits.size().last().expect("label axis");
-        let logits = match &masks[si] {
-            Some(m) => logits + m,
-            None => logits,
         };
-        let loss = logits.view([-1, c]).cross_entropy_loss::<&Tensor>(
-            &labels.view([-1]),
-            class_w[si].as_ref(),
-            tch::Reduction::Mean,
-            IGNORE,
-            0.0,
-        );
-        let loss = if o.preserve > 0.0 {
-            let plain = tch::no_grad(|| lora::forward(&enc, None, &padded, false))?;
-            let pool = |s: &Tensor| tuned_head::mean_pool(&s.to_kind(Kind::Float), &padded.mask);
-            let cos = Tensor::cosine_similarity(&pool(&states), &pool(&plain), 1, 1e-8);
-            loss + (cos.neg() + 1.0).mean(Kind::Float) * o.preserve
-        } else {
-            loss
-        };
-        opt_a.zero_grad();
-        opt_h[h].zero_grad();
-        loss.backward();
-        let f = schedule(step);
-        for i in 0..n {
-            opt_a.set_lr_group(i, o.lr * f * o.layer_decay.powi((n - 1 - i) as i32));
-        }
-        opt_h[h].set_lr(o.head_lr * f);
-        opt_a.clip_grad_norm(1.0);
-        opt_h[h].clip_grad_norm(1.0);
-        opt_a.step();
-        opt_h[h].step();
-        let l = loss.double_value(&[]);
-        if !l.is_finite() {
-            return Err(Error::Config(format!(
-                "training diverged at step {step} (loss {l}); lower [train] lr"
-            )));
-        }
-        loss_sum += l;
-        loss_n += 1;
-        steps_run = step;
-        bar.inc(1);
-        if step % o.eval_every == 0 || step == o.steps {
-            let figures = evaluate(
-                &enc, &adapter, &heads, sources, &head_of, &schemes, &devs, dir,
+        let mut best: Option<Best> = None;
+        let (mut since_best, mut steps_run) = (0usize, 0usize);
+        let (mut loss_sum, mut loss_n) = (0.0, 0usize);
+        bar.set_length(o.steps as u64);
+        for step in 1..=o.steps {
+            // Which source this step learns from.
+            let mut x = rng.gen::<f64>() * total;
+            let mut si = probs.len() - 1;
+            for (i, p) in probs.iter().enumerate() {
+                if x < *p {
+                    si = i;
+                    break;
+                }
+                x -= p;
+            }
+            let h = self.head_of[si];
+            let b = streams[si].next(
+                &self.sources[si].train,
+                &self.tok,
+                &self.prefix,
+                o.batch_size,
+                &mut rng,
             )?;
+            let loss = self.loss(si, &b)?;
+            opt_a.zero_grad();
+            opt_h[h].zero_grad();
+            loss.backward();
+            let f = schedule(step);
+            for i in 0..n {
+                opt_a.set_lr_group(i, o.lr * f * o.layer_decay.powi((n - 1 - i) as i32));
+            }
+            opt_h[h].set_lr(o.head_lr * f);
+            opt_a.clip_grad_norm(1.0);
+            opt_h[h].clip_grad_norm(1.0);
+            opt_a.step();
+            opt_h[h].step();
+            let l = loss.double_value(&[]);
+            if !l.is_finite() {
+                return Err(Error::Config(format!(
+                    "training diverged at step {step} (loss {l}); lower [train] lr"
+                )));
+            }
+            loss_sum += l;
+            loss_n += 1;
+            steps_run = step;
+            bar.inc(1);
+            if step % o.eval_every != 0 && step != o.steps {
+                continue;
+            }
+            let figures = self.evaluate()?;
             let mean =
                 (!figures.is_empty()).then(|| figures.values().sum::<f64>() / figures.len() as f64);
-            let msg = format!(
-                "step {step}: loss {:.4}{}",
-                loss_sum / loss_n.max(1) as f64,
-                match mean {
-                    Some(m) => format!(
-                        ", dev mean {m:.3} ({})",
-                        figures
-                            .iter()
-                            .map(|(k, v)| format!("{k} {v:.3}"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                    None => String::new(),
-                }
-            );
+            let msg = progress_line(step, loss_sum / loss_n.max(1) as f64, mean, &figures);
             bar.set_message(msg.clone());
             report(&msg);
             (loss_sum, loss_n) = (0.0, 0);
             let score = mean.unwrap_or(step as f64);
-            let all: Vec<&tch::nn::VarStore> = std::iter::once(&adapter.vs)
-                .chain(heads.iter().map(|h| &h.vs))
-                .collect();
-            if best.as_ref().is_none_or(|b| score > b.0 + 1e-12) {
-                best = Some((score, step, snapshot(&all), figures));
+            if best.as_ref().is_none_or(|b| score > b.score + 1e-12) {
+                best = Some(Best {
+                    score,
+                    step,
+                    snap: snapshot(&self.stores()),
+                    figures,
+                    steps_run: 0,
+                });
                 since_best = 0;
             } else {
                 since_best += 1;
@@ -639,52 +700,91 @@ pub fn train(
                 }
             }
         }
+        let mut best = best.expect("at least one evaluation");
+        restore(&self.stores(), &best.snap);
+        best.steps_run = steps_run;
+        Ok(best)
     }
-    let (score, kept, snap, figures) = best.expect("at least one evaluation");
-    {
-        let all: Vec<&tch::nn::VarStore> = std::iter::once(&adapter.vs)
-            .chain(heads.iter().map(|h| &h.vs))
-            .collect();
-        restore(&all, &snap);
+
+    /// One batch's loss for source `si`: cross-entropy (class-weighted, or
+    /// with the source's unlabeled entity types masked), plus the pull
+    /// toward the plain encoder's embeddings (`preserve`).
+    fn loss(&self, si: usize, batch: &[Window]) -> Result<Tensor> {
+        let o = &self.recipe.train;
+        let head = &self.heads[self.head_of[si]];
+        let (padded, labels) = to_tensors(batch, self.dir, head.pooled);
+        let states =
+            lora::forward(&self.enc, Some(&self.adapter), &padded, true)?.to_kind(Kind::Float);
+        let logits = head.forward_t(&states, &padded.mask, true);
+        let c = *logits.size().last().expect("label axis");
+        let logits = match &self.masks[si] {
+            Some(m) => logits + m,
+            None => logits,
+        };
+        let loss = logits.view([-1, c]).cross_entropy_loss::<&Tensor>(
+            &labels.view([-1]),
+            self.class_w[si].as_ref(),
+            tch::Reduction::Mean,
+            IGNORE,
+            0.0,
+        );
+        if o.preserve <= 0.0 {
+            return Ok(loss);
+        }
+        let plain = tch::no_grad(|| lora::forward(&self.enc, None, &padded, false))?;
+        let pool = |s: &Tensor| tuned_head::mean_pool(&s.to_kind(Kind::Float), &padded.mask);
+        let cos = Tensor::cosine_similarity(&pool(&states), &pool(&plain), 1, 1e-8);
+        Ok(loss + (cos.neg() + 1.0).mean(Kind::Float) * o.preserve)
     }
-    let mut adapter = adapter;
-    adapter.meta.steps = kept;
-    adapter.meta.steps_run = steps_run;
-    adapter.meta.dev_mean = (!figures.is_empty()).then_some(score);
-    adapter.meta.dev = figures.clone();
-    adapter.meta.sources = sources
-        .iter()
-        .map(|s| lora::Source {
-            name: s.spec.name.clone(),
-            kind: s.spec.kind,
-            task: s.task.clone(),
-            train: s
-                .spec
-                .train
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect(),
-            train_sha256: s.train_sha256.clone(),
-            train_items: s.train.len(),
-            dev_items: s.dev.len(),
-            license: s.spec.license.clone(),
+
+    fn evaluate(&self) -> Result<Figures> {
+        evaluate(
+            &self.enc,
+            &self.adapter,
+            &self.heads,
+            self.sources,
+            &self.head_of,
+            &self.schemes,
+            &self.devs,
+            self.dir,
+        )
+    }
+
+    /// The record of the run in the adapter, and per head its calibration
+    /// on its pooled dev sets, figures and training record.
+    fn finish(mut self, best: Best, started: std::time::Instant) -> Result<Trained> {
+        let m = &mut self.adapter.meta;
+        m.steps = best.step;
+        m.steps_run = best.steps_run;
+        m.dev_mean = (!best.figures.is_empty()).then_some(best.score);
+        m.dev = best.figures;
+        m.sources = self.sources.iter().map(source_record).collect();
+        for h in 0..self.heads.len() {
+            self.finish_head(h, best.step)?;
+        }
+        self.adapter.meta.wall_seconds = started.elapsed().as_secs_f64();
+        Ok(Trained {
+            adapter: self.adapter,
+            heads: self.heads,
         })
-        .collect();
-    // Per head: calibration on its pooled dev, figures, training record.
-    for (h, head) in heads.iter_mut().enumerate() {
-        let mine: Vec<&Source> = sources
+    }
+
+    fn finish_head(&mut self, h: usize, kept: usize) -> Result<()> {
+        let mine: Vec<&Source> = self
+            .sources
             .iter()
-            .zip(&head_of)
+            .zip(&self.head_of)
             .filter(|(_, &k)| k == h)
             .map(|(s, _)| s)
             .collect();
-        let dev: Vec<Window> = sources
+        let dev: Vec<Window> = self
+            .head_of
             .iter()
-            .zip(&head_of)
-            .zip(&devs)
-            .filter(|((_, &k), _)| k == h)
+            .zip(&self.devs)
+            .filter(|(&k, _)| k == h)
             .flat_map(|(_, b)| b.iter().flatten().cloned())
             .collect();
+        let head = &mut self.heads[h];
         head.meta.train_items = mine.iter().map(|s| s.train.len()).sum();
         head.meta.train_sha256 = crate::hash::sha256_bytes(
             mine.iter()
@@ -695,22 +795,56 @@ pub fn train(
         );
         head.meta.hyper.steps = Some(kept);
         if dev.is_empty() {
-            continue;
+            return Ok(());
         }
         let dev = rebatch(dev);
         if head.pooled {
-            let (logits, gold) = pooled_logits(&enc, &adapter, head, &dev, dir)?;
+            let (logits, gold) = pooled_logits(&self.enc, &self.adapter, head, &dev, self.dir)?;
             let (t, figures) = crate::train::dev_figures(&logits, &gold, &head.meta.labels);
             head.fold_temperature(t);
             head.meta.temperature = t as f32;
             head.meta.dev = Some(figures);
-        } else if let Some(scheme) = &schemes[h] {
-            head.meta.dev_entity_f1 =
-                Some(ner_counts(&enc, &adapter, head, &dev, scheme, dir)?.f1());
+        } else if let Some(scheme) = &self.schemes[h] {
+            let counts = ner_counts(&self.enc, &self.adapter, head, &dev, scheme, self.dir)?;
+            head.meta.dev_entity_f1 = Some(counts.f1());
         }
+        Ok(())
     }
-    adapter.meta.wall_seconds = started.elapsed().as_secs_f64();
-    Ok(Trained { adapter, heads })
+}
+
+/// A source as the adapter records it.
+fn source_record(s: &Source) -> lora::Source {
+    lora::Source {
+        name: s.spec.name.clone(),
+        kind: s.spec.kind,
+        task: s.task.clone(),
+        train: s
+            .spec
+            .train
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect(),
+        train_sha256: s.train_sha256.clone(),
+        train_items: s.train.len(),
+        dev_items: s.dev.len(),
+        license: s.spec.license.clone(),
+    }
+}
+
+/// The line shown at an evaluation.
+fn progress_line(step: usize, loss: f64, mean: Option<f64>, figures: &Figures) -> String {
+    let dev = match mean {
+        Some(m) => format!(
+            ", dev mean {m:.3} ({})",
+            figures
+                .iter()
+                .map(|(k, v)| format!("{k} {v:.3}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        None => String::new(),
+    };
+    format!("step {step}: loss {loss:.4}{dev}")
 }
 
 /// Dev windows in length-sorted batches of at most 4,096 padded tokens.
