@@ -219,171 +219,165 @@ impl Codebook {
     }
 
     pub fn parse(path: &Path, text: String) -> Result<Codebook> {
-        let err =
-            |span: Range<usize>, message: String| Error::toml_at(path, &text, span.start, message);
+        let err = |(span, message): SpanErr| Error::toml_at(path, &text, span.start, message);
         let raw: Raw = toml::from_str(&text).map_err(|e| Error::toml(path, &text, &e))?;
 
-        let name = raw.codebook.get_ref().name.get_ref().trim().to_string();
+        let meta = raw.codebook.get_ref();
+        let name = meta.name.get_ref().trim().to_string();
         if name.is_empty() {
-            return Err(err(
-                raw.codebook.get_ref().name.span(),
+            return Err(err((
+                meta.name.span(),
                 "key `codebook.name` is empty".into(),
-            ));
+            )));
         }
-
-        let (template, multi_label, threshold, method, temperature) = match &raw.topics {
-            Some(t) => {
-                let t = t.get_ref();
-                let template = match &t.template {
-                    Some(s) if !s.get_ref().contains("{}") => {
-                        return Err(err(
-                            s.span(),
-                            "key `topics.template` must contain `{}` (the topic label)".into(),
-                        ))
-                    }
-                    Some(s) => s.get_ref().clone(),
-                    None => DEFAULT_TEMPLATE.to_string(),
-                };
-                let threshold =
-                    unit(&t.threshold, "topics.threshold", 0.30).map_err(|(s, m)| err(s, m))?;
-                let temperature =
-                    positive(&t.temperature, "topics.temperature").map_err(|(s, m)| err(s, m))?;
-                (
-                    template,
-                    t.multi_label.unwrap_or(false),
-                    threshold,
-                    t.method.unwrap_or(Method::Auto),
-                    temperature,
-                )
-            }
-            None => (
-                DEFAULT_TEMPLATE.to_string(),
-                false,
-                0.30,
-                Method::Auto,
-                DEFAULT_TEMPERATURE,
-            ),
-        };
-
+        let mut set = topic_set(raw.topics.as_ref().map(Spanned::get_ref)).map_err(err)?;
         let mut seen = HashSet::new();
-        let mut topics = Vec::new();
         for (i, t) in raw.topic.iter().enumerate() {
-            let t = t.get_ref();
-            let key = format!("topic[{i}].id");
-            check_id(&t.id, &key).map_err(|(s, m)| err(s, m))?;
-            if !seen.insert(t.id.get_ref().clone()) {
-                return Err(err(
-                    t.id.span(),
-                    format!("key `{key}`: duplicate topic id `{}`", t.id.get_ref()),
-                ));
-            }
-            let label = t.label.get_ref().trim().to_string();
-            if label.is_empty() {
-                return Err(err(
-                    t.label.span(),
-                    format!("key `topic[{i}].label` is empty"),
-                ));
-            }
-            let hypothesis = match &t.hypothesis {
-                Some(h) if h.get_ref().trim().is_empty() => {
-                    return Err(err(
-                        h.span(),
-                        format!("key `topic[{i}].hypothesis` is empty"),
-                    ))
-                }
-                Some(h) => h.get_ref().clone(),
-                None => template.replace("{}", &label),
-            };
-            topics.push(Topic {
-                id: t.id.get_ref().clone(),
-                embedding_text: t.description.clone().unwrap_or_else(|| label.clone()),
-                label,
-                hypothesis,
-            });
+            let t = topic(i, t.get_ref(), &set.template, &mut seen).map_err(err)?;
+            set.topics.push(t);
         }
-
         let mut stances = Vec::new();
         let mut seen_stance = HashSet::new();
         for (i, s) in raw.stance.iter().enumerate() {
-            let s = s.get_ref();
-            let key = format!("stance[{i}].id");
-            check_id(&s.id, &key).map_err(|(sp, m)| err(sp, m))?;
-            if !crate::task::is_valid_target(s.id.get_ref()) {
-                return Err(err(
-                    s.id.span(),
-                    format!("key `{key}`: a stance id may not end in `_holder` (its holder column would clash)"),
-                ));
-            }
-            if !seen_stance.insert(s.id.get_ref().clone()) {
-                return Err(err(
-                    s.id.span(),
-                    format!("key `{key}`: duplicate stance id `{}`", s.id.get_ref()),
-                ));
-            }
-            for (field, v) in [
-                ("target", &s.target),
-                ("favor", &s.favor),
-                ("against", &s.against),
-            ] {
-                if v.get_ref().trim().is_empty() {
-                    return Err(err(v.span(), format!("key `stance[{i}].{field}` is empty")));
-                }
-            }
-            let only_topics = match &s.only_topics {
-                Some(list) => {
-                    for t in list.get_ref() {
-                        if !seen.contains(t) {
-                            return Err(err(
-                                list.span(),
-                                format!("key `stance[{i}].only_topics`: unknown topic id `{t}`"),
-                            ));
-                        }
-                    }
-                    Some(list.get_ref().clone())
-                }
-                None => None,
-            };
-            let target = s.target.get_ref().trim().to_string();
-            stances.push(StanceTarget {
-                id: s.id.get_ref().clone(),
-                neutral: s
-                    .neutral
-                    .clone()
-                    .unwrap_or_else(|| format!("The text does not take a position on {target}.")),
-                target,
-                favor: s.favor.get_ref().clone(),
-                against: s.against.get_ref().clone(),
-                threshold: unit(&s.threshold, &format!("stance[{i}].threshold"), 0.5)
-                    .map_err(|(sp, m)| err(sp, m))?,
-                only_topics,
-                method: s.method.unwrap_or(Method::Auto),
-                holder: s.holder.unwrap_or_default(),
-                temperature: positive(&s.temperature, &format!("stance[{i}].temperature"))
-                    .map_err(|(sp, m)| err(sp, m))?,
-            });
+            stances.push(stance(i, s.get_ref(), &seen, &mut seen_stance).map_err(err)?);
         }
-
         Ok(Codebook {
             path: path.into(),
             name,
-            hypothesis_language: raw
-                .codebook
-                .get_ref()
+            hypothesis_language: meta
                 .hypothesis_language
                 .clone()
                 .unwrap_or_else(|| "en".into()),
-            topics: TopicSet {
-                template,
-                multi_label,
-                threshold,
-                method,
-                temperature,
-                topics,
-            },
+            topics: set,
             stances,
             text,
         })
     }
+}
+
+/// The `[topics]` table's settings, with no topics yet.
+fn topic_set(t: Option<&RawTopics>) -> Result<TopicSet, SpanErr> {
+    let Some(t) = t else {
+        return Ok(TopicSet {
+            template: DEFAULT_TEMPLATE.to_string(),
+            multi_label: false,
+            threshold: 0.30,
+            method: Method::Auto,
+            temperature: DEFAULT_TEMPERATURE,
+            topics: vec![],
+        });
+    };
+    let template = match &t.template {
+        Some(s) if !s.get_ref().contains("{}") => {
+            return Err((
+                s.span(),
+                "key `topics.template` must contain `{}` (the topic label)".into(),
+            ))
+        }
+        Some(s) => s.get_ref().clone(),
+        None => DEFAULT_TEMPLATE.to_string(),
+    };
+    Ok(TopicSet {
+        template,
+        multi_label: t.multi_label.unwrap_or(false),
+        threshold: unit(&t.threshold, "topics.threshold", 0.30)?,
+        method: t.method.unwrap_or(Method::Auto),
+        temperature: positive(&t.temperature, "topics.temperature")?,
+        topics: vec![],
+    })
+}
+
+/// `[[topic]]` number `i`; `seen` collects the ids.
+fn topic(
+    i: usize,
+    t: &RawTopic,
+    template: &str,
+    seen: &mut HashSet<String>,
+) -> Result<Topic, SpanErr> {
+    let key = format!("topic[{i}].id");
+    check_id(&t.id, &key)?;
+    if !seen.insert(t.id.get_ref().clone()) {
+        return Err((
+            t.id.span(),
+            format!("key `{key}`: duplicate topic id `{}`", t.id.get_ref()),
+        ));
+    }
+    let label = t.label.get_ref().trim().to_string();
+    if label.is_empty() {
+        return Err((t.label.span(), format!("key `topic[{i}].label` is empty")));
+    }
+    let hypothesis = match &t.hypothesis {
+        Some(h) if h.get_ref().trim().is_empty() => {
+            return Err((h.span(), format!("key `topic[{i}].hypothesis` is empty")))
+        }
+        Some(h) => h.get_ref().clone(),
+        None => template.replace("{}", &label),
+    };
+    Ok(Topic {
+        id: t.id.get_ref().clone(),
+        embedding_text: t.description.clone().unwrap_or_else(|| label.clone()),
+        label,
+        hypothesis,
+    })
+}
+
+/// `[[stance]]` number `i`, whose `only_topics` must be in `topics`;
+/// `seen` collects the ids.
+fn stance(
+    i: usize,
+    s: &RawStance,
+    topics: &HashSet<String>,
+    seen: &mut HashSet<String>,
+) -> Result<StanceTarget, SpanErr> {
+    let key = format!("stance[{i}].id");
+    check_id(&s.id, &key)?;
+    if !crate::task::is_valid_target(s.id.get_ref()) {
+        return Err((
+            s.id.span(),
+            format!(
+                "key `{key}`: a stance id may not end in `_holder` (its holder column would clash)"
+            ),
+        ));
+    }
+    if !seen.insert(s.id.get_ref().clone()) {
+        return Err((
+            s.id.span(),
+            format!("key `{key}`: duplicate stance id `{}`", s.id.get_ref()),
+        ));
+    }
+    for (field, v) in [
+        ("target", &s.target),
+        ("favor", &s.favor),
+        ("against", &s.against),
+    ] {
+        if v.get_ref().trim().is_empty() {
+            return Err((v.span(), format!("key `stance[{i}].{field}` is empty")));
+        }
+    }
+    if let Some(list) = &s.only_topics {
+        if let Some(t) = list.get_ref().iter().find(|t| !topics.contains(*t)) {
+            return Err((
+                list.span(),
+                format!("key `stance[{i}].only_topics`: unknown topic id `{t}`"),
+            ));
+        }
+    }
+    let target = s.target.get_ref().trim().to_string();
+    Ok(StanceTarget {
+        id: s.id.get_ref().clone(),
+        neutral: s
+            .neutral
+            .clone()
+            .unwrap_or_else(|| format!("The text does not take a position on {target}.")),
+        target,
+        favor: s.favor.get_ref().clone(),
+        against: s.against.get_ref().clone(),
+        threshold: unit(&s.threshold, &format!("stance[{i}].threshold"), 0.5)?,
+        only_topics: s.only_topics.as_ref().map(|l| l.get_ref().clone()),
+        method: s.method.unwrap_or(Method::Auto),
+        holder: s.holder.unwrap_or_default(),
+        temperature: positive(&s.temperature, &format!("stance[{i}].temperature"))?,
+    })
 }
 
 type SpanErr = (Range<usize>, String);

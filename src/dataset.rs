@@ -299,6 +299,123 @@ fn write_success(dir: &Path, m: &Manifest) -> Result<()> {
     crate::atomic::atomic_write(&dir.join(SUCCESS), format!("{text}\n").as_bytes())
 }
 
+fn refuse(dir: &Path, message: String) -> Error {
+    Error::Output {
+        path: dir.to_path_buf(),
+        message,
+    }
+}
+
+/// The folder's lock: one job writes a dataset at a time.
+fn lock(dir: &Path) -> Result<std::fs::File> {
+    let lock_path = dir.join("_lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| Error::io(&lock_path, e))?;
+    if lock.try_lock().is_err() {
+        return Err(refuse(
+            dir,
+            "another paratag job is writing this folder".into(),
+        ));
+    }
+    Ok(lock)
+}
+
+/// The parts of the dataset there that `--resume` keeps: it must be asked
+/// to resume, with the same settings (or `--force`) and shard; parts whose
+/// file is gone or changed are dropped (their articles are tagged again).
+fn resumable_parts(dir: &Path, m: &Manifest, o: &Options) -> Result<Vec<Part>> {
+    if !o.resume {
+        return Err(refuse(dir, format!(
+            "holds a paratag dataset already ({} parts{}); pass --resume to continue it, or choose another -o",
+            m.parts.len(),
+            if m.complete { ", complete" } else { "" }
+        )));
+    }
+    if m.version < VERSION && !m.complete {
+        return Err(refuse(dir, format!(
+            "was written by an older paratag (dataset format {}); finish it with that version, or start a new folder",
+            m.version
+        )));
+    }
+    let diff = differences(&m.settings, &o.settings);
+    if !diff.is_empty() && !o.force {
+        return Err(refuse(dir, format!(
+            "cannot resume: settings differ from the run that wrote it: {}; pass --force to resume anyway",
+            diff.join(", ")
+        )));
+    }
+    if m.shard != o.shard {
+        return Err(refuse(
+            dir,
+            "cannot resume: it was written for another shard".into(),
+        ));
+    }
+    let mut parts = vec![];
+    for p in &m.parts {
+        let ok = locate(dir, &p.file)
+            .is_some_and(|path| crate::hash::sha256_file(&path).is_ok_and(|h| h == p.sha256));
+        if ok {
+            parts.push(p.clone());
+        } else {
+            (o.report)(&format!(
+                "{}: missing or its sha256 changed; its articles are tagged again",
+                dir.join(&p.file).display()
+            ));
+            let _ = std::fs::remove_file(dir.join(&p.file));
+            let _ = std::fs::remove_file(pending_path(dir, &p.file));
+        }
+    }
+    Ok(parts)
+}
+
+/// A folder with no manifest may hold only what a paratag job leaves.
+fn check_only_ours(dir: &Path, listed: &[String], resume: bool) -> Result<()> {
+    let ours = |n: &String| {
+        matches!(n.as_str(), "_lock" | PENDING_DIR | SUCCESS | INCOMPLETE)
+            || n.starts_with(".paratag-")
+            || (resume && part_index(n).is_some())
+    };
+    let foreign: Vec<&str> = listed
+        .iter()
+        .filter(|n| !ours(n))
+        .map(String::as_str)
+        .collect();
+    if foreign.is_empty() {
+        return Ok(());
+    }
+    Err(refuse(
+        dir,
+        format!(
+            "is not empty ({}) and holds no paratag dataset; choose an empty or new folder",
+            crate::text::cut(&foreign.join(", "))
+        ),
+    ))
+}
+
+/// Half-written parts, and parts written but never recorded, go; so does a
+/// `_SUCCESS` the dataset no longer earns.
+fn clean(dir: &Path, listed: &[String], parts: &[Part]) -> Result<()> {
+    let recorded = |n: &str| parts.iter().any(|p| p.file == n);
+    for n in listed {
+        if n.starts_with(".paratag-") || (part_index(n).is_some() && !recorded(n)) {
+            let _ = std::fs::remove_file(dir.join(n));
+        }
+    }
+    let pending = dir.join(PENDING_DIR);
+    for n in names(&pending)? {
+        let part = n.strip_suffix(PENDING_SUFFIX);
+        if !part.is_some_and(|p| part_index(p).is_some() && recorded(p)) {
+            let _ = std::fs::remove_file(pending.join(&n));
+        }
+    }
+    let _ = std::fs::remove_file(dir.join(SUCCESS));
+    Ok(())
+}
+
 impl Dataset {
     /// Opens `dir` (the shard's folder when sharded): a new dataset, or with
     /// `--resume` the one there, after checking its settings and parts.
@@ -307,105 +424,21 @@ impl Dataset {
             Some(s) => root.join(s.dir_name()),
             None => root.to_path_buf(),
         };
-        let refuse = |message: String| Error::Output {
-            path: dir.clone(),
-            message,
-        };
         if dir.exists() && !dir.is_dir() {
-            return Err(refuse("exists and is not a folder".into()));
+            return Err(refuse(&dir, "exists and is not a folder".into()));
         }
         let pending = dir.join(PENDING_DIR);
         std::fs::create_dir_all(&pending).map_err(|e| Error::io(&pending, e))?;
-        let lock_path = dir.join("_lock");
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| Error::io(&lock_path, e))?;
-        if lock.try_lock().is_err() {
-            return Err(refuse("another paratag job is writing this folder".into()));
-        }
-        let old = Manifest::read(&dir)?;
+        let lock = lock(&dir)?;
         let listed = names(&dir)?;
-        let mut parts = vec![];
-        match &old {
-            Some(m) if !o.resume => {
-                return Err(refuse(format!(
-                    "holds a paratag dataset already ({} parts{}); pass --resume to continue it, or choose another -o",
-                    m.parts.len(),
-                    if m.complete { ", complete" } else { "" }
-                )))
-            }
-            Some(m) if m.version < VERSION && !m.complete => {
-                return Err(refuse(format!(
-                    "was written by an older paratag (dataset format {}); finish it with that version, or start a new folder",
-                    m.version
-                )))
-            }
-            Some(m) => {
-                let diff = differences(&m.settings, &o.settings);
-                if !diff.is_empty() && !o.force {
-                    return Err(refuse(format!(
-                        "cannot resume: settings differ from the run that wrote it: {}; pass --force to resume anyway",
-                        diff.join(", ")
-                    )));
-                }
-                if m.shard != o.shard {
-                    return Err(refuse(
-                        "cannot resume: it was written for another shard".into(),
-                    ));
-                }
-                for p in &m.parts {
-                    let ok = locate(&dir, &p.file).is_some_and(|path| {
-                        crate::hash::sha256_file(&path).is_ok_and(|h| h == p.sha256)
-                    });
-                    if ok {
-                        parts.push(p.clone());
-                    } else {
-                        (o.report)(&format!(
-                            "{}: missing or its sha256 changed; its articles are tagged again",
-                            dir.join(&p.file).display()
-                        ));
-                        let _ = std::fs::remove_file(dir.join(&p.file));
-                        let _ = std::fs::remove_file(pending_path(&dir, &p.file));
-                    }
-                }
-            }
+        let parts = match Manifest::read(&dir)? {
+            Some(m) => resumable_parts(&dir, &m, &o)?,
             None => {
-                let ours = |n: &String| {
-                    matches!(n.as_str(), "_lock" | PENDING_DIR | SUCCESS | INCOMPLETE)
-                        || n.starts_with(".paratag-")
-                        || (o.resume && part_index(n).is_some())
-                };
-                let foreign: Vec<&str> = listed
-                    .iter()
-                    .filter(|n| !ours(n))
-                    .map(String::as_str)
-                    .collect();
-                if !foreign.is_empty() {
-                    return Err(refuse(format!(
-                        "is not empty ({}) and holds no paratag dataset; choose an empty or new folder",
-                        crate::text::cut(&foreign.join(", "))
-                    )));
-                }
+                check_only_ours(&dir, &listed, o.resume)?;
+                vec![]
             }
-        }
-        // Half-written parts, and parts written but never recorded, go; so
-        // does a `_SUCCESS` the dataset no longer earns.
-        let recorded = |n: &str| parts.iter().any(|p| p.file == n);
-        for n in &listed {
-            if n.starts_with(".paratag-") || (part_index(n).is_some() && !recorded(n)) {
-                let _ = std::fs::remove_file(dir.join(n));
-            }
-        }
-        for n in names(&pending)? {
-            let part = n.strip_suffix(PENDING_SUFFIX);
-            if !part.is_some_and(|p| part_index(p).is_some() && recorded(p)) {
-                let _ = std::fs::remove_file(pending.join(&n));
-            }
-        }
-        let _ = std::fs::remove_file(dir.join(SUCCESS));
+        };
+        clean(&dir, &listed, &parts)?;
         crate::atomic::atomic_write(
             &dir.join(INCOMPLETE),
             format!(

@@ -86,6 +86,32 @@ pub fn frame(w: &Labeled, codebook: Option<&Codebook>) -> Result<DataFrame> {
         "lang_score".into(),
         rows.iter().map(|r| r.lang_score).collect::<Vec<f32>>(),
     ));
+    topic_columns(rows, &mut push)?;
+    if let Some(cb) = codebook {
+        stance_columns(rows, cb, &mut push);
+    }
+    push(entity_column(rows)?);
+
+    push(Series::new(
+        "truncated_windows".into(),
+        rows.iter()
+            .map(|r| r.truncated_windows)
+            .collect::<Vec<u16>>(),
+    ));
+
+    let idx = IdxCa::from_vec(
+        "idx".into(),
+        rows.iter().map(|r| r.article as IdxSize).collect(),
+    );
+    let pass = w.passthrough.take(&idx)?;
+    for c in pass.columns() {
+        cols.push(c.clone());
+    }
+    Ok(DataFrame::new(n, cols)?)
+}
+
+/// `topic`, `topic_score`, `topic_scores`.
+fn topic_columns(rows: &[Row], push: &mut dyn FnMut(Series)) -> Result<()> {
     let topic = Task::Topic;
     push(Series::new(
         topic.name().into(),
@@ -122,38 +148,44 @@ pub fn frame(w: &Labeled, codebook: Option<&Codebook>) -> Result<DataFrame> {
         label_score_item(),
     )?);
 
-    if let Some(cb) = codebook {
-        for (i, s) in cb.stances.iter().enumerate() {
-            let get = |r: &Row| r.stances.get(i).copied().unwrap_or_default();
-            let [stance, holder] = Task::stance_pair(&s.id);
+    Ok(())
+}
+
+/// Per stance target: its label, scores, holder and P(reported).
+fn stance_columns(rows: &[Row], cb: &Codebook, push: &mut dyn FnMut(Series)) {
+    for (i, s) in cb.stances.iter().enumerate() {
+        let get = |r: &Row| r.stances.get(i).copied().unwrap_or_default();
+        let [stance, holder] = Task::stance_pair(&s.id);
+        push(Series::new(
+            stance.name().into(),
+            rows.iter().map(|r| get(r).label).collect::<Vec<_>>(),
+        ));
+        for (c, f) in [
+            (
+                Col::Score,
+                (|s: Stance| s.score) as fn(Stance) -> Option<f32>,
+            ),
+            (Col::Favor, |s: Stance| s.favor),
+            (Col::Against, |s: Stance| s.against),
+        ] {
             push(Series::new(
-                stance.name().into(),
-                rows.iter().map(|r| get(r).label).collect::<Vec<_>>(),
-            ));
-            for (c, f) in [
-                (
-                    Col::Score,
-                    (|s: Stance| s.score) as fn(Stance) -> Option<f32>,
-                ),
-                (Col::Favor, |s: Stance| s.favor),
-                (Col::Against, |s: Stance| s.against),
-            ] {
-                push(Series::new(
-                    stance.col(c).into(),
-                    rows.iter().map(|r| f(get(r))).collect::<Vec<_>>(),
-                ));
-            }
-            push(Series::new(
-                holder.name().into(),
-                rows.iter().map(|r| get(r).holder).collect::<Vec<_>>(),
-            ));
-            push(Series::new(
-                holder.col(Col::Reported).into(),
-                rows.iter().map(|r| get(r).reported).collect::<Vec<_>>(),
+                stance.col(c).into(),
+                rows.iter().map(|r| f(get(r))).collect::<Vec<_>>(),
             ));
         }
+        push(Series::new(
+            holder.name().into(),
+            rows.iter().map(|r| get(r).holder).collect::<Vec<_>>(),
+        ));
+        push(Series::new(
+            holder.col(Col::Reported).into(),
+            rows.iter().map(|r| get(r).reported).collect::<Vec<_>>(),
+        ));
     }
+}
 
+/// `entities`: a list of structs per row.
+fn entity_column(rows: &[Row]) -> Result<Series> {
     let ents: Vec<&crate::record::Entity> = rows
         .iter()
         .flat_map(|r| r.entities.iter().flatten())
@@ -182,7 +214,7 @@ pub fn frame(w: &Labeled, codebook: Option<&Codebook>) -> Result<DataFrame> {
     ];
     let name = Task::Entities.name();
     let st = StructChunked::from_series(name.as_str().into(), ents.len(), fields.iter())?;
-    push(list_of_structs(
+    list_of_structs(
         &name,
         &rows
             .iter()
@@ -190,24 +222,7 @@ pub fn frame(w: &Labeled, codebook: Option<&Codebook>) -> Result<DataFrame> {
             .collect::<Vec<_>>(),
         st,
         entity_item(),
-    )?);
-
-    push(Series::new(
-        "truncated_windows".into(),
-        rows.iter()
-            .map(|r| r.truncated_windows)
-            .collect::<Vec<u16>>(),
-    ));
-
-    let idx = IdxCa::from_vec(
-        "idx".into(),
-        rows.iter().map(|r| r.article as IdxSize).collect(),
-    );
-    let pass = w.passthrough.take(&idx)?;
-    for c in pass.columns() {
-        cols.push(c.clone());
-    }
-    Ok(DataFrame::new(n, cols)?)
+    )
 }
 
 /// The output schema of a job: an empty window's.

@@ -137,168 +137,216 @@ pub fn read(
 ) -> Result<(Vec<GoldItem>, Option<String>)> {
     let tsv = fmt == Format::Tsv;
     let table = crate::table::Table::open(path, &opts.table, tsv)?;
-    let bad = |line: usize, m: String| Error::input(loc(path, line), m);
-    let header = table.headers.clone();
     let encoding = table.encoding_note();
-    // field -> column index
-    let mut col: HashMap<String, usize> = HashMap::new();
-    for (i, h) in header.iter().enumerate() {
-        col.entry(h.clone()).or_insert(i);
-    }
-    if !col.contains_key("article_id") {
-        if let Some(&i) = col.get("id") {
-            col.insert("article_id".into(), i);
-        }
-    }
-    let mut mapped = Vec::new();
-    for (field, column) in &opts.columns {
-        let i = header.iter().position(|h| h == column).ok_or_else(|| {
-            bad(
-                1,
-                format!(
-                    "--gold-col {field}={column}: no column {column:?} (columns: {})",
-                    crate::text::cut(&header.join(", "))
-                ),
-            )
-        })?;
-        col.insert(field.clone(), i);
-        mapped.push(i);
-    }
-    let text_col = match col.get("text") {
-        Some(&i) => i,
-        None => return Err(table.missing(path, "text", "map one with --gold-col text=COLUMN")),
-    };
-    let holder_col = col.get("holder").copied();
-    let long = match (col.get("target"), col.get("stance")) {
-        (Some(&t), Some(&s)) => Some((t, s)),
-        (None, None) => None,
-        _ => {
-            return Err(bad(
-                1,
-                "a long stance table needs both a \"target\" and a \"stance\" column".into(),
-            ))
-        }
-    };
-    let stance_cols: Vec<(Task, usize)> = col
-        .iter()
-        .filter_map(|(f, &i)| match Task::of_column(f)? {
-            (t @ (Task::Stance(_) | Task::Holder(_)), Col::Label) => Some((t, i)),
-            _ => None,
-        })
-        .collect();
-    let (topic, entities) = (Task::Topic.name(), Task::Entities.name());
-    let known: Vec<usize> = [
-        "article_id",
-        "paragraph",
-        "text",
-        &topic,
-        &entities,
-        "coder",
-        "target",
-        "stance",
-        "holder",
-    ]
-    .iter()
-    .filter_map(|f| col.get(*f).copied())
-    .chain(stance_cols.iter().map(|s| s.1))
-    .chain(mapped)
-    .collect();
+    let cols = Columns::of(path, &table, opts)?;
     let mut out = Vec::new();
     let mut rdr = table.reader;
     for rec in rdr.records() {
         let rec = rec.map_err(|e| {
             let line = e.position().map_or(0, |p| p.line() as usize);
-            bad(line, crate::table::csv_message(&e))
+            Error::input(loc(path, line), crate::table::csv_message(&e))
         })?;
         let line = rec.position().map_or(0, |p| p.line() as usize);
         let rec: csv::StringRecord = rec.iter().map(unguard).collect();
+        out.push(
+            cols.item(&rec, line)
+                .map_err(|m| Error::input(loc(path, line), m))?,
+        );
+    }
+    Ok((out, encoding))
+}
+
+/// Where a sheet's fields are: the header read once for all rows.
+struct Columns {
+    path: std::path::PathBuf,
+    header: Vec<String>,
+    /// field -> column index (`id` stands for a missing `article_id`;
+    /// `--gold-col` mappings included).
+    col: HashMap<String, usize>,
+    text: usize,
+    holder: Option<usize>,
+    /// A long stance table's `target` and `stance` columns.
+    long: Option<(usize, usize)>,
+    /// Wide stance and holder columns (`stance_T`, `stance_T_holder`).
+    stances: Vec<(Task, usize)>,
+    /// Columns read into the annotation, not kept as fields.
+    known: Vec<usize>,
+    topic: String,
+    entities: String,
+}
+
+impl Columns {
+    fn of(path: &Path, table: &crate::table::Table, opts: &ReadOptions) -> Result<Columns> {
+        let bad = |m: String| Error::input(loc(path, 1), m);
+        let header = table.headers.clone();
+        let mut col: HashMap<String, usize> = HashMap::new();
+        for (i, h) in header.iter().enumerate() {
+            col.entry(h.clone()).or_insert(i);
+        }
+        if !col.contains_key("article_id") {
+            if let Some(&i) = col.get("id") {
+                col.insert("article_id".into(), i);
+            }
+        }
+        let mut mapped = Vec::new();
+        for (field, column) in &opts.columns {
+            let i = header.iter().position(|h| h == column).ok_or_else(|| {
+                bad(format!(
+                    "--gold-col {field}={column}: no column {column:?} (columns: {})",
+                    crate::text::cut(&header.join(", "))
+                ))
+            })?;
+            col.insert(field.clone(), i);
+            mapped.push(i);
+        }
+        let text = match col.get("text") {
+            Some(&i) => i,
+            None => return Err(table.missing(path, "text", "map one with --gold-col text=COLUMN")),
+        };
+        let long = match (col.get("target"), col.get("stance")) {
+            (Some(&t), Some(&s)) => Some((t, s)),
+            (None, None) => None,
+            _ => {
+                return Err(bad(
+                    "a long stance table needs both a \"target\" and a \"stance\" column".into(),
+                ))
+            }
+        };
+        let stances: Vec<(Task, usize)> = col
+            .iter()
+            .filter_map(|(f, &i)| match Task::of_column(f)? {
+                (t @ (Task::Stance(_) | Task::Holder(_)), Col::Label) => Some((t, i)),
+                _ => None,
+            })
+            .collect();
+        let (topic, entities) = (Task::Topic.name(), Task::Entities.name());
+        let fixed = [
+            "article_id",
+            "paragraph",
+            "text",
+            &topic,
+            &entities,
+            "coder",
+            "target",
+            "stance",
+            "holder",
+        ];
+        let known = fixed
+            .iter()
+            .filter_map(|f| col.get(*f).copied())
+            .chain(stances.iter().map(|s| s.1))
+            .chain(mapped)
+            .collect();
+        Ok(Columns {
+            path: path.to_path_buf(),
+            holder: col.get("holder").copied(),
+            header,
+            col,
+            text,
+            long,
+            stances,
+            known,
+            topic,
+            entities,
+        })
+    }
+
+    /// One row as a gold item; an error message for its line.
+    fn item(&self, rec: &csv::StringRecord, line: usize) -> std::result::Result<GoldItem, String> {
         let get = |f: &str| {
-            col.get(f)
+            self.col
+                .get(f)
                 .and_then(|&i| rec.get(i))
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
         };
-        let text = rec.get(text_col).unwrap_or("").to_string();
+        let text = rec.get(self.text).unwrap_or("").to_string();
         if text.trim().is_empty() {
-            return Err(bad(line, "empty \"text\"".into()));
+            return Err("empty \"text\"".into());
         }
         let mut a = Annotation {
             coder: get("coder").unwrap_or("gold").to_string(),
-            topic: get(&topic).map(str::to_string),
+            topic: get(&self.topic).map(str::to_string),
             ..Default::default()
         };
-        for (t, i) in &stance_cols {
+        for (t, i) in &self.stances {
             if let Some(v) = rec.get(*i).map(str::trim).filter(|s| !s.is_empty()) {
                 a.put(t.clone(), v.to_string());
             }
         }
-        let mut row_targets = BTreeSet::new();
-        if let Some((ti, si)) = long {
-            let (t, s) = (
-                rec.get(ti).unwrap_or("").trim(),
-                rec.get(si).unwrap_or("").trim(),
-            );
-            if !s.is_empty() {
-                if t.is_empty() {
-                    return Err(bad(line, "a stance without a target".into()));
-                }
-                a.stances.insert(t.to_string(), s.to_string());
-                row_targets.insert(t.to_string());
-            }
-            if let Some(h) = holder_col.and_then(|i| rec.get(i)).map(str::trim) {
-                if !h.is_empty() {
-                    a.holders.insert(t.to_string(), h.to_string());
-                }
-            }
+        let row_targets = self.long_stance(rec, &mut a)?;
+        if let Some(e) = get(&self.entities) {
+            a.entities = Some(entities_cell(e, &text)?);
         }
-        if let Some(e) = get(&entities) {
-            let v: serde_json::Value = serde_json::from_str(e).map_err(|err| {
-                bad(
-                    line,
-                    format!("\"entities\" is not JSON [[start, end, \"LABEL\"], ...]: {err}"),
-                )
-            })?;
-            let xs = v
-                .as_array()
-                .ok_or_else(|| bad(line, "\"entities\" must be a JSON list".into()))?;
-            let spans = xs
-                .iter()
-                .map(|x| super::span_from_json(x, &text))
-                .collect::<std::result::Result<Vec<_>, _>>()
-                .map_err(|m| bad(line, m))?;
-            a.entities = Some(spans);
-        }
-        let paragraph = match get("paragraph") {
-            None => None,
-            Some(p) => Some(p.parse::<u32>().map_err(|_| {
-                bad(
-                    line,
-                    format!("\"paragraph\" must be a non-negative integer, not {p:?}"),
-                )
-            })?),
-        };
-        let fields = header
+        let paragraph =
+            match get("paragraph") {
+                None => None,
+                Some(p) => Some(p.parse::<u32>().map_err(|_| {
+                    format!("\"paragraph\" must be a non-negative integer, not {p:?}")
+                })?),
+            };
+        let fields = self
+            .header
             .iter()
             .enumerate()
             .filter(|(i, h)| {
-                !known.contains(i)
+                !self.known.contains(i)
                     && !h.starts_with("pred_")
                     && *h != "notes"
                     && *h != "offset_unit"
             })
             .filter_map(|(i, h)| rec.get(i).map(|v| (h.clone(), v.to_string())))
             .collect();
-        out.push(GoldItem {
-            location: loc(path, line),
+        Ok(GoldItem {
+            location: loc(&self.path, line),
             article_id: get("article_id").map(str::to_string),
             paragraph,
             text,
             annotations: vec![a],
             fields,
             row_targets,
-        });
+        })
     }
-    Ok((out, encoding))
+
+    /// A long table's row: its target's stance and holder into `a`; the
+    /// targets the row names.
+    fn long_stance(
+        &self,
+        rec: &csv::StringRecord,
+        a: &mut Annotation,
+    ) -> std::result::Result<BTreeSet<String>, String> {
+        let mut row_targets = BTreeSet::new();
+        let Some((ti, si)) = self.long else {
+            return Ok(row_targets);
+        };
+        let (t, s) = (
+            rec.get(ti).unwrap_or("").trim(),
+            rec.get(si).unwrap_or("").trim(),
+        );
+        if !s.is_empty() {
+            if t.is_empty() {
+                return Err("a stance without a target".into());
+            }
+            a.stances.insert(t.to_string(), s.to_string());
+            row_targets.insert(t.to_string());
+        }
+        if let Some(h) = self.holder.and_then(|i| rec.get(i)).map(str::trim) {
+            if !h.is_empty() {
+                a.holders.insert(t.to_string(), h.to_string());
+            }
+        }
+        Ok(row_targets)
+    }
+}
+
+/// An `entities` cell: JSON `[[start, end, "LABEL"], ...]` over `text`.
+fn entities_cell(cell: &str, text: &str) -> std::result::Result<Vec<super::Span>, String> {
+    let v: serde_json::Value = serde_json::from_str(cell)
+        .map_err(|err| format!("\"entities\" is not JSON [[start, end, \"LABEL\"], ...]: {err}"))?;
+    let xs = v
+        .as_array()
+        .ok_or_else(|| "\"entities\" must be a JSON list".to_string())?;
+    xs.iter().map(|x| super::span_from_json(x, text)).collect()
 }
 
 #[cfg(test)]
