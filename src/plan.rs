@@ -193,75 +193,114 @@ pub struct TopicResult {
     pub best: Option<String>,
 }
 
+/// How a task with codebook method `m` is scored in `job`: by its trained
+/// head, NLI or similarity to the codebook's texts; `what` names it in
+/// errors.
+fn choose(job: &Job, m: Method, what: &str, task: &Task) -> Result<Via> {
+    let head = job.has_head(task);
+    match (m, head) {
+        (Method::Head, true) | (Method::Auto, true) => return Ok(Via::Head),
+        (Method::Head, false) => {
+            return Err(Error::Config(format!(
+                "{what} uses method \"head\" but no --heads folder is for `{task}`"
+            )))
+        }
+        _ => {}
+    }
+    if job.models.encoder.is_none() && head {
+        return Err(Error::Config(format!("{what}: heads need --encoder")));
+    }
+    match (m, &job.models.nli, &job.models.encoder) {
+        (Method::Nli, Some(_), _) | (Method::Auto, Some(_), _) => Ok(Via::Nli),
+        (Method::Embedding, _, Some(_)) | (Method::Auto, None, Some(_))
+            if job.models.adapter.is_some() =>
+        {
+            // Similarity anchors need the plain e5 geometry.
+            Err(Error::Config(format!(
+                    "{what} has no head, and its embedding zero-shot needs the plain encoder, but this run's heads adapt it; train a head for `{task}` with the others, or tag it in a separate run"
+                )))
+        }
+        (Method::Embedding, _, Some(_)) | (Method::Auto, None, Some(_)) => Ok(Via::Embedding),
+        (Method::Nli, None, _) => Err(Error::Config(format!(
+            "{what} uses method \"nli\" but no --nli model was given"
+        ))),
+        _ => Err(Error::Config(format!(
+            "{what} needs a model: pass --encoder DIR or --nli DIR"
+        ))),
+    }
+}
+
+/// How the topics and each stance target are scored (`None`: no topics).
+fn scoring(job: &Job, cb: &Codebook) -> Result<(Option<Via>, Vec<Via>)> {
+    let mut topic_via = None;
+    let mut stance_via = vec![];
+    if job.tasks.topic && !cb.topics.topics.is_empty() {
+        topic_via = Some(choose(job, cb.topics.method, "[topics]", &Task::Topic)?);
+    }
+    if !job.tasks.stance {
+        return Ok((topic_via, stance_via));
+    }
+    for s in &cb.stances {
+        if s.only_topics.is_some() && topic_via.is_none() {
+            return Err(Error::Config(format!(
+                "stance `{}` is gated by only_topics, which needs topics (drop --no-topic or the gate)",
+                s.id
+            )));
+        }
+        let [stance, holder_task] = Task::stance_pair(&s.id);
+        let via = choose(job, s.method, &format!("stance `{}`", s.id), &stance)?;
+        // A head trained on expressed stance needs the holder head to give
+        // the author-only reading.
+        if via == Via::Head
+            && s.holder == crate::codebook::Holder::Author
+            && !job.has_head(&holder_task)
+        {
+            return Err(Error::Config(format!(
+                "stance `{}` has holder = \"author\", which with a head needs a holder head (`{holder_task}`, from `paratag train multi`)",
+                s.id
+            )));
+        }
+        stance_via.push(via);
+    }
+    Ok((topic_via, stance_via))
+}
+
+/// The NLI hypotheses (topics first, then favor/against of each NLI target)
+/// and the encoder's anchor texts (topic texts first, then
+/// favor/against/neutral of each embedding target).
+fn texts_to_score(
+    cb: &Codebook,
+    topic_via: Option<Via>,
+    stance_via: &[Via],
+) -> (Vec<String>, Vec<String>) {
+    let mut hypotheses = vec![];
+    let mut anchors = vec![];
+    match topic_via {
+        Some(Via::Nli) => hypotheses.extend(cb.topics.topics.iter().map(|t| t.hypothesis.clone())),
+        Some(Via::Embedding) => {
+            anchors.extend(cb.topics.topics.iter().map(|t| t.embedding_text.clone()))
+        }
+        Some(Via::Head) | None => {}
+    }
+    for (s, via) in cb.stances.iter().zip(stance_via) {
+        match via {
+            Via::Nli => hypotheses.extend([s.favor.clone(), s.against.clone()]),
+            Via::Embedding => {
+                anchors.extend([s.favor.clone(), s.against.clone(), s.neutral.clone()])
+            }
+            Via::Head => {}
+        }
+    }
+    (hypotheses, anchors)
+}
+
 impl<'j> Plan<'j> {
     pub fn new(job: &'j Job) -> Result<Plan<'j>> {
         let cb = job.codebook.as_ref();
-        let choose = |m: Method, what: &str, task: &Task| -> Result<Via> {
-            let head = job.has_head(task);
-            match (m, head) {
-                (Method::Head, true) | (Method::Auto, true) => return Ok(Via::Head),
-                (Method::Head, false) => {
-                    return Err(Error::Config(format!(
-                        "{what} uses method \"head\" but no --heads folder is for `{task}`"
-                    )))
-                }
-                _ => {}
-            }
-            if job.models.encoder.is_none() && head {
-                return Err(Error::Config(format!("{what}: heads need --encoder")));
-            }
-            match (m, &job.models.nli, &job.models.encoder) {
-                (Method::Nli, Some(_), _) | (Method::Auto, Some(_), _) => Ok(Via::Nli),
-                (Method::Embedding, _, Some(_)) | (Method::Auto, None, Some(_))
-                    if job.models.adapter.is_some() =>
-                {
-                    // Similarity anchors need the plain e5 geometry.
-                    Err(Error::Config(format!(
-                        "{what} has no head, and its embedding zero-shot needs the plain encoder, but this run's heads adapt it; train a head for `{task}` with the others, or tag it in a separate run"
-                    )))
-                }
-                (Method::Embedding, _, Some(_)) | (Method::Auto, None, Some(_)) => {
-                    Ok(Via::Embedding)
-                }
-                (Method::Nli, None, _) => Err(Error::Config(format!(
-                    "{what} uses method \"nli\" but no --nli model was given"
-                ))),
-                _ => Err(Error::Config(format!(
-                    "{what} needs a model: pass --encoder DIR or --nli DIR"
-                ))),
-            }
+        let (topic_via, stance_via) = match cb {
+            Some(cb) => scoring(job, cb)?,
+            None => (None, vec![]),
         };
-        let mut topic_via = None;
-        let mut stance_via = vec![];
-        if let Some(cb) = cb {
-            if job.tasks.topic && !cb.topics.topics.is_empty() {
-                topic_via = Some(choose(cb.topics.method, "[topics]", &Task::Topic)?);
-            }
-            if job.tasks.stance {
-                for s in &cb.stances {
-                    if s.only_topics.is_some() && topic_via.is_none() {
-                        return Err(Error::Config(format!(
-                            "stance `{}` is gated by only_topics, which needs topics (drop --no-topic or the gate)",
-                            s.id
-                        )));
-                    }
-                    let [stance, holder_task] = Task::stance_pair(&s.id);
-                    let via = choose(s.method, &format!("stance `{}`", s.id), &stance)?;
-                    // A head trained on expressed stance needs the holder
-                    // head to give the author-only reading.
-                    if via == Via::Head
-                        && s.holder == crate::codebook::Holder::Author
-                        && !job.has_head(&holder_task)
-                    {
-                        return Err(Error::Config(format!(
-                            "stance `{}` has holder = \"author\", which with a head needs a holder head (`{holder_task}`, from `paratag train multi`)",
-                            s.id
-                        )));
-                    }
-                    stance_via.push(via);
-                }
-            }
-        }
         let uses = |v: Via| topic_via == Some(v) || stance_via.contains(&v);
         let nli = if uses(Via::Nli) {
             job.models.nli.clone()
@@ -294,28 +333,10 @@ impl<'j> Plan<'j> {
             (None, Some((dir, meta))) => Some(NerScheme::from_labels(&meta.labels, dir)?),
             (None, None) => None,
         };
-        let mut hypotheses = vec![];
-        let mut anchors = vec![];
-        if let Some(cb) = cb {
-            match topic_via {
-                Some(Via::Nli) => {
-                    hypotheses.extend(cb.topics.topics.iter().map(|t| t.hypothesis.clone()))
-                }
-                Some(Via::Embedding) => {
-                    anchors.extend(cb.topics.topics.iter().map(|t| t.embedding_text.clone()))
-                }
-                Some(Via::Head) | None => {}
-            }
-            for (s, via) in cb.stances.iter().zip(&stance_via) {
-                match via {
-                    Via::Nli => hypotheses.extend([s.favor.clone(), s.against.clone()]),
-                    Via::Embedding => {
-                        anchors.extend([s.favor.clone(), s.against.clone(), s.neutral.clone()])
-                    }
-                    Via::Head => {}
-                }
-            }
-        }
+        let (hypotheses, anchors) = match cb {
+            Some(cb) => texts_to_score(cb, topic_via, &stance_via),
+            None => (vec![], vec![]),
+        };
         let prefix = encoder
             .as_ref()
             .map(ModelDir::text_prefix)

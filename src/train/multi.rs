@@ -270,6 +270,19 @@ struct Stream {
     pending: Vec<Vec<Window>>,
 }
 
+impl Stream {
+    /// `n` items in a seeded random order.
+    fn shuffled(n: usize, rng: &mut impl Rng) -> Stream {
+        let mut order: Vec<usize> = (0..n).collect();
+        order.shuffle(rng);
+        Stream {
+            order,
+            pos: 0,
+            pending: vec![],
+        }
+    }
+}
+
 /// Windows of one text with their token or class labels.
 fn windows(tok: &Tok, prefix: &str, text: &str, gold: &Gold) -> Result<Vec<Window>> {
     let shift = prefix.chars().count();
@@ -586,15 +599,7 @@ impl Trainer<'_> {
         let mut streams: Vec<Stream> = self
             .sources
             .iter()
-            .map(|s| {
-                let mut order: Vec<usize> = (0..s.train.len()).collect();
-                order.shuffle(&mut rng);
-                Stream {
-                    order,
-                    pos: 0,
-                    pending: vec![],
-                }
-            })
+            .map(|s| Stream::shuffled(s.train.len(), &mut rng))
             .collect();
         let probs: Vec<f64> = self
             .sources
@@ -602,42 +607,22 @@ impl Trainer<'_> {
             .map(|s| s.spec.weight * (s.train.len() as f64).sqrt())
             .collect();
         let total: f64 = probs.iter().sum();
-        let mut opt_a = tch::nn::AdamW::default()
-            .wd(o.weight_decay)
-            .build(&self.adapter.vs, o.lr)?;
+        let adamw = |vs: &tch::nn::VarStore, lr: f64| {
+            tch::nn::AdamW::default().wd(o.weight_decay).build(vs, lr)
+        };
+        let mut opt_a = adamw(&self.adapter.vs, o.lr)?;
         let mut opt_h = self
             .heads
             .iter()
-            .map(|h| {
-                tch::nn::AdamW::default()
-                    .wd(o.weight_decay)
-                    .build(&h.vs, o.head_lr)
-            })
+            .map(|h| adamw(&h.vs, o.head_lr))
             .collect::<std::result::Result<Vec<_>, _>>()?;
-        let warm = ((o.steps as f64) * o.warmup).ceil().max(1.0);
-        let schedule = |step: usize| -> f64 {
-            let s = step as f64;
-            if s < warm {
-                s / warm
-            } else {
-                ((o.steps as f64 - s) / (o.steps as f64 - warm).max(1.0)).max(0.0)
-            }
-        };
+        let schedule = |step: usize| schedule(o, step);
         let mut best: Option<Best> = None;
         let (mut since_best, mut steps_run) = (0usize, 0usize);
         let (mut loss_sum, mut loss_n) = (0.0, 0usize);
         bar.set_length(o.steps as u64);
         for step in 1..=o.steps {
-            // Which source this step learns from.
-            let mut x = rng.gen::<f64>() * total;
-            let mut si = probs.len() - 1;
-            for (i, p) in probs.iter().enumerate() {
-                if x < *p {
-                    si = i;
-                    break;
-                }
-                x -= p;
-            }
+            let si = pick(&probs, total, &mut rng);
             let h = self.head_of[si];
             let b = streams[si].next(
                 &self.sources[si].train,
@@ -647,18 +632,8 @@ impl Trainer<'_> {
                 &mut rng,
             )?;
             let loss = self.loss(si, &b)?;
-            opt_a.zero_grad();
-            opt_h[h].zero_grad();
-            loss.backward();
             let f = schedule(step);
-            for i in 0..n {
-                opt_a.set_lr_group(i, o.lr * f * o.layer_decay.powi((n - 1 - i) as i32));
-            }
-            opt_h[h].set_lr(o.head_lr * f);
-            opt_a.clip_grad_norm(1.0);
-            opt_h[h].clip_grad_norm(1.0);
-            opt_a.step();
-            opt_h[h].step();
+            descend(&mut opt_a, &mut opt_h[h], &loss, o, n, f);
             let l = loss.double_value(&[]);
             if !l.is_finite() {
                 return Err(Error::Config(format!(
@@ -810,6 +785,52 @@ impl Trainer<'_> {
         }
         Ok(())
     }
+}
+
+/// The source a step learns from, drawn with probability `probs / total`.
+fn pick(probs: &[f64], total: f64, rng: &mut impl Rng) -> usize {
+    let mut x = rng.gen::<f64>() * total;
+    for (i, p) in probs.iter().enumerate() {
+        if x < *p {
+            return i;
+        }
+        x -= p;
+    }
+    probs.len() - 1
+}
+
+/// The learning-rate factor at `step`: linear warm-up, then linear decay.
+fn schedule(o: &Options, step: usize) -> f64 {
+    let warm = ((o.steps as f64) * o.warmup).ceil().max(1.0);
+    let s = step as f64;
+    if s < warm {
+        s / warm
+    } else {
+        ((o.steps as f64 - s) / (o.steps as f64 - warm).max(1.0)).max(0.0)
+    }
+}
+
+/// One optimiser step of the adapter (its `n` layers' rates decayed from
+/// the top) and of one head, at learning-rate factor `f`.
+fn descend(
+    adapter: &mut tch::nn::Optimizer,
+    head: &mut tch::nn::Optimizer,
+    loss: &Tensor,
+    o: &Options,
+    n: usize,
+    f: f64,
+) {
+    adapter.zero_grad();
+    head.zero_grad();
+    loss.backward();
+    for i in 0..n {
+        adapter.set_lr_group(i, o.lr * f * o.layer_decay.powi((n - 1 - i) as i32));
+    }
+    head.set_lr(o.head_lr * f);
+    adapter.clip_grad_norm(1.0);
+    head.clip_grad_norm(1.0);
+    adapter.step();
+    head.step();
 }
 
 /// A source as the adapter records it.
