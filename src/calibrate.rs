@@ -234,6 +234,52 @@ fn best_threshold(items: &[&Item], current: f32, obj: &Objective) -> f32 {
     (best.2 * 1e4).round() / 1e4
 }
 
+/// Each item's label after calibration: from the threshold chosen on the
+/// other `k` folds of articles (cross-validation), or with `after`
+/// in-sample when there are fewer than 2 folds.
+fn cross_validated<'a>(
+    all: &'a [Item],
+    articles: &BTreeSet<&str>,
+    k: usize,
+    current: f32,
+    after: f32,
+    opts: &Options,
+) -> Vec<&'a str> {
+    if k < 2 {
+        return all.iter().map(|i| i.decide(after)).collect();
+    }
+    let mut ids: Vec<&str> = articles.iter().copied().collect();
+    ids.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(opts.seed));
+    let fold: std::collections::HashMap<&str, usize> =
+        ids.iter().enumerate().map(|(i, a)| (*a, i % k)).collect();
+    let fold_of = |a: &str| fold[a];
+    let per_fold: Vec<f32> = (0..k)
+        .map(|f| {
+            let train: Vec<&Item> = all.iter().filter(|i| fold_of(&i.article) != f).collect();
+            best_threshold(&train, current, &opts.objective)
+        })
+        .collect();
+    all.iter()
+        .map(|i| i.decide(per_fold[fold_of(&i.article)]))
+        .collect()
+}
+
+/// The threshold the codebook gives `task` now.
+fn current_threshold(task: &Task, codebook: &Codebook) -> Result<f32> {
+    Ok(match task {
+        Task::Holder(_) | Task::Entities => return Err(not_calibrated(task)),
+        Task::Topic => codebook.topics.threshold,
+        Task::Stance(t) => {
+            codebook
+                .stances
+                .iter()
+                .find(|s| s.id == *t)
+                .ok_or_else(|| Error::Config(format!("the codebook has no stance target {t:?}")))?
+                .threshold
+        }
+    })
+}
+
 /// Calibrates `tasks` on `pairs`; `held_out` pairs, if any, are only scored.
 pub fn calibrate(
     pairs: &[Pair],
@@ -244,20 +290,7 @@ pub fn calibrate(
 ) -> Result<Vec<Change>> {
     let mut out = Vec::new();
     for task in tasks {
-        let current = match task {
-            Task::Holder(_) | Task::Entities => return Err(not_calibrated(task)),
-            Task::Topic => codebook.topics.threshold,
-            Task::Stance(t) => {
-                codebook
-                    .stances
-                    .iter()
-                    .find(|s| s.id == *t)
-                    .ok_or_else(|| {
-                        Error::Config(format!("the codebook has no stance target {t:?}"))
-                    })?
-                    .threshold
-            }
-        };
+        let current = current_threshold(task, codebook)?;
         let all = items(pairs, task, codebook)?;
         if all.is_empty() {
             continue;
@@ -268,25 +301,7 @@ pub fn calibrate(
         let k = opts.folds.min(articles.len());
         // Each item's label after calibration: from the threshold chosen on
         // the other folds (cross-validation), or in-sample without folds.
-        let decided_after: Vec<&str> = if k >= 2 {
-            let mut ids: Vec<&str> = articles.iter().copied().collect();
-            ids.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(opts.seed));
-            let fold: std::collections::HashMap<&str, usize> =
-                ids.iter().enumerate().map(|(i, a)| (*a, i % k)).collect();
-            let fold_of = |a: &str| fold[a];
-            let per_fold: Vec<f32> = (0..k)
-                .map(|f| {
-                    let train: Vec<&Item> =
-                        all.iter().filter(|i| fold_of(&i.article) != f).collect();
-                    best_threshold(&train, current, &opts.objective)
-                })
-                .collect();
-            all.iter()
-                .map(|i| i.decide(per_fold[fold_of(&i.article)]))
-                .collect()
-        } else {
-            all.iter().map(|i| i.decide(after)).collect()
-        };
+        let decided_after = cross_validated(&all, &articles, k, current, after, opts);
         let decided_before: Vec<&str> = all.iter().map(|i| i.decide(current)).collect();
         let score = |idx: &[&usize], decided: &[&str]| {
             let pairs: Vec<(&str, &str)> = idx

@@ -640,6 +640,57 @@ pub fn shard_dirs(root: &Path) -> Result<Vec<(Shard, PathBuf)>> {
     Ok(shards)
 }
 
+/// The N of a folder's shards, all of which must be there.
+fn shard_count(shards: &[(Shard, PathBuf)]) -> std::result::Result<u32, String> {
+    if shards.is_empty() {
+        return Err("holds no shard-K-of-N folders (written by tag --shard)".into());
+    }
+    let counts: std::collections::BTreeSet<u32> = shards.iter().map(|s| s.0.count).collect();
+    if counts.len() > 1 {
+        return Err(format!(
+            "holds shards of different jobs (N = {}); keep one job per folder",
+            counts
+                .iter()
+                .map(|n| n.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    let n = *counts.iter().next().expect("one count");
+    let missing: Vec<String> = (0..n)
+        .filter(|k| !shards.iter().any(|s| s.0.index == *k))
+        .map(|k| format!("shard-{k}-of-{n}"))
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!("missing {}", missing.join(", ")));
+    }
+    Ok(n)
+}
+
+/// Every part of shard `name` is there and unchanged (by size, or by
+/// sha256 with `verify`); the rows they hold.
+fn check_parts(root: &Path, dir: &Path, name: &str, m: &Manifest, verify: bool) -> Result<usize> {
+    let mut rows = 0;
+    for p in &m.parts {
+        let ok = match locate(dir, &p.file) {
+            Some(path) if !verify => std::fs::metadata(&path).is_ok_and(|md| md.len() == p.bytes),
+            Some(path) => crate::hash::sha256_file(&path)? == p.sha256,
+            None => false,
+        };
+        if !ok {
+            return Err(Error::Output {
+                path: root.into(),
+                message: format!(
+                    "{name}/{}: missing or changed since it was written; resume {name} with --resume",
+                    p.file
+                ),
+            });
+        }
+        rows += p.rows;
+    }
+    Ok(rows)
+}
+
 /// Checks that `root` holds all N shards of one job, each complete and made
 /// with the same settings, and writes `root/_manifest.json` listing every
 /// part (paths relative to `root`). The data is not copied. `verify`
@@ -650,30 +701,7 @@ pub fn merge(root: &Path, verify: bool) -> Result<Merged> {
         message: m,
     };
     let shards = shard_dirs(root)?;
-    if shards.is_empty() {
-        return Err(bad(
-            "holds no shard-K-of-N folders (written by tag --shard)".into(),
-        ));
-    }
-    let counts: std::collections::BTreeSet<u32> = shards.iter().map(|s| s.0.count).collect();
-    if counts.len() > 1 {
-        return Err(bad(format!(
-            "holds shards of different jobs (N = {}); keep one job per folder",
-            counts
-                .iter()
-                .map(|n| n.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )));
-    }
-    let n = *counts.iter().next().expect("one count");
-    let missing: Vec<String> = (0..n)
-        .filter(|k| !shards.iter().any(|s| s.0.index == *k))
-        .map(|k| format!("shard-{k}-of-{n}"))
-        .collect();
-    if !missing.is_empty() {
-        return Err(bad(format!("missing {}", missing.join(", "))));
-    }
+    let n = shard_count(&shards).map_err(bad)?;
     let mut merged: Option<Manifest> = None;
     let mut checked: Vec<(PathBuf, Manifest)> = vec![];
     let mut rows = 0;
@@ -688,22 +716,7 @@ pub fn merge(root: &Path, verify: bool) -> Result<Merged> {
                 m.articles
             )));
         }
-        for p in &m.parts {
-            let ok = match locate(dir, &p.file) {
-                Some(path) if !verify => {
-                    std::fs::metadata(&path).is_ok_and(|md| md.len() == p.bytes)
-                }
-                Some(path) => crate::hash::sha256_file(&path)? == p.sha256,
-                None => false,
-            };
-            if !ok {
-                return Err(bad(format!(
-                    "{name}/{}: missing or changed since it was written; resume {name} with --resume",
-                    p.file
-                )));
-            }
-            rows += p.rows;
-        }
+        rows += check_parts(root, dir, &name, &m, verify)?;
         checked.push((dir.clone(), m.clone()));
         match &mut merged {
             None => {

@@ -148,10 +148,14 @@ fn gaps(held: &[(u64, u64)], total: u64) -> Vec<(u64, u64)> {
 /// A dataset folder, its manifest, and its shard's name (when sharded).
 type Folder = (PathBuf, Manifest, Option<String>);
 
-fn folder(dir: &Path) -> Result<Report> {
-    let shards = dataset::shard_dirs(dir)?;
-    let manifest = Manifest::read(dir)?;
-    let (kind, manifests): (&str, Vec<Folder>) = match manifest {
+/// What kind of folder it is, and its manifests (one, or one per shard
+/// with the shard's name).
+fn manifests(
+    dir: &Path,
+    manifest: Option<Manifest>,
+    shards: &[(crate::shard::Shard, std::path::PathBuf)],
+) -> Result<(&'static str, Vec<Folder>)> {
+    Ok(match manifest {
         // A single job, a shard, or a merged sharded job.
         Some(m) if m.shards.is_none() => {
             let kind = if m.shard.is_some() {
@@ -163,7 +167,7 @@ fn folder(dir: &Path) -> Result<Report> {
         }
         _ if !shards.is_empty() => {
             let mut v = vec![];
-            for (s, d) in &shards {
+            for (s, d) in shards {
                 match Manifest::read(d)? {
                     Some(m) => v.push((d.clone(), m, Some(s.dir_name()))),
                     None => {
@@ -185,7 +189,13 @@ fn folder(dir: &Path) -> Result<Report> {
                 ),
             ))
         }
-    };
+    })
+}
+
+fn folder(dir: &Path) -> Result<Report> {
+    let shards = dataset::shard_dirs(dir)?;
+    let manifest = Manifest::read(dir)?;
+    let (kind, manifests) = manifests(dir, manifest, &shards)?;
     let mut r = empty(dir, kind);
     let mut files = vec![];
     let mut all_held = true;

@@ -133,90 +133,108 @@ fn verify() -> Result<()> {
                 continue;
             }
         };
-        let file = m
-            .weights
-            .file_name()
-            .map(|f| f.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let (h, cached) = paratag::cache::rehash(&m.weights)?;
-        let recorded = m.recorded_sha256(&file);
-        let pinned = reg
-            .models
-            .get(name)
-            .and_then(|e| e.files.iter().find(|f| f.name == file))
-            .map(|f| f.sha256.to_lowercase())
-            .filter(|s| !s.is_empty());
-        let wrong = [
-            ("recorded at download", &recorded),
-            ("pinned in the registry", &pinned),
-        ]
-        .into_iter()
-        .find(|(_, want)| want.as_ref().is_some_and(|w| *w != h));
-        let state = match (wrong, &cached) {
-            (Some((what, want)), _) => {
-                bad += 1;
-                format!(
-                    "MISMATCH {file} is {h}, {what}: {}",
-                    want.as_deref().unwrap_or("")
-                )
-            }
-            (None, Some(c)) if *c != h => {
-                format!("ok       {file} {h} (the cached hash was stale: updated)")
-            }
-            (None, _) => format!(
-                "ok       {file} {h}{}",
-                if recorded.is_some() || pinned.is_some() {
-                    " (matches the record)"
-                } else {
-                    ""
-                }
-            ),
-        };
+        let (h, state, ok) = model_state(name, &m, &reg)?;
+        bad += usize::from(!ok);
         println!("{name:24} {state}");
         hashes.push(h);
     }
     for name in profile::names() {
-        let p = match profile::load(&name) {
-            Ok(p) => p,
-            Err(e) => {
-                bad += 1;
-                println!("profile {name:16} BROKEN   {e}");
-                continue;
-            }
-        };
-        for d in p.head_dirs() {
-            let line = match head::read_meta(&d) {
-                Err(e) => {
-                    bad += 1;
-                    format!("BROKEN   {e}")
-                }
-                Ok(meta) if hashes.contains(&meta.encoder_sha256) => {
-                    match adapter_problem(&d, &meta) {
-                        Some(why) => {
-                            bad += 1;
-                            format!("BROKEN   {}: {why}", meta.task)
-                        }
-                        None => format!(
-                            "ok       {}: encoder {} installed",
-                            meta.task, meta.encoder_id
-                        ),
-                    }
-                }
-                Ok(meta) => {
-                    bad += 1;
-                    format!(
-                        "MISSING  {}: no installed model has the weights it was trained on ({} sha256 {})",
-                        meta.task, meta.encoder_id, meta.encoder_sha256
-                    )
-                }
-            };
-            println!("profile {name:16} {line}");
-        }
+        bad += verify_profile(&name, &hashes);
     }
     if bad > 0 {
         anyhow::bail!("{bad} problem(s) in {}", registry::home().display());
     }
     Ok(())
+}
+
+/// An installed model's weights sha256, its line, and whether it matches
+/// what was recorded at download and pinned in the registry.
+fn model_state(
+    name: &str,
+    m: &ModelDir,
+    reg: &registry::Registry,
+) -> Result<(String, String, bool)> {
+    let file = m
+        .weights
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let (h, cached) = paratag::cache::rehash(&m.weights)?;
+    let recorded = m.recorded_sha256(&file);
+    let pinned = reg
+        .models
+        .get(name)
+        .and_then(|e| e.files.iter().find(|f| f.name == file))
+        .map(|f| f.sha256.to_lowercase())
+        .filter(|s| !s.is_empty());
+    let wrong = [
+        ("recorded at download", &recorded),
+        ("pinned in the registry", &pinned),
+    ]
+    .into_iter()
+    .find(|(_, want)| want.as_ref().is_some_and(|w| *w != h));
+    let ok = wrong.is_none();
+    let state = match (wrong, &cached) {
+        (Some((what, want)), _) => {
+            format!(
+                "MISMATCH {file} is {h}, {what}: {}",
+                want.as_deref().unwrap_or("")
+            )
+        }
+        (None, Some(c)) if *c != h => {
+            format!("ok       {file} {h} (the cached hash was stale: updated)")
+        }
+        (None, _) => format!(
+            "ok       {file} {h}{}",
+            if recorded.is_some() || pinned.is_some() {
+                " (matches the record)"
+            } else {
+                ""
+            }
+        ),
+    };
+    Ok((h, state, ok))
+}
+
+/// One line per head of profile `name`; the number of problems. Each head's
+/// encoder must be installed (its sha256 among `hashes`), and its adapter
+/// whole.
+fn verify_profile(name: &str, hashes: &[String]) -> usize {
+    let mut bad = 0;
+    let p = match profile::load(name) {
+        Ok(p) => p,
+        Err(e) => {
+            println!("profile {name:16} BROKEN   {e}");
+            return 1;
+        }
+    };
+    for d in p.head_dirs() {
+        let line = match head::read_meta(&d) {
+            Err(e) => {
+                bad += 1;
+                format!("BROKEN   {e}")
+            }
+            Ok(meta) if hashes.contains(&meta.encoder_sha256) => match adapter_problem(&d, &meta) {
+                Some(why) => {
+                    bad += 1;
+                    format!("BROKEN   {}: {why}", meta.task)
+                }
+                None => format!(
+                    "ok       {}: encoder {} installed",
+                    meta.task, meta.encoder_id
+                ),
+            },
+            Ok(meta) => {
+                bad += 1;
+                format!(
+                    "MISSING  {}: no installed model has the weights it was trained on ({} sha256 {})",
+                    meta.task, meta.encoder_id, meta.encoder_sha256
+                )
+            }
+        };
+        println!("profile {name:16} {line}");
+    }
+    bad
 }
 
 /// Why a head's adapter (if it has one) cannot serve it: missing, changed

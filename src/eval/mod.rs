@@ -408,7 +408,7 @@ fn breakdown(
             let pairs_t: Vec<(&str, &str)> = sub
                 .iter()
                 .filter_map(|p| {
-                    let labels = coder_labels(p.gold, &coders, task);
+                    let labels = coder_labels(p.gold, coders, task);
                     Some((majority(&labels)?, pred_label(p.pred, task).0))
                 })
                 .collect();
@@ -492,6 +492,45 @@ fn gold_pred<'a>(sel: &[&Decision<'a>]) -> Vec<(&'a str, &'a str)> {
     sel.iter().filter_map(|d| Some((d.gold?, d.pred))).collect()
 }
 
+/// Calibration bins of the decided items' scores (tenths), and the
+/// histogram of correct and wrong decisions' scores.
+fn reliability(decided: &[&Decision]) -> (Vec<Bin>, ScoreHistogram) {
+    let mut reliability: Vec<Bin> = (0..10)
+        .map(|i| Bin {
+            low: i as f64 / 10.0,
+            high: (i + 1) as f64 / 10.0,
+            n: 0,
+            mean_score: None,
+            accuracy: None,
+        })
+        .collect();
+    let mut hist = ScoreHistogram {
+        correct: vec![0; 10],
+        wrong: vec![0; 10],
+    };
+    let mut sums = vec![(0.0, 0usize); 10];
+    for d in decided {
+        let Some(s) = d.score else { continue };
+        let b = ((s * 10.0).floor() as usize).min(9);
+        let ok = d.gold == Some(d.pred);
+        reliability[b].n += 1;
+        sums[b].0 += s;
+        sums[b].1 += usize::from(ok);
+        if ok {
+            hist.correct[b] += 1;
+        } else {
+            hist.wrong[b] += 1;
+        }
+    }
+    for (b, (s, ok)) in reliability.iter_mut().zip(sums) {
+        if b.n > 0 {
+            b.mean_score = Some(s / b.n as f64);
+            b.accuracy = Some(ok as f64 / b.n as f64);
+        }
+    }
+    (reliability, hist)
+}
+
 /// The figures of one task, or of all stance targets pooled (`None`).
 fn task_report(
     task: Option<&Task>,
@@ -536,39 +575,7 @@ fn task_report(
         }
     };
     let has = !decided.is_empty();
-    let mut reliability: Vec<Bin> = (0..10)
-        .map(|i| Bin {
-            low: i as f64 / 10.0,
-            high: (i + 1) as f64 / 10.0,
-            n: 0,
-            mean_score: None,
-            accuracy: None,
-        })
-        .collect();
-    let mut hist = ScoreHistogram {
-        correct: vec![0; 10],
-        wrong: vec![0; 10],
-    };
-    let mut sums = vec![(0.0, 0usize); 10];
-    for d in &decided {
-        let Some(s) = d.score else { continue };
-        let b = ((s * 10.0).floor() as usize).min(9);
-        let ok = d.gold == Some(d.pred);
-        reliability[b].n += 1;
-        sums[b].0 += s;
-        sums[b].1 += usize::from(ok);
-        if ok {
-            hist.correct[b] += 1;
-        } else {
-            hist.wrong[b] += 1;
-        }
-    }
-    for (b, (s, ok)) in reliability.iter_mut().zip(sums) {
-        if b.n > 0 {
-            b.mean_score = Some(s / b.n as f64);
-            b.accuracy = Some(ok as f64 / b.n as f64);
-        }
-    }
+    let (reliability, hist) = reliability(&decided);
     TaskReport {
         task: task.map_or(POOLED_STANCE.into(), Task::name),
         of: task.cloned(),

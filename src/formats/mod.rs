@@ -534,105 +534,119 @@ fn stance_label(raw: &str) -> Option<&'static str> {
 /// Checks and normalises every annotation: labels known to the codebook (and
 /// model), spans in range, not overlapping, with a non-empty text.
 pub fn validate(items: &mut [GoldItem], labels: &LabelSet) -> Result<()> {
-    let topic_list = || {
-        labels
-            .topics
-            .iter()
-            .map(|t| t.0.as_str())
-            .chain([NONE])
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
     for item in items.iter_mut() {
-        let at = |m: String| Error::input(item.location.clone(), m);
         let n = cp_len(&item.text) as u32;
         for a in &mut item.annotations {
-            if let Some(t) = &a.topic {
-                if labels.topics.is_empty() {
-                    return Err(at(format!(
-                        "gold has a topic ({t:?}) but the codebook has no topics (pass --codebook)"
-                    )));
-                }
-                a.topic = Some(labels.topic(t).ok_or_else(|| {
-                    at(format!(
-                        "unknown topic label {t:?}; the codebook has: {}",
-                        topic_list()
-                    ))
-                })?);
-            }
-            let mut stances = BTreeMap::new();
-            for (target, value) in &a.stances {
-                let id = labels.target(target).ok_or_else(|| {
-                    let known: Vec<_> = labels.stances.iter().map(|s| s.0.as_str()).collect();
-                    at(format!(
-                        "unknown stance target {target:?}; the codebook has: {}",
-                        if known.is_empty() {
-                            "no stance targets (pass --codebook)".to_string()
-                        } else {
-                            known.join(", ")
-                        }
-                    ))
-                })?;
-                let label = stance_label(value).ok_or_else(|| {
-                    at(format!(
-                        "unknown stance label {value:?} for {id}; use favor, against or none"
-                    ))
-                })?;
-                stances.insert(id, label.to_string());
-            }
-            a.stances = stances;
-            let mut holders = BTreeMap::new();
-            for (target, value) in &a.holders {
-                let id = labels
-                    .target(target)
-                    .ok_or_else(|| at(format!("holder for unknown stance target {target:?}")))?;
-                let v = value.trim().to_lowercase();
-                if !crate::codebook::HOLDERS.contains(&v.as_str()) {
-                    return Err(at(format!(
-                        "unknown holder {value:?} for {id}; use author or reported"
-                    )));
-                }
-                holders.insert(id, v);
-            }
-            a.holders = holders;
-            if let Some(ents) = &mut a.entities {
-                for e in ents.iter_mut() {
-                    if let Some(m) = labels.entity_map.get(&e.label) {
-                        e.label = m.clone();
-                    }
-                    if e.label.trim().is_empty() {
-                        return Err(at(format!("entity [{}, {}) has no label", e.start, e.end)));
-                    }
-                    if !labels.entity_types.is_empty() && !labels.entity_types.contains(&e.label) {
-                        return Err(at(format!(
-                            "unknown entity label {:?}; the NER model has: {} (map with --entity-map GOLD=MODEL)",
-                            e.label,
-                            labels.entity_types.iter().cloned().collect::<Vec<_>>().join(", ")
-                        )));
-                    }
-                    if e.start >= e.end || e.end > n {
-                        return Err(at(format!(
-                            "entity [{}, {}) {:?} is out of range: the text has {n} code points",
-                            e.start, e.end, e.label
-                        )));
-                    }
-                }
-                ents.sort();
-                ents.dedup();
-                for w in ents.windows(2) {
-                    if w[1].start < w[0].end {
-                        return Err(at(format!(
-                            "entities [{}, {}) {:?} and [{}, {}) {:?} overlap",
-                            w[0].start, w[0].end, w[0].label, w[1].start, w[1].end, w[1].label
-                        )));
-                    }
-                }
-            }
+            labels
+                .normalise(a, n)
+                .map_err(|m| Error::input(item.location.clone(), m))?;
         }
         item.annotations.retain(|a| !a.is_empty());
         trim_item(item);
     }
     Ok(())
+}
+
+impl LabelSet {
+    /// One annotation's labels as the codebook's ids, and its entities
+    /// checked against a text of `n` code points; an error message.
+    fn normalise(&self, a: &mut Annotation, n: u32) -> std::result::Result<(), String> {
+        if let Some(t) = &a.topic {
+            if self.topics.is_empty() {
+                return Err(format!(
+                    "gold has a topic ({t:?}) but the codebook has no topics (pass --codebook)"
+                ));
+            }
+            let topic_list = || {
+                self.topics
+                    .iter()
+                    .map(|t| t.0.as_str())
+                    .chain([NONE])
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            a.topic = Some(self.topic(t).ok_or_else(|| {
+                format!(
+                    "unknown topic label {t:?}; the codebook has: {}",
+                    topic_list()
+                )
+            })?);
+        }
+        let mut stances = BTreeMap::new();
+        for (target, value) in &a.stances {
+            let id = self.target(target).ok_or_else(|| {
+                let known: Vec<_> = self.stances.iter().map(|s| s.0.as_str()).collect();
+                format!(
+                    "unknown stance target {target:?}; the codebook has: {}",
+                    if known.is_empty() {
+                        "no stance targets (pass --codebook)".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                )
+            })?;
+            let label = stance_label(value).ok_or_else(|| {
+                format!("unknown stance label {value:?} for {id}; use favor, against or none")
+            })?;
+            stances.insert(id, label.to_string());
+        }
+        a.stances = stances;
+        let mut holders = BTreeMap::new();
+        for (target, value) in &a.holders {
+            let id = self
+                .target(target)
+                .ok_or_else(|| format!("holder for unknown stance target {target:?}"))?;
+            let v = value.trim().to_lowercase();
+            if !crate::codebook::HOLDERS.contains(&v.as_str()) {
+                return Err(format!(
+                    "unknown holder {value:?} for {id}; use author or reported"
+                ));
+            }
+            holders.insert(id, v);
+        }
+        a.holders = holders;
+        if let Some(ents) = &mut a.entities {
+            self.check_entities(ents, n)?;
+        }
+        Ok(())
+    }
+
+    /// Entity labels mapped (`--entity-map`) and known to the model, spans
+    /// in `[0, n)` and not overlapping; sorted, duplicates dropped.
+    fn check_entities(&self, ents: &mut Vec<Span>, n: u32) -> std::result::Result<(), String> {
+        for e in ents.iter_mut() {
+            if let Some(m) = self.entity_map.get(&e.label) {
+                e.label = m.clone();
+            }
+            if e.label.trim().is_empty() {
+                return Err(format!("entity [{}, {}) has no label", e.start, e.end));
+            }
+            if !self.entity_types.is_empty() && !self.entity_types.contains(&e.label) {
+                return Err(format!(
+                    "unknown entity label {:?}; the NER model has: {} (map with --entity-map GOLD=MODEL)",
+                    e.label,
+                    self.entity_types.iter().cloned().collect::<Vec<_>>().join(", ")
+                ));
+            }
+            if e.start >= e.end || e.end > n {
+                return Err(format!(
+                    "entity [{}, {}) {:?} is out of range: the text has {n} code points",
+                    e.start, e.end, e.label
+                ));
+            }
+        }
+        ents.sort();
+        ents.dedup();
+        for w in ents.windows(2) {
+            if w[1].start < w[0].end {
+                return Err(format!(
+                    "entities [{}, {}) {:?} and [{}, {}) {:?} overlap",
+                    w[0].start, w[0].end, w[0].label, w[1].start, w[1].end, w[1].label
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// paratag's paragraphs never start or end with whitespace (the tagger trims

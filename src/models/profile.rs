@@ -152,32 +152,7 @@ pub fn install(name: &str, codebook: &Path, heads: &[PathBuf]) -> Result<PathBuf
     check_name(name)?;
     // Both must load: a profile that cannot tag is refused now, not at use.
     crate::codebook::Codebook::load(codebook)?;
-    let mut tasks = vec![];
-    // Heads trained with an adapter bring it along (one per profile: the
-    // heads of a run share one encoder pass).
-    let mut adapter: Option<(PathBuf, String)> = None;
-    for d in heads {
-        let meta = head::read_meta(d)?;
-        if let Some(sha) = &meta.adapter_sha256 {
-            match &adapter {
-                Some((_, s)) if s != sha => {
-                    return Err(Error::model(
-                        d,
-                        "was trained with another adapter than the other heads; a profile's heads share one encoder pass",
-                    ))
-                }
-                Some(_) => {}
-                None => adapter = Some((crate::models::lora::dir_of_head(d), sha.clone())),
-            }
-        }
-        if tasks.contains(&meta.task) {
-            return Err(Error::model(
-                d,
-                format!("a second head for `{}`; pass one", meta.task),
-            ));
-        }
-        tasks.push(meta.task);
-    }
+    let (tasks, adapter) = check_heads(heads)?;
     let root = root();
     std::fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
     let tmp = tempfile::Builder::new()
@@ -185,46 +160,7 @@ pub fn install(name: &str, codebook: &Path, heads: &[PathBuf]) -> Result<PathBuf
         .tempdir_in(&root)
         .map_err(|e| Error::io(&root, e))?;
     copy_file(codebook, &tmp.path().join(CODEBOOK))?;
-    let mut rel = vec![];
-    for (i, (d, task)) in heads.iter().zip(&tasks).enumerate() {
-        let folder: String = task
-            .name()
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        // Numbered, so tasks that differ only in punctuation stay apart.
-        let r = format!("heads/{i}-{folder}");
-        let dest = tmp.path().join(&r);
-        std::fs::create_dir_all(&dest).map_err(|e| Error::io(&dest, e))?;
-        for f in [head::META_FILE, head::WEIGHTS_FILE] {
-            let src = crate::models::inside(d, f)?
-                .ok_or_else(|| Error::model(d, format!("missing {f}")))?;
-            copy_file(&src, &dest.join(f))?;
-        }
-        rel.push(r);
-    }
-    if let Some((dir, sha)) = &adapter {
-        use crate::models::lora;
-        if &lora::weights_sha256(dir)? != sha {
-            return Err(Error::model(
-                dir,
-                "does not match the adapter its heads were trained with",
-            ));
-        }
-        let dest = tmp.path().join("heads").join(lora::DIR);
-        std::fs::create_dir_all(&dest).map_err(|e| Error::io(&dest, e))?;
-        for f in [lora::META_FILE, lora::WEIGHTS_FILE] {
-            let src = crate::models::inside(dir, f)?
-                .ok_or_else(|| Error::model(dir, format!("missing {f}")))?;
-            copy_file(&src, &dest.join(f))?;
-        }
-    }
+    let rel = copy_heads(tmp.path(), heads, &tasks, adapter.as_ref())?;
     let from = std::iter::once(codebook)
         .chain(heads.iter().map(PathBuf::as_path))
         .map(|p| {
@@ -258,6 +194,93 @@ pub fn install(name: &str, codebook: &Path, heads: &[PathBuf]) -> Result<PathBuf
         std::fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
     }
     Ok(out)
+}
+
+/// The heads' tasks (one head per task), and the adapter they share if
+/// they were trained with one (it comes along: a profile's heads share one
+/// encoder pass).
+/// An adapter folder and its weights' sha256.
+type AdapterOf = (PathBuf, String);
+
+fn check_heads(heads: &[PathBuf]) -> Result<(Vec<crate::task::Task>, Option<AdapterOf>)> {
+    let mut tasks = vec![];
+    // Heads trained with an adapter bring it along (one per profile: the
+    // heads of a run share one encoder pass).
+    let mut adapter: Option<(PathBuf, String)> = None;
+    for d in heads {
+        let meta = head::read_meta(d)?;
+        if let Some(sha) = &meta.adapter_sha256 {
+            match &adapter {
+                Some((_, s)) if s != sha => {
+                    return Err(Error::model(
+                        d,
+                        "was trained with another adapter than the other heads; a profile's heads share one encoder pass",
+                    ))
+                }
+                Some(_) => {}
+                None => adapter = Some((crate::models::lora::dir_of_head(d), sha.clone())),
+            }
+        }
+        if tasks.contains(&meta.task) {
+            return Err(Error::model(
+                d,
+                format!("a second head for `{}`; pass one", meta.task),
+            ));
+        }
+        tasks.push(meta.task);
+    }
+    Ok((tasks, adapter))
+}
+
+/// Copies the heads into `dir/heads/N-TASK/` and their adapter into
+/// `dir/heads/adapter/`; the heads' folders relative to `dir`.
+fn copy_heads(
+    dir: &Path,
+    heads: &[PathBuf],
+    tasks: &[crate::task::Task],
+    adapter: Option<&AdapterOf>,
+) -> Result<Vec<String>> {
+    let mut rel = vec![];
+    for (i, (d, task)) in heads.iter().zip(tasks).enumerate() {
+        let folder: String = task
+            .name()
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        // Numbered, so tasks that differ only in punctuation stay apart.
+        let r = format!("heads/{i}-{folder}");
+        let dest = dir.join(&r);
+        std::fs::create_dir_all(&dest).map_err(|e| Error::io(&dest, e))?;
+        for f in [head::META_FILE, head::WEIGHTS_FILE] {
+            let src = crate::models::inside(d, f)?
+                .ok_or_else(|| Error::model(d, format!("missing {f}")))?;
+            copy_file(&src, &dest.join(f))?;
+        }
+        rel.push(r);
+    }
+    if let Some((adir, sha)) = adapter {
+        use crate::models::lora;
+        if &lora::weights_sha256(adir)? != sha {
+            return Err(Error::model(
+                adir,
+                "does not match the adapter its heads were trained with",
+            ));
+        }
+        let dest = dir.join("heads").join(lora::DIR);
+        std::fs::create_dir_all(&dest).map_err(|e| Error::io(&dest, e))?;
+        for f in [lora::META_FILE, lora::WEIGHTS_FILE] {
+            let src = crate::models::inside(adir, f)?
+                .ok_or_else(|| Error::model(adir, format!("missing {f}")))?;
+            copy_file(&src, &dest.join(f))?;
+        }
+    }
+    Ok(rel)
 }
 
 fn copy_file(src: &Path, dest: &Path) -> Result<()> {
