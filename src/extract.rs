@@ -10,7 +10,8 @@
 //!    Readability.js) scores the page's blocks by text and link density,
 //!    tag and class/id names, and picks the article's container. On the
 //!    development pages it beat the other candidates we measured, including
-//!    two Rust ports of trafilatura (docs/benchmarks.md). Of several sibling
+//!    two Rust ports of trafilatura (measured while choosing; not kept in the
+//!    benchmarks). Of several sibling
 //!    `<article>`s (an endless scroll), the first is the article.
 //! 3. **Paragraphs** are read from that container in document order: every
 //!    block element starts a paragraph; a table row becomes one paragraph of

@@ -446,6 +446,73 @@ fn compute(
     Ok(out)
 }
 
+/// One batch's outputs: from the feature cache where it has them, else
+/// computed (the model loads on the first miss); tuned heads' outputs ride
+/// along as extra entries.
+fn answer(
+    served: &mut Served,
+    batch: &[(Key, Encoded)],
+    device: Device,
+    busy: &AtomicU64,
+    ner_model: bool,
+) -> ReplyMsg {
+    let dir = served.dir.clone();
+    let n = batch.len();
+    let mut outs: Vec<Option<ItemOutputs>> = vec![None; n];
+    let keys: Vec<Vec<String>> = match &served.cache {
+        Some((_, kinds)) => batch
+            .iter()
+            .map(|(_, e)| kinds.iter().map(|k| FeatureCache::key(k, e)).collect())
+            .collect(),
+        None => vec![],
+    };
+    if let Some((c, _)) = &served.cache {
+        for (i, ks) in keys.iter().enumerate() {
+            let got: Option<ItemOutputs> = ks.iter().map(|k| c.get(k)).collect();
+            outs[i] = got;
+        }
+    }
+    let miss: Vec<usize> = (0..n).filter(|&i| outs[i].is_none()).collect();
+    if !miss.is_empty() {
+        if let Slot::Lazy(f) = &mut served.slot {
+            let load = f.take().expect("a model loads once");
+            served.slot = Slot::Ready(load()?);
+        }
+        let Slot::Ready(model) = &served.slot else {
+            unreachable!("loaded above")
+        };
+        let items: Vec<&Encoded> = miss.iter().map(|&i| &batch[i].1).collect();
+        let started = Instant::now();
+        let computed = compute(model, &dir, &items, device)?;
+        busy.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        for (&i, o) in miss.iter().zip(computed) {
+            if let Some((c, _)) = &served.cache {
+                for (k, v) in keys[i].iter().zip(&o) {
+                    c.put(k, v);
+                }
+            }
+            outs[i] = Some(o);
+        }
+    }
+    let mut items = Vec::with_capacity(n);
+    let mut extra = vec![];
+    for ((k, e), o) in batch.iter().zip(outs) {
+        let mut o = o.expect("computed or cached").into_iter();
+        let main = o.next().expect("the model's output");
+        items.push((*k, main, ner_model.then(|| e.clone())));
+        for (h, v) in o.enumerate() {
+            let Key::Emb { para, win } = *k else { continue };
+            extra.push(if served.pooled[h] {
+                let head = h as u16;
+                (Key::Tuned { head, para, win }, v, None)
+            } else {
+                (Key::HeadNer { para, win }, v, Some(e.clone()))
+            });
+        }
+    }
+    Ok(Reply { items, extra })
+}
+
 fn serve(
     mut served: Served,
     rx: Receiver<BatchMsg>,
@@ -464,62 +531,8 @@ fn serve(
     for batch in rx {
         // rust-bert panics on torch errors; catch them so the job ends with an
         // error naming the model instead of hanging or aborting.
-        let run = std::panic::AssertUnwindSafe(|| -> ReplyMsg {
-            let n = batch.len();
-            let mut outs: Vec<Option<ItemOutputs>> = vec![None; n];
-            let keys: Vec<Vec<String>> = match &served.cache {
-                Some((_, kinds)) => batch
-                    .iter()
-                    .map(|(_, e)| kinds.iter().map(|k| FeatureCache::key(k, e)).collect())
-                    .collect(),
-                None => vec![],
-            };
-            if let Some((c, _)) = &served.cache {
-                for (i, ks) in keys.iter().enumerate() {
-                    let got: Option<ItemOutputs> = ks.iter().map(|k| c.get(k)).collect();
-                    outs[i] = got;
-                }
-            }
-            let miss: Vec<usize> = (0..n).filter(|&i| outs[i].is_none()).collect();
-            if !miss.is_empty() {
-                if let Slot::Lazy(f) = &mut served.slot {
-                    let load = f.take().expect("a model loads once");
-                    served.slot = Slot::Ready(load()?);
-                }
-                let Slot::Ready(model) = &served.slot else {
-                    unreachable!("loaded above")
-                };
-                let items: Vec<&Encoded> = miss.iter().map(|&i| &batch[i].1).collect();
-                let started = Instant::now();
-                let computed = compute(model, &dir, &items, device)?;
-                busy.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
-                for (&i, o) in miss.iter().zip(computed) {
-                    if let Some((c, _)) = &served.cache {
-                        for (k, v) in keys[i].iter().zip(&o) {
-                            c.put(k, v);
-                        }
-                    }
-                    outs[i] = Some(o);
-                }
-            }
-            let mut items = Vec::with_capacity(n);
-            let mut extra = vec![];
-            for ((k, e), o) in batch.iter().zip(outs) {
-                let mut o = o.expect("computed or cached").into_iter();
-                let main = o.next().expect("the model's output");
-                items.push((*k, main, ner_model.then(|| e.clone())));
-                for (h, v) in o.enumerate() {
-                    let Key::Emb { para, win } = *k else { continue };
-                    extra.push(if served.pooled[h] {
-                        let head = h as u16;
-                        (Key::Tuned { head, para, win }, v, None)
-                    } else {
-                        (Key::HeadNer { para, win }, v, Some(e.clone()))
-                    });
-                }
-            }
-            Ok(Reply { items, extra })
-        });
+        let run =
+            std::panic::AssertUnwindSafe(|| answer(&mut served, &batch, device, busy, ner_model));
         let reply = std::panic::catch_unwind(run).unwrap_or_else(|p| {
             let msg = p
                 .downcast_ref::<String>()

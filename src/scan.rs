@@ -159,6 +159,45 @@ pub fn scan_with(
     Ok(s)
 }
 
+impl Scan {
+    fn empty() -> Scan {
+        Scan {
+            schema: vec![],
+            repeats: RepeatIndex::default(),
+            inputs: vec![],
+            dropped: HashSet::new(),
+            end: None,
+            articles: 0,
+            shard_articles: 0,
+            skipped_rows: vec![],
+            skipped: 0,
+            deduped: 0,
+            passes: 1,
+        }
+    }
+
+    /// A row that could not be read: an error, or with `--skip-bad-rows`
+    /// reported, counted and (the first few) listed.
+    fn skip(
+        &mut self,
+        location: String,
+        message: String,
+        allowed: bool,
+        report: &(dyn Fn(&str) + Sync),
+    ) -> Result<()> {
+        if !allowed {
+            return Err(Error::input(location, message));
+        }
+        let line = format!("{location}: {message}");
+        report(&format!("skipped {line}"));
+        self.skipped += 1;
+        if self.skipped_rows.len() < LISTED_SKIPS {
+            self.skipped_rows.push(line);
+        }
+        Ok(())
+    }
+}
+
 /// What the first pass found: the scan so far, the repeat counts, and the
 /// ids the Bloom filter may have seen twice (checked by the second pass).
 type FirstPass = (Scan, RepeatCounter, HashSet<String>);
@@ -182,19 +221,7 @@ fn first_pass(
     };
     let mut counter = RepeatCounter::new(limits.repeat_slots);
     let mut schema = PassSchema::default();
-    let mut s = Scan {
-        schema: vec![],
-        repeats: RepeatIndex::default(),
-        inputs: vec![],
-        dropped: HashSet::new(),
-        end: None,
-        articles: 0,
-        shard_articles: 0,
-        skipped_rows: vec![],
-        skipped: 0,
-        deduped: 0,
-        passes: 1,
-    };
+    let mut s = Scan::empty();
     let mut maybe = false;
     let mut position = 0u64;
     let mut chunk: Vec<Record> = Vec::with_capacity(CHUNK);
@@ -212,15 +239,7 @@ fn first_pass(
     for item in inputs.records() {
         let r = match item? {
             Item::Bad { location, message } => {
-                if !opts.skip_bad_rows {
-                    return Err(Error::input(location, message));
-                }
-                let line = format!("{location}: {message}");
-                report(&format!("skipped {line}"));
-                s.skipped += 1;
-                if s.skipped_rows.len() < LISTED_SKIPS {
-                    s.skipped_rows.push(line);
-                }
+                s.skip(location, message, opts.skip_bad_rows, report)?;
                 continue;
             }
             Item::Record(r) => r,

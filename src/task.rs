@@ -306,9 +306,10 @@ impl HeadKind {
         }
     }
 
-    /// Whether its task is about a stance target.
-    pub fn needs_target(self) -> bool {
-        matches!(self, HeadKind::Stance | HeadKind::Holder)
+    /// Whether a head of this kind can answer `task` (a kind may answer
+    /// several tasks: a stance head any target's stance).
+    pub fn answers(self, task: &Task) -> bool {
+        task.head_kind() == self
     }
 }
 

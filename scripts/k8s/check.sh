@@ -3,9 +3,15 @@
 #  1. validates them against the Kubernetes API schemas (kubernetes-validate,
 #     installed from PyPI into a cache folder);
 #  2. runs the tag Job's command line here for every completion index, with
-#     JOB_COMPLETION_INDEX set as Kubernetes sets it and /data mapped to a
-#     local folder holding the shipped corpus, codebook and heads, then the
-#     merge Job's command, and compares the merged dataset with a single run.
+#     JOB_COMPLETION_INDEX set as Kubernetes sets it, the container's env
+#     (PARATAG_HOME, PARATAG_PROFILE) set and put in place of $(VAR) as
+#     Kubernetes does, and /data mapped to a local folder holding the shipped
+#     corpus and, as data/paratag-home, a link to the local model store; then
+#     the merge Job's command, and compares the merged dataset with a single
+#     run with the same profile.
+# Needs a build and its model store with the Job's profile (scripts/setup.sh
+# installs `default`); the local store is PARATAG_HOME, default
+# ~/.cache/paratag/home.
 #   scripts/k8s/check.sh
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -22,36 +28,46 @@ if [[ ! -f "$venv/.complete" ]]; then
 fi
 "$venv/bin/kubernetes-validate" --strict -k 1.31.0 "$here/tag-indexed-job.yaml" "$here/merge-job.yaml"
 
-rm -rf "$work" && mkdir -p "$work/data/codebooks" "$work/data/heads"
+store="${PARATAG_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/paratag/home}"
+rm -rf "$work" && mkdir -p "$work/data"
 cp "$root/datasets/ukraine-aid/articles.jsonl" "$work/data/corpus.jsonl"
-cp "$root/datasets/codebooks/ukraine-heads.toml" "$work/data/codebooks/"
-cp -r "$root/models/heads/"ukraine-* "$work/data/heads/"
-# The containers' command lines and the completion count, from the YAML.
+# The Job's model store is /data/paratag-home (PARATAG_HOME in its env).
+ln -s "$store" "$work/data/paratag-home"
+# The containers' command lines and env, and the completion count, from the
+# YAML; $(VAR) in a command takes the container's env value, as in Kubernetes.
 "$venv/bin/python" - "$here/tag-indexed-job.yaml" "$here/merge-job.yaml" "$work" <<'PY' > "$work/plan.sh"
-import shlex, sys, yaml
+import re, shlex, sys, yaml
 tag_file, merge_file, work = sys.argv[1:4]
 docs = [d for d in yaml.safe_load_all(open(tag_file)) if d and d["kind"] == "Job"]
 job = docs[0]
 n = job["spec"]["completions"]
-cmd = job["spec"]["template"]["spec"]["containers"][0]["command"]
+container = job["spec"]["template"]["spec"]["containers"][0]
+local = lambda a: a.replace("/data", f"{work}/data")
+env = {e["name"]: local(e["value"]) for e in container.get("env", [])}
+expand = lambda a: re.sub(r"\$\((\w+)\)", lambda m: env.get(m[1], m[0]), a)
+cmd = [expand(local(a)) for a in container["command"]]
 merge = [d for d in yaml.safe_load_all(open(merge_file)) if d][0]
-mcmd = merge["spec"]["template"]["spec"]["containers"][0]["command"]
-local = lambda c: [a.replace("/data", f"{work}/data") for a in c]
+mcmd = [local(a) for a in merge["spec"]["template"]["spec"]["containers"][0]["command"]]
+q = lambda c: " ".join(shlex.quote(a) for a in c)
 print(f"completions={n}")
-print("tag=(" + " ".join(shlex.quote(a) for a in local(cmd)) + ")")
-print("merge=(" + " ".join(shlex.quote(a) for a in local(mcmd)) + ")")
+print("podenv=(" + q(f"{k}={v}" for k, v in env.items()) + ")")
+print(f"profile={shlex.quote(env.get('PARATAG_PROFILE', 'default'))}")
+print("tag=(" + q(cmd) + ")")
+print("merge=(" + q(mcmd) + ")")
 PY
 # shellcheck disable=SC1091
 source "$work/plan.sh"
+[[ -x "$bin" ]] || { say "build first: scripts/setup.sh"; exit 1; }
+[[ -f "$store/profiles/$profile/profile.toml" ]] || {
+  say "no profile $profile in $store (scripts/setup.sh installs default)"; exit 1; }
 tag[0]="$bin"; merge[0]="$bin"
 for ((k = 0; k < completions; k++)); do
-  say "index $k: ${tag[*]:1}"
-  JOB_COMPLETION_INDEX=$k "${tag[@]}" -q
+  say "index $k: ${podenv[*]} ${tag[*]:1}"
+  env "${podenv[@]}" JOB_COMPLETION_INDEX=$k "${tag[@]}" -q
 done
 "${merge[@]}"
-"$bin" tag "$work/data/corpus.jsonl" -o "$work/single.parquet" -q \
-  -c "$work/data/codebooks/ukraine-heads.toml" \
-  --heads "$work/data/heads/ukraine-topic" "$work/data/heads/ukraine-stance" "$work/data/heads/ukraine-ner"
+PARATAG_HOME="$store" "$bin" tag "$work/data/corpus.jsonl" -o "$work/single.parquet" -q \
+  --profile "$profile"
 "$root/.pyenv/bin/python" - "$work/single.parquet" "$work/data/out" <<'PY'
 import sys, polars as pl
 a = pl.read_parquet(sys.argv[1]).sort("article_id", "paragraph")

@@ -4,12 +4,15 @@
 #     slurmctld and slurmd for localhost (configuration under $WORK);
 #  2. tags a small corpus (the ukraine-aid articles, repeated with new ids)
 #     once as a single run, and once as a 4-task array plus merge job
-#     through submit.sh, with the shipped heads;
+#     through submit.sh, with the installed profile PARATAG_PROFILE (default
+#     `default`) from the model store PARATAG_HOME (default
+#     ~/.cache/paratag/home, which the one node shares with this shell);
 #  3. requeues one task while it runs (Slurm kills it, the restarted task
 #     resumes from its parts), waits for the merge, and checks the merged
 #     dataset equals the single run.
-# Needs root and a build (scripts/setup.sh). Not part of CI.
-#   scripts/slurm/local-test.sh [COPIES]
+# Needs root and a build with its model store (scripts/setup.sh, which
+# installs the profile `default`). Not part of CI.
+#   [PARATAG_PROFILE=NAME] scripts/slurm/local-test.sh [COPIES]
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 work="${WORK:-/tmp/paratag-slurm}"
@@ -19,6 +22,12 @@ py="$root/.pyenv/bin/python"
 say() { printf 'slurm-test: %s\n' "$*" >&2; }
 [[ -x "$bin" ]] || { say "build first: scripts/setup.sh"; exit 1; }
 [[ -x "$py" ]] || { say "no $py (scripts/setup.sh makes it)"; exit 1; }
+# The single run and the array tasks (sbatch passes the environment on) use
+# the same store and profile.
+export PARATAG_HOME="${PARATAG_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/paratag/home}"
+export PARATAG_PROFILE="${PARATAG_PROFILE:-default}"
+[[ -f "$PARATAG_HOME/profiles/$PARATAG_PROFILE/profile.toml" ]] || {
+  say "no profile $PARATAG_PROFILE in $PARATAG_HOME (scripts/setup.sh installs default)"; exit 1; }
 if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then
   say "installing slurm-wlm and munge"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge >/dev/null
@@ -75,15 +84,13 @@ with open(dst, "w", encoding="utf-8") as f:
         for r in rows:
             f.write(json.dumps({**r, "id": f"{r['id']}-copy{c}"}, ensure_ascii=False) + "\n")
 PY
-opts=(-c "$root/datasets/codebooks/ukraine-heads.toml"
-      --heads "$root/models/heads/ukraine-topic" "$root/models/heads/ukraine-stance" "$root/models/heads/ukraine-ner")
-say "single run"
-"$bin" tag "$work/corpus.jsonl" -o "$work/single.parquet" "${opts[@]}" -q
+say "single run, profile $PARATAG_PROFILE"
+"$bin" tag "$work/corpus.jsonl" -o "$work/single.parquet" --profile "$PARATAG_PROFILE" -q
 
 say "array of 4 tasks + merge"
 cd "$work"
 out=$(PARATAG="$bin" SBATCH_ARGS="--cpus-per-task=1 --mem=3G" \
-  "$root/scripts/slurm/submit.sh" 4 "$work/corpus.jsonl" "$work/out/" "${opts[@]}" --chunk-rows 40)
+  "$root/scripts/slurm/submit.sh" 4 "$work/corpus.jsonl" "$work/out/" --chunk-rows 40)
 echo "$out"
 array=$(sed -n 's/.*array job \([0-9]*\).*/\1/p' <<<"$out")
 merge=$(sed -n 's/.*merge job \([0-9]*\).*/\1/p' <<<"$out")

@@ -343,15 +343,7 @@ pub fn run(mut a: Args) -> Result<()> {
         .into_iter()
         .map(String::from)
         .collect();
-    let mut order: BTreeMap<Task, Vec<String>> = BTreeMap::new();
-    if let Some(cb) = &l.codebook {
-        let mut topics = cb.labels(&Task::Topic);
-        topics.push(formats::NONE.into());
-        order.insert(Task::Topic, topics);
-        for task in cb.stances.iter().flat_map(|s| Task::stance_pair(&s.id)) {
-            order.insert(task.clone(), cb.labels(&task));
-        }
-    }
+    let order = label_order(l.codebook.as_ref());
     let summary = GoldSummary {
         path: a.gold.gold.display().to_string(),
         format: l.format.name().into(),
@@ -380,18 +372,37 @@ pub fn run(mut a: Args) -> Result<()> {
     if report.tasks.is_empty() && report.ner.is_none() {
         anyhow::bail!("{}: no labeled items to evaluate", a.gold.gold.display());
     }
-    let md = eval::markdown::render(&report);
+    write_report(&a, &report)
+}
+
+/// Each task's classes in the codebook's order (topics, then `none`).
+fn label_order(codebook: Option<&Codebook>) -> BTreeMap<Task, Vec<String>> {
+    let mut order = BTreeMap::new();
+    if let Some(cb) = codebook {
+        let mut topics = cb.labels(&Task::Topic);
+        topics.push(formats::NONE.into());
+        order.insert(Task::Topic, topics);
+        for task in cb.stances.iter().flat_map(|s| Task::stance_pair(&s.id)) {
+            order.insert(task.clone(), cb.labels(&task));
+        }
+    }
+    order
+}
+
+/// The Markdown report (to stdout without --report), JSON and plots.
+fn write_report(a: &Args, report: &eval::Report) -> Result<()> {
+    let md = eval::markdown::render(report);
     match &a.report {
         Some(p) => formats::atomic_write(p, md.as_bytes())?,
         None => print!("{md}"),
     }
     if let Some(p) = &a.json {
-        let mut js = serde_json::to_vec_pretty(&report)?;
+        let mut js = serde_json::to_vec_pretty(report)?;
         js.push(b'\n');
         formats::atomic_write(p, &js)?;
     }
     if let Some(dir) = &a.plots {
-        let files = eval::plots::write_all(&report, dir)?;
+        let files = eval::plots::write_all(report, dir)?;
         if !a.quiet {
             eprintln!("paratag: {} plots -> {}", files.len(), dir.display());
         }

@@ -65,26 +65,10 @@ pub fn run(a: Args) -> Result<()> {
         },
         &exclude,
     )?;
-    let mut extra: Vec<String> = Vec::new();
-    for c in ["lang".to_string()]
-        .into_iter()
-        .chain(a.stratify.iter().cloned())
-        .chain(a.columns.iter().cloned())
-    {
-        let is_field = preds.field_names.contains(&c);
-        if !is_field && a.columns.contains(&c) {
-            anyhow::bail!(
-                "--columns {c}: no such pass-through column in {}",
-                a.pred.display()
-            );
-        }
-        if is_field && !extra.contains(&c) {
-            extra.push(c);
-        }
-    }
+    let extra = extra_columns(&a, &preds)?;
     let codebook = preds.codebook()?;
     let topic_ids: Vec<String> = match (&codebook, preds.has_topic()) {
-        (Some(cb), true) => cb.topics.topics.iter().map(|t| t.id.clone()).collect(),
+        (Some(cb), true) => cb.labels(&paratag::task::Task::Topic),
         _ => Vec::new(),
     };
     let entity_types = preds.entity_types();
@@ -106,6 +90,35 @@ pub fn run(a: Args) -> Result<()> {
             cfg.display()
         );
     }
+    report(&a, &drawn, rows.len());
+    Ok(())
+}
+
+/// The pass-through columns the sheet shows: `lang`, the strata and
+/// `--columns` (which must exist).
+fn extra_columns(a: &Args, preds: &paratag::record::Predictions) -> Result<Vec<String>> {
+    let mut extra: Vec<String> = Vec::new();
+    for c in ["lang".to_string()]
+        .into_iter()
+        .chain(a.stratify.iter().cloned())
+        .chain(a.columns.iter().cloned())
+    {
+        let is_field = preds.field_names.contains(&c);
+        if !is_field && a.columns.contains(&c) {
+            anyhow::bail!(
+                "--columns {c}: no such pass-through column in {}",
+                a.pred.display()
+            );
+        }
+        if is_field && !extra.contains(&c) {
+            extra.push(c);
+        }
+    }
+    Ok(extra)
+}
+
+/// The strata drawn from, and what was written.
+fn report(a: &Args, drawn: &sample::Drawn, sampled: usize) {
     for s in &drawn.strata {
         eprintln!(
             "paratag: stratum [{}]: {} of {}",
@@ -115,19 +128,17 @@ pub fn run(a: Args) -> Result<()> {
         );
     }
     let eligible: usize = drawn.strata.iter().map(|s| s.population).sum();
-    if rows.len() < a.n {
+    if sampled < a.n {
         eprintln!(
             "paratag: note: asked for {} but only {eligible} paragraphs were eligible",
             a.n
         );
     }
     eprintln!(
-        "paratag: sampled {} paragraphs ({} excluded as already sampled; offsets in code points) -> {}",
-        rows.len(),
+        "paratag: sampled {sampled} paragraphs ({} excluded as already sampled; offsets in code points) -> {}",
         drawn.excluded,
         a.output.display()
     );
-    Ok(())
 }
 
 /// `paratag <version>` plus the model ids and weight hashes from the metadata.

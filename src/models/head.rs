@@ -171,7 +171,7 @@ pub fn check_encoder(dir: &Path, meta: &HeadMeta, encoder: &ModelDir, sha256: &s
 /// A head folder's `head.toml`.
 pub fn read_meta(dir: &Path) -> Result<HeadMeta> {
     let meta: HeadMeta = super::read_toml(dir, META_FILE, "a head folder")?;
-    if meta.task.head_kind() != meta.kind {
+    if !meta.kind.answers(&meta.task) {
         return Err(Error::model(
             dir,
             format!(

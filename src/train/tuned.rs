@@ -399,6 +399,49 @@ fn layer_examples(
         .collect())
 }
 
+/// A fresh head's record: what it reads and how it is trained.
+fn new_meta(
+    spec: &Spec,
+    layer: usize,
+    k: usize,
+    items: usize,
+) -> Result<crate::models::head::HeadMeta> {
+    use crate::models::head::{HeadMeta, Hyper};
+    let o = &spec.options;
+    let pooled = spec.kind != HeadKind::Ner;
+    let class_weights = pooled && spec.class_weights;
+    let dir = spec.encoder;
+    Ok(HeadMeta {
+        kind: spec.kind,
+        task: spec.task.clone(),
+        labels: spec.names.clone(),
+        encoder_id: dir.id.clone(),
+        encoder_sha256: dir.weights_sha256()?,
+        features: format!(
+            "token states of encoder layer {layer}, then {k} tuned layers{}",
+            if pooled { ", mean-pooled" } else { "" }
+        ),
+        temperature: 1.0,
+        train_sha256: spec.train_sha256.clone(),
+        train_items: items,
+        hyper: Hyper {
+            epochs: 0,
+            learning_rate: o.learning_rate,
+            weight_decay: o.weight_decay,
+            class_weights,
+            seed: o.seed,
+            layer_learning_rate: Some(o.layer_learning_rate),
+            batch_size: Some(o.batch_size),
+            steps: None,
+        },
+        dev: None,
+        layer: Some(layer),
+        tune_layers: Some(k),
+        dev_entity_f1: None,
+        adapter_sha256: None,
+    })
+}
+
 /// Copies the encoder's layers above the branch layer, fits them and the
 /// classifier on cached branch-layer states, and returns the head (its
 /// `meta` holds the figures early stopping chose) with the fit.
@@ -409,7 +452,6 @@ pub fn train(
     report: &dyn Fn(&str),
 ) -> Result<(TunedHead, Fitted)> {
     use crate::error::Error;
-    use crate::models::head::{HeadMeta, Hyper};
     let o = &spec.options;
     if o.epochs == 0 || o.batch_size == 0 {
         return Err(Error::Config(
@@ -438,35 +480,7 @@ pub fn train(
     let dev_x = layer_examples(dev_items, &enc, layer, spec.batch_tokens)?;
     let pooled = spec.kind != HeadKind::Ner;
     let class_weights = pooled && spec.class_weights;
-    let meta = HeadMeta {
-        kind: spec.kind,
-        task: spec.task.clone(),
-        labels: spec.names.clone(),
-        encoder_id: dir.id.clone(),
-        encoder_sha256: dir.weights_sha256()?,
-        features: format!(
-            "token states of encoder layer {layer}, then {k} tuned layers{}",
-            if pooled { ", mean-pooled" } else { "" }
-        ),
-        temperature: 1.0,
-        train_sha256: spec.train_sha256.clone(),
-        train_items: train_items.len(),
-        hyper: Hyper {
-            epochs: 0,
-            learning_rate: o.learning_rate,
-            weight_decay: o.weight_decay,
-            class_weights,
-            seed: o.seed,
-            layer_learning_rate: Some(o.layer_learning_rate),
-            batch_size: Some(o.batch_size),
-            steps: None,
-        },
-        dev: None,
-        layer: Some(layer),
-        tune_layers: Some(k),
-        dev_entity_f1: None,
-        adapter_sha256: None,
-    };
+    let meta = new_meta(spec, layer, k, train_items.len())?;
     tch::manual_seed(o.seed as i64);
     let mut head = TunedHead::new(meta, &enc.config, tch::Device::Cpu);
     let init: Vec<_> = (layer..layer + k).map(|i| enc.layer_weights(i)).collect();
