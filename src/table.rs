@@ -72,53 +72,105 @@ fn name(d: u8) -> String {
     }
 }
 
+/// A reader of the file's text as UTF-8: its encoding is `--encoding`, a
+/// BOM, valid UTF-8, or detected (then `detected` is true).
+fn decoded(
+    path: &Path,
+    o: &TableOptions,
+) -> Result<(Box<dyn Read + Send>, &'static encoding_rs::Encoding, bool)> {
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut head = vec![0u8; SNIFF];
+    let mut n = 0;
+    while n < head.len() {
+        let k = f.read(&mut head[n..]).map_err(|e| Error::io(path, e))?;
+        if k == 0 {
+            break;
+        }
+        n += k;
+    }
+    head.truncate(n);
+    let complete = n < SNIFF;
+    let (encoding, detected) = match &o.encoding {
+        Some(label) => (
+            encoding_rs::Encoding::for_label(label.trim().as_bytes()).ok_or_else(|| {
+                Error::Config(format!(
+                    "--encoding {label:?}: unknown encoding (try utf-8, cp1252, latin1, utf-16)"
+                ))
+            })?,
+            false,
+        ),
+        None => match encoding_rs::Encoding::for_bom(&head) {
+            Some((e, _)) => (e, false),
+            None if valid_utf8_prefix(&head, complete) => (encoding_rs::UTF_8, false),
+            None => {
+                let mut d = chardetng::EncodingDetector::new();
+                d.feed(&head, complete);
+                (d.guess(None, true), true)
+            }
+        },
+    };
+    let decoded: Box<dyn Read + Send> = if encoding == encoding_rs::UTF_8 {
+        // Bytes as they are, so a bad byte is an error naming its row
+        // and column, not a silent U+FFFD.
+        let body = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&head).to_vec();
+        Box::new(std::io::Cursor::new(body).chain(f))
+    } else {
+        Box::new(
+            encoding_rs_io::DecodeReaderBytesBuilder::new()
+                .encoding(Some(encoding))
+                .bom_sniffing(o.encoding.is_none())
+                .strip_bom(true)
+                .build(std::io::Cursor::new(head).chain(f)),
+        )
+    };
+    Ok((decoded, encoding, detected))
+}
+
+/// The column names (from the header row, or `--columns` with
+/// `--no-header`) and the header line as read.
+fn header(
+    path: &Path,
+    reader: &mut csv::Reader<Box<dyn Read + Send>>,
+    o: &TableOptions,
+    delimiter: u8,
+) -> Result<(Vec<String>, String)> {
+    let loc = |line: usize| format!("{}:{line}", path.display());
+    Ok(if o.no_header {
+        if o.columns.is_empty() {
+            return Err(Error::Config(
+                "--no-header needs --columns a,b,c naming the columns in order".into(),
+            ));
+        }
+        (o.columns.clone(), String::new())
+    } else {
+        let h = reader.byte_headers().map_err(|e| {
+            Error::input(
+                loc(1),
+                format!("cannot read the header: {}", csv_message(&e)),
+            )
+        })?;
+        let names = h
+            .iter()
+            .map(|c| {
+                std::str::from_utf8(c)
+                    .map(|s| s.trim().to_string())
+                    .map_err(|_| {
+                        Error::input(
+                            loc(1),
+                            "invalid UTF-8 in the header (pass --encoding, e.g. cp1252)",
+                        )
+                    })
+            })
+            .collect::<Result<Vec<String>>>()?;
+        let first = names.join(&(delimiter as char).to_string());
+        (names, first)
+    })
+}
+
 impl Table {
     /// Opens `path`; `tsv` picks tab as the default delimiter.
     pub fn open(path: &Path, o: &TableOptions, tsv: bool) -> Result<Table> {
-        let loc = |line: usize| format!("{}:{line}", path.display());
-        let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        let mut head = vec![0u8; SNIFF];
-        let mut n = 0;
-        while n < head.len() {
-            let k = f.read(&mut head[n..]).map_err(|e| Error::io(path, e))?;
-            if k == 0 {
-                break;
-            }
-            n += k;
-        }
-        head.truncate(n);
-        let complete = n < SNIFF;
-        let (encoding, detected) = match &o.encoding {
-            Some(label) => (
-                encoding_rs::Encoding::for_label(label.trim().as_bytes()).ok_or_else(|| {
-                    Error::Config(format!("--encoding {label:?}: unknown encoding (try utf-8, cp1252, latin1, utf-16)"))
-                })?,
-                false,
-            ),
-            None => match encoding_rs::Encoding::for_bom(&head) {
-                Some((e, _)) => (e, false),
-                None if valid_utf8_prefix(&head, complete) => (encoding_rs::UTF_8, false),
-                None => {
-                    let mut d = chardetng::EncodingDetector::new();
-                    d.feed(&head, complete);
-                    (d.guess(None, true), true)
-                }
-            },
-        };
-        let decoded: Box<dyn Read + Send> = if encoding == encoding_rs::UTF_8 {
-            // Bytes as they are, so a bad byte is an error naming its row
-            // and column, not a silent U+FFFD.
-            let body = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&head).to_vec();
-            Box::new(std::io::Cursor::new(body).chain(f))
-        } else {
-            Box::new(
-                encoding_rs_io::DecodeReaderBytesBuilder::new()
-                    .encoding(Some(encoding))
-                    .bom_sniffing(o.encoding.is_none())
-                    .strip_bom(true)
-                    .build(std::io::Cursor::new(head).chain(f)),
-            )
-        };
+        let (decoded, encoding, detected) = decoded(path, o)?;
         let delimiter = o.delimiter.unwrap_or(if tsv { b'\t' } else { b',' });
         let mut b = csv::ReaderBuilder::new();
         b.flexible(false)
@@ -127,36 +179,7 @@ impl Table {
             .quoting(!o.no_quote)
             .quote(o.quote.unwrap_or(b'"'));
         let mut reader = b.from_reader(decoded);
-        let (headers, first_line) = if o.no_header {
-            if o.columns.is_empty() {
-                return Err(Error::Config(
-                    "--no-header needs --columns a,b,c naming the columns in order".into(),
-                ));
-            }
-            (o.columns.clone(), String::new())
-        } else {
-            let h = reader.byte_headers().map_err(|e| {
-                Error::input(
-                    loc(1),
-                    format!("cannot read the header: {}", csv_message(&e)),
-                )
-            })?;
-            let names = h
-                .iter()
-                .map(|c| {
-                    std::str::from_utf8(c)
-                        .map(|s| s.trim().to_string())
-                        .map_err(|_| {
-                            Error::input(
-                                loc(1),
-                                "invalid UTF-8 in the header (pass --encoding, e.g. cp1252)",
-                            )
-                        })
-                })
-                .collect::<Result<Vec<String>>>()?;
-            let first = names.join(&(delimiter as char).to_string());
-            (names, first)
-        };
+        let (headers, first_line) = header(path, &mut reader, o, delimiter)?;
         Ok(Table {
             reader,
             headers,

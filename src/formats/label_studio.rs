@@ -163,48 +163,7 @@ pub fn read(path: &Path) -> Result<Vec<GoldItem>> {
             if ann.get("was_cancelled").and_then(Value::as_bool) == Some(true) {
                 continue;
             }
-            let coder = match ann.get("completed_by") {
-                Some(Value::Object(o)) => o
-                    .get("email")
-                    .and_then(json_str)
-                    .or_else(|| o.get("id").and_then(json_str)),
-                Some(v) => json_str(v),
-                None => None,
-            }
-            .unwrap_or_else(|| format!("annotation{k}"));
-            let mut a = Annotation {
-                coder,
-                ..Default::default()
-            };
-            for r in ann
-                .get("result")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                let from = r.get("from_name").and_then(Value::as_str).unwrap_or("");
-                let value = r.get("value").cloned().unwrap_or(Value::Null);
-                match r.get("type").and_then(Value::as_str).unwrap_or("") {
-                    "choices" => {
-                        let c = value
-                            .get("choices")
-                            .and_then(Value::as_array)
-                            .and_then(|c| c.first())
-                            .and_then(Value::as_str)
-                            .ok_or_else(|| at(format!("result {from:?} has no choice")))?
-                            .to_string();
-                        if let Some(task) = Task::parse(from) {
-                            a.put(task, c);
-                        }
-                    }
-                    "labels" => {
-                        let span = ls_span(&ptext, &value).map_err(&at)?;
-                        a.entities.get_or_insert_with(Vec::new).push(span);
-                    }
-                    _ => {}
-                }
-            }
-            annotations.push(a);
+            annotations.push(annotation(ann, k, &ptext).map_err(&at)?);
         }
         out.push(super::json_item(
             loc(path, line),
@@ -215,6 +174,52 @@ pub fn read(path: &Path) -> Result<Vec<GoldItem>> {
         )?);
     }
     Ok(out)
+}
+
+/// One coder's annotation of a task's text: choices and labeled spans.
+fn annotation(ann: &Value, k: usize, text: &str) -> std::result::Result<Annotation, String> {
+    let coder = match ann.get("completed_by") {
+        Some(Value::Object(o)) => o
+            .get("email")
+            .and_then(json_str)
+            .or_else(|| o.get("id").and_then(json_str)),
+        Some(v) => json_str(v),
+        None => None,
+    }
+    .unwrap_or_else(|| format!("annotation{k}"));
+    let mut a = Annotation {
+        coder,
+        ..Default::default()
+    };
+    for r in ann
+        .get("result")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let from = r.get("from_name").and_then(Value::as_str).unwrap_or("");
+        let value = r.get("value").cloned().unwrap_or(Value::Null);
+        match r.get("type").and_then(Value::as_str).unwrap_or("") {
+            "choices" => {
+                let c = value
+                    .get("choices")
+                    .and_then(Value::as_array)
+                    .and_then(|c| c.first())
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| format!("result {from:?} has no choice"))?
+                    .to_string();
+                if let Some(task) = Task::parse(from) {
+                    a.put(task, c);
+                }
+            }
+            "labels" => {
+                let span = ls_span(text, &value)?;
+                a.entities.get_or_insert_with(Vec::new).push(span);
+            }
+            _ => {}
+        }
+    }
+    Ok(a)
 }
 
 /// One `labels` span, in code points (see the module note on units).

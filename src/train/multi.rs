@@ -647,38 +647,53 @@ impl Trainer<'_> {
             if step % o.eval_every != 0 && step != o.steps {
                 continue;
             }
-            let figures = self.evaluate()?;
-            let mean =
-                (!figures.is_empty()).then(|| figures.values().sum::<f64>() / figures.len() as f64);
-            let msg = progress_line(step, loss_sum / loss_n.max(1) as f64, mean, &figures);
-            bar.set_message(msg.clone());
-            report(&msg);
+            let loss = loss_sum / loss_n.max(1) as f64;
             (loss_sum, loss_n) = (0.0, 0);
-            let score = mean.unwrap_or(step as f64);
-            if best.as_ref().is_none_or(|b| score > b.score + 1e-12) {
-                best = Some(Best {
-                    score,
-                    step,
-                    snap: snapshot(&self.stores()),
-                    figures,
-                    steps_run: 0,
-                });
-                since_best = 0;
-            } else {
-                since_best += 1;
-                if since_best >= o.patience {
-                    report(&format!(
-                        "no dev improvement in {} evaluations: stopping",
-                        o.patience
-                    ));
-                    break;
-                }
+            let improved = self.checkpoint(step, loss, &mut best, bar, report)?;
+            since_best = if improved { 0 } else { since_best + 1 };
+            if !improved && since_best >= o.patience {
+                report(&format!(
+                    "no dev improvement in {} evaluations: stopping",
+                    o.patience
+                ));
+                break;
             }
         }
         let mut best = best.expect("at least one evaluation");
         restore(&self.stores(), &best.snap);
         best.steps_run = steps_run;
         Ok(best)
+    }
+
+    /// Evaluates on dev at `step` and keeps the weights when the dev mean
+    /// improved (without dev sets, the latest step counts as best);
+    /// whether it improved.
+    fn checkpoint(
+        &self,
+        step: usize,
+        loss: f64,
+        best: &mut Option<Best>,
+        bar: &crate::progress::Progress,
+        report: &dyn Fn(&str),
+    ) -> Result<bool> {
+        let figures = self.evaluate()?;
+        let mean =
+            (!figures.is_empty()).then(|| figures.values().sum::<f64>() / figures.len() as f64);
+        let msg = progress_line(step, loss, mean, &figures);
+        bar.set_message(msg.clone());
+        report(&msg);
+        let score = mean.unwrap_or(step as f64);
+        if best.as_ref().is_some_and(|b| score <= b.score + 1e-12) {
+            return Ok(false);
+        }
+        *best = Some(Best {
+            score,
+            step,
+            snap: snapshot(&self.stores()),
+            figures,
+            steps_run: 0,
+        });
+        Ok(true)
     }
 
     /// One batch's loss for source `si`: cross-entropy (class-weighted, or
