@@ -171,9 +171,11 @@ fn blank_literals(src: &str) -> String {
             let end = find(i + 2, b"*/");
             newlines(&mut out, &b[i..end]);
             i = end;
-        } else if b[i] == b'r' && !ident_before && b[i + 1..].starts_with(b"\"")
-            || b[i] == b'r' && !ident_before && b[i + 1..].starts_with(b"#\"")
-            || b[i] == b'r' && !ident_before && b[i + 1..].starts_with(b"##\"")
+        } else if b[i] == b'r'
+            && !ident_before
+            && [&b"\""[..], b"#\"", b"##\""]
+                .iter()
+                .any(|p| b[i + 1..].starts_with(p))
         {
             let hashes = b[i + 1..].iter().take_while(|&&c| c == b'#').count();
             let close: Vec<u8> = std::iter::once(b'"')
