@@ -68,7 +68,7 @@ def mawqif():
 
 
 def ruw():
-    with open(os.path.join(SHARED, "ruw_russia_ukraine_stance", "raw_test_Russia_Ukraine.csv"), encoding="cp1252") as f:
+    with open(os.path.join(SHARED, "ruw_russia_ukraine_stance", "raw_test_Russia_Ukraine.csv"), encoding="gbk") as f:
         for r in csv.DictReader(f):
             yield r["Tweet"]
 

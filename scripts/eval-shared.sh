@@ -34,8 +34,9 @@ for lang in arb_Arab ary_Arab arz_Arab eng_Latn fra_Latn deu_Latn spa_Latn rus_C
 done
 run mawqif "$SHARED/mawqif/Mawqif_AllTargets_Test.csv" -c $CB/mawqif.toml \
   --gold-col article_id=ID --gold-col target=target --gold-col stance=stance
+# RUW's bytes are GBK, though its SOURCE.md says cp1252 ("…" is A1 AD).
 run ruw-ukraine "$SHARED/ruw_russia_ukraine_stance/raw_test_Russia_Ukraine.csv" -c $CB/ruw.toml \
-  --gold-encoding cp1252 --gold-col text=Tweet --gold-col "stance_ukraine=Stance 2"
+  --gold-encoding gbk --gold-col text=Tweet --gold-col "stance_ukraine=Stance 2"
 
 NER_SETS=("anercorp:$SHARED/anercorp_camel/ANERCorp_CamelLab_test.txt"
           "uner-en:$SHARED/uner_pud_en_de_ru/en_pud-ud-test.iob2"

@@ -87,7 +87,8 @@ done
 ev mawqif "$SHARED/mawqif/Mawqif_AllTargets_Test.csv" --gold-col article_id=ID --gold-col target=target \
   --gold-col stance=stance -c $CB/mawqif.toml --heads "$H"/mawqif-stance_*
 R=$SHARED/ruw_russia_ukraine_stance
-ev ruw "$R/raw_test_Russia_Ukraine.csv" --gold-encoding cp1252 --gold-col text=Tweet \
+# RUW's bytes are GBK, though its SOURCE.md says cp1252 ("…" is A1 AD).
+ev ruw "$R/raw_test_Russia_Ukraine.csv" --gold-encoding gbk --gold-col text=Tweet \
   --gold-col "stance_ukraine=Stance 2" -c $CB/ruw.toml --heads "$H/ruw-stance_ukraine"
 # ukraine-aid: all four shipped heads, the calibrated codebook.
 ev ukraine-aid "$UA/test.jsonl" -c "$OUT/ukraine-heads.toml" --by lang --heads "${UAH[@]}"

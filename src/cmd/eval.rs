@@ -228,9 +228,16 @@ fn tag_gold(
 ) -> Result<Predictions> {
     let any =
         |f: &dyn Fn(&formats::Annotation) -> bool| gold.iter().any(|g| g.annotations.iter().any(f));
+    let stance = any(&|a| !a.stances.is_empty());
+    // A stance target gated on topics needs the topics run, even where the
+    // gold labels none (a profile's codebook with a gated target).
+    let gated = stance
+        && codebook
+            .as_ref()
+            .is_some_and(|c| c.stances.iter().any(|s| s.only_topics.is_some()));
     let tasks = Tasks {
-        topic: any(&|a| a.topic.is_some()),
-        stance: any(&|a| !a.stances.is_empty()),
+        topic: gated || any(&|a| a.topic.is_some()),
+        stance,
         ner: entities && any(&|a| a.entities.is_some()),
     };
     if (tasks.topic || tasks.stance) && codebook.is_none() {

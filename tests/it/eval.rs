@@ -954,3 +954,54 @@ fn unmatched_gold_is_listed_when_allowed() {
         stderr(&o)
     );
 }
+
+/// Gold with stance labels only, tagged by `eval` itself with a codebook
+/// whose target is gated on topics (`only_topics`): the topics run for the
+/// gate although the gold labels none (this was refused as if `--no-topic`
+/// had been given).
+#[test]
+fn stance_only_gold_runs_the_topics_a_gated_target_needs() {
+    let s = setup();
+    let gold = s.root.join("stance-only.gold.jsonl");
+    let texts = [
+        "Germany will send more air defence systems to Ukraine this winter.",
+        "Шахтар переміг Барселону з рахунком 1:0 у Гамбурзі.",
+        "لا يجوز إرسال مزيد من الأسلحة إلى أوكرانيا.",
+    ];
+    let lines: Vec<String> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            json!({"article_id": format!("s{i}"), "paragraph": 0, "text": t,
+                   "stance": {"ukraine_aid": STANCES[i % 3]}})
+            .to_string()
+        })
+        .collect();
+    std::fs::write(&gold, lines.join("\n")).unwrap();
+    let cb = std::fs::read_to_string(&s.codebook).unwrap();
+    assert!(cb.contains("only_topics"), "the test needs a gated target");
+    let js = s.root.join("stance-only.json");
+    let o = paratag(&[
+        "eval",
+        "--gold",
+        gold.to_str().unwrap(),
+        "-c",
+        s.codebook.to_str().unwrap(),
+        "--encoder",
+        s.root.join("enc").to_str().unwrap(),
+        "--json",
+        js.to_str().unwrap(),
+        "--bootstrap",
+        "50",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(js).unwrap()).unwrap();
+    let tasks: Vec<&str> = r["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["task"].as_str().unwrap())
+        .collect();
+    assert_eq!(tasks, ["stance_ukraine_aid"]);
+    assert_eq!(r["tasks"][0]["n"], 3);
+}
