@@ -868,6 +868,27 @@ fn shared_dataset_shapes_import() {
     assert!(out.contains("topic=science_technology: 1"), "{out}");
 }
 
+/// `eval` tagging the gold itself with the setup's codebook and encoder;
+/// its JSON report.
+fn eval_tagging(s: &Setup, gold: &Path, extra: &[&str]) -> Value {
+    let js = gold.with_extension("report.json");
+    let mut args = vec![
+        "eval",
+        "--gold",
+        gold.to_str().unwrap(),
+        "-c",
+        s.codebook.to_str().unwrap(),
+        "--json",
+        js.to_str().unwrap(),
+    ];
+    let enc = s.root.join("enc");
+    args.extend(["--encoder", enc.to_str().unwrap()]);
+    args.extend(extra);
+    let o = paratag(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    serde_json::from_str(&std::fs::read_to_string(js).unwrap()).unwrap()
+}
+
 /// `eval` without `--pred` tags the gold texts itself; on paragraphs of the
 /// corpus it must give the figures `eval --pred` gives on the tagged table.
 #[test]
@@ -891,26 +912,19 @@ fn eval_tags_gold_itself_like_tag_does() {
             .collect();
     std::fs::write(&gold, lines.join("\n")).unwrap();
     let with_pred = eval_json(&s, &gold, &[]);
-    let js = s.root.join("self.json");
-    let o = paratag(&[
-        "eval",
-        "--gold",
-        gold.to_str().unwrap(),
-        "-c",
-        s.codebook.to_str().unwrap(),
-        "--encoder",
-        s.root.join("enc").to_str().unwrap(),
-        "--ner",
-        s.root.join("ner").to_str().unwrap(),
-        "--json",
-        js.to_str().unwrap(),
-        "--bootstrap",
-        "200",
-        "--by",
-        "lang",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let own: Value = serde_json::from_str(&std::fs::read_to_string(js).unwrap()).unwrap();
+    let ner = s.root.join("ner");
+    let own = eval_tagging(
+        &s,
+        &gold,
+        &[
+            "--ner",
+            ner.to_str().unwrap(),
+            "--bootstrap",
+            "200",
+            "--by",
+            "lang",
+        ],
+    );
     assert_eq!(own["tasks"], with_pred["tasks"]);
     assert_eq!(own["by"], with_pred["by"]);
     assert_eq!(own["ner"], with_pred["ner"]);
@@ -980,22 +994,7 @@ fn stance_only_gold_runs_the_topics_a_gated_target_needs() {
     std::fs::write(&gold, lines.join("\n")).unwrap();
     let cb = std::fs::read_to_string(&s.codebook).unwrap();
     assert!(cb.contains("only_topics"), "the test needs a gated target");
-    let js = s.root.join("stance-only.json");
-    let o = paratag(&[
-        "eval",
-        "--gold",
-        gold.to_str().unwrap(),
-        "-c",
-        s.codebook.to_str().unwrap(),
-        "--encoder",
-        s.root.join("enc").to_str().unwrap(),
-        "--json",
-        js.to_str().unwrap(),
-        "--bootstrap",
-        "50",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let r: Value = serde_json::from_str(&std::fs::read_to_string(js).unwrap()).unwrap();
+    let r = eval_tagging(&s, &gold, &["--bootstrap", "50"]);
     let tasks: Vec<&str> = r["tasks"]
         .as_array()
         .unwrap()

@@ -157,9 +157,22 @@ fn zero(vs: &VarStore, name: &str) {
     });
 }
 
+/// libtorch's random generator is global: tests run on parallel threads, so
+/// a model is generated under this lock, or two generated at once would
+/// draw from each other's stream and get weights that depend on timing.
+static SEED: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Holds the generator, seeded, until the guard is dropped. Tests that
+/// build models in-process (random init, then loaded weights) hold it too.
+pub fn seeded(seed: i64) -> std::sync::MutexGuard<'static, ()> {
+    let guard = SEED.lock().unwrap_or_else(|e| e.into_inner());
+    tch::manual_seed(seed);
+    guard
+}
+
 /// XLM-R NLI head whose logits are `bias` for every input.
 pub fn nli(dir: &Path, labels: &[&str], bias: &[f32]) -> PathBuf {
-    tch::manual_seed(1);
+    let _seeded = seeded(1);
     let cfg = config("xlm-roberta", labels);
     write_common(dir, &cfg);
     let vs = VarStore::new(Device::Cpu);
@@ -174,7 +187,7 @@ pub fn nli(dir: &Path, labels: &[&str], bias: &[f32]) -> PathBuf {
 /// DeBERTa-v2 NLI head (the mDeBERTa layout: relative attention, no token
 /// types) whose logits are `bias` for every input.
 pub fn nli_deberta(dir: &Path, labels: &[&str], bias: &[f32]) -> PathBuf {
-    tch::manual_seed(4);
+    let _seeded = seeded(4);
     let mut cfg = config("deberta-v2", labels);
     for (k, v) in [
         ("type_vocab_size", json!(0)),
@@ -205,7 +218,7 @@ pub fn nli_deberta(dir: &Path, labels: &[&str], bias: &[f32]) -> PathBuf {
 
 /// XLM-R NER head predicting label `force` on every token.
 pub fn ner(dir: &Path, labels: &[&str], force: usize) -> PathBuf {
-    tch::manual_seed(2);
+    let _seeded = seeded(2);
     let cfg = config("xlm-roberta", labels);
     write_common(dir, &cfg);
     let vs = VarStore::new(Device::Cpu);
@@ -221,7 +234,7 @@ pub fn ner(dir: &Path, labels: &[&str], force: usize) -> PathBuf {
 
 /// Random BERT sentence encoder (no pooler, HF BertModel names).
 pub fn encoder(dir: &Path) -> PathBuf {
-    tch::manual_seed(3);
+    let _seeded = seeded(3);
     let cfg = config("bert", &[]);
     write_common(dir, &cfg);
     let vs = VarStore::new(Device::Cpu);
