@@ -612,15 +612,9 @@ fn walk(n: &NodeRef, t: &mut Text) {
     }
 }
 
-/// Hidden elements, comment threads and boxes whose `class`/`id` names
-/// them page furniture.
-fn is_furniture(c: &NodeRef, name: &str) -> bool {
-    let style = c
-        .attr("style")
-        .map(|s| s.to_ascii_lowercase().replace(' ', ""))
-        .unwrap_or_default();
-    // ARIA roles of controls and page regions that are not the article.
-    if c.attr("role").is_some_and(|r| {
+/// ARIA roles of controls and page regions that are not the article.
+fn is_control_role(c: &NodeRef) -> bool {
+    c.attr("role").is_some_and(|r| {
         matches!(
             r.to_ascii_lowercase().as_str(),
             "button"
@@ -635,15 +629,12 @@ fn is_furniture(c: &NodeRef, name: &str) -> bool {
                 | "banner"
                 | "contentinfo"
         )
-    }) {
-        return true;
-    }
-    if style.contains("display:none")
-        || c.has_attr("hidden")
-        || c.attr("aria-hidden").is_some_and(|v| &*v == "true")
-    {
-        return true;
-    }
+    })
+}
+
+/// A class that hides the element (screen-reader-only and the like) or
+/// marks an ad slot.
+fn hidden_or_ad_class(c: &NodeRef) -> bool {
     let class = c
         .attr("class")
         .map(|s| s.to_lowercase())
@@ -657,14 +648,32 @@ fn is_furniture(c: &NodeRef, name: &str) -> bool {
             )
         })
     });
-    let hidden_or_ad = class.split_whitespace().any(|w| {
+    class.split_whitespace().any(|w| {
         (HIDDEN_CLASSES.contains(&w) && !shown_somewhere)
             || matches!(w, "ad" | "ads" | "advert" | "advertisement" | "adsbygoogle")
             || ["ad__", "ad-", "ads-", "ads__", "advert"]
                 .iter()
                 .any(|p| w.starts_with(p))
-    });
-    if hidden_or_ad && !matches!(name, "body" | "html" | "main" | "article") {
+    })
+}
+
+/// Hidden elements, comment threads and boxes whose `class`/`id` names
+/// them page furniture.
+fn is_furniture(c: &NodeRef, name: &str) -> bool {
+    let style = c
+        .attr("style")
+        .map(|s| s.to_ascii_lowercase().replace(' ', ""))
+        .unwrap_or_default();
+    if is_control_role(c) {
+        return true;
+    }
+    if style.contains("display:none")
+        || c.has_attr("hidden")
+        || c.attr("aria-hidden").is_some_and(|v| &*v == "true")
+    {
+        return true;
+    }
+    if hidden_or_ad_class(c) && !matches!(name, "body" | "html" | "main" | "article") {
         return true;
     }
     if !matches!(
@@ -718,6 +727,47 @@ fn body_container(doc: &Document) -> Option<Vec<String>> {
     None
 }
 
+/// Class and id words that name an article's body, by trafilatura's
+/// selector levels: its first (class or id), third (class) and fourth
+/// (class or id).
+const BODY_NAMES: [&[&str]; 3] = [
+    &[
+        "post-text",
+        "post_text",
+        "post-body",
+        "post-entry",
+        "post-content",
+        "post_content",
+        "article-text",
+        "entry-content",
+        "article-content",
+        "article__content",
+        "article-body",
+        "article__body",
+        "body-text",
+        "text-content",
+        "art-content",
+    ],
+    &[
+        "post-bodycopy",
+        "storycontent",
+        "story-content",
+        "blog-content",
+        "single-content",
+        "single-post",
+        "main-column",
+        "story-body",
+        "field-body",
+    ],
+    &[
+        "content-main",
+        "content_main",
+        "content-body",
+        "content__body",
+    ],
+];
+
+/// Whether `c` is the body trafilatura's selector `level` (0-4) names.
 fn names_body(level: usize, c: &NodeRef) -> bool {
     let name = c
         .node_name()
@@ -733,25 +783,7 @@ fn names_body(level: usize, c: &NodeRef) -> bool {
             container
                 && (matches!(class.as_str(), "post" | "entry")
                     || attr("itemprop") == "articleBody"
-                    || [
-                        "post-text",
-                        "post_text",
-                        "post-body",
-                        "post-entry",
-                        "post-content",
-                        "post_content",
-                        "article-text",
-                        "entry-content",
-                        "article-content",
-                        "article__content",
-                        "article-body",
-                        "article__body",
-                        "body-text",
-                        "text-content",
-                        "art-content",
-                    ]
-                    .iter()
-                    .any(|s| either(s))
+                    || BODY_NAMES[0].iter().any(|s| either(s))
                     || ["postcontent", "articletext", "articlebody", "postentry"]
                         .iter()
                         .any(|s| lclass.contains(s) || lid.contains(s)))
@@ -759,19 +791,7 @@ fn names_body(level: usize, c: &NodeRef) -> bool {
         1 => name == "article",
         2 => {
             container
-                && ([
-                    "post-bodycopy",
-                    "storycontent",
-                    "story-content",
-                    "blog-content",
-                    "single-content",
-                    "single-post",
-                    "main-column",
-                    "story-body",
-                    "field-body",
-                ]
-                .iter()
-                .any(|s| class.contains(s))
+                && (BODY_NAMES[1].iter().any(|s| class.contains(s))
                     || id == "story"
                     || id == "article"
                     || class == "story"
@@ -782,14 +802,7 @@ fn names_body(level: usize, c: &NodeRef) -> bool {
         }
         3 => {
             container
-                && ([
-                    "content-main",
-                    "content_main",
-                    "content-body",
-                    "content__body",
-                ]
-                .iter()
-                .any(|s| either(s))
+                && (BODY_NAMES[2].iter().any(|s| either(s))
                     || lclass.contains("main-content")
                     || lid.contains("main-content")
                     || id == "content"

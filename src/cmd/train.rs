@@ -538,6 +538,25 @@ fn run_multi(a: Args) -> Result<()> {
     Ok(())
 }
 
+/// A source's `options`, parsed as `eval` parses its command line.
+fn source_format(spec: &SourceSpec) -> Result<SourceFormat> {
+    <SourceFormat as clap::Parser>::try_parse_from(&spec.options).map_err(|e| {
+        let first = e.to_string();
+        let first = first.lines().next().unwrap_or_default();
+        anyhow::anyhow!("options: {}", first.trim_start_matches("error: "))
+    })
+}
+
+/// A source's train and dev items: as read, or dev held out of train
+/// (`holdout`, which excludes `dev`).
+fn split_source(spec: &SourceSpec, items: Items, dev: Items, seed: u64) -> Result<(Items, Items)> {
+    match spec.holdout {
+        Some(_) if !spec.dev.is_empty() => anyhow::bail!("`holdout` and `dev` exclude each other"),
+        Some(f) => Ok(examples::holdout(items, f, seed)?),
+        None => Ok((items, dev)),
+    }
+}
+
 /// Reads one recipe source: its gold (with the options given in the
 /// recipe), as items for its head; a topic or stance head it is the first
 /// source of joins `plans`. NER types go into `types`, in first-seen order.
@@ -548,11 +567,7 @@ fn read_source(
     types: &mut Vec<String>,
     plans: &mut Vec<HeadPlan>,
 ) -> Result<Source> {
-    let fmt = <SourceFormat as clap::Parser>::try_parse_from(&spec.options).map_err(|e| {
-        let first = e.to_string();
-        let first = first.lines().next().unwrap_or_default();
-        anyhow::anyhow!("options: {}", first.trim_start_matches("error: "))
-    })?;
+    let fmt = source_format(spec)?;
     let ner = spec.kind == HeadKind::Ner;
     let own = match &spec.codebook {
         Some(c) => Some(Codebook::load(c)?),
@@ -610,11 +625,7 @@ fn read_source(
         (task, tr, dv, BTreeSet::new())
     };
     let o = &recipe.train;
-    let (items, dev) = match spec.holdout {
-        Some(_) if !spec.dev.is_empty() => anyhow::bail!("`holdout` and `dev` exclude each other"),
-        Some(f) => examples::holdout(items, f, o.seed)?,
-        None => (items, dev),
-    };
+    let (items, dev) = split_source(spec, items, dev, o.seed)?;
     if items.is_empty() {
         anyhow::bail!("no training items labeled for {task}");
     }

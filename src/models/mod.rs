@@ -172,6 +172,38 @@ fn safetensors_kind(dtype: &str) -> Option<Kind> {
     })
 }
 
+/// The folder's weights: `model.safetensors` or rust-bert's `rust_model.ot`.
+/// A pickled checkpoint is refused with how to convert it.
+fn weights_file(path: &Path) -> Result<PathBuf> {
+    for f in ["model.safetensors", "rust_model.ot"] {
+        // Checked inside, then kept by its own name (HF cache blobs have none).
+        if inside(path, f)?.is_some() {
+            return Ok(path.join(f));
+        }
+    }
+    Err(match pickled(path) {
+        Some(name) => Error::model(
+            path,
+            format!(
+                "{name} is a pickled PyTorch checkpoint, which can run code when it is loaded; paratag loads only model.safetensors (or rust-bert's rust_model.ot). Convert it on a machine you trust: python -c \"from transformers import AutoModel as M; M.from_pretrained('DIR').save_pretrained('DIR', safe_serialization=True)\""
+            ),
+        ),
+        None => Error::model(path, "missing weights (model.safetensors or rust_model.ot)"),
+    })
+}
+
+impl Arch {
+    /// The architecture of a config.json `model_type`.
+    fn of(model_type: &str) -> Option<Arch> {
+        Some(match model_type {
+            "bert" => Arch::Bert,
+            "roberta" | "xlm-roberta" => Arch::Roberta,
+            "deberta-v2" => Arch::DebertaV2,
+            _ => return None,
+        })
+    }
+}
+
 impl ModelDir {
     pub fn open(path: &Path) -> Result<ModelDir> {
         if !path.is_dir() {
@@ -185,25 +217,7 @@ impl ModelDir {
         if inside(path, "tokenizer.json")?.is_none() {
             return Err(Error::model(path, "missing tokenizer.json"));
         }
-        let mut weights = None;
-        for f in ["model.safetensors", "rust_model.ot"] {
-            // Checked inside, then kept by its own name (HF cache blobs have none).
-            if inside(path, f)?.is_some() {
-                weights = Some(path.join(f));
-                break;
-            }
-        }
-        let Some(weights) = weights else {
-            return Err(match pickled(path) {
-                Some(name) => Error::model(
-                    path,
-                    format!(
-                        "{name} is a pickled PyTorch checkpoint, which can run code when it is loaded; paratag loads only model.safetensors (or rust-bert's rust_model.ot). Convert it on a machine you trust: python -c \"from transformers import AutoModel as M; M.from_pretrained('DIR').save_pretrained('DIR', safe_serialization=True)\""
-                    ),
-                ),
-                None => Error::model(path, "missing weights (model.safetensors or rust_model.ot)"),
-            });
-        };
+        let weights = weights_file(path)?;
         let text = std::fs::read_to_string(&cfg_path).map_err(|e| Error::io(&cfg_path, e))?;
         let config: Value = serde_json::from_str(&text)
             .map_err(|e| Error::model(path, format!("config.json: {e}")))?;
@@ -211,17 +225,12 @@ impl ModelDir {
             .get("model_type")
             .and_then(Value::as_str)
             .ok_or_else(|| Error::model(path, "config.json: missing key `model_type`"))?;
-        let arch = match model_type {
-            "bert" => Arch::Bert,
-            "roberta" | "xlm-roberta" => Arch::Roberta,
-            "deberta-v2" => Arch::DebertaV2,
-            other => {
-                return Err(Error::model(
-                    path,
-                    format!("config.json: model_type `{other}` is not supported (bert, roberta, xlm-roberta, deberta-v2)"),
-                ))
-            }
-        };
+        let arch = Arch::of(model_type).ok_or_else(|| {
+            Error::model(
+                path,
+                format!("config.json: model_type `{model_type}` is not supported (bert, roberta, xlm-roberta, deberta-v2)"),
+            )
+        })?;
         let labels =
             read_labels(&config).map_err(|m| Error::model(path, format!("config.json: {m}")))?;
         let int = |k: &str| config.get(k).and_then(Value::as_i64);

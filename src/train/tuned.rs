@@ -167,33 +167,9 @@ pub fn fit(
     bar.set_length((o.epochs * train_b.len()) as u64);
     for epoch in 1..=o.epochs {
         order.shuffle(&mut rng);
-        let mut total = 0.0;
-        for &bi in &order {
-            let b = &train_b[bi];
-            let logits = head.forward_t(&b.states, &b.mask, true);
-            let c = *logits.size().last().expect("logits have a label axis");
-            let loss = logits.view([-1, c]).cross_entropy_loss::<&Tensor>(
-                &b.labels.view([-1]),
-                class_weights.as_ref(),
-                tch::Reduction::Mean,
-                IGNORE,
-                0.0,
-            );
-            opt.zero_grad();
-            loss.backward();
-            opt.clip_grad_norm(1.0);
-            opt.step();
-            total += loss.double_value(&[]);
-            bar.inc(1);
-        }
-        let loss = total / train_b.len().max(1) as f64;
-        let f1 = (!dev.is_empty()).then(|| match target {
-            Target::Entities(scheme) => dev_f1(head, &dev_b, scheme),
-            Target::Classes(names, _) => {
-                let (logits, gold) = dev_logits(head, &dev_b);
-                crate::train::macro_f1(&logits.argmax(1, false), &gold, names).0
-            }
-        });
+        let batches = order.iter().map(|&bi| &train_b[bi]);
+        let loss = epoch_loss(head, batches, class_weights.as_ref(), &mut opt, bar);
+        let f1 = (!dev.is_empty()).then(|| dev_score(head, &dev_b, target));
         bar.set_message(match f1 {
             Some(f) => format!("epoch {epoch}: loss {loss:.4}, dev F1 {f:.3}"),
             None => format!("epoch {epoch}: loss {loss:.4}"),
@@ -222,6 +198,47 @@ pub fn fit(
         dev_f1: (!dev.is_empty()).then_some(f1),
         temperature,
     })
+}
+
+/// One pass over the batches, an optimiser step each; the mean loss.
+fn epoch_loss<'b>(
+    head: &TunedHead,
+    batches: impl ExactSizeIterator<Item = &'b Batch>,
+    class_weights: Option<&Tensor>,
+    opt: &mut tch::nn::Optimizer,
+    bar: &crate::progress::Progress,
+) -> f64 {
+    let n = batches.len();
+    let mut total = 0.0;
+    for b in batches {
+        let logits = head.forward_t(&b.states, &b.mask, true);
+        let c = *logits.size().last().expect("logits have a label axis");
+        let loss = logits.view([-1, c]).cross_entropy_loss::<&Tensor>(
+            &b.labels.view([-1]),
+            class_weights,
+            tch::Reduction::Mean,
+            IGNORE,
+            0.0,
+        );
+        opt.zero_grad();
+        loss.backward();
+        opt.clip_grad_norm(1.0);
+        opt.step();
+        total += loss.double_value(&[]);
+        bar.inc(1);
+    }
+    total / n.max(1) as f64
+}
+
+/// The dev figure early stopping reads: entity micro-F1, or macro-F1.
+fn dev_score(head: &TunedHead, dev: &[Batch], target: &Target) -> f64 {
+    match target {
+        Target::Entities(scheme) => dev_f1(head, dev, scheme),
+        Target::Classes(names, _) => {
+            let (logits, gold) = dev_logits(head, dev);
+            crate::train::macro_f1(&logits.argmax(1, false), &gold, names).0
+        }
+    }
 }
 
 /// Dev logits `[n, labels]` of a pooled head, with the gold labels.

@@ -147,7 +147,7 @@ fn clap_stays_in_the_command_line_files() {
 
 /// The longest function `src/` may hold, in lines (the house keeps them
 /// short: a long one becomes named steps).
-const MAX_FN_LINES: usize = 90;
+const MAX_FN_LINES: usize = 80;
 
 /// The code with comments, string and char literals blanked (their
 /// newlines kept), so braces inside them do not count.
