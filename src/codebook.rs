@@ -67,9 +67,6 @@ pub enum Holder {
     Author,
 }
 
-/// The labels of a holder head and column.
-pub const HOLDERS: [&str; 2] = crate::task::HOLDER_LABELS;
-
 #[derive(Debug, Clone)]
 pub struct StanceTarget {
     pub id: String,

@@ -46,11 +46,6 @@ pub struct Tasks {
 }
 
 impl Tasks {
-    pub const ALL: Tasks = Tasks {
-        topic: true,
-        stance: true,
-        ner: true,
-    };
     /// No task: only the encoder's embeddings (`train`).
     pub const NONE: Tasks = Tasks {
         topic: false,

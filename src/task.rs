@@ -290,13 +290,6 @@ pub enum HeadKind {
 }
 
 impl HeadKind {
-    pub const ALL: [HeadKind; 4] = [
-        HeadKind::Topic,
-        HeadKind::Stance,
-        HeadKind::Holder,
-        HeadKind::Ner,
-    ];
-
     pub fn name(self) -> &'static str {
         match self {
             HeadKind::Topic => "topic",

@@ -597,7 +597,7 @@ impl LabelSet {
                 .target(target)
                 .ok_or_else(|| format!("holder for unknown stance target {target:?}"))?;
             let v = value.trim().to_lowercase();
-            if !crate::codebook::HOLDERS.contains(&v.as_str()) {
+            if !crate::task::HOLDER_LABELS.contains(&v.as_str()) {
                 return Err(format!(
                     "unknown holder {value:?} for {id}; use author or reported"
                 ));
