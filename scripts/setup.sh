@@ -93,8 +93,8 @@ if [[ ! -f "$e5/.complete" ]]; then
     -o "$e5"
 fi
 # --- the shipped codebook and heads, as the profile `tag` uses by default ------
-# The multi-task model (LoRA adapter; expressed stance with its holder) is
-# `default`, also installed as `ukraine-multi`; the earlier linear heads
+# The multi-task model (LoRA adapter; expressed stance with its holder, and
+# a stance head for any other codebook target) is `default`, also installed as `ukraine-multi`; the earlier linear heads
 # (author-only stance) stay available as `ukraine-author`.
 multi="$root/models/heads/ukraine-multi"
 for p in default ukraine-multi; do
@@ -102,7 +102,7 @@ for p in default ukraine-multi; do
   PARATAG_HOME="$home" "$root/target/release/paratag" models install-profile "$p" \
     -c "$root/datasets/codebooks/ukraine-multi.toml" \
     --heads "$multi/entities" "$multi/topic" "$multi/stance_ukraine_aid" \
-      "$multi/stance_ukraine_aid_holder" >/dev/null
+      "$multi/stance_ukraine_aid_holder" "$multi/stance_any" >/dev/null
 done
 say "installing the earlier heads (author-only stance) as profile \`ukraine-author\`"
 PARATAG_HOME="$home" "$root/target/release/paratag" models install-profile ukraine-author \

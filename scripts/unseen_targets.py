@@ -166,7 +166,7 @@ def vast(shared, split, cap, seed):
 
 
 def mawqif(shared, split, cap, seed):
-    fn = "Mawqif_AllTargets_Train.csv" if split == "dev" else "Mawqif_AllTargets_Test.csv"
+    fn = "Mawqif_AllTargets_Test.csv" if split == "test" else "Mawqif_AllTargets_Train.csv"
     src = os.path.join(shared, "mawqif", fn)
     with open(src, encoding="utf-8-sig", newline="") as f:
         rows = [{"article_id": f"mawqif-{r['ID']}", "text": r["text"],
@@ -193,7 +193,8 @@ def mawqif(shared, split, cap, seed):
 
 
 def ruw(shared, split, cap, seed, encoding):
-    fn = {"dev": "raw_val_Russia_Ukraine.csv", "test": "raw_test_Russia_Ukraine.csv"}[split]
+    fn = {"train": "raw_train_Russia_Ukraine.csv", "dev": "raw_val_Russia_Ukraine.csv",
+          "test": "raw_test_Russia_Ukraine.csv"}[split]
     src = os.path.join(shared, "ruw_russia_ukraine_stance", fn)
     with open(src, encoding=encoding, newline="") as f:
         table = list(csv.DictReader(f))
@@ -293,9 +294,10 @@ def provenance(a):
                        f"{m.get('weights_sha256', '')[:12]})" for m in prov.get("paratag.models", []))
     run = prov.get("paratag.run", {})
     heads = prov.get("paratag.heads") or []
+    method = ("the profile's heads (a head for any target reads each target's text)" if heads
+              else "embedding similarity to favor/against/neutral sentences (no NLI model given)")
     summary = (f"{models}; heads: {len(heads) or 'none'}; adapter: "
-               f"{'none' if prov.get('paratag.adapter') is None else 'yes'}; method: embedding "
-               f"similarity to favor/against/neutral sentences (no NLI model given); binary built "
+               f"{'none' if prov.get('paratag.adapter') is None else 'yes'}; method: {method}; binary built "
                f"from commit {str(run.get('commit', '?'))[:12]}, {run.get('dtype')} on "
                f"{run.get('device')}, {run.get('threads')} threads. Check on {os.path.basename(a.sheet)}: "
                f"eval's own tagging and `paratag tag` with the same sentences give "

@@ -82,6 +82,20 @@ pub struct StanceTarget {
     pub holder: Holder,
 }
 
+impl StanceTarget {
+    /// What a head that answers any target reads before the paragraph: the
+    /// target and both of its sentences, so a codebook's wording (which
+    /// side is "favor") reaches the model. Training builds the same text.
+    pub fn conditioning_text(&self) -> String {
+        conditioning_text(&self.target, &self.favor, &self.against)
+    }
+}
+
+/// [`StanceTarget::conditioning_text`] from its parts.
+pub fn conditioning_text(target: &str, favor: &str, against: &str) -> String {
+    format!("{target}. {favor} {against}")
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Raw {
@@ -195,6 +209,10 @@ impl Codebook {
             let mut base = base.trim_end_matches('_').to_string();
             if !base.starts_with(|c: char| c.is_ascii_lowercase()) {
                 base = format!("t_{base}").trim_end_matches('_').to_string();
+            }
+            // `…_holder` would name another target's holder column.
+            if !crate::task::is_valid_target(&base) {
+                base.push_str("_t");
             }
             let mut id = base.clone();
             let mut k = 2;
@@ -439,6 +457,18 @@ favor = "For."
 against = "Against."
 only_topics = ["aid"]
 "#;
+
+    #[test]
+    fn targets_from_gold_get_ids_that_name_no_holder_column() {
+        let base = parse(OK).unwrap();
+        let (cb, added) = base
+            .with_targets(["Card holder", "Card holder!", "Кредит"])
+            .unwrap();
+        let ids: Vec<&str> = added.iter().map(|a| a.1.as_str()).collect();
+        assert_eq!(ids, ["card_holder_t", "card_holder_t_2", "t"]);
+        assert_eq!(cb.stances.len(), 4);
+        assert_eq!(cb.stances[1].target, "Card holder");
+    }
 
     #[test]
     fn parses_defaults() {

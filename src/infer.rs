@@ -82,10 +82,18 @@ pub struct Work<'a> {
     pub hypothesis: Option<&'a str>,
 }
 
+/// Per paragraph, whether the encoder runs each tuned head on it: a head
+/// for one stance target runs only where the paragraph is scored for that
+/// target (eval scores each gold row on its own targets). Empty: every
+/// head on every paragraph.
+pub type Wants = Vec<Vec<bool>>;
+
 /// Work tokenized into model windows, grouped per model.
 #[derive(Default)]
 pub struct Tokenized {
     items: Vec<(Target, Vec<(Key, Encoded)>)>,
+    /// Which tuned heads each paragraph needs.
+    pub wants: Arc<Wants>,
     /// Most windows any model needed for a paragraph.
     windows_of: HashMap<u32, u16>,
     /// Windows per paragraph, to tell when a paragraph is done.
@@ -148,12 +156,43 @@ impl Tokenizers {
 
 enum Model {
     /// The encoder, with the tuned heads that read its layers.
-    Encoder(Box<Encoder>, Vec<TunedHead>),
+    Encoder(Box<Encoder>, Heads),
     Nli(Box<SeqClassifier>),
     Ner(Box<TokenClassifier>),
 }
 
-type BatchMsg = Vec<(Key, Encoded)>;
+/// The job's tuned heads: each folder loaded once, and the job's uses of
+/// them in order. A head for any target has one use per codebook target it
+/// answers, with that target text's states (computed once, at load).
+struct Heads {
+    loaded: Vec<TunedHead>,
+    uses: Vec<(usize, Option<tch::Tensor>)>,
+}
+
+impl Heads {
+    fn load(l: &LoadOwned, d: &ModelDir, enc: &Encoder) -> Result<Heads> {
+        let (mut loaded, mut uses): (Vec<TunedHead>, Vec<_>) = (vec![], vec![]);
+        let mut dirs: Vec<&PathBuf> = vec![];
+        for (dir, meta) in &l.tuned {
+            let i = match dirs.iter().position(|x| *x == dir) {
+                Some(i) => i,
+                None => {
+                    loaded.push(TunedHead::load(dir, d, l.device)?);
+                    dirs.push(dir);
+                    loaded.len() - 1
+                }
+            };
+            let prefix = match &meta.target_text {
+                Some(t) => Some(enc.text_states(t, loaded[i].layer())?),
+                None => None,
+            };
+            uses.push((i, prefix));
+        }
+        Ok(Heads { loaded, uses })
+    }
+}
+
+type BatchMsg = (Vec<(Key, Encoded)>, Arc<Wants>);
 type Entry = (Key, Vec<f32>, Option<Encoded>);
 
 /// One output per batch item, plus outputs that ride along on the same pass
@@ -210,15 +249,11 @@ pub struct Models(Vec<(Target, Served)>);
 fn load_model(t: Target, d: &ModelDir, l: &LoadOwned) -> Result<Model> {
     Ok(match t {
         Target::Encoder => {
-            let heads = l
-                .tuned
-                .iter()
-                .map(|(dir, _)| TunedHead::load(dir, d, l.device))
-                .collect::<Result<Vec<_>>>()?;
-            let mut enc = Encoder::load(d, l.device, l.dtype, !heads.is_empty())?;
+            let mut enc = Encoder::load(d, l.device, l.dtype, !l.tuned.is_empty())?;
             if let Some(a) = &l.adapter {
                 crate::models::lora::Adapter::load(a, &enc.config)?.merge_into(&mut enc)?;
             }
+            let heads = Heads::load(l, d, &enc)?;
             Model::Encoder(Box::new(enc), heads)
         }
         Target::Nli => Model::Nli(Box::new(SeqClassifier::load(d, l.device, l.dtype)?)),
@@ -279,11 +314,15 @@ impl Models {
                 if let (Target::Encoder, Some(a)) = (t, l.adapter) {
                     kinds[0] = format!("{t:?}+{}/{tag}", crate::models::lora::weights_sha256(a)?);
                 }
-                for (dir, _) in tuned {
+                for (dir, meta) in tuned {
                     let w =
                         crate::cache::file_sha256(&dir.join(crate::models::head::WEIGHTS_FILE))?;
                     let m = crate::cache::file_sha256(&dir.join(crate::models::head::META_FILE))?;
-                    kinds.push(format!("head:{w}:{m}/{tag}"));
+                    // A head for any target gives each target its own outputs.
+                    let t = meta.target_text.as_ref().map_or(String::new(), |t| {
+                        format!(":{}", crate::hash::sha256_bytes(t.as_bytes()))
+                    });
+                    kinds.push(format!("head:{w}:{m}{t}/{tag}"));
                 }
                 FeatureCache::open(&sha)?.enabled().map(|c| (c, kinds))
             } else {
@@ -354,6 +393,7 @@ impl Workers {
         };
         let mut pending = t.pending;
         let total: usize = t.items.iter().map(|(_, v)| v.len()).sum();
+        let wants = t.wants;
         std::thread::scope(|s| -> Result<()> {
             let producer = s.spawn(move || {
                 for (target, items) in t.items {
@@ -361,10 +401,11 @@ impl Workers {
                     let mut slots: Vec<Option<(Key, Encoded)>> =
                         items.into_iter().map(Some).collect();
                     for b in batch::plan(&lens, budget) {
-                        let msg: BatchMsg = b
+                        let items = b
                             .iter()
                             .map(|&i| slots[i].take().expect("each item once"))
                             .collect();
+                        let msg: BatchMsg = (items, wants.clone());
                         if self.senders[&target].send(msg).is_err() {
                             return; // the worker failed; its error arrives as a reply
                         }
@@ -398,39 +439,63 @@ impl Workers {
     }
 }
 
-/// Per item of a batch: the model's output, then each tuned head's.
-type ItemOutputs = Vec<Vec<f32>>;
+/// Per item of a batch: the model's output, then each tuned head's (`None`
+/// where the item does not want the head).
+type ItemOutputs = Vec<Option<Vec<f32>>>;
 
-/// Runs `model` on `items` (one padded batch).
+/// Per item, which outputs it wants: the model's always; a tuned head's
+/// where [`Wants`] asks for it (paragraph windows only, never anchors).
+fn wanted(batch: &[(Key, Encoded)], wants: &Wants, heads: usize) -> Vec<Vec<bool>> {
+    batch
+        .iter()
+        .map(|(k, _)| {
+            let para = match k {
+                Key::Emb { para, .. } => Some(*para as usize),
+                _ => None,
+            };
+            let head = |h: usize| {
+                para.is_some_and(|p| {
+                    wants
+                        .get(p)
+                        .is_none_or(|w| w.get(h).copied().unwrap_or(true))
+                })
+            };
+            std::iter::once(true).chain((0..heads).map(head)).collect()
+        })
+        .collect()
+}
+
+/// Runs `model` on `items` (one padded batch); `want[i]` as [`wanted`].
 fn compute(
     model: &Model,
     dir: &ModelDir,
     items: &[&Encoded],
+    want: &[&[bool]],
     device: Device,
 ) -> Result<Vec<ItemOutputs>> {
     let padded = batch::pad(items, dir.pad_id, dir.max_len, device);
     let lens: Vec<usize> = items.iter().map(|e| e.len()).collect();
-    let mut out: Vec<ItemOutputs> = vec![vec![]; items.len()];
     let main = match model {
-        Model::Encoder(m, tuned) => {
+        Model::Encoder(m, heads) => {
             // One pass; each tuned head reads the layer it branches from.
-            let layers: Vec<usize> = tuned.iter().map(TunedHead::layer).collect();
+            let layers: Vec<usize> = heads.loaded.iter().map(TunedHead::layer).collect();
             let (pooled, states) = m.forward_layers(&padded, &layers)?;
-            let mut heads: Vec<Vec<Vec<f32>>> = vec![];
-            for (head, st) in tuned.iter().zip(&states) {
-                let t = tch::no_grad(|| head.forward_t(st, &padded.mask, false));
-                heads.push(if head.pooled {
-                    crate::models::rows(&t, &[])?
-                } else {
-                    crate::models::rows(&t.softmax(-1, tch::Kind::Float), &lens)?
-                });
-            }
-            for (i, row) in crate::models::rows(&pooled, &[])?.into_iter().enumerate() {
-                out[i].push(row);
-            }
-            for h in heads {
-                for (i, row) in h.into_iter().enumerate() {
-                    out[i].push(row);
+            let mut out: Vec<ItemOutputs> = crate::models::rows(&pooled, &[])?
+                .into_iter()
+                .map(|r| {
+                    std::iter::once(Some(r))
+                        .chain(heads.uses.iter().map(|_| None))
+                        .collect()
+                })
+                .collect();
+            for (h, (i, prefix)) in heads.uses.iter().enumerate() {
+                let rows: Vec<usize> = (0..items.len()).filter(|&r| want[r][1 + h]).collect();
+                let run = HeadRun {
+                    head: &heads.loaded[*i],
+                    prefix: prefix.as_ref(),
+                };
+                for (r, v) in run.rows(&states[*i], &padded.mask, &rows, &lens)? {
+                    out[r][1 + h] = Some(v);
                 }
             }
             return Ok(out);
@@ -440,10 +505,41 @@ fn compute(
             crate::models::rows(&m.forward(&padded)?.softmax(-1, tch::Kind::Float), &lens)?
         }
     };
-    for (i, row) in main.into_iter().enumerate() {
-        out[i].push(row);
+    Ok(main.into_iter().map(|row| vec![Some(row)]).collect())
+}
+
+/// One use of a tuned head.
+struct HeadRun<'a> {
+    head: &'a TunedHead,
+    prefix: Option<&'a tch::Tensor>,
+}
+
+impl HeadRun<'_> {
+    /// Outputs for batch rows `rows` (states `[batch, seq, hidden]`): per
+    /// row, its logits (pooled) or token probabilities (NER).
+    fn rows(
+        &self,
+        states: &tch::Tensor,
+        mask: &tch::Tensor,
+        rows: &[usize],
+        lens: &[usize],
+    ) -> Result<Vec<(usize, Vec<f32>)>> {
+        if rows.is_empty() {
+            return Ok(vec![]);
+        }
+        let idx: Vec<i64> = rows.iter().map(|&i| i as i64).collect();
+        let idx = tch::Tensor::from_slice(&idx).to_device(states.device());
+        let (st, m) = (states.index_select(0, &idx), mask.index_select(0, &idx));
+        let head = self.head;
+        let t = tch::no_grad(|| head.forward_prefixed(self.prefix, &st, &m));
+        let values = if head.pooled {
+            crate::models::rows(&t, &[])?
+        } else {
+            let lens: Vec<usize> = rows.iter().map(|&i| lens[i]).collect();
+            crate::models::rows(&t.softmax(-1, tch::Kind::Float), &lens)?
+        };
+        Ok(rows.iter().copied().zip(values).collect())
     }
-    Ok(out)
 }
 
 /// One batch's outputs: from the feature cache where it has them, else
@@ -451,14 +547,13 @@ fn compute(
 /// along as extra entries.
 fn answer(
     served: &mut Served,
-    batch: &[(Key, Encoded)],
+    (batch, wants): &BatchMsg,
     device: Device,
     busy: &AtomicU64,
     ner_model: bool,
 ) -> ReplyMsg {
     let dir = served.dir.clone();
-    let n = batch.len();
-    let mut outs: Vec<Option<ItemOutputs>> = vec![None; n];
+    let want = wanted(batch, wants, served.pooled.len());
     let keys: Vec<Vec<String>> = match &served.cache {
         Some((_, kinds)) => batch
             .iter()
@@ -466,13 +561,18 @@ fn answer(
             .collect(),
         None => vec![],
     };
-    if let Some((c, _)) = &served.cache {
-        for (i, ks) in keys.iter().enumerate() {
-            let got: Option<ItemOutputs> = ks.iter().map(|k| c.get(k)).collect();
-            outs[i] = got;
-        }
-    }
-    let miss: Vec<usize> = (0..n).filter(|&i| outs[i].is_none()).collect();
+    // An item is answered from the cache when it holds every output wanted.
+    let mut outs: Vec<Option<ItemOutputs>> = (0..batch.len())
+        .map(|i| {
+            let (c, _) = served.cache.as_ref()?;
+            keys[i]
+                .iter()
+                .zip(&want[i])
+                .map(|(k, &w)| if w { c.get(k).map(Some) } else { Some(None) })
+                .collect()
+        })
+        .collect();
+    let miss: Vec<usize> = (0..batch.len()).filter(|&i| outs[i].is_none()).collect();
     if !miss.is_empty() {
         if let Slot::Lazy(f) = &mut served.slot {
             let load = f.take().expect("a model loads once");
@@ -482,27 +582,42 @@ fn answer(
             unreachable!("loaded above")
         };
         let items: Vec<&Encoded> = miss.iter().map(|&i| &batch[i].1).collect();
+        let w: Vec<&[bool]> = miss.iter().map(|&i| want[i].as_slice()).collect();
         let started = Instant::now();
-        let computed = compute(model, &dir, &items, device)?;
+        let computed = compute(model, &dir, &items, &w, device)?;
         busy.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
         for (&i, o) in miss.iter().zip(computed) {
             if let Some((c, _)) = &served.cache {
                 for (k, v) in keys[i].iter().zip(&o) {
-                    c.put(k, v);
+                    if let Some(v) = v {
+                        c.put(k, v);
+                    }
                 }
             }
             outs[i] = Some(o);
         }
     }
-    let mut items = Vec::with_capacity(n);
+    Ok(reply(batch, outs, &served.pooled, ner_model))
+}
+
+/// The reply: each item's model output, and its tuned heads' as extras.
+fn reply(
+    batch: &[(Key, Encoded)],
+    outs: Vec<Option<ItemOutputs>>,
+    pooled: &[bool],
+    ner_model: bool,
+) -> Reply {
+    let mut items = Vec::with_capacity(batch.len());
     let mut extra = vec![];
     for ((k, e), o) in batch.iter().zip(outs) {
         let mut o = o.expect("computed or cached").into_iter();
-        let main = o.next().expect("the model's output");
+        let main = o.next().flatten().expect("the model's output");
         items.push((*k, main, ner_model.then(|| e.clone())));
         for (h, v) in o.enumerate() {
-            let Key::Emb { para, win } = *k else { continue };
-            extra.push(if served.pooled[h] {
+            let (Key::Emb { para, win }, Some(v)) = (*k, v) else {
+                continue;
+            };
+            extra.push(if pooled[h] {
                 let head = h as u16;
                 (Key::Tuned { head, para, win }, v, None)
             } else {
@@ -510,7 +625,7 @@ fn answer(
             });
         }
     }
-    Ok(Reply { items, extra })
+    Reply { items, extra }
 }
 
 fn serve(

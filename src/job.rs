@@ -17,7 +17,7 @@ use crate::plan::{Engine, Input, Job, ModelSet, Plan, Targets, Tasks};
 use crate::record::Row;
 use crate::scan::Scan;
 use crate::segment::SegmentConfig;
-use crate::task::HeadKind;
+use crate::task::{HeadKind, Task};
 use polars::prelude::DataFrame;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -155,6 +155,7 @@ fn open_models(codebook: Option<&Codebook>, m: &ModelChoice, tasks: Tasks) -> Re
     };
     let (heads, tuned) = load_heads(&m.heads, tasks)?;
     let adapter = heads_adapter(&heads, &tuned)?;
+    let tuned = per_target(tuned, &heads, codebook);
     let uses_encoder = needs_classes
         && codebook.is_some_and(|c| {
             nli.is_none()
@@ -235,6 +236,37 @@ fn load_heads(dirs: &[PathBuf], tasks: Tasks) -> Result<Loaded> {
         }
     }
     Ok((heads, tuned))
+}
+
+/// A head for any stance target answers each codebook target that has no
+/// head of its own: one copy per target, reading that target's text.
+fn per_target(
+    tuned: Vec<(PathBuf, HeadMeta)>,
+    heads: &[Head],
+    codebook: Option<&Codebook>,
+) -> Vec<(PathBuf, HeadMeta)> {
+    let any = Task::any_stance();
+    let (anys, mut out): (Vec<_>, Vec<_>) = tuned.into_iter().partition(|t| t.1.task == any);
+    let (Some((dir, meta)), Some(cb)) = (anys.into_iter().next(), codebook) else {
+        return out;
+    };
+    let own: Vec<Task> = heads
+        .iter()
+        .map(|h| h.meta.task.clone())
+        .chain(out.iter().map(|t| t.1.task.clone()))
+        .collect();
+    for st in &cb.stances {
+        let task = Task::Stance(st.id.clone());
+        if !own.contains(&task) {
+            let meta = HeadMeta {
+                task,
+                target_text: Some(st.conditioning_text()),
+                ..meta.clone()
+            };
+            out.push((dir.clone(), meta));
+        }
+    }
+    out
 }
 
 /// The adapter the heads share, if they were trained with one: every head

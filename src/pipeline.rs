@@ -449,7 +449,8 @@ fn prepare(plan: &Plan, scan: &Scan, toks: &Tokenizers, w: Vec<(u64, Record)>) -
             .collect(),
     };
     let refs: Vec<Option<&Targets>> = only.iter().map(Option::as_ref).collect();
-    let tokenized = toks.tokenize(&plan.work(&texts, &refs))?;
+    let mut tokenized = toks.tokenize(&plan.work(&texts, &refs))?;
+    tokenized.wants = std::sync::Arc::new(plan.head_wants(&refs));
     let records: Vec<&Record> = w.iter().map(|(_, r)| r).collect();
     let passthrough = crate::input::passthrough(&records, &scan.schema)?;
     let counts = segs

@@ -420,6 +420,32 @@ impl<'j> Plan<'j> {
         self.job.stance_only.is_none() || only.is_some_and(|o| o.contains(&i))
     }
 
+    /// Per paragraph, which tuned heads the encoder runs on it: a stance or
+    /// holder head only where the paragraph is scored for its target.
+    pub fn head_wants(&self, only: &[Option<&Targets>]) -> crate::infer::Wants {
+        let (Some(cb), Some(_)) = (self.cb, &self.job.stance_only) else {
+            return vec![];
+        };
+        let target_of: Vec<Option<usize>> = self
+            .job
+            .models
+            .tuned
+            .iter()
+            .map(|(_, m)| {
+                let t = m.task.target()?;
+                cb.stances.iter().position(|s| s.id == t)
+            })
+            .collect();
+        only.iter()
+            .map(|o| {
+                target_of
+                    .iter()
+                    .map(|t| t.is_none_or(|i| self.scores(i, *o)))
+                    .collect()
+            })
+            .collect()
+    }
+
     /// Per paragraph: its embedding, topic NLI, ungated NLI stance, NER;
     /// `only[p]` restricts paragraph `p`'s stance targets.
     pub fn work<'a>(&'a self, texts: &[&'a str], only: &[Option<&Targets>]) -> Vec<Work<'a>> {

@@ -27,6 +27,12 @@ const HOLDER_SUFFIX: &str = "_holder";
 /// The labels of a stance head and column.
 pub const STANCE_LABELS: [&str; 3] = ["favor", "against", "none"];
 
+/// The target of a head that answers every stance target (`task =
+/// "stance_*"` in `head.toml`): it reads the target's text before the
+/// paragraph, so a job gives it each codebook target that has no head of
+/// its own. Never a codebook id (`is_valid_target` refuses it).
+pub const ANY_TARGET: &str = "*";
+
 /// The labels of a holder head and column.
 pub const HOLDER_LABELS: [&str; 2] = ["author", "reported"];
 
@@ -134,6 +140,11 @@ impl Task {
         }
     }
 
+    /// Stance on any target: the task of a head that reads the target's text.
+    pub fn any_stance() -> Task {
+        Task::Stance(ANY_TARGET.into())
+    }
+
     /// Whether its labels are favor/against/none, scored with F_avg too.
     pub fn is_stance(&self) -> bool {
         matches!(self, Task::Stance(_))
@@ -232,7 +243,7 @@ impl Col {
 /// Whether a codebook stance id makes task names that read back as the same
 /// target (a `_holder` ending would be read as a holder task).
 pub fn is_valid_target(id: &str) -> bool {
-    !id.is_empty() && !id.ends_with(HOLDER_SUFFIX)
+    !id.is_empty() && !id.ends_with(HOLDER_SUFFIX) && id != ANY_TARGET
 }
 
 fn list_of(item: DataType) -> DataType {

@@ -251,5 +251,11 @@ fn profile_heads(a: &Args, l: &ev::Loaded) -> Result<Vec<PathBuf>> {
             }
             Ok(dir)
         })
-        .collect()
+        .collect::<Result<Vec<PathBuf>>>()
+        .map(|mut dirs| {
+            // A head for any target is recorded once per target it answered.
+            let mut seen = std::collections::HashSet::new();
+            dirs.retain(|d| seen.insert(d.clone()));
+            dirs
+        })
 }

@@ -185,7 +185,7 @@ pub fn load(
 /// Stance targets named in the gold's `target` column that the codebook
 /// lacks become codebook targets (their text is the target; favor and
 /// against are the default sentences), so NLI or similarity scores them.
-fn with_row_targets(
+pub(super) fn with_row_targets(
     codebook: Option<Codebook>,
     gold: &[GoldItem],
     quiet: bool,

@@ -110,6 +110,12 @@ pub struct Args {
     /// folder beside the adapter (`OUT/NAME`).
     #[arg(long)]
     pub adapter: Option<PathBuf>,
+    /// `stance`: one head for any target (a cross-encoder over its tuned
+    /// layers, reading each target's text before the paragraph), trained on
+    /// every target the gold labels: the codebook's, and those named in a
+    /// long sheet's `target` column. Default --tune-layers 4.
+    #[arg(long)]
+    pub any_target: bool,
     /// NER: GOLD=NEW entity-type renames, e.g. `PERS=PER` (comma-separated or repeated).
     #[arg(long, value_delimiter = ',', value_parser = super::eval::parse_pair)]
     pub entity_map: Vec<(String, String)>,
@@ -125,6 +131,14 @@ pub fn run(mut a: Args) -> Result<()> {
     if a.kind == Kind::Ner {
         a.tune_layers.get_or_insert(2);
         return run_ner(a);
+    }
+    if a.any_target {
+        anyhow::ensure!(
+            a.kind == Kind::Stance,
+            "--any-target is for `paratag train stance`"
+        );
+        a.tune_layers.get_or_insert(4);
+        return run_any_target(a);
     }
     let cb_path = a
         .codebook
@@ -142,10 +156,6 @@ pub fn run(mut a: Args) -> Result<()> {
         Ok(examples::classes(&items, &task, &names))
     };
     let adapter = match &a.adapter {
-        Some(d) if a.tune_layers.unwrap_or(0) > 0 => anyhow::bail!(
-            "{}: --adapter is for linear heads (no --tune-layers); `paratag train multi` tunes with adapters",
-            d.display()
-        ),
         Some(d) => Some(beside_adapter(d, &a.output)?),
         None => None,
     };
@@ -176,7 +186,7 @@ pub fn run(mut a: Args) -> Result<()> {
                 .collect()
         };
         let dev = dev.map_or_else(Vec::new, |(t, y)| gold(t, y));
-        return train_tuned(&a, kind, &task, names, gold(texts, ys), dev);
+        return train_tuned(&a, kind, &task, names, (gold(texts, ys), dev), None);
     }
     if dev.as_ref().is_some_and(|d| d.0.is_empty()) {
         anyhow::bail!("{}: no items labeled for {task}", names_of(&a.dev));
@@ -298,6 +308,7 @@ fn train_linear(
             tune_layers: None,
             dev_entity_f1: None,
             adapter_sha256: adapter.map(|a| a.1),
+            target_text: None,
         },
         weight: fitted.weight,
         bias: fitted.bias,
@@ -351,8 +362,8 @@ fn run_ner(a: Args) -> Result<()> {
         HeadKind::Ner,
         &Task::Entities,
         names,
-        train_items,
-        dev_items,
+        (train_items, dev_items),
+        None,
     )
 }
 
@@ -403,8 +414,8 @@ fn train_tuned(
     kind: HeadKind,
     task: &Task,
     names: Vec<String>,
-    train_items: Items,
-    dev_items: Items,
+    (train_items, dev_items): (Items, Items),
+    targets: Option<(Vec<String>, Vec<String>)>,
 ) -> Result<()> {
     if let Some(t) = a.threads {
         tch::set_num_threads(t as i32);
@@ -430,6 +441,12 @@ fn train_tuned(
         class_weights: !a.no_class_weights,
         batch_tokens: a.batch_tokens,
         train_sha256: examples::data_sha256(&a.train)?,
+        adapter: a
+            .adapter
+            .as_deref()
+            .map(|d| beside_adapter(d, &a.output))
+            .transpose()?,
+        targets,
     };
     let (head, fitted) = tuned::train(&spec, &train_items, &dev_items, &|m| {
         eprintln!("paratag: {m}")
@@ -454,6 +471,66 @@ fn train_tuned(
         ),
     }
     Ok(())
+}
+
+/// Texts, class indices and each text's target text.
+type Pairs = (Items, Vec<String>);
+
+/// Every (target, text) pair the gold labels for stance, with the target's
+/// conditioning text; targets from a `target` column join the codebook's.
+fn stance_pairs(a: &Args, paths: &[PathBuf], base: Option<&Codebook>) -> Result<Pairs> {
+    let mut gold = vec![];
+    for p in paths {
+        let (_, items, read) = paratag::formats::read_reported(p, &a.format.read_options())?;
+        eprintln!("paratag: gold {}", read.line(p));
+        gold.extend(items);
+    }
+    let cb = super::eval::with_row_targets(base.cloned(), &gold, true)?
+        .context("the gold labels no stance target: give -c CODEBOOK or a `target` column")?;
+    paratag::formats::validate(&mut gold, &LabelSet::from_codebook(Some(&cb)))?;
+    let names: Vec<String> = paratag::task::STANCE_LABELS.map(String::from).to_vec();
+    let (mut items, mut targets): Pairs = (vec![], vec![]);
+    for st in &cb.stances {
+        let (texts, ys, _) = examples::classes(&gold, &Task::Stance(st.id.clone()), &names);
+        targets.extend(std::iter::repeat_n(st.conditioning_text(), texts.len()));
+        items.extend(texts.into_iter().zip(ys).map(|(t, y)| (t, Gold::Class(y))));
+    }
+    Ok((items, targets))
+}
+
+/// `paratag train stance --any-target`: a tuned head for every target.
+fn run_any_target(a: Args) -> Result<()> {
+    let cb = a.codebook.as_deref().map(Codebook::load).transpose()?;
+    let (train_items, train_targets) = stance_pairs(&a, &a.train, cb.as_ref())?;
+    let (dev_items, dev_targets) = match a.holdout {
+        Some(_) => anyhow::bail!("--any-target takes --dev, not --holdout"),
+        None => stance_pairs(&a, &a.dev, cb.as_ref())?,
+    };
+    let ys: Vec<usize> = train_items
+        .iter()
+        .map(|(_, g)| match g {
+            Gold::Class(y) => *y,
+            Gold::Spans(_) => 0,
+        })
+        .collect();
+    let task = Task::any_stance();
+    check_classes(&a, &task, &ys)?;
+    eprintln!(
+        "paratag: train {task}: {} pairs over {} targets, dev {} pairs",
+        train_items.len(),
+        train_targets.iter().collect::<BTreeSet<_>>().len(),
+        dev_items.len()
+    );
+    let names = paratag::task::STANCE_LABELS.map(String::from).to_vec();
+    let targets = Some((train_targets, dev_targets));
+    train_tuned(
+        &a,
+        HeadKind::Stance,
+        &task,
+        names,
+        (train_items, dev_items),
+        targets,
+    )
 }
 
 /// The gold-reading options of a recipe source, parsed as `eval` parses

@@ -450,6 +450,21 @@ impl Encoder {
         self.config.num_hidden_layers as usize
     }
 
+    /// The token states `[tokens, hidden]` that encoder layer `layer`
+    /// outputs for one text (its first window, with the text prefix), as a
+    /// paragraph's would be: what a head for any target reads first.
+    pub fn text_states(&self, text: &str, layer: usize) -> Result<Tensor> {
+        let tok = self.dir.tokenizer()?;
+        let wins = tok.windows(&format!("{}{text}", self.prefix), 0)?;
+        let first = wins
+            .first()
+            .ok_or_else(|| Error::Config(format!("target text `{text}` has no tokens")))?;
+        let device = self._vs.device();
+        let padded = crate::batch::pad(&[first], self.dir.pad_id, self.dir.max_len, device);
+        let (_, states) = self.forward_layers(&padded, &[layer])?;
+        Ok(states[0].get(0).narrow(0, 0, first.len() as i64).copy())
+    }
+
     /// Unit-length embeddings `[batch, hidden]`.
     pub fn forward(&self, p: &Padded) -> Result<Tensor> {
         Ok(self.forward_layers(p, &[])?.0)

@@ -55,6 +55,12 @@ pub struct HeadMeta {
     /// The head reads the adapted encoder, so it is refused without it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adapter_sha256: Option<String>,
+    /// Heads for any stance target (`task = "stance_*"`): the target text
+    /// this copy reads before each paragraph
+    /// ([`crate::codebook::StanceTarget::conditioning_text`]). Set when a job
+    /// gives the head a codebook target; never written to `head.toml`.
+    #[serde(skip)]
+    pub target_text: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

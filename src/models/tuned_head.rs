@@ -6,6 +6,14 @@
 //! encoder pass as every other head: the encoder thread hands it layer
 //! `layer`'s token states.
 //!
+//! A head for any stance target (`task = "stance_*"`) is a cross-encoder
+//! over its top layers: the target's text, run through the same encoder
+//! once per job up to `layer` ([`TunedHead::forward_prefixed`]), is put before each
+//! paragraph's layer-`layer` states, and the tuned layers attend over both
+//! (the lower layers see each text alone, as in DeFormer, Cao et al. 2020).
+//! So one encoder pass still serves every head; each target costs only the
+//! tuned layers.
+//!
 //! The head folder is the one [`super::head`] describes, with `layer` and
 //! `tune_layers` in `head.toml`; `head.safetensors` holds only the tuned
 //! layers (`layer.{j}.…`, BERT names) and `classifier.weight` /
@@ -145,6 +153,25 @@ impl TunedHead {
 
     /// Label logits from layer `layer`'s states `[batch, seq, hidden]`:
     /// `[batch, seq, labels]` per token, or `[batch, labels]` when pooled.
+    /// Tagging: a head for any target reads `prefix`, its target text's
+    /// layer-`layer` states `[tokens, hidden]`, before each row's.
+    pub fn forward_prefixed(
+        &self,
+        prefix: Option<&Tensor>,
+        states: &Tensor,
+        mask: &Tensor,
+    ) -> Tensor {
+        match prefix {
+            Some(p) => {
+                let (states, mask) = with_prefix(p, states, mask);
+                self.forward_t(&states, &mask, false)
+            }
+            None => self.forward_t(states, mask, false),
+        }
+    }
+
+    /// Label logits from layer `layer`'s states (a head for any target:
+    /// the target's states first) `[batch, seq, hidden]`.
     pub fn forward_t(&self, states: &Tensor, mask: &Tensor, train: bool) -> Tensor {
         let m = mask.to_kind(Kind::Float);
         let ext = attention_mask(mask, Kind::Float);
@@ -199,6 +226,22 @@ impl TunedHead {
     pub fn layer(&self) -> usize {
         self.meta.layer.unwrap_or(0)
     }
+}
+
+/// `prefix` `[t, hidden]` put before each row of `states` `[batch, seq,
+/// hidden]`, with the mask grown to match.
+pub fn with_prefix(prefix: &Tensor, states: &Tensor, mask: &Tensor) -> (Tensor, Tensor) {
+    let b = states.size()[0];
+    let t = prefix.size()[0];
+    let p = prefix
+        .to_kind(states.kind())
+        .unsqueeze(0)
+        .expand([b, t, prefix.size()[1]], false);
+    let ones = Tensor::ones([b, t], (mask.kind(), mask.device()));
+    (
+        Tensor::cat(&[p, states.shallow_clone()], 1),
+        Tensor::cat(&[ones, mask.shallow_clone()], 1),
+    )
 }
 
 /// The mean of token states `[batch, seq, hidden]` over the unmasked tokens

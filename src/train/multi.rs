@@ -507,6 +507,7 @@ fn new_heads(
                 tune_layers: Some(0),
                 dev_entity_f1: None,
                 adapter_sha256: None,
+                target_text: None,
             };
             TunedHead::new(meta, &enc.config, tch::Device::Cpu)
         })

@@ -44,6 +44,8 @@ pub struct Example {
     /// NER: per token, its label index, or -100 for special and prefix
     /// tokens. Pooled heads: the one label of the text.
     pub labels: Vec<i64>,
+    /// The training item the window belongs to.
+    pub item: usize,
 }
 
 /// What the head predicts.
@@ -348,32 +350,84 @@ pub struct Spec<'a> {
     pub class_weights: bool,
     pub batch_tokens: usize,
     pub train_sha256: String,
+    /// Read the encoder with this adapter merged (its folder and sha256), so
+    /// the head joins that adapter's heads in one encoder pass.
+    pub adapter: Option<(std::path::PathBuf, String)>,
+    /// A head for any stance target: each train and dev item's target text
+    /// ([`crate::codebook::conditioning_text`]), read before the item.
+    pub targets: Option<(Vec<String>, Vec<String>)>,
+}
+
+/// Where a head branches: the encoder layer, and `+<adapter sha256>` when
+/// the encoder has an adapter merged (its states are its own in the cache).
+struct Branch {
+    layer: usize,
+    adapter_tag: String,
+}
+
+/// Puts each example's target-text states before its own (heads for any
+/// target): the target texts are encoded once each.
+fn with_targets(
+    examples: Vec<Example>,
+    targets: &[String],
+    enc: &crate::models::encoder::Encoder,
+    at: &Branch,
+    batch_tokens: usize,
+) -> Result<Vec<Example>> {
+    let distinct: Vec<&String> = targets
+        .iter()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let items: Items = distinct
+        .iter()
+        .map(|t| (t.to_string(), Gold::Class(0)))
+        .collect();
+    let mut first: Vec<Option<Tensor>> = (0..items.len()).map(|_| None).collect();
+    for x in layer_examples(&items, enc, at, batch_tokens)? {
+        // A target text longer than one window keeps its first.
+        first[x.item].get_or_insert(x.states);
+    }
+    Ok(examples
+        .into_iter()
+        .map(|x| {
+            let k = distinct
+                .binary_search(&&targets[x.item])
+                .expect("every target encoded");
+            let t = first[k].as_ref().expect("every target encoded");
+            Example {
+                states: Tensor::cat(&[t.shallow_clone(), x.states], 0),
+                ..x
+            }
+        })
+        .collect())
 }
 
 /// Encodes texts and caches the branch layer's token states per window.
 fn layer_examples(
     items: &Items,
     enc: &crate::models::encoder::Encoder,
-    layer: usize,
+    at: &Branch,
     batch_tokens: usize,
 ) -> Result<Vec<Example>> {
+    let layer = at.layer;
     let tok = enc.dir.tokenizer()?;
     let shift = enc.prefix.chars().count();
-    let mut wins: Vec<(Encoded, Vec<i64>)> = Vec::new();
-    for (text, gold) in items {
+    let mut wins: Vec<(Encoded, Vec<i64>, usize)> = Vec::new();
+    for (item, (text, gold)) in items.iter().enumerate() {
         for w in tok.windows(&format!("{}{text}", enc.prefix), tok.max_len / 8)? {
             let labels = match gold {
                 Gold::Spans(spans) => token_labels(&w, spans, shift),
                 Gold::Class(y) => vec![*y as i64],
             };
-            wins.push((w, labels));
+            wins.push((w, labels, item));
         }
     }
     let lens: Vec<usize> = wins.iter().map(|w| w.0.len()).collect();
     let mut states: Vec<Option<tch::Tensor>> = (0..wins.len()).map(|_| None).collect();
     // A sweep over heads and options encodes each text once.
     let cache = FeatureCache::open(&enc.dir.weights_sha256()?)?.enabled();
-    let kind = format!("layer{layer}/f32/cpu");
+    let kind = format!("layer{layer}{}/f32/cpu", at.adapter_tag);
     let keys: Vec<String> = wins
         .iter()
         .map(|w| FeatureCache::key(&kind, &w.0))
@@ -409,9 +463,10 @@ fn layer_examples(
     Ok(wins
         .into_iter()
         .zip(states)
-        .map(|((_, labels), s)| Example {
+        .map(|((_, labels, item), s)| Example {
             states: s.expect("every window encoded"),
             labels,
+            item,
         })
         .collect())
 }
@@ -435,7 +490,17 @@ fn new_meta(
         encoder_id: dir.id.clone(),
         encoder_sha256: dir.weights_sha256()?,
         features: format!(
-            "token states of encoder layer {layer}, then {k} tuned layers{}",
+            "token states of encoder layer {layer}{}{}, then {k} tuned layers{}",
+            if spec.adapter.is_some() {
+                " (adapter merged)"
+            } else {
+                ""
+            },
+            if spec.targets.is_some() {
+                ", the target text's before the paragraph's"
+            } else {
+                ""
+            },
             if pooled { ", mean-pooled" } else { "" }
         ),
         temperature: 1.0,
@@ -455,8 +520,23 @@ fn new_meta(
         layer: Some(layer),
         tune_layers: Some(k),
         dev_entity_f1: None,
-        adapter_sha256: None,
+        adapter_sha256: spec.adapter.as_ref().map(|a| a.1.clone()),
+        target_text: None,
     })
+}
+
+/// The f32 encoder on the CPU, with the spec's adapter merged.
+fn encoder(spec: &Spec) -> Result<crate::models::encoder::Encoder> {
+    let mut enc = crate::models::encoder::Encoder::load(
+        spec.encoder,
+        tch::Device::Cpu,
+        crate::models::DType::F32,
+        true,
+    )?;
+    if let Some((dir, _)) = &spec.adapter {
+        crate::models::lora::Adapter::load(dir, &enc.config)?.merge_into(&mut enc)?;
+    }
+    Ok(enc)
 }
 
 /// Copies the encoder's layers above the branch layer, fits them and the
@@ -476,12 +556,7 @@ pub fn train(
         ));
     }
     let dir = spec.encoder;
-    let enc = crate::models::encoder::Encoder::load(
-        dir,
-        tch::Device::Cpu,
-        crate::models::DType::F32,
-        true,
-    )?;
+    let enc = encoder(spec)?;
     let n = enc.num_layers();
     let k = spec.tune_layers;
     let layer = spec.layer.unwrap_or(n.saturating_sub(k));
@@ -493,8 +568,19 @@ pub fn train(
     report(&format!(
         "branch at encoder layer {layer} of {n}, tuning {k} layers; encoding"
     ));
-    let train_x = layer_examples(train_items, &enc, layer, spec.batch_tokens)?;
-    let dev_x = layer_examples(dev_items, &enc, layer, spec.batch_tokens)?;
+    let at = Branch {
+        layer,
+        adapter_tag: spec
+            .adapter
+            .as_ref()
+            .map_or(String::new(), |a| format!("+{}", a.1)),
+    };
+    let mut train_x = layer_examples(train_items, &enc, &at, spec.batch_tokens)?;
+    let mut dev_x = layer_examples(dev_items, &enc, &at, spec.batch_tokens)?;
+    if let Some((t, d)) = &spec.targets {
+        train_x = with_targets(train_x, t, &enc, &at, spec.batch_tokens)?;
+        dev_x = with_targets(dev_x, d, &enc, &at, spec.batch_tokens)?;
+    }
     let pooled = spec.kind != HeadKind::Ner;
     let class_weights = pooled && spec.class_weights;
     let meta = new_meta(spec, layer, k, train_items.len())?;

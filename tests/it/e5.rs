@@ -488,6 +488,7 @@ fn default_profile_is_the_quick_start() {
         "stance_ukraine_aid",
         "stance_ukraine_aid_holder",
         "entities",
+        "stance_*",
     ] {
         assert!(
             s.contains(&format!(
@@ -536,24 +537,8 @@ fn the_research_loop_runs_on_the_default_profile() {
     let (t, home) = default_home();
     let (cb, heads) = default_heads();
     let gold = root().join("datasets/ukraine-aid/dev.jsonl");
-    let g = gold.to_str().unwrap();
     let report = |name: &str, extra: &[&str]| -> serde_json::Value {
-        let out = t.path().join(format!("{name}.json"));
-        let mut a = vec![
-            "eval",
-            "--gold",
-            g,
-            "--bootstrap",
-            "50",
-            "-q",
-            "--json",
-            out.to_str().unwrap(),
-        ];
-        a.extend_from_slice(extra);
-        let o = run_in(&home, t.path(), &a);
-        assert!(o.status.success(), "{}", super::stderr(&o));
-        let mut v: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+        let mut v = eval_json(&home, t.path(), &gold, name, extra);
         v.as_object_mut().unwrap().remove("gold");
         v
     };
@@ -579,7 +564,7 @@ fn the_research_loop_runs_on_the_default_profile() {
         &[
             "calibrate",
             "--gold",
-            g,
+            gold.to_str().unwrap(),
             "-o",
             cal.to_str().unwrap(),
             "--install-profile",
@@ -730,4 +715,133 @@ fn multi_task_model_tags_the_quick_start_corpus_with_holders() {
         ents.iter().any(|e| e.0 == "Ukraine" && e.1 == "LOC"),
         "{ents:?}"
     );
+}
+
+/// `paratag eval --gold GOLD --bootstrap 50 -q --json CWD/NAME.json EXTRA`
+/// in `home`: the JSON report.
+fn eval_json(
+    home: &Path,
+    cwd: &Path,
+    gold: &Path,
+    name: &str,
+    extra: &[&str],
+) -> serde_json::Value {
+    let out = cwd.join(format!("{name}.json"));
+    let mut a = vec![
+        "eval",
+        "--gold",
+        gold.to_str().unwrap(),
+        "--bootstrap",
+        "50",
+        "-q",
+        "--json",
+        out.to_str().unwrap(),
+    ];
+    a.extend_from_slice(extra);
+    let o = super::profile::run_in(home, cwd, &a);
+    assert!(o.status.success(), "{}", super::stderr(&o));
+    serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap()
+}
+
+/// The hard cases of `datasets/ukraine-aid/GUIDELINES.md` (events, sarcasm,
+/// rebuttals, conditions, sports, polls, wire furniture; never trained on):
+/// the default model must not fall below the accuracy it had when the set
+/// was written (topic 27 of 36, stance 30 of 36, holder 15 of 16).
+#[test]
+fn the_default_model_keeps_its_hard_cases() {
+    use super::profile::root;
+    let (t, home) = default_home();
+    let gold = root().join("datasets/ukraine-aid/hard-cases.jsonl");
+    let v = eval_json(&home, t.path(), &gold, "hard", &[]);
+    let acc: Vec<(&str, f64)> = v["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["task"].as_str().unwrap(),
+                t["accuracy"]["value"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    for (task, floor) in [
+        ("topic", 27.0 / 36.0),
+        ("stance_ukraine_aid", 30.0 / 36.0),
+        ("stance_ukraine_aid_holder", 15.0 / 16.0),
+    ] {
+        let got = acc.iter().find(|a| a.0 == task).map(|a| a.1);
+        assert!(
+            got.is_some_and(|a| a >= floor - 1e-9),
+            "{task}: accuracy {got:?} below {floor:.3} ({acc:?})"
+        );
+    }
+}
+
+/// A target no shipped data names, with no labels: the default profile's
+/// head for any target reads the codebook's sentences and takes sides.
+#[test]
+fn the_default_profile_scores_a_new_target_without_labels() {
+    use super::profile::run_in;
+    let (t, home) = default_home();
+    let dir = t.path();
+    let cb = super::write(
+        dir,
+        "week.toml",
+        "[codebook]\nname = \"work\"\n\n[[stance]]\nid = \"four_day_week\"\ntarget = \"a four-day work week\"\nfavor = \"The author supports a four-day work week.\"\nagainst = \"The author opposes a four-day work week.\"\n",
+    );
+    let texts = [
+        ("f-en", "A four-day week makes workers healthier and more productive, and every company should adopt it."),
+        ("f-de", "Die Viertagewoche macht Beschäftigte gesünder und produktiver; alle Betriebe sollten sie einführen."),
+        ("a-en", "A four-day week would cripple small businesses and must be rejected outright."),
+        ("a-ru", "Четырёхдневная рабочая неделя разорит малый бизнес, и её нужно отвергнуть."),
+    ];
+    let lines: Vec<String> = texts
+        .iter()
+        .map(|(id, text)| serde_json::json!({"id": id, "text": text}).to_string())
+        .collect();
+    let corpus = super::write(dir, "week.jsonl", &(lines.join("\n") + "\n"));
+    let o = run_in(
+        &home,
+        dir,
+        &[
+            "tag",
+            corpus.to_str().unwrap(),
+            "-c",
+            cb.to_str().unwrap(),
+            "--profile",
+            "default",
+            "--no-topic",
+            "--no-ner",
+            "--no-segment",
+            "-o",
+            "week.parquet",
+            "-q",
+        ],
+    );
+    assert!(o.status.success(), "{}", super::stderr(&o));
+    let df = super::read(&dir.join("week.parquet"));
+    let ids: Vec<String> = df
+        .column("article_id")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .map(|s| s.unwrap().to_string())
+        .collect();
+    let labels: Vec<Option<String>> = df
+        .column("stance_four_day_week")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .map(|s| s.map(String::from))
+        .collect();
+    for (id, label) in ids.iter().zip(&labels) {
+        let want = if id.starts_with("f-") {
+            "favor"
+        } else {
+            "against"
+        };
+        assert_eq!(label.as_deref(), Some(want), "{id}: {labels:?}");
+    }
 }

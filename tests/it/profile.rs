@@ -27,6 +27,7 @@ pub fn default_heads() -> (PathBuf, Vec<PathBuf>) {
         "topic",
         "stance_ukraine_aid",
         "stance_ukraine_aid_holder",
+        "stance_any",
     ]
     .iter()
     .map(|h| m.join(h))

@@ -455,3 +455,164 @@ fn ner_head_trains_deterministically_and_shares_the_encoder_pass() {
     );
     assert!(!out.exists());
 }
+
+/// A long stance sheet: every text labeled for two targets given as text.
+fn pair_sheet(dir: &Path) -> PathBuf {
+    let mut csv = String::from("article_id,paragraph,text,target,stance\n");
+    for (i, (text, topic, stance)) in TEXTS.iter().enumerate() {
+        let truce = if *topic == "peace_talks" {
+            "favor"
+        } else {
+            "none"
+        };
+        // One row per paragraph: rows sharing one are read as coders.
+        for (k, (target, label)) in [("further aid to Ukraine", *stance), ("a truce now", truce)]
+            .iter()
+            .enumerate()
+        {
+            csv += &format!("p{i},{k},\"{text}\",{target},{label}\n");
+        }
+    }
+    write(dir, "pairs.csv", &csv)
+}
+
+#[test]
+fn any_target_head_reads_each_codebook_target_and_yields_to_a_target_head() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path();
+    let enc = fixtures::encoder(&root.join("enc"));
+    let sheet = pair_sheet(root);
+    let head = root.join("any");
+    let o = paratag(&[
+        "train",
+        "stance",
+        "--any-target",
+        "--train",
+        sheet.to_str().unwrap(),
+        "--dev",
+        sheet.to_str().unwrap(),
+        "--encoder",
+        enc.to_str().unwrap(),
+        "-o",
+        head.to_str().unwrap(),
+        "--tune-layers",
+        "1",
+        "--epochs",
+        "5",
+        "--lr",
+        "0.05",
+        "--threads",
+        "1",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("20 pairs over 2 targets"),
+        "{}",
+        stderr(&o)
+    );
+    let meta = std::fs::read_to_string(head.join("head.toml")).unwrap();
+    assert!(
+        meta.contains("task = \"stance_*\"") && meta.contains("the target text's before"),
+        "{meta}"
+    );
+    // Tagged with a codebook of two targets, one new to the head's data.
+    let cb = write(
+        root,
+        "two.toml",
+        &format!("{CODEBOOK}\n[[stance]]\nid = \"truce\"\ntarget = \"a truce now\"\nfavor = \"The author wants a truce.\"\nagainst = \"The author rejects a truce.\"\n"),
+    );
+    let texts: Vec<&str> = TEXTS.iter().map(|t| t.0).collect();
+    let corpus = corpus(root, &texts);
+    let run = |out: &Path, batch: &str| {
+        let o = tag_heads(
+            &corpus,
+            &cb,
+            &enc,
+            out,
+            &[&head],
+            &["--no-topic", "--no-ner", "--batch-tokens", batch],
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        read(out)
+    };
+    let (a, b) = (
+        run(&root.join("a.parquet"), "4096"),
+        run(&root.join("b.parquet"), "16"),
+    );
+    let col = |df: &polars::prelude::DataFrame, c: &str| -> Vec<Option<f32>> {
+        df.column(c).unwrap().f32().unwrap().iter().collect()
+    };
+    for c in [
+        "stance_ukraine_aid_favor",
+        "stance_truce_favor",
+        "stance_truce_against",
+    ] {
+        assert_eq!(col(&a, c), col(&b, c), "{c} does not depend on batching");
+        assert!(
+            col(&a, c).iter().all(Option::is_some),
+            "{c} scored everywhere"
+        );
+    }
+    // The head reads the target: the two targets get different scores.
+    let differ = col(&a, "stance_ukraine_aid_favor")
+        .iter()
+        .zip(col(&a, "stance_truce_favor"))
+        .filter(|(x, y)| **x != *y)
+        .count();
+    assert!(differ == texts.len(), "{differ} of {} differ", texts.len());
+    // calibrate installs the head once, though it answered two targets.
+    let lines: Vec<String> = TEXTS
+        .iter()
+        .enumerate()
+        .map(|(i, (text, topic, stance))| {
+            let truce = if *topic == "peace_talks" {
+                "favor"
+            } else {
+                "none"
+            };
+            serde_json::json!({"article_id": format!("a{i}"), "paragraph": 0, "text": text,
+                "stance": {"ukraine_aid": stance, "truce": truce}})
+            .to_string()
+        })
+        .collect();
+    let g2 = write(root, "g2.jsonl", &(lines.join("\n") + "\n"));
+    let o = paratag(&[
+        "calibrate",
+        "--gold",
+        g2.to_str().unwrap(),
+        "--pred",
+        root.join("a.parquet").to_str().unwrap(),
+        "-o",
+        root.join("c2.toml").to_str().unwrap(),
+        "--install-profile",
+        "any-calibrated",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let installed = super::home().join("profiles/any-calibrated/profile.toml");
+    let p = std::fs::read_to_string(&installed).unwrap();
+    assert_eq!(p.matches("heads/").count(), 1, "{p}");
+    // A target with a head of its own keeps it; the any-target head takes the rest.
+    let tr = gold(root, "train", &TEXTS[..8]);
+    let own = root.join("own");
+    train("stance", &tr, &tr, &cb_one(root), &enc, &own);
+    let mixed = root.join("mixed.parquet");
+    let o = tag_heads(
+        &corpus,
+        &cb,
+        &enc,
+        &mixed,
+        &[&head, &own],
+        &["--no-topic", "--no-ner"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let m = read(&mixed);
+    assert_ne!(
+        col(&m, "stance_ukraine_aid_favor"),
+        col(&a, "stance_ukraine_aid_favor")
+    );
+    assert_eq!(col(&m, "stance_truce_favor"), col(&a, "stance_truce_favor"));
+}
+
+fn cb_one(root: &Path) -> PathBuf {
+    write(root, "one.toml", CODEBOOK)
+}
