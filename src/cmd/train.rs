@@ -116,6 +116,11 @@ pub struct Args {
     /// long sheet's `target` column. Default --tune-layers 4.
     #[arg(long)]
     pub any_target: bool,
+    /// With tuned layers: fine-tune this head folder (same --layer,
+    /// --tune-layers and labels) instead of starting from the encoder, e.g.
+    /// the head for any target on a few labels of one target.
+    #[arg(long)]
+    pub init: Option<PathBuf>,
     /// NER: GOLD=NEW entity-type renames, e.g. `PERS=PER` (comma-separated or repeated).
     #[arg(long, value_delimiter = ',', value_parser = super::eval::parse_pair)]
     pub entity_map: Vec<(String, String)>,
@@ -191,6 +196,10 @@ pub fn run(mut a: Args) -> Result<()> {
     if dev.as_ref().is_some_and(|d| d.0.is_empty()) {
         anyhow::bail!("{}: no items labeled for {task}", names_of(&a.dev));
     }
+    anyhow::ensure!(
+        a.init.is_none(),
+        "--init is for heads with tuned layers (--tune-layers K, or --any-target)"
+    );
     train_linear(&a, kind, task, names, (texts, ys), dev, adapter)
 }
 
@@ -447,6 +456,7 @@ fn train_tuned(
             .map(|d| beside_adapter(d, &a.output))
             .transpose()?,
         targets,
+        init: a.init.clone(),
     };
     let (head, fitted) = tuned::train(&spec, &train_items, &dev_items, &|m| {
         eprintln!("paratag: {m}")

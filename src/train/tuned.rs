@@ -353,6 +353,9 @@ pub struct Spec<'a> {
     /// Read the encoder with this adapter merged (its folder and sha256), so
     /// the head joins that adapter's heads in one encoder pass.
     pub adapter: Option<(std::path::PathBuf, String)>,
+    /// Fine-tune this head (same layer, tuned layers and labels) instead of
+    /// starting from the encoder's layers and a zero classifier.
+    pub init: Option<std::path::PathBuf>,
     /// A head for any stance target: each train and dev item's target text
     /// ([`crate::codebook::conditioning_text`]), read before the item.
     pub targets: Option<(Vec<String>, Vec<String>)>,
@@ -525,6 +528,27 @@ fn new_meta(
     })
 }
 
+/// Copies a trained head's weights into `head`, which must have its shape.
+fn start_from(
+    head: &mut TunedHead,
+    from: &std::path::Path,
+    enc: &crate::models::ModelDir,
+) -> Result<()> {
+    let old = TunedHead::load(from, enc, tch::Device::Cpu)?;
+    let (a, b) = (&old.meta, &head.meta);
+    if (a.layer, a.tune_layers, &a.labels) != (b.layer, b.tune_layers, &b.labels) {
+        return Err(crate::error::Error::model(
+            from,
+            format!(
+                "--init: layer {:?}, {:?} tuned layers, labels {:?}; this run trains layer {:?}, {:?}, {:?}",
+                a.layer, a.tune_layers, a.labels, b.layer, b.tune_layers, b.labels
+            ),
+        ));
+    }
+    restore(&head.vs, &snapshot(&old.vs));
+    Ok(())
+}
+
 /// The f32 encoder on the CPU, with the spec's adapter merged.
 fn encoder(spec: &Spec) -> Result<crate::models::encoder::Encoder> {
     let mut enc = crate::models::encoder::Encoder::load(
@@ -586,8 +610,13 @@ pub fn train(
     let meta = new_meta(spec, layer, k, train_items.len())?;
     tch::manual_seed(o.seed as i64);
     let mut head = TunedHead::new(meta, &enc.config, tch::Device::Cpu);
-    let init: Vec<_> = (layer..layer + k).map(|i| enc.layer_weights(i)).collect();
-    head.init_layers(&init)?;
+    match &spec.init {
+        Some(from) => start_from(&mut head, from, dir)?,
+        None => {
+            let init: Vec<_> = (layer..layer + k).map(|i| enc.layer_weights(i)).collect();
+            head.init_layers(&init)?;
+        }
+    }
     drop(enc);
     let scheme = if pooled {
         None

@@ -560,6 +560,40 @@ fn any_target_head_reads_each_codebook_target_and_yields_to_a_target_head() {
         .filter(|(x, y)| **x != *y)
         .count();
     assert!(differ == texts.len(), "{differ} of {} differ", texts.len());
+    // --init fine-tunes it (same shape), and refuses another shape.
+    let tuned = |out: &Path, layers: &str, layer: &str| {
+        paratag(&[
+            "train",
+            "stance",
+            "--any-target",
+            "--init",
+            head.to_str().unwrap(),
+            "--train",
+            sheet.to_str().unwrap(),
+            "--dev",
+            sheet.to_str().unwrap(),
+            "--encoder",
+            enc.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--tune-layers",
+            layers,
+            "--layer",
+            layer,
+            "--epochs",
+            "1",
+            "--threads",
+            "1",
+        ])
+    };
+    let o = tuned(&root.join("again"), "1", "1");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = tuned(&root.join("wrong"), "0", "2");
+    assert!(
+        !o.status.success() && stderr(&o).contains("--init") && !root.join("wrong").exists(),
+        "{}",
+        stderr(&o)
+    );
     // calibrate installs the head once, though it answered two targets.
     let lines: Vec<String> = TEXTS
         .iter()
