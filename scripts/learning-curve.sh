@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Learning curve for a NEW stance target: the head for any target
-# (models/heads/ukraine-multi/stance_any, which never saw Mawqif or RUW)
+# (models/heads/ukraine-multi/stance_any; the head never saw Mawqif or RUW,
+# but the LoRA adapter under it was trained with per-target heads for their
+# train splits, so the curve starts optimistic)
 # fine-tuned with `paratag train stance --any-target --init` on N labels of
 # one held-out target, then measured on that target's test rows.
 #

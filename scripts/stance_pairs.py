@@ -11,8 +11,9 @@ Sets (read from ../shared/datasets, read-only; see each SOURCE.md)
          train (ru, sentiment toward an entity; `none` capped), ANS train (ar,
          headline pairs: s1 is the target, s2 the text; agree/disagree/other).
   dev:   ArgQ dev and Perspectrum dev (capped), RuSentNE validation (capped).
-  Mawqif and RUW are NOT used by default: their targets stay unseen, so
-  measuring on them is stricter than leave-one-target-out. `--with-tweets`
+  Mawqif and RUW are NOT used by default (the LoRA adapter the head is
+  trained over was, with per-target heads: datasets/recipes/ukraine-multi.toml,
+  so measurements on them are not clean unseen targets). `--with-tweets`
   adds their train splits (every target; Mawqif's train file holds the rows
   unseen_targets.py samples as its dev sheets, so a model trained with them
   can no longer be measured on Mawqif or RUW).

@@ -14,10 +14,13 @@
 # targets; the default profile's head for any target reads each target's
 # text. `none`: the plain encoder's similarity to the two sentences (the
 # baseline before that head). The any-target head was trained without
-# Mawqif and RUW (scripts/stance_pairs.py), so all their targets are unseen,
-# a stricter test than leave-one-target-out; ArgQ and Perspectrum test
-# motions and claims are disjoint from their train splits; VAST's dev split
-# was used for training, so VAST counts on --split test only.
+# Mawqif and RUW (scripts/stance_pairs.py), but the default profile's LoRA
+# adapter under it was trained with per-target heads for all their targets
+# (datasets/recipes/ukraine-multi.toml), so their sheets are not clean
+# unseen targets for `default`: the figures are optimistic. ArgQ and
+# Perspectrum test motions and claims are disjoint from their train splits
+# and from the adapter's data; VAST's dev split was used for training, so
+# VAST counts on --split test only.
 #
 # --split defaults to dev. Train and tune only on train/dev: run --split test
 # only for the final measurement. --cap (default 1000) bounds the rows of

@@ -483,27 +483,29 @@ fn any_target_head_reads_each_codebook_target_and_yields_to_a_target_head() {
     let enc = fixtures::encoder(&root.join("enc"));
     let sheet = pair_sheet(root);
     let head = root.join("any");
-    let o = paratag(&[
-        "train",
-        "stance",
-        "--any-target",
-        "--train",
-        sheet.to_str().unwrap(),
-        "--dev",
-        sheet.to_str().unwrap(),
-        "--encoder",
-        enc.to_str().unwrap(),
-        "-o",
-        head.to_str().unwrap(),
-        "--tune-layers",
-        "1",
-        "--epochs",
-        "5",
-        "--lr",
-        "0.05",
-        "--threads",
-        "1",
-    ]);
+    let train_any = |out: &Path, extra: &[&str]| {
+        let mut a = vec![
+            "train",
+            "stance",
+            "--any-target",
+            "--train",
+            sheet.to_str().unwrap(),
+            "--dev",
+            sheet.to_str().unwrap(),
+            "--encoder",
+            enc.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--threads",
+            "1",
+        ];
+        a.extend_from_slice(extra);
+        paratag(&a)
+    };
+    let o = train_any(
+        &head,
+        &["--tune-layers", "1", "--epochs", "5", "--lr", "0.05"],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("20 pairs over 2 targets"),
@@ -561,34 +563,34 @@ fn any_target_head_reads_each_codebook_target_and_yields_to_a_target_head() {
         .count();
     assert!(differ == texts.len(), "{differ} of {} differ", texts.len());
     // --init fine-tunes it (same shape), and refuses another shape.
-    let tuned = |out: &Path, layers: &str, layer: &str| {
-        paratag(&[
-            "train",
-            "stance",
-            "--any-target",
+    let h = head.to_str().unwrap();
+    let o = train_any(
+        &root.join("again"),
+        &[
             "--init",
-            head.to_str().unwrap(),
-            "--train",
-            sheet.to_str().unwrap(),
-            "--dev",
-            sheet.to_str().unwrap(),
-            "--encoder",
-            enc.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-            "--tune-layers",
-            layers,
-            "--layer",
-            layer,
+            h,
             "--epochs",
             "1",
-            "--threads",
+            "--tune-layers",
             "1",
-        ])
-    };
-    let o = tuned(&root.join("again"), "1", "1");
+            "--layer",
+            "1",
+        ],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
-    let o = tuned(&root.join("wrong"), "0", "2");
+    let o = train_any(
+        &root.join("wrong"),
+        &[
+            "--init",
+            h,
+            "--epochs",
+            "1",
+            "--tune-layers",
+            "0",
+            "--layer",
+            "2",
+        ],
+    );
     assert!(
         !o.status.success() && stderr(&o).contains("--init") && !root.join("wrong").exists(),
         "{}",
