@@ -8,11 +8,11 @@
 //!
 //! A head for any stance target (`task = "stance_*"`) is a cross-encoder
 //! over its top layers: the target's text, run through the same encoder
-//! once per job up to `layer` ([`TunedHead::forward_prefixed`]), is put before each
-//! paragraph's layer-`layer` states, and the tuned layers attend over both
-//! (the lower layers see each text alone, as in DeFormer, Cao et al. 2020).
-//! So one encoder pass still serves every head; each target costs only the
-//! tuned layers.
+//! once per job up to `layer`, is put before each paragraph's
+//! layer-`layer` states ([`TunedHead::forward_prefixed`]), and the tuned
+//! layers attend over both (the lower layers see each text alone, as in
+//! DeFormer, Cao et al. 2020). So one encoder pass still serves every head;
+//! each target costs only the tuned layers.
 //!
 //! The head folder is the one [`super::head`] describes, with `layer` and
 //! `tune_layers` in `head.toml`; `head.safetensors` holds only the tuned
@@ -151,10 +151,9 @@ impl TunedHead {
         Ok(())
     }
 
-    /// Label logits from layer `layer`'s states `[batch, seq, hidden]`:
-    /// `[batch, seq, labels]` per token, or `[batch, labels]` when pooled.
-    /// Tagging: a head for any target reads `prefix`, its target text's
-    /// layer-`layer` states `[tokens, hidden]`, before each row's.
+    /// Tagging: [`Self::forward_t`], where a head for any target reads
+    /// `prefix`, its target text's layer-`layer` states `[tokens, hidden]`,
+    /// before each row's.
     pub fn forward_prefixed(
         &self,
         prefix: Option<&Tensor>,
@@ -170,8 +169,9 @@ impl TunedHead {
         }
     }
 
-    /// Label logits from layer `layer`'s states (a head for any target:
-    /// the target's states first) `[batch, seq, hidden]`.
+    /// Label logits from layer `layer`'s states `[batch, seq, hidden]` (a
+    /// head for any target: the target's states first): `[batch, seq,
+    /// labels]` per token, or `[batch, labels]` when pooled.
     pub fn forward_t(&self, states: &Tensor, mask: &Tensor, train: bool) -> Tensor {
         let m = mask.to_kind(Kind::Float);
         let ext = attention_mask(mask, Kind::Float);
