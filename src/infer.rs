@@ -527,9 +527,14 @@ impl HeadRun<'_> {
         if rows.is_empty() {
             return Ok(vec![]);
         }
-        let idx: Vec<i64> = rows.iter().map(|&i| i as i64).collect();
-        let idx = tch::Tensor::from_slice(&idx).to_device(states.device());
-        let (st, m) = (states.index_select(0, &idx), mask.index_select(0, &idx));
+        // Every row (tagging): the states as they are, no copy.
+        let (st, m) = if rows.len() as i64 == states.size()[0] {
+            (states.shallow_clone(), mask.shallow_clone())
+        } else {
+            let idx: Vec<i64> = rows.iter().map(|&i| i as i64).collect();
+            let idx = tch::Tensor::from_slice(&idx).to_device(states.device());
+            (states.index_select(0, &idx), mask.index_select(0, &idx))
+        };
         let head = self.head;
         let t = tch::no_grad(|| head.forward_prefixed(self.prefix, &st, &m));
         let values = if head.pooled {

@@ -42,6 +42,8 @@ impl Kind {
 pub struct Args {
     pub kind: Kind,
     /// Training gold (any format `eval` reads); repeat for several files.
+    /// NER: a file that marks no span of a type the others mark (WikiANN
+    /// has no MISC) has that type masked out of its loss, not taught as O.
     #[arg(long, required_unless_present = "recipe")]
     pub train: Vec<PathBuf>,
     /// `multi`: the recipe (data sources, adapter and training options);
@@ -104,7 +106,7 @@ pub struct Args {
     /// With tuned layers: epochs without a dev improvement before stopping.
     #[arg(long, default_value_t = 3)]
     pub patience: usize,
-    /// Topic and stance (linear heads): read the encoder with this adapter
+    /// Read the encoder with this adapter
     /// merged (the `adapter/` folder of a `train multi` run), so the head
     /// can join that run's heads in one encoder pass; -o must then be a
     /// folder beside the adapter (`OUT/NAME`).
@@ -184,14 +186,15 @@ pub fn run(mut a: Args) -> Result<()> {
         None => read(&a.dev).map(|(t, y, _)| Some((t, y)))?,
     };
     if a.tune_layers.unwrap_or(0) > 0 {
-        let gold = |t: Vec<String>, y: Vec<usize>| -> Items {
-            t.into_iter()
-                .zip(y)
-                .map(|(t, y)| (t, Gold::Class(y)))
-                .collect()
-        };
-        let dev = dev.map_or_else(Vec::new, |(t, y)| gold(t, y));
-        return train_tuned(&a, kind, &task, names, (gold(texts, ys), dev), None);
+        let dev = dev.map_or_else(Vec::new, class_items);
+        return train_tuned(
+            &a,
+            kind,
+            &task,
+            names,
+            (class_items((texts, ys)), dev),
+            None,
+        );
     }
     if dev.as_ref().is_some_and(|d| d.0.is_empty()) {
         anyhow::bail!("{}: no items labeled for {task}", names_of(&a.dev));
@@ -343,14 +346,43 @@ fn run_ner(a: Args) -> Result<()> {
             eprintln!("paratag: gold {l}")
         })
     };
+    // File by file, so that a file marking no span of a type (WikiANN has
+    // no MISC) has that type masked out of its loss rather than taught as O.
     let mut types = vec![];
-    let mut train_items = examples::entities(&read(&a.train)?, &mut types);
+    let mut per_file = |ps: &[PathBuf]| -> Result<Vec<Items>> {
+        ps.iter()
+            .map(|p| {
+                Ok(examples::entities(
+                    &read(std::slice::from_ref(p))?,
+                    &mut types,
+                ))
+            })
+            .collect()
+    };
+    let mut train_files = per_file(&a.train)?;
+    let mut dev_files = per_file(&a.dev)?;
+    if a.train.len() + a.dev.len() > 1 {
+        let n = types.len();
+        let mut all: Vec<&mut Items> = train_files.iter_mut().chain(dev_files.iter_mut()).collect();
+        let missing = examples::mask_unannotated(&mut all, n);
+        for (p, m) in a.train.iter().chain(&a.dev).zip(missing) {
+            if !m.is_empty() {
+                let names: Vec<&str> = m.iter().map(|&k| types[k].as_str()).collect();
+                eprintln!(
+                    "paratag: {} marks no {} span: masked out of its loss and dev score",
+                    p.display(),
+                    names.join("/")
+                );
+            }
+        }
+    }
+    let mut train_items: Items = train_files.into_iter().flatten().collect();
     let mut dev_items = if let Some(f) = a.holdout {
         let (keep, dev) = holdout(train_items, f, &a)?;
         train_items = keep;
         dev
     } else {
-        examples::entities(&read(&a.dev)?, &mut types)
+        dev_files.into_iter().flatten().collect()
     };
     if train_items.is_empty() {
         anyhow::bail!("{}: no items with entity labels", names_of(&a.train));
@@ -484,7 +516,16 @@ fn train_tuned(
 }
 
 /// Texts, class indices and each text's target text.
-type Pairs = (Items, Vec<String>);
+type Pairs = (Classes, Vec<String>);
+
+/// Texts with their class indices as training items.
+fn class_items((texts, ys): Classes) -> Items {
+    texts
+        .into_iter()
+        .zip(ys)
+        .map(|(t, y)| (t, Gold::Class(y)))
+        .collect()
+}
 
 /// Every (target, text) pair the gold labels for stance, with the target's
 /// conditioning text; targets from a `target` column join the codebook's.
@@ -499,13 +540,14 @@ fn stance_pairs(a: &Args, paths: &[PathBuf], base: Option<&Codebook>) -> Result<
         .context("the gold labels no stance target: give -c CODEBOOK or a `target` column")?;
     paratag::formats::validate(&mut gold, &LabelSet::from_codebook(Some(&cb)))?;
     let names: Vec<String> = paratag::task::STANCE_LABELS.map(String::from).to_vec();
-    let (mut items, mut targets): Pairs = (vec![], vec![]);
+    let ((mut texts, mut ys), mut targets): Pairs = Default::default();
     for st in &cb.stances {
-        let (texts, ys, _) = examples::classes(&gold, &Task::Stance(st.id.clone()), &names);
-        targets.extend(std::iter::repeat_n(st.conditioning_text(), texts.len()));
-        items.extend(texts.into_iter().zip(ys).map(|(t, y)| (t, Gold::Class(y))));
+        let (t, y, _) = examples::classes(&gold, &Task::Stance(st.id.clone()), &names);
+        targets.extend(std::iter::repeat_n(st.conditioning_text(), t.len()));
+        texts.extend(t);
+        ys.extend(y);
     }
-    Ok((items, targets))
+    Ok(((texts, ys), targets))
 }
 
 /// `paratag train stance --any-target`: a tuned head for every target.
@@ -516,20 +558,13 @@ fn run_any_target(a: Args) -> Result<()> {
         Some(_) => anyhow::bail!("--any-target takes --dev, not --holdout"),
         None => stance_pairs(&a, &a.dev, cb.as_ref())?,
     };
-    let ys: Vec<usize> = train_items
-        .iter()
-        .map(|(_, g)| match g {
-            Gold::Class(y) => *y,
-            Gold::Spans(_) => 0,
-        })
-        .collect();
     let task = Task::any_stance();
-    check_classes(&a, &task, &ys)?;
+    check_classes(&a, &task, &train_items.1)?;
     eprintln!(
         "paratag: train {task}: {} pairs over {} targets, dev {} pairs",
-        train_items.len(),
+        train_items.0.len(),
         train_targets.iter().collect::<BTreeSet<_>>().len(),
-        dev_items.len()
+        dev_items.0.len()
     );
     let names = paratag::task::STANCE_LABELS.map(String::from).to_vec();
     let targets = Some((train_targets, dev_targets));
@@ -538,7 +573,7 @@ fn run_any_target(a: Args) -> Result<()> {
         HeadKind::Stance,
         &task,
         names,
-        (train_items, dev_items),
+        (class_items(train_items), class_items(dev_items)),
         targets,
     )
 }
@@ -681,13 +716,7 @@ fn read_source(
     let (task, items, dev, seen) = if ner {
         let tr = examples::entities(&read(&spec.train)?, types);
         let dv = examples::entities(&read(&spec.dev)?, types);
-        let seen: BTreeSet<usize> = tr
-            .iter()
-            .flat_map(|(_, g)| match g {
-                Gold::Spans(s) => s.iter().map(|sp| sp.2).collect(),
-                Gold::Class(_) => vec![],
-            })
-            .collect();
+        let seen = examples::marked_types(&tr);
         (Task::Entities, tr, dv, seen)
     } else {
         let cb = cb.context("topic and stance sources need `codebook` in the recipe")?;

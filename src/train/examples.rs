@@ -12,8 +12,12 @@ use std::path::PathBuf;
 /// What a training text is labeled with.
 #[derive(Clone)]
 pub enum Gold {
-    /// Entity spans `(start, end, type index)`, code points.
-    Spans(Vec<(usize, usize, usize)>),
+    /// Entity spans `(start, end, type index)`, code points, and the
+    /// types the text's source does not annotate (see [`mask_unannotated`]).
+    Spans {
+        spans: Vec<(usize, usize, usize)>,
+        unannotated: Vec<usize>,
+    },
     Class(usize),
 }
 
@@ -93,7 +97,49 @@ pub fn entities(items: &[GoldItem], types: &mut Vec<String>) -> Items {
                     (s as usize, e as usize, k)
                 })
                 .collect();
-            Some((g.text.clone(), Gold::Spans(spans)))
+            Some((
+                g.text.clone(),
+                Gold::Spans {
+                    spans,
+                    unannotated: vec![],
+                },
+            ))
+        })
+        .collect()
+}
+
+/// Marks, for the entity items of each file, the types of `n_types` that
+/// the file has no span of (unless it has none at all): a source that does not annotate a type
+/// (WikiANN has no MISC) must not teach that such spans are `O`, so
+/// training masks those types out of its items' loss. Returns each file's
+/// unannotated types.
+pub fn mask_unannotated(files: &mut [&mut Items], n_types: usize) -> Vec<Vec<usize>> {
+    files
+        .iter_mut()
+        .map(|items| {
+            let marked = marked_types(items);
+            // A file with no span at all says "no entities here", of any type.
+            let missing: Vec<usize> = match marked.is_empty() {
+                true => vec![],
+                false => (0..n_types).filter(|k| !marked.contains(k)).collect(),
+            };
+            for (_, g) in items.iter_mut() {
+                if let Gold::Spans { unannotated, .. } = g {
+                    unannotated.clone_from(&missing);
+                }
+            }
+            missing
+        })
+        .collect()
+}
+
+/// The entity types `items` mark at least one span of.
+pub fn marked_types(items: &Items) -> BTreeSet<usize> {
+    items
+        .iter()
+        .flat_map(|(_, g)| match g {
+            Gold::Spans { spans, .. } => spans.iter().map(|sp| sp.2).collect(),
+            Gold::Class(_) => vec![],
         })
         .collect()
 }
@@ -109,10 +155,14 @@ pub fn sort_types(types: &[String], sets: &mut [&mut Items]) -> Vec<String> {
         .collect();
     for items in sets.iter_mut() {
         for (_, gold) in items.iter_mut() {
-            if let Gold::Spans(spans) = gold {
+            if let Gold::Spans { spans, unannotated } = gold {
                 for sp in spans.iter_mut() {
                     sp.2 = remap[sp.2];
                 }
+                for k in unannotated.iter_mut() {
+                    *k = remap[*k];
+                }
+                unannotated.sort_unstable();
             }
         }
     }
@@ -155,4 +205,46 @@ pub fn data_sha256(files: &[PathBuf]) -> Result<String> {
             crate::hash::sha256_bytes(hashes.join("\n").as_bytes())
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(spans: &[(usize, usize, usize)]) -> (String, Gold) {
+        let g = Gold::Spans {
+            spans: spans.to_vec(),
+            unannotated: vec![],
+        };
+        ("text".into(), g)
+    }
+
+    fn unannotated(items: &Items) -> Vec<Vec<usize>> {
+        items
+            .iter()
+            .map(|(_, g)| match g {
+                Gold::Spans { unannotated, .. } => unannotated.clone(),
+                Gold::Class(_) => unreachable!(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn files_are_masked_for_the_types_they_never_mark() {
+        // Types 0 PER, 1 LOC, 2 MISC: the first file marks all three over
+        // its items, the second never marks MISC, the third marks nothing
+        // (texts without entities, of any type).
+        let mut a: Items = vec![item(&[(0, 1, 0)]), item(&[(1, 2, 1), (2, 3, 2)])];
+        let mut b: Items = vec![item(&[(0, 1, 0)]), item(&[(0, 1, 1)])];
+        let mut c: Items = vec![item(&[])];
+        let missing = mask_unannotated(&mut [&mut a, &mut b, &mut c], 3);
+        assert_eq!(missing, [vec![], vec![2], Vec::<usize>::new()]);
+        assert_eq!(unannotated(&a), [Vec::<usize>::new(), vec![]]);
+        assert_eq!(unannotated(&b), [vec![2], vec![2]]);
+        // Sorting the types renumbers the masks with the spans.
+        let types = ["PER", "LOC", "MISC"].map(String::from);
+        let sorted = sort_types(&types, &mut [&mut b]);
+        assert_eq!(sorted, ["LOC", "MISC", "PER"]);
+        assert_eq!(unannotated(&b), [vec![1], vec![1]]);
+    }
 }

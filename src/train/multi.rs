@@ -291,7 +291,7 @@ fn windows(tok: &Tok, prefix: &str, text: &str, gold: &Gold) -> Result<Vec<Windo
         .into_iter()
         .map(|w| {
             let labels = match gold {
-                Gold::Spans(spans) => token_labels(&w, spans, shift),
+                Gold::Spans { spans, .. } => token_labels(&w, spans, shift),
                 Gold::Class(y) => vec![*y as i64],
             };
             (w, labels)
@@ -353,18 +353,11 @@ fn to_tensors(b: &[Window], dir: &ModelDir, pooled: bool) -> (batch::Padded, Ten
 /// `[labels]`: 0 for the labels of types the source annotates (and `O`),
 /// -1e4 for the others.
 fn type_mask(labels: &[String], types: &[String], seen: &BTreeSet<usize>) -> Tensor {
-    let v: Vec<f32> = labels
-        .iter()
-        .map(|l| match l.split_once('-') {
-            Some((_, t)) => {
-                let k = types.iter().position(|x| x == t);
-                if k.is_some_and(|k| seen.contains(&k)) {
-                    0.0
-                } else {
-                    -1e4
-                }
-            }
-            None => 0.0,
+    let v: Vec<f32> = tuned::label_types(labels, types)
+        .into_iter()
+        .map(|t| match t {
+            Some(k) if !seen.contains(&k) => -1e4,
+            _ => 0.0,
         })
         .collect();
     Tensor::from_slice(&v)
@@ -534,7 +527,7 @@ fn loss_weights(
                 .iter()
                 .filter_map(|(_, g)| match g {
                     Gold::Class(y) => Some(*y),
-                    Gold::Spans(_) => None,
+                    Gold::Spans { .. } => None,
                 })
                 .collect();
             (heads[h].pooled && o.class_weights).then(|| {

@@ -46,6 +46,9 @@ pub struct Example {
     pub labels: Vec<i64>,
     /// The training item the window belongs to.
     pub item: usize,
+    /// NER: the entity types its source does not annotate, masked out of
+    /// the loss and the dev score.
+    pub unannotated: Vec<usize>,
 }
 
 /// What the head predicts.
@@ -103,9 +106,38 @@ struct Batch {
     states: Tensor,
     mask: Tensor,
     labels: Tensor,
+    /// NER: `[rows, 1, labels]`, -1e4 on the labels of types a row's source
+    /// does not annotate; `None` when every row annotates every type.
+    types: Option<Tensor>,
 }
 
-fn batches(examples: &[Example], size: usize, pooled: bool) -> Vec<Batch> {
+impl Batch {
+    fn logits(&self, head: &TunedHead, train: bool) -> Tensor {
+        let logits = head.forward_t(&self.states, &self.mask, train);
+        match &self.types {
+            Some(m) => logits + m,
+            None => logits,
+        }
+    }
+}
+
+/// For each label, its entity type's index (`None` for `O` and class labels).
+pub(crate) fn label_types(labels: &[String], types: &[String]) -> Vec<Option<usize>> {
+    labels
+        .iter()
+        .map(|l| {
+            let (_, t) = l.split_once('-')?;
+            types.iter().position(|x| x == t)
+        })
+        .collect()
+}
+
+fn batches(
+    examples: &[Example],
+    size: usize,
+    label_types: &[Option<usize>],
+    pooled: bool,
+) -> Vec<Batch> {
     let len = |e: &Example| e.states.size()[0] as usize;
     let mut order: Vec<usize> = (0..examples.len()).collect();
     order.sort_by_key(|&i| (len(&examples[i]), i));
@@ -131,10 +163,26 @@ fn batches(examples: &[Example], size: usize, pooled: bool) -> Vec<Batch> {
                 }
                 Tensor::from_slice(&y).view(shape)
             };
+            let types = idx
+                .iter()
+                .any(|&i| !examples[i].unannotated.is_empty())
+                .then(|| {
+                    let c = label_types.len();
+                    let mut m = vec![0f32; idx.len() * c];
+                    for (r, &i) in idx.iter().enumerate() {
+                        for (j, t) in label_types.iter().enumerate() {
+                            if t.is_some_and(|t| examples[i].unannotated.contains(&t)) {
+                                m[r * c + j] = -1e4;
+                            }
+                        }
+                    }
+                    Tensor::from_slice(&m).view([idx.len() as i64, 1, c as i64])
+                });
             Batch {
                 states: Tensor::pad_sequence(&states, true, 0.0),
                 mask: Tensor::from_slice(&mask).view(shape),
                 labels,
+                types,
             }
         })
         .collect()
@@ -150,8 +198,12 @@ pub fn fit(
     bar: &crate::progress::Progress,
 ) -> Result<Fitted> {
     let pooled = head.pooled;
-    let train_b = batches(train, o.batch_size, pooled);
-    let dev_b = batches(dev, 64, pooled);
+    let lt = match target {
+        Target::Entities(scheme) => label_types(&head.meta.labels, &scheme.types),
+        Target::Classes(..) => vec![],
+    };
+    let train_b = batches(train, o.batch_size, &lt, pooled);
+    let dev_b = batches(dev, 64, &lt, pooled);
     let class_weights = match target {
         Target::Classes(_, w) => Some(Tensor::from_slice(w)),
         Target::Entities(_) => None,
@@ -213,7 +265,7 @@ fn epoch_loss<'b>(
     let n = batches.len();
     let mut total = 0.0;
     for b in batches {
-        let logits = head.forward_t(&b.states, &b.mask, true);
+        let logits = b.logits(head, true);
         let c = *logits.size().last().expect("logits have a label axis");
         let loss = logits.view([-1, c]).cross_entropy_loss::<&Tensor>(
             &b.labels.view([-1]),
@@ -283,7 +335,7 @@ pub fn restore(vs: &tch::nn::VarStore, weights: &[(String, Tensor)]) {
 fn dev_f1(head: &TunedHead, dev: &[Batch], scheme: &NerScheme) -> f64 {
     let mut counts = SpanCounts::default();
     for b in dev {
-        let logits = tch::no_grad(|| head.forward_t(&b.states, &b.mask, false));
+        let logits = tch::no_grad(|| b.logits(head, false));
         counts.add(&logits, &b.labels, scheme);
     }
     counts.f1()
@@ -420,7 +472,7 @@ fn layer_examples(
     for (item, (text, gold)) in items.iter().enumerate() {
         for w in tok.windows(&format!("{}{text}", enc.prefix), tok.max_len / 8)? {
             let labels = match gold {
-                Gold::Spans(spans) => token_labels(&w, spans, shift),
+                Gold::Spans { spans, .. } => token_labels(&w, spans, shift),
                 Gold::Class(y) => vec![*y as i64],
             };
             wins.push((w, labels, item));
@@ -470,6 +522,10 @@ fn layer_examples(
             states: s.expect("every window encoded"),
             labels,
             item,
+            unannotated: match &items[item].1 {
+                Gold::Spans { unannotated, .. } => unannotated.clone(),
+                Gold::Class(_) => vec![],
+            },
         })
         .collect())
 }
@@ -645,4 +701,40 @@ pub fn train(
         head.meta.dev_entity_f1 = fitted.dev_f1;
     }
     Ok((head, fitted))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example(len: i64, unannotated: Vec<usize>) -> Example {
+        Example {
+            states: Tensor::zeros([len, 4], (Kind::Float, tch::Device::Cpu)),
+            labels: vec![0; len as usize],
+            item: 0,
+            unannotated,
+        }
+    }
+
+    #[test]
+    fn a_source_without_a_type_has_only_that_types_labels_masked() {
+        let labels: Vec<String> = ["O", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]
+            .map(String::from)
+            .into();
+        let types = ["LOC".to_string(), "MISC".to_string()];
+        let lt = label_types(&labels, &types);
+        assert_eq!(lt, [None, Some(0), Some(0), Some(1), Some(1)]);
+        // Row 0 annotates everything, row 1 has no MISC.
+        let ex = [example(3, vec![]), example(3, vec![1])];
+        let b = batches(&ex, 8, &lt, false);
+        assert_eq!(b.len(), 1);
+        let m = b[0].types.as_ref().expect("a row lacks a type");
+        assert_eq!(m.size(), [2, 1, 5]);
+        let m = Vec::<f32>::try_from(m.view([-1])).unwrap();
+        assert_eq!(&m[..5], &[0.0; 5]);
+        assert_eq!(&m[5..], &[0.0, 0.0, 0.0, -1e4, -1e4]);
+        // Nothing to mask: no mask tensor at all.
+        let b = batches(&[example(2, vec![]), example(3, vec![])], 8, &lt, false);
+        assert!(b[0].types.is_none());
+    }
 }

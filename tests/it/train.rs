@@ -525,35 +525,49 @@ fn any_target_head_reads_each_codebook_target_and_yields_to_a_target_head() {
     );
     let texts: Vec<&str> = TEXTS.iter().map(|t| t.0).collect();
     let corpus = corpus(root, &texts);
-    let run = |out: &Path, batch: &str| {
+    let run = |out: &Path, batch: &str, dtype: &str| {
         let o = tag_heads(
             &corpus,
             &cb,
             &enc,
             out,
             &[&head],
-            &["--no-topic", "--no-ner", "--batch-tokens", batch],
+            &[
+                "--no-topic",
+                "--no-ner",
+                "--batch-tokens",
+                batch,
+                "--dtype",
+                dtype,
+            ],
         );
         assert!(o.status.success(), "{}", stderr(&o));
         read(out)
     };
-    let (a, b) = (
-        run(&root.join("a.parquet"), "4096"),
-        run(&root.join("b.parquet"), "16"),
-    );
     let col = |df: &polars::prelude::DataFrame, c: &str| -> Vec<Option<f32>> {
         df.column(c).unwrap().f32().unwrap().iter().collect()
     };
-    for c in [
-        "stance_ukraine_aid_favor",
-        "stance_truce_favor",
-        "stance_truce_against",
-    ] {
-        assert_eq!(col(&a, c), col(&b, c), "{c} does not depend on batching");
-        assert!(
-            col(&a, c).iter().all(Option::is_some),
-            "{c} scored everywhere"
+    let a = run(&root.join("a.parquet"), "4096", "f32");
+    for dtype in ["f32", "bf16"] {
+        let (x, y) = (
+            run(&root.join(format!("x-{dtype}.parquet")), "4096", dtype),
+            run(&root.join(format!("y-{dtype}.parquet")), "16", dtype),
         );
+        for c in [
+            "stance_ukraine_aid_favor",
+            "stance_truce_favor",
+            "stance_truce_against",
+        ] {
+            assert_eq!(
+                col(&x, c),
+                col(&y, c),
+                "{dtype}: {c} does not depend on batching"
+            );
+            assert!(
+                col(&x, c).iter().all(Option::is_some),
+                "{dtype}: {c} scored everywhere"
+            );
+        }
     }
     // The head reads the target: the two targets get different scores.
     let differ = col(&a, "stance_ukraine_aid_favor")
