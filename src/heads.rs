@@ -186,6 +186,50 @@ impl crate::choice::Choice for Aggregation {
     ];
 }
 
+/// Where an entity span starts when a clitic is written onto the name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntitySpans {
+    /// The name alone: clitics stay outside ("و[قطر]", "l'[Ukraine]"), as
+    /// datasets/ukraine-aid/GUIDELINES.md says.
+    Name,
+    /// Whole words: a span that starts inside a word starts at the word's
+    /// start ("[وقطر]"), as token-level corpora (ANERCorp, AQMAR) mark them.
+    Word,
+}
+
+impl crate::choice::Choice for EntitySpans {
+    const CHOICES: &'static [(Self, &'static str, &'static str)] = &[
+        (
+            EntitySpans::Name,
+            "name",
+            "clitics outside the span (the guideline)",
+        ),
+        (
+            EntitySpans::Word,
+            "word",
+            "whole words, clitics inside (ANERCorp, AQMAR)",
+        ),
+    ];
+}
+
+/// Moves each span's start back to the start of its word (letters, digits
+/// and combining marks), for [`EntitySpans::Word`]. "l'[Ukraine]" keeps its
+/// start: the apostrophe ends the word before it.
+pub fn widen_to_words(text: &str, entities: &mut [Entity]) {
+    let chars: Vec<char> = text.chars().collect();
+    let in_word = |c: char| c.is_alphanumeric() || is_combining_mark(c);
+    for e in entities.iter_mut() {
+        let mut s = e.start as usize;
+        while s > 0 && s <= chars.len() && in_word(chars[s - 1]) {
+            s -= 1;
+        }
+        if s as u32 != e.start {
+            e.start = s as u32;
+            e.text = chars[s..e.end as usize].iter().collect();
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Tag {
     O,
@@ -551,6 +595,47 @@ fn is_edge_punct(c: char) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn entity(text: &str, start: usize, end: usize) -> Entity {
+        Entity {
+            text: text.chars().skip(start).take(end - start).collect(),
+            label: "LOC".into(),
+            start: start as u32,
+            end: end as u32,
+            score: 0.9,
+        }
+    }
+
+    #[test]
+    fn word_spans_take_in_the_clitics_written_onto_a_name() {
+        // "و[قطر]" (and Qatar), "ب[غزة]" with a fatha (a combining mark) on the
+        // clitic, "l'[Ukraine]", a name after an emoji, and one at the start.
+        let text = "وقطر بَغزة l'Ukraine 🇺🇦Київ Москва";
+        let find = |w: &str| {
+            let b = text.find(w).unwrap();
+            let s = text[..b].chars().count();
+            (s, s + w.chars().count())
+        };
+        let mut ents: Vec<Entity> = ["قطر", "غزة", "Ukraine", "Київ", "Москва"]
+            .iter()
+            .map(|w| {
+                let (s, e) = find(w);
+                entity(text, s, e)
+            })
+            .collect();
+        widen_to_words(text, &mut ents);
+        let got: Vec<&str> = ents.iter().map(|e| e.text.as_str()).collect();
+        assert_eq!(got, ["وقطر", "بَغزة", "Ukraine", "Київ", "Москва"]);
+        for e in &ents {
+            let slice: String = text
+                .chars()
+                .skip(e.start as usize)
+                .take((e.end - e.start) as usize)
+                .collect();
+            assert_eq!(slice, e.text, "an entity's text is its slice");
+        }
+        assert_eq!(ents[0].start, 0);
+    }
 
     #[test]
     fn head_spans_end_where_their_word_ends() {

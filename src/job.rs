@@ -9,7 +9,7 @@
 use crate::choice::Choice;
 use crate::codebook::{Codebook, Method};
 use crate::error::{Error, Result};
-use crate::heads::Aggregation;
+use crate::heads::{Aggregation, EntitySpans};
 use crate::models::head::{self, Head, HeadMeta};
 use crate::models::{lora, profile, registry, DTypeArg, DeviceArg, ModelDir};
 use crate::pipeline::{self, Counts};
@@ -33,6 +33,7 @@ pub struct ModelChoice {
     pub nli: Option<String>,
     pub ner: Option<String>,
     pub aggregation: Aggregation,
+    pub entity_spans: EntitySpans,
     /// libtorch intra-op threads per model (`None`: all cores).
     pub threads: Option<usize>,
     pub batch_tokens: usize,
@@ -50,6 +51,7 @@ impl Default for ModelChoice {
             nli: None,
             ner: None,
             aggregation: Aggregation::First,
+            entity_spans: EntitySpans::Name,
             threads: None,
             batch_tokens: 2048,
             device: DeviceArg::Cpu,
@@ -108,6 +110,7 @@ impl ModelChoice {
             dtype: self.dtype.resolve(),
             dtype_requested: self.dtype.name(),
             aggregation: self.aggregation,
+            entity_spans: self.entity_spans,
             ..Engine::default()
         })
     }

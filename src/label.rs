@@ -141,13 +141,17 @@ pub fn rows(
             // The head read the encoder's input, text prefix included.
             let shift = if head { plan.prefix.chars().count() } else { 0 };
             let tokens = out.ner_tokens(pid, head, shift);
-            row.entities = Some(heads::decode_entities(
+            let mut ents = heads::decode_entities(
                 &row.text,
                 &tokens,
                 scheme,
                 plan.job.engine.aggregation,
                 head,
-            ));
+            );
+            if plan.job.engine.entity_spans == heads::EntitySpans::Word {
+                heads::widen_to_words(&row.text, &mut ents);
+            }
+            row.entities = Some(ents);
         }
     });
     Ok(())

@@ -5,7 +5,7 @@
 
 use crate::codebook::{Codebook, Method};
 use crate::error::{Error, Result};
-use crate::heads::{self, Aggregation, NerScheme, NliLabels};
+use crate::heads::{self, Aggregation, EntitySpans, NerScheme, NliLabels};
 use crate::infer::{Key, Target, Work};
 use crate::input::ReadOptions;
 use crate::models::head::{Head, HeadMeta};
@@ -81,6 +81,7 @@ pub struct Engine {
     /// `--dtype` as given (`auto`, `f32`, `bf16`), for the provenance.
     pub dtype_requested: &'static str,
     pub aggregation: Aggregation,
+    pub entity_spans: EntitySpans,
     /// Keep each paragraph's encoder embedding in `Row::embedding` (training).
     pub embeddings: bool,
     /// Keep model outputs in the feature cache ([`crate::cache`]) and load
@@ -97,6 +98,7 @@ impl Default for Engine {
             dtype: DType::F32,
             dtype_requested: "auto",
             aggregation: Aggregation::First,
+            entity_spans: EntitySpans::Name,
             embeddings: false,
             cache: false,
         }

@@ -108,6 +108,7 @@ fn settings(
         "segment": job.segment.split,
         "languages": job.languages.codes(),
         "aggregation": format!("{:?}", job.engine.aggregation).to_lowercase(),
+        "entity_spans": format!("{:?}", job.engine.entity_spans).to_lowercase(),
         "dtype": job.engine.dtype.name(),
         "device": format!("{:?}", job.engine.device).to_lowercase(),
     })

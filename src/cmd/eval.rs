@@ -73,6 +73,10 @@ pub fn parse_pair(s: &str) -> Result<(String, String), String> {
 pub struct Args {
     #[command(flatten)]
     pub gold: GoldArgs,
+    /// Score only entities of these types, gold and predicted, e.g.
+    /// `PER,ORG,LOC` where the gold has no MISC (after --entity-map).
+    #[arg(long, value_delimiter = ',')]
+    pub entity_types: Vec<String>,
     /// Predictions from `paratag tag`. Without it the gold texts are tagged
     /// here, each as one paragraph, with the codebook and models below (by
     /// default the profile `default`).
@@ -374,6 +378,8 @@ pub fn run(mut a: Args) -> Result<()> {
             bootstrap: a.bootstrap,
             seed: a.seed,
             by: a.by.clone(),
+            entity_types: (!a.entity_types.is_empty())
+                .then(|| a.entity_types.iter().cloned().collect()),
         },
     )?;
     if report.tasks.is_empty() && report.ner.is_none() {

@@ -3,7 +3,7 @@
 use anyhow::{Context, Result};
 use paratag::codebook::Codebook;
 use paratag::dataset::{self, Dataset};
-use paratag::heads::Aggregation;
+use paratag::heads::{Aggregation, EntitySpans};
 use paratag::input::{Format, ReadOptions};
 use paratag::job::{self, summary, ModelChoice};
 use paratag::models::{DTypeArg, DeviceArg};
@@ -159,6 +159,11 @@ pub struct ModelArgs {
     /// Sub-token aggregation for NER words.
     #[arg(long, value_parser = crate::cmd::choice::<Aggregation>(), default_value = "first")]
     pub aggregation: Aggregation,
+    /// Entity span convention for clitics written onto a name (Arabic و،
+    /// ب، ل، ك، ف): `name` keeps them outside the span, `word` spans whole
+    /// words as ANERCorp and AQMAR do. docs/entities.md says why.
+    #[arg(long, value_parser = crate::cmd::choice::<EntitySpans>(), default_value = "name")]
+    pub entity_spans: EntitySpans,
     /// libtorch intra-op threads per model (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -187,6 +192,7 @@ impl ModelArgs {
             nli: self.nli.clone(),
             ner: self.ner.clone(),
             aggregation: self.aggregation,
+            entity_spans: self.entity_spans,
             threads: self.threads,
             batch_tokens: self.batch_tokens,
             device: self.device,

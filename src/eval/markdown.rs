@@ -122,6 +122,13 @@ fn entities(s: &mut String, n: &super::NerReport) {
         s,
         "Exact: same start, end and type (conlleval/seqeval). Partial: overlapping span of the same type.\n"
     );
+    if let Some(t) = &n.types {
+        let _ = writeln!(
+            s,
+            "Only {} entities are scored (`--entity-types`): gold and predicted spans of other types are left out.\n",
+            t.join(", ")
+        );
+    }
     let _ = writeln!(s, "| type | exact P | exact R | exact F1 | partial P | partial R | partial F1 | gold | predicted |");
     let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
     let row = |s: &mut String, name: &str, e: &super::Prf, p: &super::Prf| {

@@ -29,6 +29,8 @@ pub struct Options {
     pub bootstrap: usize,
     pub seed: u64,
     pub by: Vec<String>,
+    /// Score only entities of these types, gold and predicted (`None`: all).
+    pub entity_types: Option<BTreeSet<String>>,
 }
 
 /// A gold item and its prediction.
@@ -177,6 +179,8 @@ pub struct ScoreHistogram {
 #[derive(Debug, Clone, Serialize)]
 pub struct NerReport {
     pub n: usize,
+    /// The types scored (`--entity-types`); `None`: every type.
+    pub types: Option<Vec<String>>,
     pub exact: NerScores,
     pub partial: NerScores,
 }
@@ -350,10 +354,11 @@ pub fn evaluate(
         let order = ["favor", "against", crate::formats::NONE].map(String::from);
         tasks.push(task_report(None, &pooled, &order, opts));
     }
-    let ner = ner_report(pairs, preds)?;
+    check_entity_types(pairs, opts.entity_types.as_ref())?;
+    let ner = ner_report(pairs, preds, opts.entity_types.as_ref())?;
     let mut by = Vec::new();
     for col in &opts.by {
-        by.extend(breakdown(pairs, preds, &coders, &tasks, col)?);
+        by.extend(breakdown(pairs, preds, &coders, &tasks, col, opts)?);
     }
     Ok(Report {
         schema: REPORT_SCHEMA,
@@ -380,6 +385,7 @@ fn breakdown(
     coders: &[&str],
     tasks: &[TaskReport],
     col: &str,
+    opts: &Options,
 ) -> Result<Vec<Breakdown>> {
     let mut out = Vec::new();
     let value_of = |p: &Pair| -> Option<String> {
@@ -423,7 +429,7 @@ fn breakdown(
                 macro_f1: c.macro_f1(),
             });
         }
-        let sub_ner = ner_report(&sub, preds)?;
+        let sub_ner = ner_report(&sub, preds, opts.entity_types.as_ref())?;
         out.push(Breakdown {
             column: col.to_string(),
             value: v,
@@ -634,19 +640,48 @@ pub fn majority_spans(item: &crate::formats::GoldItem) -> Option<Vec<metrics::Ty
     )
 }
 
+/// `--entity-types`: each type is some gold or predicted entity's (a
+/// misspelt type would silently score nothing).
+fn check_entity_types(pairs: &[Pair], types: Option<&BTreeSet<String>>) -> Result<()> {
+    for t in types.into_iter().flatten() {
+        let mut spans = pairs.iter().flat_map(|p| {
+            let gold = p
+                .gold
+                .annotations
+                .iter()
+                .flat_map(|a| a.entities.iter().flatten());
+            gold.chain(p.pred.entities.iter().flatten().map(|e| &e.span))
+        });
+        if !spans.any(|s| &s.label == t) {
+            return Err(Error::Config(format!(
+                "--entity-types {t}: no gold or predicted entity has this type"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// NER figures over the pairs whose gold labels entities (majority spans
-/// with several coders: kept when more than half the coders marked them).
-fn ner_report(pairs: &[Pair], preds: &Predictions) -> Result<Option<NerReport>> {
+/// with several coders: kept when more than half the coders marked them),
+/// over the entities of `types` only when given.
+fn ner_report(
+    pairs: &[Pair],
+    preds: &Predictions,
+    types: Option<&BTreeSet<String>>,
+) -> Result<Option<NerReport>> {
+    let kept = |s: &metrics::TypedSpan| types.is_none_or(|t| t.contains(s.2));
     let items: Vec<(Vec<metrics::TypedSpan>, Vec<metrics::TypedSpan>)> = pairs
         .iter()
         .filter_map(|p| {
-            let gold = majority_spans(p.gold)?;
+            let mut gold = majority_spans(p.gold)?;
+            gold.retain(kept);
             let pred = p
                 .pred
                 .entities
                 .iter()
                 .flatten()
                 .map(|e| (e.span.start, e.span.end, e.span.label.as_str()))
+                .filter(kept)
                 .collect();
             Some((gold, pred))
         })
@@ -681,6 +716,7 @@ fn ner_report(pairs: &[Pair], preds: &Predictions) -> Result<Option<NerReport>> 
     };
     Ok(Some(NerReport {
         n: items.len(),
+        types: types.map(|t| t.iter().cloned().collect()),
         exact: scores(true),
         partial: scores(false),
     }))

@@ -1004,3 +1004,82 @@ fn stance_only_gold_runs_the_topics_a_gated_target_needs() {
     assert_eq!(tasks, ["stance_ukraine_aid"]);
     assert_eq!(r["tasks"][0]["n"], 3);
 }
+
+/// `--entity-types` scores only the listed types, gold and predicted alike.
+#[test]
+fn entity_types_score_only_the_listed_types() {
+    let s = setup();
+    let preds = read_predictions(&s.pred).unwrap().rows;
+    // The gold is the predictions with every second entity renamed PER, a
+    // type the tiny model knows but does not predict here.
+    let (mut n, mut renamed) = (0usize, 0usize);
+    let gold = s.root.join("types.gold.jsonl");
+    let lines: Vec<String> = preds
+        .iter()
+        .map(|p| {
+            let ents: Vec<Value> = p
+                .entities
+                .iter()
+                .flatten()
+                .map(|e| {
+                    assert_ne!(e.span.label, "PER");
+                    n += 1;
+                    let label = if n % 2 == 0 {
+                        renamed += 1;
+                        "PER"
+                    } else {
+                        e.span.label.as_str()
+                    };
+                    json!({"start": e.span.start, "end": e.span.end, "label": label})
+                })
+                .collect();
+            json!({"article_id": p.article_id, "paragraph": p.paragraph, "text": p.text, "entities": ents})
+                .to_string()
+        })
+        .collect();
+    assert!(renamed > 0, "the tiny model predicts entities");
+    std::fs::write(&gold, lines.join("\n")).unwrap();
+    let figures = |extra: &[&str]| {
+        let r = eval_json(&s, &gold, extra);
+        let m = &r["ner"]["exact"]["micro"];
+        let n = |k: &str| m[k].as_u64().unwrap() as usize;
+        ((n("tp"), n("fp"), n("fn")), r["ner"]["types"].clone())
+    };
+    assert_eq!(figures(&[]), ((n - renamed, renamed, renamed), Value::Null));
+    // Only PER: the renamed gold spans are missed, nothing else counts.
+    assert_eq!(
+        figures(&["--entity-types", "PER"]),
+        ((0, 0, renamed), json!(["PER"]))
+    );
+    // The predicted types: the renamed spans' predictions are false positives.
+    let mut types: Vec<String> = preds
+        .iter()
+        .flat_map(|p| p.entities.iter().flatten().map(|e| e.span.label.clone()))
+        .collect();
+    types.sort();
+    types.dedup();
+    let list = types.join(",");
+    assert_eq!(
+        figures(&["--entity-types", &list]),
+        ((n - renamed, renamed, 0), json!(types))
+    );
+    // A misspelt type is an error, not an empty score.
+    let js = gold.with_extension("x.json");
+    let o = paratag(&[
+        "eval",
+        "--gold",
+        gold.to_str().unwrap(),
+        "--pred",
+        s.pred.to_str().unwrap(),
+        "--json",
+        js.to_str().unwrap(),
+        "--entity-types",
+        "PERSON",
+    ]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("--entity-types PERSON: no gold or predicted entity has this type"),
+        "{err}"
+    );
+}

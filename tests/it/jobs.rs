@@ -675,6 +675,8 @@ fn inspect_tells_complete_from_killed_and_names_what_made_it() {
         assert_eq!(prov["paratag.run"]["dtype"], "f32", "{prov}");
         assert_eq!(prov["paratag.run"]["dtype_requested"], "f32", "{prov}");
         assert_eq!(prov["paratag.run"]["commit"], paratag::provenance::COMMIT);
+        // Clitics outside entity spans unless --entity-spans word.
+        assert_eq!(prov["paratag.settings"]["entity_spans"], "name", "{prov}");
         let enc = paratag::hash::sha256_file(&s.enc.join("model.safetensors")).unwrap();
         assert_eq!(
             prov["paratag.settings"]["models"][0]["weights_sha256"],
