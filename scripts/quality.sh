@@ -106,10 +106,17 @@ ev ruw "$R/raw_test_Russia_Ukraine.csv" --gold-encoding gbk --gold-col text=Twee
 ev ukraine-aid "$UA/test.jsonl" -c "$OUT/ukraine-heads.toml" --by lang --heads "${UAH[@]}"
 
 if [[ $SHIP == 1 ]]; then
-  rm -rf models/heads/ukraine-multi && mkdir -p models/heads/ukraine-multi
+  # stance_any is trained apart (docs/models.md) and stays; it names the
+  # adapter it was trained on, so tagging refuses it under a new one.
+  for d in adapter entities topic stance_ukraine_aid stance_ukraine_aid_holder; do
+    rm -rf "models/heads/ukraine-multi/$d"
+  done
   cp -r "$H/adapter" "${UAH[@]}" models/heads/ukraine-multi/
   cp "$OUT/ukraine-heads.toml" $CB/ukraine-multi.toml
   echo "quality: shipped -> models/heads/ukraine-multi" >&2
+  if ! grep -q "$(sha256sum "$H/adapter/adapter.safetensors" | cut -c1-64)" models/heads/ukraine-multi/stance_any/head.toml; then
+    echo "quality: models/heads/ukraine-multi/stance_any was trained on another adapter: retrain it (paratag train stance --any-target, docs/models.md) before committing" >&2
+  fi
 fi
 
 python3 - "$OUT" <<'PY'

@@ -218,11 +218,14 @@ impl crate::choice::Choice for EntitySpans {
 pub fn widen_to_words(text: &str, entities: &mut [Entity]) {
     let chars: Vec<char> = text.chars().collect();
     let in_word = |c: char| c.is_alphanumeric() || is_combining_mark(c);
+    // Never back into the entity before (spans stay disjoint).
+    let mut floor = 0;
     for e in entities.iter_mut() {
         let mut s = e.start as usize;
-        while s > 0 && s <= chars.len() && in_word(chars[s - 1]) {
+        while s > floor && s <= chars.len() && in_word(chars[s - 1]) {
             s -= 1;
         }
+        floor = e.end as usize;
         if s as u32 != e.start {
             e.start = s as u32;
             e.text = chars[s..e.end as usize].iter().collect();
@@ -635,6 +638,11 @@ mod tests {
             assert_eq!(slice, e.text, "an entity's text is its slice");
         }
         assert_eq!(ents[0].start, 0);
+        // Two names in one word stay two disjoint spans.
+        let text = "NordStream";
+        let mut ents = vec![entity(text, 0, 4), entity(text, 4, 10)];
+        widen_to_words(text, &mut ents);
+        assert_eq!((ents[1].start, ents[1].text.as_str()), (4, "Stream"));
     }
 
     #[test]
