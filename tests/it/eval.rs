@@ -35,14 +35,15 @@ const TOPICS: &[&str] = &[
 ];
 const STANCES: &[&str] = &["favor", "against", "none"];
 
-struct Setup {
+pub(crate) struct Setup {
     _dir: tempfile::TempDir,
-    root: PathBuf,
-    pred: PathBuf,
+    pub(crate) root: PathBuf,
+    pub(crate) pred: PathBuf,
     codebook: PathBuf,
 }
 
-fn setup() -> Setup {
+/// A corpus tagged with tiny random models and the ukraine codebook.
+pub(crate) fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_path_buf();
     let corpus = root.join("corpus");

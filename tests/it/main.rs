@@ -3,6 +3,7 @@
 mod cli;
 mod docs;
 mod e5;
+mod estimate;
 mod eval;
 mod extract;
 mod fetch;

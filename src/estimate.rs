@@ -1,0 +1,472 @@
+//! Corrected label shares (quantification): how common each label is in a
+//! group of paragraphs, corrected for the classifier's errors as measured
+//! on a hand-labeled sample, with percentile-bootstrap intervals.
+//!
+//! - `cc`: classify and count, the raw share of predicted labels.
+//! - `acc`: adjusted classify and count. The gold sample estimates
+//!   `M[i][j] = P(predicted i | true j)`; the group's predicted shares `q`
+//!   satisfy `q = M p` for its true shares `p`, solved by least squares on
+//!   the probability simplex (the binary case is the familiar
+//!   `(q - fpr) / (tpr - fpr)`, clipped to [0, 1]).
+//! - `pacc`: the same with expected posteriors instead of counts.
+//! - `emq`: EM prior adjustment (Saerens, Latinne and Decaestecker 2002):
+//!   posteriors are rescaled by the ratio of the group's prior to the gold
+//!   sample's until the prior is stable.
+//!
+//! The correction assumes prior shift: the classifier's errors given the
+//! true label (`P(predicted | true)`) are the same in the gold sample as in
+//! every group. Intervals resample the gold sample (so `M` varies) and the
+//! group's paragraphs, seeded, so a run is reproducible.
+
+use rand::{Rng, SeedableRng};
+
+/// How shares are estimated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Cc,
+    Acc,
+    Pacc,
+    Emq,
+}
+
+impl Method {
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Cc => "cc",
+            Method::Acc => "acc",
+            Method::Pacc => "pacc",
+            Method::Emq => "emq",
+        }
+    }
+
+    /// Whether it reads posteriors (not only predicted labels).
+    pub fn needs_posteriors(self) -> bool {
+        matches!(self, Method::Pacc | Method::Emq)
+    }
+}
+
+impl crate::choice::Choice for Method {
+    const CHOICES: &'static [(Self, &'static str, &'static str)] = &[
+        (Method::Cc, "cc", "raw share of predicted labels"),
+        (Method::Acc, "acc", "adjusted classify and count"),
+        (
+            Method::Pacc,
+            "pacc",
+            "probabilistic adjusted classify and count",
+        ),
+        (Method::Emq, "emq", "EM prior adjustment (SLD)"),
+    ];
+}
+
+/// One paragraph as the classifier saw it: its predicted label and, where
+/// the method needs them, its posterior over the labels.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub pred: usize,
+    pub post: Option<Vec<f64>>,
+}
+
+/// A gold-sample paragraph: what the classifier said, and the truth.
+#[derive(Debug, Clone)]
+pub struct Labeled {
+    pub seen: Seen,
+    pub gold: usize,
+}
+
+/// Why shares cannot be estimated.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Problem {
+    /// A label no gold item has (EMQ: the gold prior would be 0).
+    NoGold(usize),
+    /// The method needs posteriors a paragraph lacks.
+    NoPosterior,
+    Empty,
+}
+
+/// The shares of `k` labels in `rows` by `method`, corrected with `gold`.
+pub fn shares(
+    method: Method,
+    k: usize,
+    gold: &[&Labeled],
+    rows: &[&Seen],
+) -> Result<Vec<f64>, Problem> {
+    if rows.is_empty() {
+        return Err(Problem::Empty);
+    }
+    let counts = raw(k, rows);
+    match method {
+        Method::Cc => Ok(counts),
+        Method::Acc | Method::Pacc => {
+            let probabilistic = method == Method::Pacc;
+            let q = if probabilistic {
+                mean_post(k, rows)?
+            } else {
+                counts
+            };
+            let m = rates(k, gold, probabilistic)?;
+            Ok(simplex_lsq(&m, &q))
+        }
+        Method::Emq => {
+            let prior = gold_prior(k, gold)?;
+            let posts: Vec<&Vec<f64>> = rows
+                .iter()
+                .map(|r| r.post.as_ref().ok_or(Problem::NoPosterior))
+                .collect::<Result<_, _>>()?;
+            Ok(sld(&prior, &posts))
+        }
+    }
+}
+
+/// Classify and count: the share of each predicted label.
+pub fn raw(k: usize, rows: &[&Seen]) -> Vec<f64> {
+    let mut c = vec![0.0; k];
+    for r in rows {
+        c[r.pred] += 1.0;
+    }
+    let n = rows.len().max(1) as f64;
+    c.iter().map(|x| x / n).collect()
+}
+
+fn mean_post(k: usize, rows: &[&Seen]) -> Result<Vec<f64>, Problem> {
+    let mut s = vec![0.0; k];
+    for r in rows {
+        let p = r.post.as_ref().ok_or(Problem::NoPosterior)?;
+        for (a, b) in s.iter_mut().zip(p) {
+            *a += b;
+        }
+    }
+    let n = rows.len() as f64;
+    Ok(s.iter().map(|x| x / n).collect())
+}
+
+/// `M[i][j]`: P(predicted i | true j) (or the mean posterior of i over the
+/// gold items of true label j); the identity column for a label without
+/// gold items.
+fn rates(k: usize, gold: &[&Labeled], probabilistic: bool) -> Result<Vec<Vec<f64>>, Problem> {
+    let mut m = vec![vec![0.0; k]; k];
+    let mut n = vec![0.0; k];
+    for g in gold {
+        n[g.gold] += 1.0;
+        if probabilistic {
+            let p = g.seen.post.as_ref().ok_or(Problem::NoPosterior)?;
+            for (i, v) in p.iter().enumerate() {
+                m[i][g.gold] += v;
+            }
+        } else {
+            m[g.seen.pred][g.gold] += 1.0;
+        }
+    }
+    for (i, row) in m.iter_mut().enumerate() {
+        for (j, v) in row.iter_mut().enumerate() {
+            // A label no gold item has: taken as always predicted right
+            // (its share passes through uncorrected; callers say so).
+            *v = if n[j] > 0.0 {
+                *v / n[j]
+            } else {
+                f64::from(u8::from(i == j))
+            };
+        }
+    }
+    Ok(m)
+}
+
+fn gold_prior(k: usize, gold: &[&Labeled]) -> Result<Vec<f64>, Problem> {
+    let mut p = vec![0.0; k];
+    for g in gold {
+        p[g.gold] += 1.0;
+    }
+    if let Some(j) = (0..k).find(|&j| p[j] == 0.0) {
+        return Err(Problem::NoGold(j));
+    }
+    let n = gold.len() as f64;
+    Ok(p.iter().map(|x| x / n).collect())
+}
+
+/// `argmin ||M p - q||²` over the probability simplex, by projected
+/// gradient descent (a few labels: exact to 1e-12 in a few thousand steps).
+pub fn simplex_lsq(m: &[Vec<f64>], q: &[f64]) -> Vec<f64> {
+    let k = q.len();
+    // Step 1/L with L = 2 ||M||_F² >= the gradient's Lipschitz constant.
+    let l = 2.0 * m.iter().flatten().map(|v| v * v).sum::<f64>();
+    let step = if l > 0.0 { 1.0 / l } else { 1.0 };
+    let mut p = vec![1.0 / k as f64; k];
+    for _ in 0..20_000 {
+        let r: Vec<f64> = (0..k)
+            .map(|i| (0..k).map(|j| m[i][j] * p[j]).sum::<f64>() - q[i])
+            .collect();
+        let g: Vec<f64> = (0..k)
+            .map(|j| 2.0 * (0..k).map(|i| m[i][j] * r[i]).sum::<f64>())
+            .collect();
+        let next = project(
+            &p.iter()
+                .zip(&g)
+                .map(|(a, b)| a - step * b)
+                .collect::<Vec<_>>(),
+        );
+        let moved = next
+            .iter()
+            .zip(&p)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        p = next;
+        if moved < 1e-13 {
+            break;
+        }
+    }
+    p
+}
+
+/// Euclidean projection onto the simplex (Duchi et al. 2008).
+fn project(v: &[f64]) -> Vec<f64> {
+    let mut u = v.to_vec();
+    u.sort_by(|a, b| b.total_cmp(a));
+    let (mut cum, mut theta) = (0.0, 0.0);
+    for (i, x) in u.iter().enumerate() {
+        cum += x;
+        let t = (cum - 1.0) / (i + 1) as f64;
+        if x - t > 0.0 {
+            theta = t;
+        }
+    }
+    v.iter().map(|x| (x - theta).max(0.0)).collect()
+}
+
+/// Saerens-Latinne-Decaestecker EM: the group prior at convergence.
+fn sld(train: &[f64], posts: &[&Vec<f64>]) -> Vec<f64> {
+    let k = train.len();
+    let mut prior = train.to_vec();
+    for _ in 0..1000 {
+        let mut next = vec![0.0; k];
+        for p in posts {
+            let w: Vec<f64> = (0..k).map(|i| prior[i] / train[i] * p[i]).collect();
+            let z: f64 = w.iter().sum();
+            if z > 0.0 {
+                for i in 0..k {
+                    next[i] += w[i] / z;
+                }
+            }
+        }
+        let n = posts.len() as f64;
+        next.iter_mut().for_each(|x| *x /= n);
+        let moved = next
+            .iter()
+            .zip(&prior)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        prior = next;
+        if moved < 1e-9 {
+            break;
+        }
+    }
+    prior
+}
+
+/// A share with its 95 % percentile-bootstrap interval.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Share {
+    pub share: f64,
+    pub ci_low: f64,
+    pub ci_high: f64,
+}
+
+/// The shares, and their intervals from `reps` replicates that resample the
+/// gold sample and the rows (seeded; `reps` 0: no interval, bounds = share).
+pub fn with_intervals(
+    method: Method,
+    k: usize,
+    gold: &[&Labeled],
+    rows: &[&Seen],
+    reps: usize,
+    seed: u64,
+) -> Result<Vec<Share>, Problem> {
+    let point = shares(method, k, gold, rows)?;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut draws: Vec<Vec<f64>> = vec![Vec::with_capacity(reps); k];
+    for _ in 0..reps {
+        let g: Vec<&Labeled> = (0..gold.len())
+            .map(|_| gold[rng.gen_range(0..gold.len())])
+            .collect();
+        let r: Vec<&Seen> = (0..rows.len())
+            .map(|_| rows[rng.gen_range(0..rows.len())])
+            .collect();
+        // A replicate that lost every gold item of a label is skipped: its
+        // error rates are undefined (rare unless a label has few gold items).
+        if let Ok(s) = shares(method, k, &g, &r) {
+            for (d, v) in draws.iter_mut().zip(s) {
+                d.push(v);
+            }
+        }
+    }
+    Ok(point
+        .iter()
+        .zip(draws)
+        .map(|(&share, d)| {
+            let (ci_low, ci_high) =
+                crate::eval::metrics::percentile_ci(d, 0.95).unwrap_or((share, share));
+            Share {
+                share,
+                ci_low,
+                ci_high,
+            }
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seen(pred: usize) -> Seen {
+        Seen { pred, post: None }
+    }
+
+    /// `n` gold items of true label `gold` predicted as `pred`.
+    fn labeled(n: usize, gold: usize, pred: usize, post: Option<Vec<f64>>) -> Vec<Labeled> {
+        (0..n)
+            .map(|_| Labeled {
+                seen: Seen {
+                    pred,
+                    post: post.clone(),
+                },
+                gold,
+            })
+            .collect()
+    }
+
+    fn close(a: &[f64], b: &[f64]) -> bool {
+        a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-6)
+    }
+
+    #[test]
+    fn acc_inverts_a_binary_confusion_by_hand() {
+        // Gold: 100 positives, 80 called positive (tpr 0.8); 100 negatives,
+        // 10 called positive (fpr 0.1). A group where 45 % are called
+        // positive holds (0.45 - 0.1) / (0.8 - 0.1) = 0.5 positives.
+        let mut gold = labeled(80, 0, 0, None);
+        gold.extend(labeled(20, 0, 1, None));
+        gold.extend(labeled(10, 1, 0, None));
+        gold.extend(labeled(90, 1, 1, None));
+        let g: Vec<&Labeled> = gold.iter().collect();
+        let rows: Vec<Seen> = (0..100).map(|i| seen(usize::from(i >= 45))).collect();
+        let r: Vec<&Seen> = rows.iter().collect();
+        assert!(close(
+            &shares(Method::Cc, 2, &g, &r).unwrap(),
+            &[0.45, 0.55]
+        ));
+        assert!(close(&shares(Method::Acc, 2, &g, &r).unwrap(), &[0.5, 0.5]));
+        // Fewer positives called than the false-positive rate alone gives:
+        // the estimate is clipped to 0, not negative.
+        let few: Vec<Seen> = (0..100).map(|i| seen(usize::from(i >= 5))).collect();
+        let f: Vec<&Seen> = few.iter().collect();
+        assert!(close(&shares(Method::Acc, 2, &g, &f).unwrap(), &[0.0, 1.0]));
+    }
+
+    #[test]
+    fn acc_recovers_three_shares_through_a_known_confusion() {
+        // M (columns: true favor, against, none; rows: predicted), and true
+        // shares p = (0.2, 0.3, 0.5): the group is called q = M p.
+        let m = [[0.7, 0.1, 0.1], [0.1, 0.6, 0.2], [0.2, 0.3, 0.7]];
+        let p = [0.2, 0.3, 0.5];
+        let q: Vec<f64> = (0..3)
+            .map(|i| (0..3).map(|j| m[i][j] * p[j]).sum())
+            .collect();
+        let mut gold = vec![];
+        for (j, col) in (0..3).map(|j| (j, [m[0][j], m[1][j], m[2][j]])) {
+            for (i, rate) in col.iter().enumerate() {
+                gold.extend(labeled((rate * 100.0).round() as usize, j, i, None));
+            }
+        }
+        let g: Vec<&Labeled> = gold.iter().collect();
+        // 1000 rows called in the shares q = (0.22, 0.30, 0.48).
+        let mut rows = vec![];
+        for (i, s) in q.iter().enumerate() {
+            rows.extend((0..(s * 1000.0).round() as usize).map(|_| seen(i)));
+        }
+        let r: Vec<&Seen> = rows.iter().collect();
+        assert!(close(&raw(3, &r), &[0.22, 0.30, 0.48]), "{:?}", raw(3, &r));
+        let est = shares(Method::Acc, 3, &g, &r).unwrap();
+        assert!(close(&est, &p), "{est:?}");
+    }
+
+    #[test]
+    fn pacc_uses_mean_posteriors_by_hand() {
+        // Positives average posterior 0.7 for positive, negatives 0.2: a
+        // group whose mean posterior is 0.45 holds (0.45 - 0.2) / 0.5 = 0.5.
+        let mut gold = labeled(10, 0, 0, Some(vec![0.7, 0.3]));
+        gold.extend(labeled(10, 1, 1, Some(vec![0.2, 0.8])));
+        let g: Vec<&Labeled> = gold.iter().collect();
+        let rows: Vec<Seen> = [0.6, 0.3]
+            .iter()
+            .map(|&x| Seen {
+                pred: usize::from(x < 0.5),
+                post: Some(vec![x, 1.0 - x]),
+            })
+            .collect();
+        let r: Vec<&Seen> = rows.iter().collect();
+        assert!(close(
+            &shares(Method::Pacc, 2, &g, &r).unwrap(),
+            &[0.5, 0.5]
+        ));
+        // Without posteriors PACC refuses rather than guessing.
+        let bare = [seen(0)];
+        let b: Vec<&Seen> = bare.iter().collect();
+        assert_eq!(shares(Method::Pacc, 2, &g, &b), Err(Problem::NoPosterior));
+    }
+
+    #[test]
+    fn emq_moves_the_prior_toward_the_groups_posteriors() {
+        // Calibrated posteriors under a 50/50 gold prior; a group whose
+        // paragraphs all lean positive gets a prior above its mean posterior
+        // (EM sharpens it) and below 1.
+        let mut gold = labeled(50, 0, 0, Some(vec![0.8, 0.2]));
+        gold.extend(labeled(50, 1, 1, Some(vec![0.2, 0.8])));
+        let g: Vec<&Labeled> = gold.iter().collect();
+        let rows: Vec<Seen> = (0..10)
+            .map(|_| Seen {
+                pred: 0,
+                post: Some(vec![0.8, 0.2]),
+            })
+            .collect();
+        let r: Vec<&Seen> = rows.iter().collect();
+        let est = shares(Method::Emq, 2, &g, &r).unwrap();
+        assert!(est[0] > 0.8 && est[0] <= 1.0, "{est:?}");
+        assert!((est[0] + est[1] - 1.0).abs() < 1e-9);
+        // A group like the gold sample keeps the gold prior.
+        let mixed: Vec<&Seen> = gold.iter().map(|l| &l.seen).collect();
+        assert!(close(
+            &shares(Method::Emq, 2, &g, &mixed).unwrap(),
+            &[0.5, 0.5]
+        ));
+    }
+
+    #[test]
+    fn a_label_without_gold_items_passes_through_and_intervals_cover_the_share() {
+        // Label 1 has no gold item: ACC takes it as always right (so label
+        // 0's perfect record leaves the raw shares as they are); EMQ, whose
+        // gold prior for it would be 0, refuses.
+        let gold = labeled(10, 0, 0, Some(vec![1.0, 0.0]));
+        let g: Vec<&Labeled> = gold.iter().collect();
+        let rows = [seen(0), seen(1), seen(1)];
+        let r: Vec<&Seen> = rows.iter().collect();
+        let third = [1.0 / 3.0, 2.0 / 3.0];
+        assert!(close(&shares(Method::Acc, 2, &g, &r).unwrap(), &third));
+        assert_eq!(shares(Method::Emq, 2, &g, &r), Err(Problem::NoGold(1)));
+        let mut gold = labeled(40, 0, 0, None);
+        gold.extend(labeled(10, 0, 1, None));
+        gold.extend(labeled(45, 1, 1, None));
+        gold.extend(labeled(5, 1, 0, None));
+        let g: Vec<&Labeled> = gold.iter().collect();
+        let rows: Vec<Seen> = (0..200).map(|i| seen(usize::from(i % 3 == 0))).collect();
+        let r: Vec<&Seen> = rows.iter().collect();
+        let a = with_intervals(Method::Acc, 2, &g, &r, 300, 7).unwrap();
+        let b = with_intervals(Method::Acc, 2, &g, &r, 300, 7).unwrap();
+        assert_eq!(a, b, "seeded");
+        for s in &a {
+            assert!(s.ci_low <= s.share && s.share <= s.ci_high, "{s:?}");
+            assert!(
+                s.ci_high - s.ci_low > 0.01,
+                "an interval, not a point: {s:?}"
+            );
+        }
+    }
+}
