@@ -38,6 +38,10 @@ pub struct Args {
     /// A Markdown report of the same figures.
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// PNG plots, one per task and label: shares per group (over the date
+    /// buckets with --every), 95 % intervals shaded, raw shares dashed.
+    #[arg(long)]
+    pub plots: Option<PathBuf>,
     /// Bootstrap replicates for the 95 % intervals (0: none).
     #[arg(long, default_value_t = 1000)]
     pub bootstrap: usize,
@@ -112,7 +116,7 @@ pub fn run(a: Args) -> Result<()> {
         true,
     )?;
     let (pairs, _) = ev::join(&l, &a.gold)?;
-    let groups = groups_of(&a, &l.preds)?;
+    let (groups, dated) = groups_of(&a, &l.preds)?;
     let tasks = tasks_of(&l);
     let coders = paratag::formats::coders(&l.gold);
     let (mut out, mut notes) = (Vec::new(), Vec::new());
@@ -156,6 +160,9 @@ pub fn run(a: Args) -> Result<()> {
     if let Some(r) = &a.report {
         let md = report(&a, &out, &notes, pairs.len());
         paratag::atomic::atomic_write(r, md.as_bytes())?;
+    }
+    if let Some(dir) = &a.plots {
+        plot(&a, &out, dir, &dated)?;
     }
     eprintln!(
         "paratag: {} shares ({} groups, {} tasks) -> {}",
@@ -201,8 +208,9 @@ fn note_missing(
 }
 
 /// The groups: the whole corpus (empty key), then each combination of
-/// --by values (date columns bucketed by --every), with their row indices.
-fn groups_of(a: &Args, preds: &Predictions) -> Result<Vec<(Vec<String>, Vec<usize>)>> {
+/// --by values (date columns bucketed by --every), with their row indices;
+/// and which --by columns hold dates.
+fn groups_of(a: &Args, preds: &Predictions) -> Result<(Groups, Vec<bool>)> {
     for col in &a.by {
         if !preds.field_names.iter().any(|f| f == col) {
             anyhow::bail!(
@@ -231,8 +239,11 @@ fn groups_of(a: &Args, preds: &Predictions) -> Result<Vec<(Vec<String>, Vec<usiz
         }
     }
     let all = (Vec::new(), (0..preds.rows.len()).collect());
-    Ok(std::iter::once(all).chain(groups).collect())
+    Ok((std::iter::once(all).chain(groups).collect(), dated))
 }
+
+/// Each group's --by values (empty: the whole corpus) and row indices.
+type Groups = Vec<(Vec<String>, Vec<usize>)>;
 
 /// The tasks to estimate and their labels: topic (the codebook's ids and
 /// `none`) and each stance target.
@@ -468,6 +479,53 @@ fn by_values(a: &Args, o: &Out) -> Vec<String> {
         true => vec![String::new(); a.by.len()],
         false => o.keys.clone(),
     }
+}
+
+/// One PNG per task and label. With --every, x is the date bucket and
+/// each other --by combination is a line; else x is the group.
+fn plot(a: &Args, out: &[Out], dir: &std::path::Path, dated: &[bool]) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("--plots {}", dir.display()))?;
+    let mut by_plot: BTreeMap<(&str, &str), Vec<estimate::plots::Point>> = BTreeMap::new();
+    for o in out.iter().filter(|o| !o.keys.is_empty() || a.by.is_empty()) {
+        let (mut series, mut x) = (Vec::new(), Vec::new());
+        for (k, v) in o.keys.iter().enumerate() {
+            match dated[k] && a.every.is_some() {
+                true => x.push(v.clone()),
+                false => series.push(format!("{}={v}", a.by[k])),
+            }
+        }
+        let (series, x) = match (x.is_empty(), series.is_empty()) {
+            (true, _) => ("all".to_string(), o.group.clone()),
+            (false, true) => ("all".to_string(), x.join(" ")),
+            (false, false) => (series.join(", "), x.join(" ")),
+        };
+        by_plot
+            .entry((o.task.as_str(), o.label.as_str()))
+            .or_default()
+            .push(estimate::plots::Point {
+                series,
+                x,
+                share: o.share.share,
+                ci_low: o.share.ci_low,
+                ci_high: o.share.ci_high,
+                raw: o.raw,
+            });
+    }
+    for ((task, label), pts) in &by_plot {
+        let name: String = format!("{task}_{label}")
+            .chars()
+            .map(|c| {
+                if c.is_alphanumeric() || c == '_' || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let title = format!("{task} = {label}: share ({})", out[0].method);
+        estimate::plots::shares(&title, pts, &dir.join(format!("{name}.png")))?;
+    }
+    Ok(())
 }
 
 fn report(a: &Args, out: &[Out], notes: &[String], gold_n: usize) -> String {

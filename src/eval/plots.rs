@@ -10,9 +10,9 @@ use crate::error::{Error, Result};
 use plotters::prelude::*;
 use std::path::{Path, PathBuf};
 
-const FONT: &str = "sans-serif";
+pub(crate) const FONT: &str = "sans-serif";
 
-fn register_font() {
+pub(crate) fn register_font() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         // The bytes are a valid TTF compiled in; failure would be a build bug.
@@ -20,7 +20,7 @@ fn register_font() {
     });
 }
 
-fn perr<E: std::fmt::Display>(path: &Path) -> impl Fn(E) -> Error + '_ {
+pub(crate) fn perr<E: std::fmt::Display>(path: &Path) -> impl Fn(E) -> Error + '_ {
     move |e| Error::Output {
         path: path.into(),
         message: e.to_string(),

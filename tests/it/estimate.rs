@@ -32,7 +32,11 @@ fn a_perfect_classifier_keeps_its_raw_shares_in_every_group() {
         })
         .collect();
     std::fs::write(&gold, lines.join("\n")).unwrap();
-    let (out, md) = (s.root.join("shares.csv"), s.root.join("r.md"));
+    let (out, md, plots) = (
+        s.root.join("shares.csv"),
+        s.root.join("r.md"),
+        s.root.join("plots"),
+    );
     let run = |extra: &[&str]| {
         let mut args = vec![
             "estimate",
@@ -47,6 +51,8 @@ fn a_perfect_classifier_keeps_its_raw_shares_in_every_group() {
             out.to_str().unwrap(),
             "--report",
             md.to_str().unwrap(),
+            "--plots",
+            plots.to_str().unwrap(),
         ];
         args.extend_from_slice(extra);
         paratag(&args)
@@ -105,6 +111,11 @@ fn a_perfect_classifier_keeps_its_raw_shares_in_every_group() {
         .map(|r| f(r, "share"))
         .sum();
     assert!((sum - 1.0).abs() < 1e-6, "{sum}");
+    // One PNG per task and label.
+    for name in ["topic_aid_to_ukraine.png", "stance_ukraine_aid_against.png"] {
+        let png = std::fs::read(plots.join(name)).unwrap();
+        assert!(png.starts_with(b"\x89PNG"), "{name}");
+    }
     let report = std::fs::read_to_string(&md).unwrap();
     assert!(
         report.contains("## topic") && report.contains("## stance_ukraine_aid"),

@@ -20,6 +20,8 @@
 
 use rand::{Rng, SeedableRng};
 
+pub mod plots;
+
 /// How shares are estimated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
