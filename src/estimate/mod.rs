@@ -205,17 +205,21 @@ pub fn simplex_lsq(m: &[Vec<f64>], q: &[f64]) -> Vec<f64> {
                 .map(|(a, b)| a - step * b)
                 .collect::<Vec<_>>(),
         );
-        let moved = next
-            .iter()
-            .zip(&p)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f64::max);
+        let moved = max_diff(&next, &p);
         p = next;
         if moved < 1e-13 {
             break;
         }
     }
     p
+}
+
+/// The largest absolute difference between two vectors (convergence).
+fn max_diff(a: &[f64], b: &[f64]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
 }
 
 /// Euclidean projection onto the simplex (Duchi et al. 2008).
@@ -250,11 +254,7 @@ fn sld(train: &[f64], posts: &[&Vec<f64>]) -> Vec<f64> {
         }
         let n = posts.len() as f64;
         next.iter_mut().for_each(|x| *x /= n);
-        let moved = next
-            .iter()
-            .zip(&prior)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f64::max);
+        let moved = max_diff(&next, &prior);
         prior = next;
         if moved < 1e-9 {
             break;
