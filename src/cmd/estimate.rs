@@ -325,16 +325,12 @@ fn date_columns(rows: &[Pred], by: &[String], every: Option<Period>) -> Result<V
     let dated: Vec<bool> = by
         .iter()
         .map(|c| {
-            let mut vals = rows
+            let vals: Vec<&String> = rows
                 .iter()
                 .filter_map(|r| r.fields.get(c))
-                .filter(|v| !v.is_empty());
-            let mut any = false;
-            let all = vals.all(|v| {
-                any = true;
-                Period::Day.bucket(v).is_some()
-            });
-            any && all
+                .filter(|v| !v.is_empty())
+                .collect();
+            !vals.is_empty() && vals.iter().all(|v| Period::Day.bucket(v).is_some())
         })
         .collect();
     if let Some(p) = every {
@@ -401,74 +397,69 @@ fn gold_of(
     Ok(out)
 }
 
-fn write_table(a: &Args, out: &[Out]) -> Result<()> {
-    let path = &a.output;
-    if path.extension().and_then(|e| e.to_str()) == Some("csv") {
-        let mut w = csv::Writer::from_writer(Vec::new());
-        let mut head = vec!["group".to_string()];
-        head.extend(a.by.iter().cloned());
-        head.extend(
-            [
-                "task",
-                "label",
-                "method",
-                "share",
-                "ci_low",
-                "ci_high",
-                "raw_share",
-                "n",
-            ]
-            .map(String::from),
-        );
-        w.write_record(&head)?;
-        for o in out {
-            let mut rec = vec![o.group.clone()];
-            rec.extend(by_values(a, o));
-            rec.extend([
-                o.task.clone(),
-                o.label.clone(),
-                o.method.to_string(),
-                format!("{:.6}", o.share.share),
-                format!("{:.6}", o.share.ci_low),
-                format!("{:.6}", o.share.ci_high),
-                format!("{:.6}", o.raw),
-                o.n.to_string(),
-            ]);
-            w.write_record(&rec)?;
-        }
-        let bytes = w.into_inner().context("csv buffer")?;
-        paratag::atomic::atomic_write(path, &bytes)?;
-        return Ok(());
-    }
-    use polars::prelude::*;
-    let s = |name: &str, v: Vec<String>| Column::new(name.into(), v);
-    let f = |name: &str, v: Vec<f64>| Column::new(name.into(), v);
-    let mut cols = vec![s("group", out.iter().map(|o| o.group.clone()).collect())];
+/// A column of the shares table.
+enum Col {
+    Text(Vec<String>),
+    Num(Vec<f64>),
+    Count(Vec<u64>),
+}
+
+/// The shares table's columns, in order (both formats write these).
+fn columns(a: &Args, out: &[Out]) -> Vec<(String, Col)> {
+    let text = |f: &dyn Fn(&Out) -> String| Col::Text(out.iter().map(f).collect());
+    let num = |f: &dyn Fn(&Out) -> f64| Col::Num(out.iter().map(f).collect());
+    let mut cols = vec![("group".to_string(), text(&|o| o.group.clone()))];
     for (k, c) in a.by.iter().enumerate() {
-        cols.push(s(
-            c,
-            out.iter().map(|o| by_values(a, o)[k].clone()).collect(),
-        ));
+        cols.push((c.clone(), text(&|o| by_values(a, o)[k].clone())));
     }
     cols.extend([
-        s("task", out.iter().map(|o| o.task.clone()).collect()),
-        s("label", out.iter().map(|o| o.label.clone()).collect()),
-        s("method", out.iter().map(|o| o.method.to_string()).collect()),
-        f("share", out.iter().map(|o| o.share.share).collect()),
-        f("ci_low", out.iter().map(|o| o.share.ci_low).collect()),
-        f("ci_high", out.iter().map(|o| o.share.ci_high).collect()),
-        f("raw_share", out.iter().map(|o| o.raw).collect()),
-        Column::new(
+        ("task".into(), text(&|o| o.task.clone())),
+        ("label".into(), text(&|o| o.label.clone())),
+        ("method".into(), text(&|o| o.method.to_string())),
+        ("share".into(), num(&|o| o.share.share)),
+        ("ci_low".into(), num(&|o| o.share.ci_low)),
+        ("ci_high".into(), num(&|o| o.share.ci_high)),
+        ("raw_share".into(), num(&|o| o.raw)),
+        (
             "n".into(),
-            out.iter().map(|o| o.n as u64).collect::<Vec<_>>(),
+            Col::Count(out.iter().map(|o| o.n as u64).collect()),
         ),
     ]);
-    let mut df =
-        DataFrame::new(out.len(), cols).map_err(|e| anyhow::anyhow!("the shares table: {e}"))?;
-    let mut bytes = Vec::new();
-    ParquetWriter::new(&mut bytes)
-        .finish(&mut df)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    cols
+}
+
+fn write_table(a: &Args, out: &[Out]) -> Result<()> {
+    let path = &a.output;
+    let cols = columns(a, out);
+    let bytes = if path.extension().and_then(|e| e.to_str()) == Some("csv") {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        w.write_record(cols.iter().map(|(name, _)| name))?;
+        for i in 0..out.len() {
+            w.write_record(cols.iter().map(|(_, c)| match c {
+                Col::Text(v) => v[i].clone(),
+                Col::Num(v) => format!("{:.6}", v[i]),
+                Col::Count(v) => v[i].to_string(),
+            }))?;
+        }
+        w.into_inner().context("csv buffer")?
+    } else {
+        use polars::prelude::{Column, DataFrame, ParquetWriter};
+        let cols: Vec<Column> = cols
+            .into_iter()
+            .map(|(name, c)| match c {
+                Col::Text(v) => Column::new(name.into(), v),
+                Col::Num(v) => Column::new(name.into(), v),
+                Col::Count(v) => Column::new(name.into(), v),
+            })
+            .collect();
+        let mut df = DataFrame::new(out.len(), cols)
+            .map_err(|e| anyhow::anyhow!("the shares table: {e}"))?;
+        let mut bytes = Vec::new();
+        ParquetWriter::new(&mut bytes)
+            .finish(&mut df)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        bytes
+    };
     paratag::atomic::atomic_write(path, &bytes)?;
     Ok(())
 }

@@ -361,19 +361,18 @@ fn run_ner(a: Args) -> Result<()> {
     };
     let mut train_files = per_file(&a.train)?;
     let mut dev_files = per_file(&a.dev)?;
-    if a.train.len() + a.dev.len() > 1 {
-        let n = types.len();
-        let mut all: Vec<&mut Items> = train_files.iter_mut().chain(dev_files.iter_mut()).collect();
-        let missing = examples::mask_unannotated(&mut all, n);
-        for (p, m) in a.train.iter().chain(&a.dev).zip(missing) {
-            if !m.is_empty() {
-                let names: Vec<&str> = m.iter().map(|&k| types[k].as_str()).collect();
-                eprintln!(
-                    "paratag: {} marks no {} span: masked out of its loss and dev score",
-                    p.display(),
-                    names.join("/")
-                );
-            }
+    // One file marks every type there is: nothing to mask.
+    let n = types.len();
+    let mut all: Vec<&mut Items> = train_files.iter_mut().chain(dev_files.iter_mut()).collect();
+    let missing = examples::mask_unannotated(&mut all, n);
+    for (p, m) in a.train.iter().chain(&a.dev).zip(missing) {
+        if !m.is_empty() {
+            let names: Vec<&str> = m.iter().map(|&k| types[k].as_str()).collect();
+            eprintln!(
+                "paratag: {} marks no {} span: masked out of its loss and dev score",
+                p.display(),
+                names.join("/")
+            );
         }
     }
     let mut train_items: Items = train_files.into_iter().flatten().collect();
