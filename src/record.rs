@@ -82,6 +82,17 @@ pub struct PredStance {
     pub reported: Option<f32>,
 }
 
+impl PredStance {
+    /// P(favor), P(against), P(none) from the two stored probabilities
+    /// (clipped and renormalised); `None` when the row was not scored.
+    pub fn posterior(&self) -> Option<[f64; 3]> {
+        let (f, a) = (f64::from(self.favor?), f64::from(self.against?));
+        let v = [f.max(0.0), a.max(0.0), (1.0 - f - a).max(0.0)];
+        let z = v.iter().sum::<f64>().max(1e-12);
+        Some(v.map(|x| x / z))
+    }
+}
+
 /// One row of a paratag output table, as `sample`, `eval` and `calibrate` see it.
 #[derive(Debug, Clone, Default)]
 pub struct Pred {

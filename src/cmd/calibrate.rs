@@ -67,6 +67,11 @@ pub fn run(mut a: Args) -> Result<()> {
         .codebook
         .clone()
         .or_else(|| profile.as_ref().map(|p| p.codebook()));
+    ev::check_design(
+        &a.gold,
+        "thresholds fitted on it would not suit the model",
+        false,
+    )?;
     let l = ev::load(
         &a.gold,
         a.pred.as_deref(),

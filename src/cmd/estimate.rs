@@ -116,6 +116,7 @@ pub fn run(a: Args) -> Result<()> {
         true,
     )?;
     let (pairs, _) = ev::join(&l, &a.gold)?;
+    let design = paratag::sample::design(&l.gold)?;
     let (groups, dated) = groups_of(&a, &l.preds)?;
     let tasks = tasks_of(&l);
     let coders = paratag::formats::coders(&l.gold);
@@ -158,7 +159,7 @@ pub fn run(a: Args) -> Result<()> {
     }
     write_table(&a, &out)?;
     if let Some(r) = &a.report {
-        let md = report(&a, &out, &notes, pairs.len());
+        let md = report(&a, &out, &notes, pairs.len(), &design);
         paratag::atomic::atomic_write(r, md.as_bytes())?;
     }
     if let Some(dir) = &a.plots {
@@ -355,12 +356,7 @@ fn seen_of(p: &Pred, task: &Task, labels: &[String]) -> Result<Seen> {
     })?;
     let post = match task {
         Task::Stance(t) => match p.stances.get(t) {
-            Some(s) if s.favor.is_some() && s.against.is_some() => {
-                let (f, a) = (f64::from(s.favor.unwrap()), f64::from(s.against.unwrap()));
-                let v = [f.max(0.0), a.max(0.0), (1.0 - f - a).max(0.0)];
-                let z: f64 = v.iter().sum();
-                Some(v.iter().map(|x| x / z.max(1e-12)).collect())
-            }
+            Some(s) if s.posterior().is_some() => s.posterior().map(Vec::from),
             // Not scored (gated out by topic): `none` for sure.
             _ if l == NONE => Some(vec![0.0, 0.0, 1.0]),
             _ => None,
@@ -392,6 +388,7 @@ fn gold_of(
         out.push(Labeled {
             seen: seen_of(p.pred, task, labels)?,
             gold,
+            weight: p.gold.sample_weight()?.unwrap_or(1.0),
         });
     }
     Ok(out)
@@ -519,7 +516,13 @@ fn plot(a: &Args, out: &[Out], dir: &std::path::Path, dated: &[bool]) -> Result<
     Ok(())
 }
 
-fn report(a: &Args, out: &[Out], notes: &[String], gold_n: usize) -> String {
+fn report(
+    a: &Args,
+    out: &[Out],
+    notes: &[String],
+    gold_n: usize,
+    design: &paratag::sample::Design,
+) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "# paratag estimate\n");
     let _ = writeln!(
@@ -537,7 +540,8 @@ fn report(a: &Args, out: &[Out], notes: &[String], gold_n: usize) -> String {
     );
     let _ = writeln!(
         s,
-        "The correction assumes the classifier errs alike in the gold sample and in every group (given the true label). The gold sample is taken as a simple random sample of the corpus.\n"
+        "The correction assumes the classifier errs alike in the gold sample and in every group (given the true label). {}\n",
+        design_note(design)
     );
     for n in notes {
         let _ = writeln!(s, "- {n}");
@@ -557,4 +561,20 @@ fn report(a: &Args, out: &[Out], notes: &[String], gold_n: usize) -> String {
         }
     }
     s
+}
+
+/// How the report says the gold sample's design was handled.
+fn design_note(d: &paratag::sample::Design) -> String {
+    let drawn = match d.strategies.is_empty() {
+        true => String::new(),
+        false => format!(" (drawn by {})", d.strategies.join(", ")),
+    };
+    match d.is_weighted() {
+        true => format!(
+            "The gold sample{drawn} is weighted by its `sample_weight` column (1 / each paragraph's inclusion probability), so its error rates are those of the corpus it was drawn from, not of the over-sampled paragraphs."
+        ),
+        false => format!(
+            "The gold sample{drawn} is taken as a simple random sample of the corpus (every paragraph counts the same)."
+        ),
+    }
 }

@@ -333,6 +333,11 @@ pub fn run(mut a: Args) -> Result<()> {
     if a.check_gold {
         return check_gold(&a);
     }
+    check_design(
+        &a.gold,
+        "accuracy and F1 on it would understate the model",
+        a.quiet,
+    )?;
     let l = load(
         &a.gold,
         a.pred.as_deref(),
@@ -386,6 +391,30 @@ pub fn run(mut a: Args) -> Result<()> {
         anyhow::bail!("{}: no labeled items to evaluate", a.gold.gold.display());
     }
     write_report(&a, &report)
+}
+
+/// Refuses a sheet drawn by an active strategy (before any tagging): it
+/// over-represents the hard cases, so `harm` (what goes wrong). Notes a
+/// stratified sheet with unequal weights.
+pub fn check_design(g: &GoldArgs, harm: &str, quiet: bool) -> Result<()> {
+    let (_, gold) = formats::read(&g.gold, &g.format.read_options())?;
+    let d = paratag::sample::design(&gold)?;
+    if d.is_active() {
+        anyhow::bail!(
+            "{}: drawn by {} sampling, which over-represents the paragraphs the model finds hard, so {harm} on the corpus; use a random or stratified sheet (paratag sample --strategy random --exclude {0}); paratag estimate weights this sheet by its {}",
+            g.gold.display(),
+            d.strategies.join("/"),
+            formats::SAMPLE_WEIGHT
+        );
+    }
+    if d.is_weighted() && !quiet {
+        eprintln!(
+            "paratag: note: {}: the strata were drawn at different rates ({} varies), so the figures describe this sample, not the corpus; --by STRATUM gives each stratum's own",
+            g.gold.display(),
+            formats::SAMPLE_WEIGHT
+        );
+    }
+    Ok(())
 }
 
 /// Each task's classes in the codebook's order (topics, then `none`).

@@ -1,9 +1,16 @@
-//! `paratag sample PRED.parquet -n N -o SHEET`: a stratified sample to label.
+//! `paratag sample PRED.parquet -n N -o SHEET`: a sample to label (random,
+//! stratified or active), each row with its inclusion weight.
 
 use anyhow::{Context, Result};
 use paratag::formats::{self, Format, SheetSpec};
-use paratag::sample::{self, Allocation};
+use paratag::record::Predictions;
+use paratag::sample::{self, active, Allocation, Strategy};
+use paratag::task::Task;
 use std::path::PathBuf;
+
+/// The sheet columns that record how each row was drawn.
+pub const WEIGHT: &str = paratag::formats::SAMPLE_WEIGHT;
+pub const STRATEGY: &str = paratag::formats::SAMPLE_STRATEGY;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -24,6 +31,19 @@ pub struct Args {
     pub stratify: Vec<String>,
     #[arg(long, value_parser = crate::cmd::choice::<Allocation>(), default_value = "proportional")]
     pub allocation: Allocation,
+    /// How rows are chosen (default: stratified with --stratify, else
+    /// random). The active ones draw with probability proportional to 0.1 +
+    /// a score in [0, 1], near-duplicates at most once, within the strata.
+    #[arg(long, value_parser = crate::cmd::choice::<Strategy>())]
+    pub strategy: Option<Strategy>,
+    /// Tasks an active strategy scores (topic, stance_<target>,
+    /// holder_<target>; default: topic and every stance target).
+    #[arg(long = "for", value_delimiter = ',')]
+    pub for_tasks: Vec<String>,
+    /// The second table for --strategy disagreement (the same paragraphs
+    /// tagged by another head, window or threshold).
+    #[arg(long)]
+    pub compare: Option<PathBuf>,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Earlier sheets (any format) whose paragraphs must not be drawn again.
@@ -50,6 +70,7 @@ pub fn run(a: Args) -> Result<()> {
     if a.n == 0 {
         anyhow::bail!("-n must be > 0");
     }
+    let strategy = strategy(&a)?;
     let preds = paratag::dataset::read_predictions(&a.pred)?;
     let mut exclude = Vec::new();
     for e in &a.exclude {
@@ -62,17 +83,31 @@ pub fn run(a: Args) -> Result<()> {
             stratify: a.stratify.clone(),
             allocation: a.allocation,
             seed: a.seed,
+            scores: scores(&a, strategy, &preds)?,
         },
         &exclude,
     )?;
-    let extra = extra_columns(&a, &preds)?;
+    let mut extra = extra_columns(&a, &preds)?;
+    extra.extend([WEIGHT, STRATEGY].map(String::from));
     let codebook = preds.codebook()?;
     let topic_ids: Vec<String> = match (&codebook, preds.has_topic()) {
         (Some(cb), true) => cb.labels(&paratag::task::Task::Topic),
         _ => Vec::new(),
     };
     let entity_types = preds.entity_types();
-    let rows: Vec<&paratag::record::Pred> = drawn.rows.iter().map(|&i| &preds.rows[i]).collect();
+    // The drawn rows carry how they were drawn as two more columns.
+    let rows: Vec<paratag::record::Pred> = drawn
+        .rows
+        .iter()
+        .zip(&drawn.weights)
+        .map(|(&i, w)| {
+            let mut p = preds.rows[i].clone();
+            p.fields.insert(WEIGHT.into(), format!("{w:.6}"));
+            p.fields.insert(STRATEGY.into(), strategy.name().into());
+            p
+        })
+        .collect();
+    let rows: Vec<&paratag::record::Pred> = rows.iter().collect();
     let spec = SheetSpec {
         targets: &preds.targets,
         topic_ids: &topic_ids,
@@ -90,8 +125,76 @@ pub fn run(a: Args) -> Result<()> {
             cfg.display()
         );
     }
-    report(&a, &drawn, rows.len());
+    report(&a, strategy, &drawn, rows.len());
     Ok(())
+}
+
+/// The strategy asked for (or implied by --stratify), checked against the
+/// options that go with it.
+fn strategy(a: &Args) -> Result<Strategy> {
+    let s = a.strategy.unwrap_or(match a.stratify.is_empty() {
+        true => Strategy::Random,
+        false => Strategy::Stratified,
+    });
+    match s {
+        Strategy::Random if !a.stratify.is_empty() => {
+            anyhow::bail!("--strategy random draws from the whole table; drop --stratify or use --strategy stratified")
+        }
+        Strategy::Stratified if a.stratify.is_empty() => {
+            anyhow::bail!("--strategy stratified needs --stratify COLUMNS")
+        }
+        Strategy::Disagreement if a.compare.is_none() => {
+            anyhow::bail!("--strategy disagreement needs --compare OTHER_PREDICTIONS")
+        }
+        _ if a.compare.is_some() && s != Strategy::Disagreement => {
+            anyhow::bail!("--compare is only read by --strategy disagreement")
+        }
+        _ if !a.for_tasks.is_empty() && !s.is_active() => {
+            anyhow::bail!(
+                "--for is only read by the active strategies (uncertainty, margin, disagreement)"
+            )
+        }
+        _ => Ok(s),
+    }
+}
+
+/// Per-row scores for an active strategy over the --for tasks.
+fn scores(a: &Args, strategy: Strategy, preds: &Predictions) -> Result<Option<Vec<f64>>> {
+    if !strategy.is_active() {
+        return Ok(None);
+    }
+    let mut tasks = Vec::new();
+    for name in &a.for_tasks {
+        let t = Task::parse(name)
+            .filter(|t| match t {
+                Task::Topic => preds.has_topic(),
+                Task::Stance(x) | Task::Holder(x) => preds.targets.contains(x),
+                Task::Entities => false,
+            })
+            .with_context(|| {
+                let mut have: Vec<String> = active::default_tasks(preds)
+                    .iter()
+                    .map(Task::name)
+                    .collect();
+                have.extend(preds.targets.iter().map(|t| Task::Holder(t.clone()).name()));
+                format!(
+                    "--for {name}: not a scored task of {}; choose from {}",
+                    a.pred.display(),
+                    have.join(", ")
+                )
+            })?;
+        tasks.push(t);
+    }
+    if tasks.is_empty() {
+        tasks = active::default_tasks(preds);
+    }
+    let other = match &a.compare {
+        Some(p) => Some(paratag::dataset::read_predictions(p)?),
+        None => None,
+    };
+    let s = active::scores(preds, strategy, &tasks, other.as_ref())
+        .with_context(|| format!("--strategy {}", strategy.name()))?;
+    Ok(Some(s))
 }
 
 /// The pass-through columns the sheet shows: `lang`, the strata and
@@ -118,7 +221,7 @@ fn extra_columns(a: &Args, preds: &paratag::record::Predictions) -> Result<Vec<S
 }
 
 /// The strata drawn from, and what was written.
-fn report(a: &Args, drawn: &sample::Drawn, sampled: usize) {
+fn report(a: &Args, strategy: Strategy, drawn: &sample::Drawn, sampled: usize) {
     for s in &drawn.strata {
         eprintln!(
             "paratag: stratum [{}]: {} of {}",
@@ -134,8 +237,17 @@ fn report(a: &Args, drawn: &sample::Drawn, sampled: usize) {
             a.n
         );
     }
+    // Kish's effective sample size: what unequal weights cost in precision.
+    let (sw, sw2) = drawn
+        .weights
+        .iter()
+        .fold((0.0, 0.0), |(s, q), w| (s + w, q + w * w));
     eprintln!(
-        "paratag: sampled {sampled} paragraphs ({} excluded as already sampled; offsets in code points) -> {}",
+        "paratag: sampled {sampled} paragraphs by {} (weights {:.2}-{:.2}, effective sample size {:.0}; {} excluded as already sampled; offsets in code points) -> {}",
+        strategy.name(),
+        drawn.weights.iter().cloned().fold(f64::INFINITY, f64::min),
+        drawn.weights.iter().cloned().fold(0.0, f64::max),
+        sw * sw / sw2.max(1e-12),
         drawn.excluded,
         a.output.display()
     );

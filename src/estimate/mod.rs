@@ -13,6 +13,10 @@
 //!   posteriors are rescaled by the ratio of the group's prior to the gold
 //!   sample's until the prior is stable.
 //!
+//! Gold items are weighted by their `weight` (1 / inclusion probability),
+//! so a stratified or actively drawn sample still estimates the corpus's
+//! error rates (Horvitz-Thompson ratio estimates).
+//!
 //! The correction assumes prior shift: the classifier's errors given the
 //! true label (`P(predicted | true)`) are the same in the gold sample as in
 //! every group. Intervals resample the gold sample (so `M` varies) and the
@@ -68,11 +72,14 @@ pub struct Seen {
     pub post: Option<Vec<f64>>,
 }
 
-/// A gold-sample paragraph: what the classifier said, and the truth.
+/// A gold-sample paragraph: what the classifier said, the truth, and how
+/// many corpus paragraphs it stands for (1 / its inclusion probability; any
+/// constant for a simple random sample).
 #[derive(Debug, Clone)]
 pub struct Labeled {
     pub seen: Seen,
     pub gold: usize,
+    pub weight: f64,
 }
 
 /// Why shares cannot be estimated.
@@ -148,14 +155,14 @@ fn rates(k: usize, gold: &[&Labeled], probabilistic: bool) -> Result<Vec<Vec<f64
     let mut m = vec![vec![0.0; k]; k];
     let mut n = vec![0.0; k];
     for g in gold {
-        n[g.gold] += 1.0;
+        n[g.gold] += g.weight;
         if probabilistic {
             let p = g.seen.post.as_ref().ok_or(Problem::NoPosterior)?;
             for (i, v) in p.iter().enumerate() {
-                m[i][g.gold] += v;
+                m[i][g.gold] += g.weight * v;
             }
         } else {
-            m[g.seen.pred][g.gold] += 1.0;
+            m[g.seen.pred][g.gold] += g.weight;
         }
     }
     for (i, row) in m.iter_mut().enumerate() {
@@ -175,12 +182,12 @@ fn rates(k: usize, gold: &[&Labeled], probabilistic: bool) -> Result<Vec<Vec<f64
 fn gold_prior(k: usize, gold: &[&Labeled]) -> Result<Vec<f64>, Problem> {
     let mut p = vec![0.0; k];
     for g in gold {
-        p[g.gold] += 1.0;
+        p[g.gold] += g.weight;
     }
     if let Some(j) = (0..k).find(|&j| p[j] == 0.0) {
         return Err(Problem::NoGold(j));
     }
-    let n = gold.len() as f64;
+    let n: f64 = p.iter().sum();
     Ok(p.iter().map(|x| x / n).collect())
 }
 
@@ -331,6 +338,7 @@ mod tests {
                     post: post.clone(),
                 },
                 gold,
+                weight: 1.0,
             })
             .collect()
     }
@@ -388,6 +396,41 @@ mod tests {
         assert!(close(&raw(3, &r), &[0.22, 0.30, 0.48]), "{:?}", raw(3, &r));
         let est = shares(Method::Acc, 3, &g, &r).unwrap();
         assert!(close(&est, &p), "{est:?}");
+    }
+
+    #[test]
+    fn weights_give_the_corpus_error_rates_from_an_over_sampled_gold_sheet() {
+        // The corpus holds 100 positives, 80 called positive and 20 called
+        // negative, and 100 negatives, 10 called positive. The sheet
+        // over-samples the errors: 10 of the 80 (weight 8), all 20 (weight
+        // 1), all 10 false positives (weight 1), 10 of the 90 (weight 9).
+        let mut gold = labeled(10, 0, 0, None);
+        gold.iter_mut().for_each(|g| g.weight = 8.0);
+        gold.extend(labeled(20, 0, 1, None));
+        gold.extend(labeled(10, 1, 0, None));
+        let mut right_neg = labeled(10, 1, 1, None);
+        right_neg.iter_mut().for_each(|g| g.weight = 9.0);
+        gold.extend(right_neg);
+        let g: Vec<&Labeled> = gold.iter().collect();
+        // Weighted: tpr 80/100, fpr 10/100, so a group called 45 % positive
+        // holds (0.45 - 0.1) / 0.7 = 0.5, as with a simple random sample.
+        let rows: Vec<Seen> = (0..100).map(|i| seen(usize::from(i >= 45))).collect();
+        let r: Vec<&Seen> = rows.iter().collect();
+        assert!(close(&shares(Method::Acc, 2, &g, &r).unwrap(), &[0.5, 0.5]));
+        // Unweighted, the sheet's own rates (tpr 10/30, fpr 10/20) would
+        // solve 0.5 - p / 6 = 0.45: p = 0.3, wrong by 0.2.
+        let flat: Vec<Labeled> = gold
+            .iter()
+            .map(|x| Labeled {
+                weight: 1.0,
+                ..x.clone()
+            })
+            .collect();
+        let f: Vec<&Labeled> = flat.iter().collect();
+        let wrong = shares(Method::Acc, 2, &f, &r).unwrap();
+        assert!(close(&wrong, &[0.3, 0.7]), "{wrong:?}");
+        // EMQ's gold prior is weighted too: 100 of 200 positive, not 30 of 50.
+        assert!(close(&gold_prior(2, &g).unwrap(), &[0.5, 0.5]));
     }
 
     #[test]

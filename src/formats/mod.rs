@@ -175,6 +175,32 @@ pub struct GoldItem {
     pub row_targets: BTreeSet<String>,
 }
 
+/// The sheet columns `sample` writes: each row's weight (1 / its inclusion
+/// probability) and the strategy that drew it.
+pub const SAMPLE_WEIGHT: &str = "sample_weight";
+pub const SAMPLE_STRATEGY: &str = "sample_strategy";
+
+impl GoldItem {
+    /// The row's `sample_weight`, if the sheet has one; an error names the
+    /// row when it is not a positive number.
+    pub fn sample_weight(&self) -> Result<Option<f64>> {
+        let Some(v) = self
+            .fields
+            .get(SAMPLE_WEIGHT)
+            .filter(|v| !v.trim().is_empty())
+        else {
+            return Ok(None);
+        };
+        match v.trim().parse::<f64>() {
+            Ok(w) if w.is_finite() && w > 0.0 => Ok(Some(w)),
+            _ => Err(Error::input(
+                self.location.clone(),
+                format!("{SAMPLE_WEIGHT} {v:?} is not a positive number"),
+            )),
+        }
+    }
+}
+
 /// The coders named in `items`, sorted, each once.
 pub fn coders<'a>(items: impl IntoIterator<Item = &'a GoldItem>) -> Vec<&'a str> {
     let set: BTreeSet<&str> = items

@@ -14,6 +14,7 @@ mod multi;
 mod profile;
 mod props;
 mod readers;
+mod sample;
 mod segment;
 mod tagging;
 mod train;

@@ -1,5 +1,7 @@
-//! `paratag sample`: a stratified random sample of tagged paragraphs for
-//! hand-labeling.
+//! `paratag sample`: a sample of tagged paragraphs for hand-labeling:
+//! random, stratified, or active ([`active`]: by the model's uncertainty or
+//! by disagreement), always with each row's inclusion weight, so that
+//! `estimate` can weight the labels back to the corpus.
 //!
 //! Rows are put in `(article_id, paragraph)` order before drawing, so the
 //! sample depends only on the table's content, `--seed` and the options, not
@@ -16,6 +18,11 @@ use crate::task::Task;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use std::collections::{BTreeMap, HashSet};
+
+pub mod active;
+pub mod neardup;
+
+pub use active::Strategy;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Allocation {
@@ -46,6 +53,8 @@ pub struct Options {
     pub stratify: Vec<String>,
     pub allocation: Allocation,
     pub seed: u64,
+    /// Per-row scores for an active strategy (`None`: equal chances).
+    pub scores: Option<Vec<f64>>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -59,6 +68,9 @@ pub struct Stratum {
 pub struct Drawn {
     /// Indices into `Predictions::rows`, in the order to present them.
     pub rows: Vec<usize>,
+    /// Each drawn row's weight: 1 / its inclusion probability (how many
+    /// eligible paragraphs it stands for).
+    pub weights: Vec<f64>,
     pub strata: Vec<Stratum>,
     pub excluded: usize,
 }
@@ -119,20 +131,31 @@ pub fn draw(preds: &Predictions, opts: &Options, exclude: &[GoldItem]) -> Result
     let sizes: Vec<usize> = strata.values().map(Vec::len).collect();
     let quota = allocate(&sizes, opts.n, opts.allocation);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(opts.seed);
-    let mut rows = Vec::new();
+    let mut picks = Vec::new();
     let mut info = Vec::new();
     for ((key, mut members), q) in strata.into_iter().zip(quota) {
-        members.shuffle(&mut rng);
+        let drawn = match &opts.scores {
+            Some(s) => active::draw_pps(&members, &preds.rows, s, q, &mut rng),
+            None => {
+                members.shuffle(&mut rng);
+                let w = members.len() as f64 / q.max(1) as f64;
+                members[..q]
+                    .iter()
+                    .map(|&row| active::Pick { row, weight: w })
+                    .collect()
+            }
+        };
         info.push(Stratum {
             key,
             population: members.len(),
-            drawn: q,
+            drawn: drawn.len(),
         });
-        rows.extend_from_slice(&members[..q]);
+        picks.extend(drawn);
     }
-    rows.shuffle(&mut rng);
+    picks.shuffle(&mut rng);
     Ok(Drawn {
-        rows,
+        rows: picks.iter().map(|p| p.row).collect(),
+        weights: picks.iter().map(|p| p.weight).collect(),
         strata: info,
         excluded,
     })
@@ -191,6 +214,75 @@ pub fn allocate(sizes: &[usize], n: usize, how: Allocation) -> Vec<usize> {
             q
         }
     }
+}
+
+/// How a gold sheet was drawn, as its `sample_weight` and
+/// `sample_strategy` columns say.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Design {
+    /// The strategies named, sorted (empty: the sheet does not say).
+    pub strategies: Vec<String>,
+    /// Each item's weight, in order; `None` when the sheet has none (every
+    /// row then counts the same).
+    pub weights: Option<Vec<f64>>,
+}
+
+impl Design {
+    /// Whether an active strategy drew some rows: a sample that
+    /// over-represents the model's hard cases.
+    pub fn is_active(&self) -> bool {
+        self.strategies.iter().any(|s| Strategy::name_is_active(s))
+    }
+
+    /// Whether the weights differ between rows (beyond rounding).
+    pub fn is_weighted(&self) -> bool {
+        self.weights.as_ref().is_some_and(|w| {
+            let (lo, hi) = w
+                .iter()
+                .fold((f64::INFINITY, 0.0_f64), |(l, h), x| (l.min(*x), h.max(*x)));
+            hi > lo * (1.0 + 1e-4)
+        })
+    }
+}
+
+/// Reads the design of `items`: every row has a weight or none has, and an
+/// active strategy without weights cannot be corrected, so it is an error.
+pub fn design(items: &[GoldItem]) -> Result<Design> {
+    let weights: Vec<Option<f64>> = items
+        .iter()
+        .map(GoldItem::sample_weight)
+        .collect::<Result<_>>()?;
+    let mut strategies: Vec<String> = items
+        .iter()
+        .filter_map(|g| g.fields.get(crate::formats::SAMPLE_STRATEGY))
+        .filter(|s| !s.is_empty())
+        .cloned()
+        .collect();
+    strategies.sort();
+    strategies.dedup();
+    let with = weights.iter().filter(|w| w.is_some()).count();
+    if with > 0 && with < items.len() {
+        let g = &items[weights.iter().position(Option::is_none).expect("one lacks")];
+        return Err(Error::input(
+            g.location.clone(),
+            format!(
+                "no {} here, but {with} other rows have one: merge sheets from one draw, or drop the column from all",
+                crate::formats::SAMPLE_WEIGHT
+            ),
+        ));
+    }
+    let d = Design {
+        strategies,
+        weights: (with > 0).then(|| weights.into_iter().flatten().collect()),
+    };
+    if d.is_active() && d.weights.is_none() {
+        return Err(Error::Config(format!(
+            "the gold sheet was drawn by {} sampling but has no {} column, so it cannot be weighted back to the corpus",
+            d.strategies.join("/"),
+            crate::formats::SAMPLE_WEIGHT
+        )));
+    }
+    Ok(d)
 }
 
 #[cfg(test)]
