@@ -1,5 +1,6 @@
-//! Embeds libtorch's library folder as an rpath, so the binary and `cargo test`
-//! run without LD_LIBRARY_PATH; and records what the binary was built from
+//! Embeds `$ORIGIN/../lib` (a release bundle's libraries) and libtorch's
+//! library folder as rpaths, so the binary, `cargo test` and an unpacked
+//! bundle run without LD_LIBRARY_PATH; and records what the binary was built from
 //! (the git commit, and libtorch's version) for the provenance every output
 //! carries.
 use std::path::Path;
@@ -11,6 +12,9 @@ fn main() {
     if let Ok(dir) = std::env::var("LIBTORCH") {
         let lib = std::fs::canonicalize(Path::new(&dir).join("lib"))
             .unwrap_or_else(|_| Path::new(&dir).join("lib"));
+        // First `../lib` beside the binary (a release bundle: bin/ and
+        // lib/), then the libtorch it was built against (a checkout).
+        println!("cargo:rustc-link-arg=-Wl,-rpath,$ORIGIN/../lib");
         println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
         let version = Path::new(&dir).join("build-version");
         println!("cargo:rerun-if-changed={}", version.display());

@@ -93,22 +93,13 @@ if [[ ! -f "$e5/.complete" ]]; then
     -o "$e5"
 fi
 # --- the shipped codebook and heads, as the profile `tag` uses by default ------
-# The multi-task model (LoRA adapter; expressed stance with its holder, and
-# a stance head for any other codebook target) is `default`, also installed as `ukraine-multi`; the earlier linear heads
-# (author-only stance) stay available as `ukraine-author`.
-multi="$root/models/heads/ukraine-multi"
-for p in default ukraine-multi; do
-  say "installing the shipped codebook and heads as profile \`$p\`"
-  PARATAG_HOME="$home" "$root/target/release/paratag" models install-profile "$p" \
-    -c "$root/datasets/codebooks/ukraine-multi.toml" \
-    --heads "$multi/entities" "$multi/topic" "$multi/stance_ukraine_aid" \
-      "$multi/stance_ukraine_aid_holder" "$multi/stance_any" >/dev/null
+# The multi-task model is `default`, also installed as `ukraine-multi`; the
+# earlier linear heads (author-only stance) stay available as `ukraine-author`.
+source "$root/scripts/profiles.sh"
+for p in default ukraine-multi ukraine-author; do
+  say "installing profile \`$p\` (models/profiles.toml)"
+  install_profile "$root/target/release/paratag" "$home" "$p"
 done
-say "installing the earlier heads (author-only stance) as profile \`ukraine-author\`"
-PARATAG_HOME="$home" "$root/target/release/paratag" models install-profile ukraine-author \
-  -c "$root/datasets/codebooks/ukraine-heads.toml" \
-  --heads "$root/models/heads/ukraine-topic" "$root/models/heads/ukraine-stance" \
-    "$root/models/heads/ukraine-ner" >/dev/null
 # --- Python with polars, for the tests ----------------------------------------
 pyenv="$cache/pyenv-polars-2.1.0"
 if [[ ! -f "$pyenv/.complete" ]]; then

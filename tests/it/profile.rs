@@ -12,27 +12,28 @@ pub fn root() -> &'static Path {
 /// The earlier linear heads (author-only stance): set-up's profile
 /// `ukraine-author`.
 pub fn author_heads() -> Vec<PathBuf> {
-    ["ukraine-topic", "ukraine-stance", "ukraine-ner"]
-        .iter()
-        .map(|h| root().join("models/heads").join(h))
-        .collect()
+    shipped("ukraine-author").1
 }
 
 /// The shipped multi-task model's heads and codebook: set-up's profile
 /// `default`.
 pub fn default_heads() -> (PathBuf, Vec<PathBuf>) {
-    let m = root().join("models/heads/ukraine-multi");
-    let heads = [
-        "entities",
-        "topic",
-        "stance_ukraine_aid",
-        "stance_ukraine_aid_holder",
-        "stance_any",
-    ]
-    .iter()
-    .map(|h| m.join(h))
-    .collect();
-    (root().join("datasets/codebooks/ukraine-multi.toml"), heads)
+    shipped("default")
+}
+
+/// A shipped profile's codebook and heads, from models/profiles.toml (the
+/// list scripts/setup.sh and scripts/package.sh install).
+pub fn shipped(name: &str) -> (PathBuf, Vec<PathBuf>) {
+    let text = std::fs::read_to_string(root().join("models/profiles.toml")).unwrap();
+    let all: toml::Table = toml::from_str(&text).unwrap();
+    let p = all[name].as_table().unwrap();
+    let heads = p["heads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| root().join(h.as_str().unwrap()))
+        .collect();
+    (root().join(p["codebook"].as_str().unwrap()), heads)
 }
 
 /// `paratag ARGS` with `PARATAG_HOME=home`, run from `cwd`.
