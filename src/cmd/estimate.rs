@@ -144,9 +144,11 @@ pub fn run(a: Args) -> Result<()> {
             gold: &gold,
             seen: &seen,
         };
+        let first = out.len();
         for (key, rows) in &groups {
             out.extend(task.shares(&a, key, rows)?);
         }
+        note_wide(&task, &out[first..], a.bootstrap, &mut notes);
     }
     if out.is_empty() {
         anyhow::bail!(
@@ -204,6 +206,35 @@ fn note_missing(
         notes.push(format!(
             "{task}: no gold item is labeled {}: taken as always predicted right, so those shares are not corrected",
             missing.join(", ")
+        ));
+    }
+}
+
+/// Notes what makes a task's corrected shares say little, however well
+/// their intervals cover: true labels the classifier treats alike, and
+/// intervals over the whole corpus wider than half the scale (a head near
+/// chance, or few gold items).
+fn note_wide(e: &Estimand, out: &[Out], reps: usize, notes: &mut Vec<String>) {
+    let task = e.task;
+    let g: Vec<&Labeled> = e.gold.iter().collect();
+    for (x, y, tv) in estimate::confusable(e.labels.len(), &g, 0.1) {
+        notes.push(format!(
+            "{task}: the classifier treats true `{}` and `{}` almost alike on the gold sample (their predictions differ by {tv:.2} in total variation), so no correction can tell their shares apart",
+            e.labels[x], e.labels[y]
+        ));
+    }
+    let all: Vec<&Out> = out.iter().filter(|o| o.keys.is_empty()).collect();
+    if reps == 0 || all.is_empty() {
+        return;
+    }
+    let width = all
+        .iter()
+        .map(|o| o.share.ci_high - o.share.ci_low)
+        .sum::<f64>()
+        / all.len() as f64;
+    if width > 0.5 {
+        notes.push(format!(
+            "{task}: the 95 % intervals over the whole corpus are {width:.2} wide on average: the gold sample barely tells the labels apart through this classifier (near chance, or too few gold items), so the corrected shares say little; label more or improve the head"
         ));
     }
 }

@@ -198,6 +198,27 @@ fn rates(k: usize, gold: &[&Labeled], probabilistic: bool) -> Result<Vec<Vec<f64
     Ok(m)
 }
 
+/// Pairs of true labels the classifier treats almost alike: the total
+/// variation distance between their columns of `M` (what it predicts for
+/// each, on the gold sample) is below `within`. Their shares cannot be
+/// told apart by any correction. Labels without gold items are skipped.
+pub fn confusable(k: usize, gold: &[&Labeled], within: f64) -> Vec<(usize, usize, f64)> {
+    let Ok(m) = rates(k, gold, false) else {
+        return vec![];
+    };
+    let has: Vec<bool> = (0..k).map(|j| gold.iter().any(|g| g.gold == j)).collect();
+    let mut out = Vec::new();
+    for a in 0..k {
+        for b in a + 1..k {
+            let tv = 0.5 * (0..k).map(|i| (m[i][a] - m[i][b]).abs()).sum::<f64>();
+            if has[a] && has[b] && tv < within {
+                out.push((a, b, tv));
+            }
+        }
+    }
+    out
+}
+
 fn gold_prior(k: usize, gold: &[&Labeled]) -> Result<Vec<f64>, Problem> {
     let mut p = vec![0.0; k];
     for g in gold {
@@ -229,12 +250,19 @@ pub fn simplex_lsq(m: &[Vec<f64>], q: &[f64]) -> Vec<f64> {
 /// The most labels solved by enumerating supports (2^k - 1 small systems).
 pub const EXACT_LABELS: usize = 12;
 
+/// A ridge so small it moves no well-posed answer, but makes the problem
+/// strictly convex: where M cannot tell labels apart (a flat valley of
+/// equally good shares) it picks the one nearest the uniform split rather
+/// than an arbitrary corner.
+const RIDGE: f64 = 1e-9;
+
 fn simplex_lsq_exact(m: &[Vec<f64>], q: &[f64]) -> Option<Vec<f64>> {
     let k = q.len();
     let objective = |p: &[f64]| -> f64 {
         (0..k)
             .map(|i| ((0..k).map(|j| m[i][j] * p[j]).sum::<f64>() - q[i]).powi(2))
-            .sum()
+            .sum::<f64>()
+            + RIDGE * p.iter().map(|x| x * x).sum::<f64>()
     };
     let mut best: Option<(f64, Vec<f64>)> = None;
     for mask in 1u32..(1 << k) {
@@ -250,7 +278,6 @@ fn simplex_lsq_exact(m: &[Vec<f64>], q: &[f64]) -> Option<Vec<f64>> {
             p[j] = x.max(0.0);
         }
         let f = objective(&p);
-        // Ties (a flat valley) keep the first support: deterministic.
         if best.as_ref().is_none_or(|(b, _)| f < b - 1e-15) {
             best = Some((f, p));
         }
@@ -261,15 +288,16 @@ fn simplex_lsq_exact(m: &[Vec<f64>], q: &[f64]) -> Option<Vec<f64>> {
     })
 }
 
-/// `argmin ||M_S x - q||²` subject to `sum x = 1` over the columns `s`, by
-/// its KKT system; `None` when that system is singular.
+/// `argmin ||M_S x - q||² + RIDGE ||x||²` subject to `sum x = 1` over the
+/// columns `s`, by its KKT system; `None` when that system is singular.
 fn face_lsq(m: &[Vec<f64>], q: &[f64], s: &[usize]) -> Option<Vec<f64>> {
     let (k, n) = (q.len(), s.len());
     // [2 MᵀM 1; 1ᵀ 0] [x; λ] = [2 Mᵀq; 1]
     let mut a = vec![vec![0.0; n + 2]; n + 1];
     for (r, &jr) in s.iter().enumerate() {
         for (c, &jc) in s.iter().enumerate() {
-            a[r][c] = 2.0 * (0..k).map(|i| m[i][jr] * m[i][jc]).sum::<f64>();
+            let ridge = if r == c { RIDGE } else { 0.0 };
+            a[r][c] = 2.0 * ((0..k).map(|i| m[i][jr] * m[i][jc]).sum::<f64>() + ridge);
         }
         a[r][n] = 1.0;
         a[r][n + 1] = 2.0 * (0..k).map(|i| m[i][jr] * q[i]).sum::<f64>();

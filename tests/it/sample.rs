@@ -264,6 +264,20 @@ fn estimate_weights_an_active_sheet_and_eval_refuses_it() {
         report.contains("weighted by its `sample_weight`"),
         "{report}"
     );
+    assert!(!stderr(&o).contains("almost alike"), "{}", stderr(&o));
+    // Gold labels that have nothing to do with the predictions: the error
+    // rates cannot separate the labels, and the run says so.
+    let noise = filled(&sheet, "noise.csv", &|i, r| {
+        let l = ["favor", "against", "none"][i % 3];
+        r.insert("stance_ukraine_aid".into(), l.into());
+    });
+    let o = estimate(&noise);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no correction can tell their shares apart"),
+        "{}",
+        stderr(&o)
+    );
 
     let o = paratag(&[
         "eval",
