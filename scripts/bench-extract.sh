@@ -78,19 +78,8 @@ typing_extensions==4.16.0
 tzdata==2026.6
 tzlocal==5.4.5
 urllib3==2.8.0"
-pip_version=26.3
-stamp="$(printf '%s\n%s\n%s\n' "$pip_version" "$reqs" "$(python3 -c 'import sys; print(sys.version)')" | sha256sum | cut -d' ' -f1)"
-if [[ ! -x "$venv/bin/python" || "$(cat "$venv/.requirements.sha256" 2>/dev/null)" != "$stamp" ]]; then
-  echo "bench-extract: (re)making $venv" >&2
-  rm -rf "$venv"
-  mkdir -p "$(dirname "$venv")"
-  python3 -m venv "$venv"
-  printf '%s\n' "$reqs" > "$venv/requirements.txt"
-  # an old bundled pip (23.x) trips over lxml[html_clean] extras: pin a current one first
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "pip==$pip_version"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$venv/requirements.txt"
-  echo "$stamp" > "$venv/.requirements.sha256"
-fi
+source "$root/scripts/venv.sh"
+pinned_venv "$venv" "$reqs" bench-extract
 
 echo "paratag $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?') on $(date -u +%F), $(nproc) cores"
 exec "$venv/bin/python" "$root/scripts/bench_extract.py" "$@"

@@ -153,18 +153,8 @@ tqdm==4.70.1
 tzdata==2026.6
 ucimlrepo==0.0.7
 xlrd==2.0.2"
-pip_version=26.3
-stamp="$(printf '%s\n%s\n%s\n' "$pip_version" "$reqs" "$(python3 -c 'import sys; print(sys.version)')" | sha256sum | cut -d' ' -f1)"
-if [[ ! -x "$venv/bin/python" || "$(cat "$venv/.requirements.sha256" 2>/dev/null)" != "$stamp" ]]; then
-  echo "quant-sim: (re)making $venv" >&2
-  rm -rf "$venv"
-  mkdir -p "$(dirname "$venv")"
-  python3 -m venv "$venv"
-  printf '%s\n' "$reqs" > "$venv/requirements.txt"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "pip==$pip_version"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$venv/requirements.txt"
-  echo "$stamp" > "$venv/.requirements.sha256"
-fi
+source scripts/venv.sh
+pinned_venv "$venv" "$reqs" quant-sim
 VPY=$venv/bin/python
 
 OUT=target/quant-sim

@@ -27,11 +27,13 @@ pub struct Args {
     /// Bucket the --by columns that hold dates (YYYY-MM-DD...).
     #[arg(long, value_parser = crate::cmd::choice::<Period>())]
     pub every: Option<Period>,
-    /// `acc` (the default) corrects counts with the error rates on the gold
-    /// sample; `pacc` and `emq` read probabilities (stance only: topic
-    /// scores give no probability of `none`, so topic falls back to acc).
-    #[arg(long, value_parser = crate::cmd::choice::<Method>(), default_value = "acc")]
-    pub method: Method,
+    /// `acc` corrects counts with the error rates on the gold sample;
+    /// `pacc` and `emq` read probabilities, which stance has and topic does
+    /// not (its scores give no probability of `none`). Default: emq for
+    /// stance (pacc where a label has no gold item), acc for topic (the
+    /// simulation in docs/benchmarks.md).
+    #[arg(long, value_parser = crate::cmd::choice::<Method>())]
+    pub method: Option<Method>,
     /// The table to write: `.csv` or `.parquet`.
     #[arg(short, long)]
     pub output: PathBuf,
@@ -136,6 +138,7 @@ pub fn run(a: Args) -> Result<()> {
             ));
             continue;
         }
+        let method = default_fallback(&a, task, labels, &gold, method, &mut notes);
         note_missing(task, labels, &gold, method, &mut notes);
         let task = Estimand {
             task,
@@ -177,9 +180,16 @@ pub fn run(a: Args) -> Result<()> {
     Ok(())
 }
 
-/// The method for `task`: `pacc` and `emq` need a probability of every
-/// label, which topic scores do not give for `none` (acc instead, noted).
-fn method_for(asked: Method, task: &Task, notes: &mut Vec<String>) -> Method {
+/// The method for `task`: the one asked for, else emq for stance and acc
+/// for topic. `pacc` and `emq` need a probability of every label, which
+/// topic scores do not give for `none` (acc instead; noted when asked).
+fn method_for(asked: Option<Method>, task: &Task, notes: &mut Vec<String>) -> Method {
+    let Some(asked) = asked else {
+        return match task {
+            Task::Topic => Method::Acc,
+            _ => Method::Emq,
+        };
+    };
     if asked.needs_posteriors() && *task == Task::Topic {
         notes.push(format!(
             "topic: {} needs a probability of every label and topic scores give none for `none`: acc instead",
@@ -188,6 +198,29 @@ fn method_for(asked: Method, task: &Task, notes: &mut Vec<String>) -> Method {
         return Method::Acc;
     }
     asked
+}
+
+/// The default emq has no prior for a label no gold item has: pacc then
+/// (noted), where an explicit `--method emq` is an error.
+fn default_fallback(
+    a: &Args,
+    task: &Task,
+    labels: &[String],
+    gold: &[Labeled],
+    method: Method,
+    notes: &mut Vec<String>,
+) -> Method {
+    let lacking = (0..labels.len()).find(|&j| !gold.iter().any(|x| x.gold == j));
+    match (a.method, method, lacking) {
+        (None, Method::Emq, Some(j)) => {
+            notes.push(format!(
+                "{task}: no gold item is labeled `{}`, so emq (the default) has no prior for it: pacc instead",
+                labels[j]
+            ));
+            Method::Pacc
+        }
+        _ => method,
+    }
 }
 
 /// Notes the labels no gold item has: their shares are not corrected.
@@ -561,7 +594,8 @@ fn report(
         "Predictions: `{}`. Gold sample: `{}` ({gold_n} paragraphs matched). Method: `{}`{}. Intervals: 95 % percentile bootstrap, {} replicates resampling the gold sample and each group's paragraphs, seed {}.\n",
         a.pred.display(),
         a.gold.gold.display(),
-        a.method.name(),
+        a.method
+            .map_or("emq for stance, acc for topic (the default)", Method::name),
         match a.every {
             Some(p) => format!(", dates by {p:?}").to_lowercase(),
             None => String::new(),

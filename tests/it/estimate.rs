@@ -47,6 +47,8 @@ fn a_perfect_classifier_keeps_its_raw_shares_in_every_group() {
             "lang",
             "--bootstrap",
             "50",
+            "--method",
+            "acc",
             "-o",
             out.to_str().unwrap(),
             "--report",
