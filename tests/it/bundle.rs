@@ -56,23 +56,6 @@ fn an_unpacked_bundle_tags_the_readme_example_like_the_build() {
 
     let example = root().join("datasets/example");
     let home = t.path().join("elsewhere");
-    let out = t.path().join("bundle.parquet");
-    let o = Command::new(&bin)
-        .args([
-            "tag",
-            example.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-            "-q",
-        ])
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .env("HOME", &home)
-        .env("PARATAG_DTYPE", "f32")
-        .current_dir(t.path())
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", stderr(&o));
     // PARATAG_HOME still overrides the bundle's store: an empty one has no
     // default profile.
     let empty = t.path().join("empty-home");
@@ -89,21 +72,42 @@ fn an_unpacked_bundle_tags_the_readme_example_like_the_build() {
         stderr(&o)
     );
 
+    // Each test dtype: the bundle (empty environment, HOME elsewhere)
+    // against the build with the same default profile.
     let (_keep, store) = default_home();
-    let reference = t.path().join("build.parquet");
-    let o = super::command()
-        .args([
-            "tag",
-            example.to_str().unwrap(),
-            "-o",
-            reference.to_str().unwrap(),
-            "-q",
-        ])
-        .env("PARATAG_HOME", &store)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", stderr(&o));
-    same_labels(&out, &reference);
+    for dtype in super::DTYPES {
+        let out = t.path().join(format!("bundle-{dtype}.parquet"));
+        let o = Command::new(&bin)
+            .args([
+                "tag",
+                example.to_str().unwrap(),
+                "-o",
+                out.to_str().unwrap(),
+                "-q",
+            ])
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", &home)
+            .env("PARATAG_DTYPE", dtype)
+            .current_dir(t.path())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{dtype}: {}", stderr(&o));
+        let reference = t.path().join(format!("build-{dtype}.parquet"));
+        let o = super::command_in(dtype)
+            .args([
+                "tag",
+                example.to_str().unwrap(),
+                "-o",
+                reference.to_str().unwrap(),
+                "-q",
+            ])
+            .env("PARATAG_HOME", &store)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{dtype}: {}", stderr(&o));
+        same_labels(&out, &reference);
+    }
     // The bundle wrote nothing into its own store (caches go to HOME).
     assert!(!bundle.join("share/paratag/cache").exists());
 }
