@@ -234,6 +234,25 @@ fn best_threshold(items: &[&Item], current: f32, obj: &Objective) -> f32 {
     (best.2 * 1e4).round() / 1e4
 }
 
+/// The stance threshold that maximises macro-F1 on labeled items, given
+/// each item's gold label and (P(favor), P(against)); ties go to the one
+/// nearest 0.5. Returns it with the macro-F1 it gives. `train` fits a
+/// head's threshold on its dev set with it.
+pub fn stance_threshold(gold: &[&str], scores: &[(f32, f32)]) -> (f32, f64) {
+    let items: Vec<Item> = gold
+        .iter()
+        .zip(scores)
+        .map(|(g, &(f, a))| Item {
+            article: String::new(),
+            gold: g.to_string(),
+            scores: Scores::Stance(Some((f, a, None, crate::codebook::Holder::Any))),
+        })
+        .collect();
+    let refs: Vec<&Item> = items.iter().collect();
+    let t = best_threshold(&refs, 0.5, &Objective::MacroF1);
+    (t, objective_at(&refs, t, &Objective::MacroF1))
+}
+
 /// Each item's label after calibration: from the threshold chosen on the
 /// other `k` folds of articles (cross-validation), or with `after`
 /// in-sample when there are fewer than 2 folds.

@@ -76,6 +76,10 @@ pub struct StanceTarget {
     /// Neutral anchor for embedding similarity.
     pub neutral: String,
     pub threshold: f32,
+    /// Whether the codebook sets `threshold`; where it does not, a trained
+    /// head's own (fitted on its dev set) takes the place of 0.5
+    /// ([`crate::job::head_thresholds`]).
+    pub threshold_given: bool,
     pub only_topics: Option<Vec<String>>,
     pub method: Method,
     pub temperature: f32,
@@ -388,6 +392,7 @@ fn stance(
         favor: s.favor.get_ref().clone(),
         against: s.against.get_ref().clone(),
         threshold: unit(&s.threshold, &format!("stance[{i}].threshold"), 0.5)?,
+        threshold_given: s.threshold.is_some(),
         only_topics: s.only_topics.as_ref().map(|l| l.get_ref().clone()),
         method: s.method.unwrap_or(Method::Auto),
         holder: s.holder.unwrap_or_default(),

@@ -130,6 +130,10 @@ pub fn open(
     progress: crate::progress::Mode,
 ) -> Result<Job> {
     let engine = m.engine()?;
+    let mut codebook = codebook;
+    if let Some(cb) = codebook.as_mut() {
+        head_thresholds(cb, &m.heads)?;
+    }
     let models = open_models(codebook.as_ref(), m, tasks)?;
     Ok(Job {
         input,
@@ -144,6 +148,33 @@ pub fn open(
         shard: None,
         stance_only: None,
     })
+}
+
+/// Each stance target whose codebook sets no threshold takes the one its
+/// head was fitted with on dev at training (`[dev] threshold` in
+/// `head.toml`): its own head's, else the head for any target's. Targets
+/// with neither, or with a head trained before heads carried a threshold,
+/// keep 0.5. A threshold in the codebook (e.g. from `calibrate`) wins.
+pub fn head_thresholds(cb: &mut Codebook, heads: &[PathBuf]) -> Result<()> {
+    let mut own = std::collections::HashMap::new();
+    let mut any = None;
+    for d in heads {
+        let meta = head::read_meta(d)?;
+        let t = meta.dev.as_ref().and_then(|d| d.threshold);
+        match meta.task {
+            x if x == Task::any_stance() => any = t,
+            Task::Stance(id) => {
+                own.insert(id, t);
+            }
+            _ => {}
+        }
+    }
+    for s in cb.stances.iter_mut().filter(|s| !s.threshold_given) {
+        if let Some(t) = own.get(&s.id).copied().unwrap_or(any) {
+            s.threshold = t as f32;
+        }
+    }
+    Ok(())
 }
 
 /// The models the codebook's tasks need: NLI, the encoder, NER, and the
@@ -443,4 +474,63 @@ fn collect(
         metadata,
         rows,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(dir: &Path, task: &str, threshold: Option<f64>) -> PathBuf {
+        std::fs::create_dir_all(dir).unwrap();
+        let t = threshold.map_or(String::new(), |t| format!("threshold = {t}\n"));
+        let meta = format!(
+            "kind = \"stance\"\ntask = \"{task}\"\nlabels = [\"favor\", \"against\", \"none\"]\nencoder_id = \"e\"\nencoder_sha256 = \"0\"\nfeatures = \"f\"\ntemperature = 1.0\ntrain_sha256 = \"0\"\ntrain_items = 1\n[hyper]\nepochs = 1\nlearning_rate = 0.1\nweight_decay = 0.0\nclass_weights = true\nseed = 1\n[dev]\nitems = 1\naccuracy = 1.0\nmacro_f1 = 1.0\nnll_before_temperature = 1.0\nnll_after_temperature = 1.0\n{t}"
+        );
+        std::fs::write(dir.join(head::META_FILE), meta).unwrap();
+        dir.to_path_buf()
+    }
+
+    #[test]
+    fn stance_targets_without_a_threshold_take_their_heads() {
+        let text = r#"[codebook]
+name = "t"
+
+[[stance]]
+id = "a"
+target = "A"
+favor = "For A."
+against = "Against A."
+
+[[stance]]
+id = "b"
+target = "B"
+favor = "For B."
+against = "Against B."
+
+[[stance]]
+id = "c"
+target = "C"
+favor = "For C."
+against = "Against C."
+threshold = 0.7
+
+[[stance]]
+id = "d"
+target = "D"
+favor = "For D."
+against = "Against D."
+"#;
+        let mut cb = Codebook::parse(Path::new("cb.toml"), text.into()).unwrap();
+        let t = tempfile::tempdir().unwrap();
+        let heads = [
+            head(&t.path().join("a"), "stance_a", Some(0.35)),
+            // Trained before heads carried a threshold: 0.5 stays, and the
+            // head for any target does not step in for a target's own head.
+            head(&t.path().join("d"), "stance_d", None),
+            head(&t.path().join("any"), "stance_*", Some(0.42)),
+        ];
+        head_thresholds(&mut cb, &heads).unwrap();
+        let th: Vec<f32> = cb.stances.iter().map(|s| s.threshold).collect();
+        assert_eq!(th, [0.35, 0.42, 0.7, 0.5]);
+    }
 }

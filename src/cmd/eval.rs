@@ -168,10 +168,15 @@ pub fn load(
             )
         }
     };
-    let codebook = match codebook_arg {
+    let mut codebook = match codebook_arg {
         Some(c) => Some(c),
         None => preds.codebook()?,
     };
+    // The thresholds the heads were tagged with (tag_gold applied them to
+    // its own copy); calibrate starts from them.
+    if let (Some(cb), Some(m)) = (codebook.as_mut(), models) {
+        paratag::job::head_thresholds(cb, &m.heads)?;
+    }
     let mut labels = LabelSet::from_codebook(codebook.as_ref());
     labels.entity_types = preds.entity_types().into_iter().collect();
     labels.entity_map = g.entity_map.iter().cloned().collect();

@@ -7,7 +7,7 @@ use paratag::codebook::Codebook;
 use paratag::formats::LabelSet;
 use paratag::heads::NerScheme;
 use paratag::job::{self, Embeddings, ModelChoice, TextJob};
-use paratag::models::head::{Head, HeadMeta, Hyper, FEATURES};
+use paratag::models::head::{DevFigures, Head, HeadMeta, Hyper, FEATURES};
 use paratag::models::{registry, DTypeArg, ModelDir};
 use paratag::plan::Tasks;
 use paratag::task::{HeadKind, Task};
@@ -334,21 +334,24 @@ fn train_linear(
         None => eprintln!("paratag: head ({} epochs, no dev set) -> {}", fitted.epochs, a.output.display()),
     }
     if matches!(head.meta.task, Task::Stance(_)) {
-        threshold_note(a);
+        threshold_note(head.meta.dev.as_ref());
     }
     Ok(())
 }
 
-/// A stance head's dev figure takes the most probable label, but `tag`
-/// calls favor/against only at the codebook's threshold: a fine-tuned
-/// head's softer probabilities can turn most rows into `none` there (RUW:
-/// dev macro-F1 0.41 by argmax, 0.28 at 0.5, 0.44 after `calibrate`).
-fn threshold_note(a: &Args) {
-    eprintln!(
-        "paratag: note: the dev figure takes the most probable label; `tag` calls favor/against only at the codebook's stance threshold (0.5 unless set): fit it on labeled data with `paratag calibrate --gold {} --heads {}` before tagging",
-        a.dev.first().map_or("DEV".into(), |d| d.display().to_string()),
-        a.output.display()
-    );
+/// A stance head's dev macro-F1 takes the most probable label, but `tag`
+/// calls favor/against only where the larger reaches a threshold: the one
+/// fitted on dev here unless the codebook sets one (RUW, fine-tuned on 500
+/// labels: dev macro-F1 0.41 by argmax, 0.28 at 0.5).
+fn threshold_note(dev: Option<&DevFigures>) {
+    match dev.and_then(|d| d.threshold.zip(d.macro_f1_at_threshold)) {
+        Some((t, f1)) => eprintln!(
+            "paratag: stance threshold {t:.4} (fitted on dev: macro-F1 {f1:.3} there); `tag` uses it where the codebook sets no threshold, and `paratag calibrate` on your own gold replaces it"
+        ),
+        None => eprintln!(
+            "paratag: note: no dev set, so no stance threshold was fitted: `tag` uses the codebook's (0.5 unless set); fit one on labeled data with `paratag calibrate`"
+        ),
+    }
 }
 
 fn run_ner(a: Args) -> Result<()> {
@@ -526,8 +529,8 @@ fn train_tuned(
             a.output.display()
         ),
     }
-    if pooled {
-        threshold_note(a);
+    if matches!(head.meta.task, Task::Stance(_)) {
+        threshold_note(head.meta.dev.as_ref());
     }
     Ok(())
 }

@@ -91,6 +91,16 @@ pub struct DevFigures {
     pub macro_f1: f64,
     pub nll_before_temperature: f64,
     pub nll_after_temperature: f64,
+    /// Stance heads: the threshold on max(P(favor), P(against)) that
+    /// maximises macro-F1 on dev (after the temperature). `tag` uses it
+    /// where the codebook sets no threshold: a fine-tuned head's
+    /// probabilities are often too soft for 0.5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
+    /// Stance heads: macro-F1 on dev with that threshold (`macro_f1` takes
+    /// the most probable label).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub macro_f1_at_threshold: Option<f64>,
 }
 
 pub const FEATURES: &str = "encoder mean-pooled, L2-normalised embedding, averaged over windows";

@@ -78,14 +78,35 @@ pub fn dev_figures(logits: &Tensor, gold: &[usize], names: &[String]) -> (f64, D
         }
     }
     let (f1, acc) = macro_f1(&logits.argmax(1, false), gold, names);
+    let threshold = stance_threshold(&(logits / best_t.1), gold, names);
     let figures = DevFigures {
         items: gold.len(),
         accuracy: acc,
         macro_f1: f1,
         nll_before_temperature: before,
         nll_after_temperature: best_t.0,
+        threshold: threshold.map(|t| t.0 as f64),
+        macro_f1_at_threshold: threshold.map(|t| t.1),
     };
     (best_t.1, figures)
+}
+
+/// A stance head's decision threshold fitted on dev (temperature-scaled
+/// logits `[n, labels]`): `tag` calls favor/against only where the larger
+/// of the two reaches it, so the argmax figure alone would overstate a
+/// head whose probabilities are soft. `None` for other heads.
+fn stance_threshold(logits: &Tensor, gold: &[usize], names: &[String]) -> Option<(f32, f64)> {
+    let at = |l: &str| names.iter().position(|n| n == l);
+    let (f, a) = (at("favor")?, at("against")?);
+    at(crate::formats::NONE)?;
+    if gold.is_empty() {
+        return None;
+    }
+    let probs = logits.softmax(-1, Kind::Float).contiguous().view([-1]);
+    let probs = Vec::<f32>::try_from(&probs).ok()?;
+    let scores: Vec<(f32, f32)> = probs.chunks(names.len()).map(|p| (p[f], p[a])).collect();
+    let labels: Vec<&str> = gold.iter().map(|&g| names[g].as_str()).collect();
+    Some(crate::calibrate::stance_threshold(&labels, &scores))
 }
 
 /// Class weights `n / (classes * count)` (1 where off or a class is absent).
@@ -226,4 +247,45 @@ pub fn class_task(
         .ok_or_else(|| bad(format!("a {kind} head is not a class head")))?;
     let names = cb.labels(&task);
     Ok((task, names))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn logits(probs: &[[f32; 3]]) -> Tensor {
+        let flat: Vec<f32> = probs.iter().flatten().map(|p| p.ln()).collect();
+        Tensor::from_slice(&flat).view([probs.len() as i64, 3])
+    }
+
+    #[test]
+    fn a_soft_stance_head_gets_the_threshold_its_dev_set_favours() {
+        let names: Vec<String> = ["favor", "against", "none"].map(String::from).into();
+        // Right by argmax, but no favor/against reaches 0.5.
+        let probs = [
+            [0.45, 0.20, 0.35],
+            [0.44, 0.21, 0.35],
+            [0.20, 0.45, 0.35],
+            [0.22, 0.43, 0.35],
+            [0.30, 0.25, 0.45],
+            [0.25, 0.30, 0.45],
+        ];
+        let gold = [0, 0, 1, 1, 2, 2];
+        let (t, f1) = stance_threshold(&logits(&probs), &gold, &names).unwrap();
+        assert!(t > 0.30 && t <= 0.43, "{t}");
+        assert_eq!(f1, 1.0);
+        let at_half: Vec<(&str, &str)> = gold
+            .iter()
+            .zip(&probs)
+            .map(|(&g, p)| (names[g].as_str(), heads_label(p, 0.5)))
+            .collect();
+        assert!(Confusion::new(&at_half, &[]).macro_f1() < 0.5);
+        // Heads that are not stance heads get none.
+        let holder: Vec<String> = ["author", "reported", "x"].map(String::from).into();
+        assert!(stance_threshold(&logits(&probs), &gold, &holder).is_none());
+    }
+
+    fn heads_label(p: &[f32; 3], t: f32) -> &'static str {
+        crate::heads::stance_decision(p[0], p[1], t).0
+    }
 }

@@ -221,6 +221,89 @@ fn heads_train_deterministically_check_their_encoder_and_tag() {
         TEXTS.len()
     );
 
+    // The stance head carries the threshold fitted on dev (`train` fits it;
+    // unit tests check the fit). A codebook that sets a threshold keeps
+    // it; one that sets none takes the head's: here a copy of the head
+    // whose threshold is moved so that some rows change sides.
+    let meta = std::fs::read_to_string(hs.join("head.toml")).unwrap();
+    let fitted = meta
+        .lines()
+        .find(|l| l.starts_with("threshold = "))
+        .unwrap_or_else(|| panic!("no dev threshold in {meta}"));
+    assert!(meta.contains("macro_f1_at_threshold = "), "{meta}");
+    let (head, tail) = CODEBOOK.split_at(CODEBOOK.find("[[stance]]").unwrap());
+    let unset = write(
+        root,
+        "unset.toml",
+        &format!("{head}{}", tail.replacen("threshold = 0.5\n", "", 1)),
+    );
+    let stances = |cb_path: &Path, h: &Path, name: &str| {
+        let out = root.join(name);
+        let o = tag_heads(
+            &corpus,
+            cb_path,
+            &enc,
+            &out,
+            &[h],
+            &["--no-ner", "--no-topic"],
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        let df = read(&out);
+        let col = |c: &str| -> Vec<f32> {
+            let s = df.column(c).unwrap();
+            let s = s.cast(&polars::prelude::DataType::Float32).unwrap();
+            s.f32().unwrap().iter().map(Option::unwrap).collect()
+        };
+        let labels = df
+            .column("stance_ukraine_aid")
+            .unwrap()
+            .str()
+            .unwrap()
+            .clone();
+        let labels: Vec<String> = labels.iter().map(|l| l.unwrap().to_string()).collect();
+        let fa: Vec<(f32, f32)> = col("stance_ukraine_aid_favor")
+            .into_iter()
+            .zip(col("stance_ukraine_aid_against"))
+            .collect();
+        (fa, labels)
+    };
+    let follows = |fa: &[(f32, f32)], labels: &[String], t: f32| {
+        for (&(f, a), l) in fa.iter().zip(labels) {
+            let want = match f.max(a) {
+                p if p < t => "none",
+                _ if f >= a => "favor",
+                _ => "against",
+            };
+            assert_eq!(l, want, "favor {f} against {a} at threshold {t}");
+        }
+    };
+    let (fa, at_half) = stances(&cb, &hs, "half.parquet");
+    follows(&fa, &at_half, 0.5);
+    let mut tops: Vec<f32> = fa.iter().map(|p| p.0.max(p.1)).collect();
+    tops.sort_by(f32::total_cmp);
+    let above = |t: f32| tops.iter().filter(|&&p| p >= t).count();
+    let moved = tops
+        .windows(2)
+        .map(|w| (w[0] + w[1]) / 2.0)
+        .find(|&t| above(t) != above(0.5))
+        .expect("two rows with different scores");
+    let moved_head = root.join("hs-moved");
+    std::fs::create_dir_all(&moved_head).unwrap();
+    std::fs::copy(
+        hs.join("head.safetensors"),
+        moved_head.join("head.safetensors"),
+    )
+    .unwrap();
+    let moved_meta = meta.replace(fitted, &format!("threshold = {moved}"));
+    std::fs::write(moved_head.join("head.toml"), moved_meta).unwrap();
+    let (fa2, at_moved) = stances(&unset, &moved_head, "moved.parquet");
+    assert_eq!(fa, fa2);
+    follows(&fa2, &at_moved, moved);
+    assert_ne!(at_half, at_moved);
+    // The codebook's own threshold wins over the head's.
+    let (_, kept) = stances(&cb, &moved_head, "kept.parquet");
+    assert_eq!(kept, at_half);
+
     // Another encoder (same shape, other weights) is refused, naming both hashes.
     let other = other_encoder(root);
     let out = root.join("x.parquet");
