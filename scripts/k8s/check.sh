@@ -2,13 +2,16 @@
 # Checks the Kubernetes manifests without a cluster:
 #  1. validates them against the Kubernetes API schemas (kubernetes-validate,
 #     installed from PyPI into a cache folder);
-#  2. runs the tag Job's command line here for every completion index, with
-#     JOB_COMPLETION_INDEX set as Kubernetes sets it, the container's env
-#     (PARATAG_HOME, PARATAG_PROFILE) set and put in place of $(VAR) as
-#     Kubernetes does, and /data mapped to a local folder holding the shipped
-#     corpus and, as data/paratag-home, a link to the local model store; then
-#     the merge Job's command, and compares the merged dataset with a single
-#     run with the same profile.
+#  2. runs the tag Job's command line for every completion index, with
+#     JOB_COMPLETION_INDEX set as Kubernetes sets it and the container's env
+#     set and put in place of $(VAR) as Kubernetes does; then the merge
+#     Job's command; and compares the merged dataset with a single run of
+#     target/release/paratag with the same profile.
+#     Where podman has the manifests' image (scripts/container.sh builds
+#     it), each pod runs in it as the manifest says: uid 10001, read-only
+#     root, no network, the volume (a local folder holding the shipped
+#     corpus) at /data. Otherwise the commands run here with /data mapped to
+#     that folder and the local model store standing in for the image's.
 # Needs a build and its model store with the Job's profile (scripts/setup.sh
 # installs `default`); the local store is PARATAG_HOME, default
 # ~/.cache/paratag/home.
@@ -31,8 +34,6 @@ fi
 store="${PARATAG_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/paratag/home}"
 rm -rf "$work" && mkdir -p "$work/data"
 cp "$root/datasets/ukraine-aid/articles.jsonl" "$work/data/corpus.jsonl"
-# The Job's model store is /data/paratag-home (PARATAG_HOME in its env).
-ln -s "$store" "$work/data/paratag-home"
 # The containers' command lines and env, and the completion count, from the
 # YAML; $(VAR) in a command takes the container's env value, as in Kubernetes.
 "$venv/bin/python" - "$here/tag-indexed-job.yaml" "$here/merge-job.yaml" "$work" <<'PY' > "$work/plan.sh"
@@ -43,29 +44,52 @@ job = docs[0]
 n = job["spec"]["completions"]
 container = job["spec"]["template"]["spec"]["containers"][0]
 local = lambda a: a.replace("/data", f"{work}/data")
-env = {e["name"]: local(e["value"]) for e in container.get("env", [])}
+env = {e["name"]: e["value"] for e in container.get("env", [])}
 expand = lambda a: re.sub(r"\$\((\w+)\)", lambda m: env.get(m[1], m[0]), a)
-cmd = [expand(local(a)) for a in container["command"]]
+cmd = [expand(a) for a in container["command"]]
 merge = [d for d in yaml.safe_load_all(open(merge_file)) if d][0]
-mcmd = [local(a) for a in merge["spec"]["template"]["spec"]["containers"][0]["command"]]
+mc = merge["spec"]["template"]["spec"]["containers"][0]
 q = lambda c: " ".join(shlex.quote(a) for a in c)
+images = {container["image"], mc["image"]}
+if len(images) != 1:
+    sys.exit(f"k8s-check: the Jobs name different images: {sorted(images)}")
 print(f"completions={n}")
+print(f"image={shlex.quote(container['image'])}")
 print("podenv=(" + q(f"{k}={v}" for k, v in env.items()) + ")")
+print("localenv=(" + q(f"{k}={local(v)}" for k, v in env.items()) + ")")
 print(f"profile={shlex.quote(env.get('PARATAG_PROFILE', 'default'))}")
 print("tag=(" + q(cmd) + ")")
-print("merge=(" + q(mcmd) + ")")
+print("localtag=(" + q(local(a) for a in cmd) + ")")
+print("merge=(" + q(mc["command"]) + ")")
+print("localmerge=(" + q(local(a) for a in mc["command"]) + ")")
 PY
 # shellcheck disable=SC1091
 source "$work/plan.sh"
 [[ -x "$bin" ]] || { say "build first: scripts/setup.sh"; exit 1; }
 [[ -f "$store/profiles/$profile/profile.toml" ]] || {
   say "no profile $profile in $store (scripts/setup.sh installs default)"; exit 1; }
-tag[0]="$bin"; merge[0]="$bin"
-for ((k = 0; k < completions; k++)); do
-  say "index $k: ${podenv[*]} ${tag[*]:1}"
-  env "${podenv[@]}" JOB_COMPLETION_INDEX=$k "${tag[@]}" -q
-done
-"${merge[@]}"
+if command -v podman >/dev/null && podman image exists "$image" 2>/dev/null; then
+  say "running the pods in the image $image"
+  # shellcheck source=scripts/podman-run.sh
+  source "$root/scripts/podman-run.sh" "$image"
+  chmod 0777 "$work/data" # fsGroup 10001 in the manifest
+  pod=(podman run --rm --read-only --network none --user 10001:10001 "${podman_args[@]}"
+    -v "$work/data:/data" --entrypoint "")
+  for e in "${podenv[@]}"; do pod+=(-e "$e"); done
+  for ((k = 0; k < completions; k++)); do
+    say "index $k: ${podenv[*]} ${tag[*]}"
+    "${pod[@]}" -e JOB_COMPLETION_INDEX=$k "$image" "${tag[@]}" -q
+  done
+  "${pod[@]}" "$image" "${merge[@]}"
+else
+  say "no image $image in podman (scripts/container.sh builds it): running the commands with $bin"
+  localtag[0]="$bin"; localmerge[0]="$bin"
+  for ((k = 0; k < completions; k++)); do
+    say "index $k: ${localenv[*]} ${localtag[*]:1}"
+    env PARATAG_HOME="$store" "${localenv[@]}" JOB_COMPLETION_INDEX=$k "${localtag[@]}" -q
+  done
+  "${localmerge[@]}"
+fi
 PARATAG_HOME="$store" "$bin" tag "$work/data/corpus.jsonl" -o "$work/single.parquet" -q \
   --profile "$profile"
 "$root/.pyenv/bin/python" - "$work/single.parquet" "$work/data/out" <<'PY'

@@ -1,40 +1,53 @@
 #!/usr/bin/env bash
-# tag-array.sbatch on a real one-node Slurm cluster on this machine:
+# tag-array.sbatch on a real one-node Slurm cluster on this machine, with
+# the release bundle as a cluster user gets it:
 #  1. installs slurm-wlm and munge from Debian if missing, starts munged,
 #     slurmctld and slurmd for localhost (configuration under $WORK);
-#  2. tags a small corpus (the ukraine-aid articles, repeated with new ids)
+#  2. unpacks the release bundle (BUNDLE=FILE, default the one
+#     scripts/package.sh writes into $WORK) under $WORK, and runs it with
+#     HOME in $WORK and PARATAG_HOME unset, so the profile PARATAG_PROFILE
+#     (default `default`) comes from the bundle's own store, as on a node
+#     with no set-up;
+#  3. tags a small corpus (the ukraine-aid articles, repeated with new ids)
 #     once as a single run, and once as a 4-task array plus merge job
-#     through submit.sh, with the installed profile PARATAG_PROFILE (default
-#     `default`) from the model store PARATAG_HOME (default
-#     ~/.cache/paratag/home, which the one node shares with this shell);
-#  3. requeues one task while it runs (Slurm kills it, the restarted task
+#     through submit.sh with PARATAG pointing at the bundle and the sbatch
+#     scripts' own resource requests;
+#  4. requeues one task while it runs (Slurm kills it, the restarted task
 #     resumes from its parts), waits for the merge, and checks the merged
 #     dataset equals the single run.
-# Needs root and a build with its model store (scripts/setup.sh, which
-# installs the profile `default`). Not part of CI.
-#   [PARATAG_PROFILE=NAME] scripts/slurm/local-test.sh [COPIES]
+# Needs root and scripts/setup.sh (the release build and its Python). Not
+# part of CI. It stops any slurmctld/slurmd already running here.
+#   [BUNDLE=FILE] [PARATAG_PROFILE=NAME] scripts/slurm/local-test.sh [COPIES]
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 work="${WORK:-/tmp/paratag-slurm}"
 copies="${1:-3}"
-bin="$root/target/release/paratag"
 py="$root/.pyenv/bin/python"
 say() { printf 'slurm-test: %s\n' "$*" >&2; }
-[[ -x "$bin" ]] || { say "build first: scripts/setup.sh"; exit 1; }
 [[ -x "$py" ]] || { say "no $py (scripts/setup.sh makes it)"; exit 1; }
-# The single run and the array tasks (sbatch passes the environment on) use
-# the same store and profile.
-export PARATAG_HOME="${PARATAG_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/paratag/home}"
+# A cluster from an earlier run may still use $work.
+pkill -x slurmctld 2>/dev/null || true
+pkill -x slurmd 2>/dev/null || true
+rm -rf "$work" && mkdir -p "$work"/{state,spool,run,apps,home}
+bundle="${BUNDLE:-}"
+if [[ -z "$bundle" ]]; then
+  "$root/scripts/package.sh" "$work/dist" >/dev/null
+  bundle=$(ls "$work"/dist/paratag-*.tar.*)
+fi
+tar -C "$work/apps" -xaf "$bundle"
+bin=$(ls -d "$work"/apps/paratag-*/bin/paratag)
+say "bundle $bundle unpacked: $bin"
+# The single run and the array tasks (sbatch passes the environment on)
+# see only the bundle's store and an empty HOME.
+unset PARATAG_HOME
+export HOME="$work/home"
 export PARATAG_PROFILE="${PARATAG_PROFILE:-default}"
-[[ -f "$PARATAG_HOME/profiles/$PARATAG_PROFILE/profile.toml" ]] || {
-  say "no profile $PARATAG_PROFILE in $PARATAG_HOME (scripts/setup.sh installs default)"; exit 1; }
+"$bin" models list | awk '$2 == "profile" {print $1}' | grep -xF "$PARATAG_PROFILE" >/dev/null || {
+  say "the bundle has no profile $PARATAG_PROFILE"; exit 1; }
 if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then
   say "installing slurm-wlm and munge"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge >/dev/null
 fi
-pkill -x slurmctld 2>/dev/null || true
-pkill -x slurmd 2>/dev/null || true
-rm -rf "$work" && mkdir -p "$work"/{state,spool,run}
 # munge: one key, one daemon.
 if [[ ! -s /etc/munge/munge.key ]]; then mungekey -c -f -k /etc/munge/munge.key; fi
 chown munge:munge /etc/munge/munge.key && chmod 400 /etc/munge/munge.key
@@ -89,7 +102,7 @@ say "single run, profile $PARATAG_PROFILE"
 
 say "array of 4 tasks + merge"
 cd "$work"
-out=$(PARATAG="$bin" SBATCH_ARGS="--cpus-per-task=1 --mem=3G" \
+out=$(PARATAG="$bin" \
   "$root/scripts/slurm/submit.sh" 4 "$work/corpus.jsonl" "$work/out/" --chunk-rows 40)
 echo "$out"
 array=$(sed -n 's/.*array job \([0-9]*\).*/\1/p' <<<"$out")
