@@ -492,6 +492,55 @@ impl Dataset {
             .collect()
     }
 
+    /// The first occurrences of paragraph texts in the parts already held,
+    /// in input order, at most the last `cap` ([`crate::dedupe`]): the rows
+    /// with no `dup_of_article_id`, as (article id, paragraph, text).
+    pub fn firsts(&self, cap: usize) -> Result<Vec<(String, u32, String)>> {
+        let mut parts: Vec<&Part> = self.manifest.parts.iter().collect();
+        parts.sort_by_key(|p| p.first_ordinal);
+        let mut out = std::collections::VecDeque::new();
+        for p in parts {
+            let path = locate(&self.dir, &p.file).ok_or_else(|| Error::Output {
+                path: self.dir.join(&p.file),
+                message: "is listed in the manifest but missing".into(),
+            })?;
+            let bad = |e: PolarsError| Error::Output {
+                path: path.clone(),
+                message: format!("cannot read the part back: {e}"),
+            };
+            let file = std::fs::File::open(&path).map_err(|e| Error::Output {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+            let df = ParquetReader::new(file).finish().map_err(bad)?;
+            let ids = df
+                .column("article_id")
+                .and_then(|c| c.str().cloned())
+                .map_err(bad)?;
+            let paras = df
+                .column("paragraph")
+                .and_then(|c| c.u32().cloned())
+                .map_err(bad)?;
+            let texts = df
+                .column("text")
+                .and_then(|c| c.str().cloned())
+                .map_err(bad)?;
+            let dup = df.column("dup_of_article_id").map_err(bad)?;
+            for i in 0..df.height() {
+                if !dup.get(i).map_err(bad)?.is_null() {
+                    continue;
+                }
+                if let (Some(id), Some(p), Some(t)) = (ids.get(i), paras.get(i), texts.get(i)) {
+                    out.push_back((id.to_string(), p, t.to_string()));
+                    if out.len() > cap {
+                        out.pop_front();
+                    }
+                }
+            }
+        }
+        Ok(out.into())
+    }
+
     /// Articles already held when the job started.
     pub fn done_articles(&self) -> usize {
         self.manifest.parts.iter().map(|p| p.articles).sum()

@@ -86,6 +86,8 @@ pub const RESERVED: &[&str] = &[
     "lang",
     "lang_score",
     "truncated_windows",
+    "dup_of_article_id",
+    "dup_of_paragraph",
 ];
 
 /// One input file or folder, its provenance in the output metadata.

@@ -147,6 +147,7 @@ pub fn open(
         window: pipeline::WINDOW,
         shard: None,
         stance_only: None,
+        dedupe: false,
     })
 }
 

@@ -9,6 +9,7 @@ pub mod calibrate;
 pub mod choice;
 pub mod codebook;
 pub mod dataset;
+pub mod dedupe;
 pub mod error;
 pub mod estimate;
 pub mod eval;

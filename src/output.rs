@@ -98,6 +98,18 @@ pub fn frame(w: &Labeled, codebook: Option<&Codebook>) -> Result<DataFrame> {
             .map(|r| r.truncated_windows)
             .collect::<Vec<u16>>(),
     ));
+    push(Series::new(
+        "dup_of_article_id".into(),
+        rows.iter()
+            .map(|r| r.dup_of.as_ref().map(|d| &*d.0))
+            .collect::<Vec<Option<&str>>>(),
+    ));
+    push(Series::new(
+        "dup_of_paragraph".into(),
+        rows.iter()
+            .map(|r| r.dup_of.as_ref().map(|d| d.1))
+            .collect::<Vec<Option<u32>>>(),
+    ));
 
     let idx = IdxCa::from_vec(
         "idx".into(),

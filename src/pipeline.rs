@@ -24,7 +24,7 @@ use crate::plan::{Input, Plan, Targets, TopicResult};
 use crate::progress::Progress;
 use crate::record::Row;
 use crate::scan::Scan;
-use crate::{label, lang, segment};
+use crate::{dedupe, label, lang, segment};
 use crossbeam_channel::bounded;
 use polars::prelude::DataFrame;
 use rayon::prelude::*;
@@ -53,6 +53,10 @@ pub struct Counts {
     /// Windows over all paragraphs (per paragraph, the most any model needed).
     pub windows: usize,
     pub long_paragraphs: usize,
+    /// Paragraphs whose labels were copied from an earlier one with the
+    /// same text ([`crate::dedupe`]) instead of computed.
+    #[serde(default)]
+    pub copied: usize,
 }
 
 impl Counts {
@@ -63,6 +67,7 @@ impl Counts {
         self.empty_texts += o.empty_texts;
         self.windows += o.windows;
         self.long_paragraphs += o.long_paragraphs;
+        self.copied += o.copied;
     }
 }
 
@@ -124,27 +129,67 @@ struct Prepared {
     passthrough: DataFrame,
     counts: Vec<Counts>,
     tokenized: Tokenized,
-    /// Per paragraph, the stance targets it is scored for (`Job::stance_only`).
+    /// The rows the models run on (all but copies, [`crate::dedupe`]), in
+    /// order; model outputs and `only` are indexed by position in it.
+    computed: Vec<usize>,
+    /// Each row's [`dedupe::key`] (empty when the job copies nothing).
+    keys: Vec<dedupe::Key>,
+    /// Per computed row, the stance targets it is scored for
+    /// (`Job::stance_only`).
     only: Vec<Option<Targets>>,
 }
 
-/// Article ordinals a resumed job skips: sorted, disjoint ranges `[a, b)`.
+impl Prepared {
+    fn computed_texts(&self) -> Vec<&str> {
+        self.computed
+            .iter()
+            .map(|&i| self.rows[i].text.as_str())
+            .collect()
+    }
+}
+
+/// What a resumed job finds done: the article ordinals it skips (sorted,
+/// disjoint ranges `[a, b)`), and the first occurrences of paragraph texts
+/// in the parts already written, oldest first ([`crate::dedupe`]).
 #[derive(Debug, Default, Clone)]
-pub struct Done(Vec<(u64, u64)>);
+pub struct Done {
+    ranges: Vec<(u64, u64)>,
+    firsts: Vec<(dedupe::Key, dedupe::First)>,
+}
 
 impl Done {
     pub fn new(mut ranges: Vec<(u64, u64)>) -> Done {
         ranges.sort_unstable();
-        Done(ranges)
+        Done {
+            ranges,
+            firsts: vec![],
+        }
+    }
+
+    /// With the first occurrences `(article id, paragraph, text)` of the
+    /// parts written, in input order.
+    pub fn with_firsts(mut self, firsts: Vec<(String, u32, String)>) -> Done {
+        self.firsts = firsts
+            .into_par_iter()
+            .map(|(id, paragraph, text)| {
+                let first = dedupe::First {
+                    article_id: id.into(),
+                    paragraph,
+                    here: false,
+                };
+                (dedupe::key(&text), first)
+            })
+            .collect();
+        self
     }
 
     pub fn contains(&self, ordinal: u64) -> bool {
-        let i = self.0.partition_point(|r| r.1 <= ordinal);
-        self.0.get(i).is_some_and(|r| r.0 <= ordinal)
+        let i = self.ranges.partition_point(|r| r.1 <= ordinal);
+        self.ranges.get(i).is_some_and(|r| r.0 <= ordinal)
     }
 
     pub fn count(&self) -> u64 {
-        self.0.iter().map(|r| r.1 - r.0).sum()
+        self.ranges.iter().map(|r| r.1 - r.0).sum()
     }
 }
 
@@ -258,10 +303,16 @@ impl Reading<'_> {
         let job = self.plan.job;
         let todo = (self.scan.shard_articles as u64).saturating_sub(self.done.count()) as usize;
         let mut seen = (0usize, 0usize); // articles, paragraphs
+        let mut firsts = dedupe::Fifo::new(dedupe::CAPACITY);
+        for (k, f) in &self.done.firsts {
+            if firsts.get(k).is_none() {
+                firsts.insert(*k, f.clone());
+            }
+        }
         let mut send = |w: Vec<(u64, Record)>| {
             let p = self
                 .pool
-                .install(|| prepare(self.plan, self.scan, self.toks, w));
+                .install(|| prepare(self.plan, self.scan, self.toks, w, &mut firsts));
             if let Ok(p) = &p {
                 seen = (seen.0 + p.ids.len(), seen.1 + p.rows.len());
                 // Paragraphs to come, extrapolated from those seen.
@@ -315,8 +366,8 @@ fn infer_windows(
         // Stance targets gated on topics need the topics first.
         let mut topics = None;
         if plan.gates_nli() {
-            let t = label::topics(plan, &out, anchors, p.rows.len());
-            let texts: Vec<&str> = p.rows.iter().map(|r| r.text.as_str()).collect();
+            let t = label::topics(plan, &out, anchors, p.computed.len());
+            let texts = p.computed_texts();
             let only: Vec<Option<&Targets>> = p.only.iter().map(Option::as_ref).collect();
             let gated = plan.gated_work(&texts, &t, &only);
             if !gated.is_empty() {
@@ -341,17 +392,25 @@ fn label_windows(
 ) -> Result<Counts> {
     yield_to_models();
     let mut total = Counts::default();
+    let mut firsts = dedupe::Fifo::new(dedupe::CAPACITY);
     for (mut p, out, topics) in rx {
+        let mut rows: Vec<Row> = p
+            .computed
+            .iter()
+            .map(|&i| std::mem::take(&mut p.rows[i]))
+            .collect();
         pool.install(|| {
-            let topics = topics.unwrap_or_else(|| label::topics(plan, &out, anchors, p.rows.len()));
+            let topics = topics.unwrap_or_else(|| label::topics(plan, &out, anchors, rows.len()));
             let only: Vec<Option<&Targets>> = p.only.iter().map(Option::as_ref).collect();
-            label::rows(plan, &mut p.rows, &out, anchors, &topics, &only)
+            label::rows(plan, &mut rows, &out, anchors, &topics, &only)
         })?;
-        for (i, r) in p.rows.iter().enumerate() {
+        for (j, (r, &i)) in rows.into_iter().zip(&p.computed).enumerate() {
             let c = &mut p.counts[r.article];
-            c.windows += out.windows_of.get(&(i as u32)).copied().unwrap_or(0) as usize;
+            c.windows += out.windows_of.get(&(j as u32)).copied().unwrap_or(0) as usize;
             c.long_paragraphs += usize::from(r.truncated_windows > 0);
+            p.rows[i] = r;
         }
+        fill_copies(&mut p, &mut firsts)?;
         let labeled = Labeled {
             ids: p.ids,
             ordinals: p.ordinals,
@@ -365,6 +424,36 @@ fn label_windows(
         }
     }
     Ok(total)
+}
+
+/// The rows the models skipped take their first occurrence's labels; the
+/// rows computed as first occurrences are remembered, in the order the read
+/// stage remembered them (so both forget the same ones).
+fn fill_copies(p: &mut Prepared, firsts: &mut dedupe::Fifo<std::sync::Arc<Row>>) -> Result<()> {
+    if p.keys.is_empty() {
+        return Ok(());
+    }
+    let mut computed = p.computed.iter().peekable();
+    for (i, k) in p.keys.iter().enumerate() {
+        let row = &mut p.rows[i];
+        if computed.next_if(|&&c| c == i).is_some() {
+            if row.dup_of.is_none() {
+                firsts.insert(*k, std::sync::Arc::new(row.clone()));
+            }
+            continue;
+        }
+        let first = firsts.get(k).ok_or_else(|| {
+            Error::Config(format!(
+                "internal: no labels kept for the paragraph copied to article {:?} paragraph {}",
+                p.ids[row.article], row.paragraph
+            ))
+        })?;
+        dedupe::copy_labels(first, row);
+        let c = &mut p.counts[row.article];
+        c.copied += 1;
+        c.long_paragraphs += usize::from(row.truncated_windows > 0);
+    }
+    Ok(())
 }
 
 /// The write stage.
@@ -413,7 +502,13 @@ fn yield_to_models() {
 
 /// Segments a window's articles, detects each paragraph's language, and
 /// tokenizes the model work, in parallel.
-fn prepare(plan: &Plan, scan: &Scan, toks: &Tokenizers, w: Vec<(u64, Record)>) -> Result<Prepared> {
+fn prepare(
+    plan: &Plan,
+    scan: &Scan,
+    toks: &Tokenizers,
+    w: Vec<(u64, Record)>,
+    firsts: &mut dedupe::Fifo<dedupe::First>,
+) -> Result<Prepared> {
     let segs: Vec<segment::Segmented> = w
         .par_iter()
         .map(|(_, r)| segment::segment(r.segment_source(), &scan.repeats, &plan.job.segment))
@@ -440,12 +535,13 @@ fn prepare(plan: &Plan, scan: &Scan, toks: &Tokenizers, w: Vec<(u64, Record)>) -
     rows.par_iter_mut().for_each(|r| {
         (r.lang, r.lang_score) = detector.paragraph(&r.text, articles[r.article].as_ref())
     });
-    let texts: Vec<&str> = rows.iter().map(|r| r.text.as_str()).collect();
+    let (keys, computed) = mark_copies(plan, &mut rows, &w, firsts);
+    let texts: Vec<&str> = computed.iter().map(|&i| rows[i].text.as_str()).collect();
     let only: Vec<Option<Targets>> = match &plan.job.stance_only {
-        None => vec![None; rows.len()],
-        Some(m) => rows
+        None => vec![None; computed.len()],
+        Some(m) => computed
             .iter()
-            .map(|r| m.get(&w[r.article].1.id).cloned())
+            .map(|&i| m.get(&w[rows[i].article].1.id).cloned())
             .collect(),
     };
     let refs: Vec<Option<&Targets>> = only.iter().map(Option::as_ref).collect();
@@ -472,8 +568,48 @@ fn prepare(plan: &Plan, scan: &Scan, toks: &Tokenizers, w: Vec<(u64, Record)>) -
         passthrough,
         counts,
         tokenized,
+        computed,
+        keys,
         only,
     })
+}
+
+/// Which rows the models run on ([`crate::dedupe`]). With `Job::dedupe`, a
+/// row whose text an earlier row of the job had is marked `dup_of` that
+/// row, and is left out when this run computed it. Returns each row's key
+/// (none without dedupe) and the rows to compute.
+fn mark_copies(
+    plan: &Plan,
+    rows: &mut [Row],
+    w: &[(u64, Record)],
+    firsts: &mut dedupe::Fifo<dedupe::First>,
+) -> (Vec<dedupe::Key>, Vec<usize>) {
+    if !plan.job.dedupe {
+        return (vec![], (0..rows.len()).collect());
+    }
+    let keys: Vec<dedupe::Key> = rows.par_iter().map(|r| dedupe::key(&r.text)).collect();
+    let ids: Vec<std::sync::Arc<str>> = w.iter().map(|(_, r)| r.id.as_str().into()).collect();
+    let mut computed = Vec::with_capacity(rows.len());
+    for (i, (r, k)) in rows.iter_mut().zip(&keys).enumerate() {
+        match firsts.get(k) {
+            Some(f) => {
+                r.dup_of = Some((f.article_id.clone(), f.paragraph));
+                if !f.here {
+                    computed.push(i);
+                }
+            }
+            None => {
+                let first = dedupe::First {
+                    article_id: ids[r.article].clone(),
+                    paragraph: r.paragraph,
+                    here: true,
+                };
+                firsts.insert(*k, first);
+                computed.push(i);
+            }
+        }
+    }
+    (keys, computed)
 }
 
 #[cfg(test)]

@@ -125,6 +125,9 @@ pub struct Job {
     /// ids, and none for the others; all targets for all when `None`
     /// (`eval` of gold with a target per row).
     pub stance_only: Option<std::collections::HashMap<String, Targets>>,
+    /// Tag each distinct paragraph text once and copy its labels to the
+    /// others ([`crate::dedupe`]); `tag` sets it, in-memory jobs do not.
+    pub dedupe: bool,
 }
 
 /// A set of stance target indices.

@@ -111,6 +111,7 @@ fn settings(
         "entity_spans": format!("{:?}", job.engine.entity_spans).to_lowercase(),
         "dtype": job.engine.dtype.name(),
         "device": format!("{:?}", job.engine.device).to_lowercase(),
+        "copy_duplicates": job.dedupe,
     })
 }
 

@@ -54,6 +54,9 @@ pub struct Row {
     pub truncated_windows: u16,
     /// The encoder feature heads read, when the job keeps embeddings (training).
     pub embedding: Option<Vec<f32>>,
+    /// The article id and paragraph of the job's first paragraph with the
+    /// same text ([`crate::dedupe`]), whose labels this row carries.
+    pub dup_of: Option<(std::sync::Arc<str>, u32)>,
 }
 
 /// A labeled span, offsets in code points.

@@ -74,6 +74,12 @@ pub struct Args {
     /// Keep the first of rows sharing an id instead of stopping.
     #[arg(long)]
     pub dedupe: bool,
+    /// Run the models on every paragraph, also on those whose text (after
+    /// NFC and whitespace folding) an earlier paragraph of the job had;
+    /// by default those get the earlier one's labels and name it in
+    /// `dup_of_article_id` / `dup_of_paragraph`.
+    #[arg(long)]
+    pub recompute_duplicates: bool,
     /// Tag only the first N articles.
     #[arg(long)]
     pub limit: Option<usize>,
@@ -342,6 +348,7 @@ fn open_job(args: &Args, models: &ModelChoice) -> Result<paratag::plan::Job> {
     let progress = paratag::progress::Mode::auto(args.quiet);
     let mut job = job::open(input, codebook, models, tasks, segment, progress)?;
     job.window = args.window;
+    job.dedupe = !args.recompute_duplicates;
     job.shard = shard;
     job.languages = paratag::lang::Languages::parse(&args.languages)?;
     Ok(job)
@@ -447,7 +454,10 @@ impl Run<'_> {
         ));
         // The ranges the good parts held when the job started (the sink
         // appends parts as it goes).
-        let done = pipeline::Done::new(ds.done_ranges());
+        let mut done = pipeline::Done::new(ds.done_ranges());
+        if job.dedupe {
+            done = done.with_firsts(ds.firsts(paratag::dedupe::CAPACITY)?);
+        }
         let keep = || {
             format!("{dir}: stopped; the parts written so far are kept: fix the cause, then run the same command with --resume")
         };
@@ -482,8 +492,8 @@ fn print_summary(
     };
     let c = &s.counts;
     eprintln!(
-        "paratag: {} articles{resumed}, {} paragraphs, {} boilerplate lines dropped, {} empty texts, {} windows ({} long paragraphs), {} skipped rows, {} duplicates dropped, {:.1} s, {:.1} paragraphs/s, models busy {:.1} % -> {dest}",
-        c.articles, c.paragraphs, c.dropped_lines, c.empty_texts, c.windows, c.long_paragraphs,
+        "paratag: {} articles{resumed}, {} paragraphs ({} copied from an earlier one with the same text), {} boilerplate lines dropped, {} empty texts, {} windows ({} long paragraphs), {} skipped rows, {} duplicates dropped, {:.1} s, {:.1} paragraphs/s, models busy {:.1} % -> {dest}",
+        c.articles, c.paragraphs, c.copied, c.dropped_lines, c.empty_texts, c.windows, c.long_paragraphs,
         s.skipped, s.deduped, s.seconds, rate, 100.0 * ran.busy
     );
 }

@@ -858,6 +858,64 @@ fn an_existing_file_or_an_empty_input_stops_the_job() {
     }
 }
 
+/// The corpus twice, the second time under new ids: every paragraph of
+/// the second half repeats one of the first. Copies get their first's
+/// labels without a model pass (the same labels as computing them), name
+/// it in `dup_of_*`, and a job killed and resumed marks the same copies.
+#[test]
+fn repeated_paragraphs_are_copied_and_marked_alike_after_a_resume() {
+    let mut s = setup(24);
+    let once = std::fs::read_to_string(&s.input).unwrap();
+    let again = once.replace("\"id\":\"art-", "\"id\":\"again-");
+    assert_ne!(once, again);
+    s.input = write(s.dir.path(), "twice.jsonl", &format!("{once}{again}"));
+    let o = s.tag(&s.path("ref.parquet"), &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rows = table(&s.path("ref.parquet"));
+    let summary: serde_json::Value =
+        serde_json::from_str(&metadata(&s.path("ref.parquet"))["paratag.summary"]).unwrap();
+    assert_eq!(summary["copied"], rows.height() / 2, "{summary}");
+    let computed = s.ok(&s.path("all.parquet"), &["--recompute-duplicates"]);
+    let labels = |df: &DataFrame| df.drop_many(["dup_of_article_id", "dup_of_paragraph"]);
+    assert_same("copied or computed", &labels(&rows), &labels(&computed));
+    assert_eq!(
+        computed.column("dup_of_article_id").unwrap().null_count(),
+        computed.height()
+    );
+    let str_col = |c: &str| -> Vec<Option<String>> {
+        let c = rows.column(c).unwrap().str().unwrap().clone();
+        c.iter().map(|x| x.map(String::from)).collect()
+    };
+    let (ids, dup_of) = (str_col("article_id"), str_col("dup_of_article_id"));
+    let paras = rows.column("paragraph").unwrap().u32().unwrap().clone();
+    let dup_paras = rows
+        .column("dup_of_paragraph")
+        .unwrap()
+        .u32()
+        .unwrap()
+        .clone();
+    for i in 0..rows.height() {
+        let id = ids[i].as_deref().unwrap();
+        match id.strip_prefix("again-") {
+            Some(n) => {
+                assert_eq!(dup_of[i].as_deref(), Some(&*format!("art-{n}")), "row {i}");
+                assert_eq!(dup_paras.get(i), paras.get(i), "row {i}");
+            }
+            None => assert_eq!(dup_of[i], None, "row {i}: {id}"),
+        }
+    }
+
+    let out = s.path("killed");
+    let small = ["--window", "4", "--chunk-rows", "10"];
+    assert!(
+        kill_after_first_part(&s, &out, &small),
+        "finished before the kill"
+    );
+    let o = s.tag(&out, &[&small[..], &["--resume"]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_same("resumed", &rows, &table(&out));
+}
+
 /// Runs `s` on `out` until its manifest lists a part, then kills it
 /// (SIGKILL); returns whether it was still running.
 fn kill_after_first_part(s: &Setup, out: &Path, extra: &[&str]) -> bool {
