@@ -3,10 +3,10 @@
 //! ```text
 //! scan: pass 1 over the inputs (bad rows, duplicates, schema, repeat index)
 //!
-//! read ─► segment ─► lang ─► tokenize ═══► infer ═══► label ═══► write
-//! └─── prepare thread (rayon inside) ──┘   this thread   label    writer
-//!                                        + one thread   thread   thread
-//!                                          per model
+//! read ─► segment ─► lang ─► dedupe ─► tokenize ═══► infer ═══► label ═══► write
+//! └────── prepare thread (rayon inside) ───────┘   this thread   label    writer
+//!                                                + one thread   thread   thread
+//!                                                  per model
 //! ```
 //!
 //! Articles stream through in windows of `Job::window` articles, one thread
@@ -15,7 +15,10 @@
 //! labeling or writing, and each window is written as soon as it is labeled.
 //! A paragraph's labels depend only on its own text (batches are bucketed by
 //! length, replies keyed), so the output is the same for any window size,
-//! `--batch-tokens`, `--threads` or input order.
+//! `--batch-tokens`, `--threads` or input order. That is also why a
+//! paragraph whose text the job already tagged skips the models and takes
+//! the first one's labels ([`crate::dedupe`]: marked in the read stage,
+//! filled in the label stage).
 
 use crate::error::{Error, Result};
 use crate::infer::{Load, Models, Outputs, Tokenized, Tokenizers, Workers};
@@ -363,6 +366,8 @@ fn infer_windows(
         let mut p = p?;
         let tokenized = std::mem::take(&mut p.tokenized);
         let mut out = workers.run(tokenized, batch_tokens, &|| bar.inc(1))?;
+        // Copies are done too.
+        bar.inc((p.rows.len() - p.computed.len()) as u64);
         // Stance targets gated on topics need the topics first.
         let mut topics = None;
         if plan.gates_nli() {
