@@ -70,26 +70,25 @@ def pages():
     return d
 
 
-def ruw():
+def tweets(name, folder, files, encoding, col):
+    """One JSONL of a tweet set's CSV files, one tweet per article."""
     rows = []
-    src = os.path.join(SHARED, "ruw_russia_ukraine_stance")
-    for split in ("train", "val", "test"):
-        with open(os.path.join(src, f"raw_{split}_Russia_Ukraine.csv"), encoding="gbk",
-                  errors="replace", newline="") as f:
-            for i, r in enumerate(csv.DictReader(f)):
-                rows.append({"id": f"ruw-{split}-{i}", "text": r["Tweet"]})
-    return jsonl(os.path.join(OUT, "ruw.jsonl"), rows)
+    for split, fn in files:
+        with open(os.path.join(SHARED, folder, fn), encoding=encoding, errors="replace",
+                  newline="") as f:
+            rows += [{"id": f"{name}-{split}-{i}", "text": r[col]}
+                     for i, r in enumerate(csv.DictReader(f))]
+    return jsonl(os.path.join(OUT, f"{name}.jsonl"), rows)
+
+
+def ruw():
+    files = [(s, f"raw_{s}_Russia_Ukraine.csv") for s in ("train", "val", "test")]
+    return tweets("ruw", "ruw_russia_ukraine_stance", files, "gbk", "Tweet")
 
 
 def mawqif():
-    rows = []
-    src = os.path.join(SHARED, "mawqif")
-    for split in ("Train", "Test"):
-        with open(os.path.join(src, f"Mawqif_AllTargets_{split}.csv"), encoding="utf-8-sig",
-                  newline="") as f:
-            for i, r in enumerate(csv.DictReader(f)):
-                rows.append({"id": f"mawqif-{split}-{i}", "text": r["text"]})
-    return jsonl(os.path.join(OUT, "mawqif.jsonl"), rows)
+    files = [(s, f"Mawqif_AllTargets_{s}.csv") for s in ("Train", "Test")]
+    return tweets("mawqif", "mawqif", files, "utf-8-sig", "text")
 
 
 def rusentne():

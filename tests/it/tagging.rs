@@ -300,6 +300,23 @@ fn long_paragraphs_are_windowed_not_truncated() {
     assert!(s.iter().all(|x| (0.0..=1.0).contains(x)));
 }
 
+/// `paratag tag INPUT -o OUT --ner NER -q EXTRA...`, read back.
+fn tag_ner(input: &Path, out: &Path, ner: &Path, extra: &[&str]) -> DataFrame {
+    let mut args = vec![
+        "tag",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--ner",
+        ner.to_str().unwrap(),
+        "-q",
+    ];
+    args.extend_from_slice(extra);
+    let o = paratag(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    read(out)
+}
+
 /// Paragraphs that repeat an earlier one up to whitespace and Unicode
 /// composition take its labels without a model pass, name it in
 /// `dup_of_*`, and get its entities re-placed on their own text: the same
@@ -326,22 +343,7 @@ fn repeated_paragraphs_get_entities_on_their_own_text() {
             .collect::<Vec<_>>(),
     );
     let m = fixtures::ner(&d.path().join("ner"), NER_LABELS, 1);
-    let run = |name: &str, extra: &[&str]| -> DataFrame {
-        let out = d.path().join(name);
-        let mut args = vec![
-            "tag",
-            input.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-            "--ner",
-            m.to_str().unwrap(),
-            "-q",
-        ];
-        args.extend_from_slice(extra);
-        let o = paratag(&args);
-        assert!(o.status.success(), "{}", stderr(&o));
-        read(&out)
-    };
+    let run = |name: &str, extra: &[&str]| tag_ner(&input, &d.path().join(name), &m, extra);
     let copied = run("copied.parquet", &[]);
     let one = run("window1.parquet", &["--window", "1"]);
     let computed = run("computed.parquet", &["--recompute-duplicates"]);
@@ -397,24 +399,18 @@ fn output_is_invariant_to_threads_batches_and_order() {
         let sub = d.path().join(name);
         std::fs::create_dir_all(&sub).unwrap();
         let input = jsonl(&sub, &refs);
-        let out = sub.join("o.parquet");
-        let mut args = vec![
-            "tag",
-            input.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-            "--ner",
-            ner.to_str().unwrap(),
+        let models = [
             "--encoder",
             enc.to_str().unwrap(),
             "-c",
             cb.to_str().unwrap(),
-            "-q",
         ];
-        args.extend_from_slice(extra);
-        let o = paratag(&args);
-        assert!(o.status.success(), "{}", stderr(&o));
-        let df = read(&out);
+        let df = tag_ner(
+            &input,
+            &sub.join("o.parquet"),
+            &ner,
+            &[&models[..], extra].concat(),
+        );
         df.sort(["article_id", "paragraph"], Default::default())
             .unwrap()
     };
