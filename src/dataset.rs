@@ -525,10 +525,14 @@ impl Dataset {
                 .column("text")
                 .and_then(|c| c.str().cloned())
                 .map_err(bad)?;
-            let dup = df.column("dup_of_article_id").map_err(bad)?;
+            // Parts written before copies were marked (a `--force`d
+            // resume) hold only first occurrences.
+            let dup = df.column("dup_of_article_id").ok();
             for i in 0..df.height() {
-                if !dup.get(i).map_err(bad)?.is_null() {
-                    continue;
+                if let Some(d) = dup {
+                    if !d.get(i).map_err(bad)?.is_null() {
+                        continue;
+                    }
                 }
                 if let (Some(id), Some(p), Some(t)) = (ids.get(i), paras.get(i), texts.get(i)) {
                     out.push_back((id.to_string(), p, t.to_string()));
