@@ -38,7 +38,7 @@ while [[ $# -gt 0 ]]; do
     --base) base=$2; shift 2 ;;
     --tag) tag=$2; shift 2 ;;
     --no-run) run=0; shift ;;
-    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
     *) echo "container: unknown option $1" >&2; exit 2 ;;
   esac
 done
