@@ -7,13 +7,16 @@
 #                             venv with torch 2.4.0, transformers, onnxruntime,
 #                             polars, about 3 GB); options after --peer go to it
 #   scripts/bench.sh --heads  tag with the shipped heads vs NLI zero-shot + NER (same venv)
+#   scripts/bench.sh --profile  where the default model's time goes, op by op
+#                             (scripts/profile_encoder.py; same venv)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cache="${PARATAG_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/paratag}"
-if [[ "${1:-}" == "--peer" || "${1:-}" == "--heads" ]]; then
+if [[ "${1:-}" == "--peer" || "${1:-}" == "--heads" || "${1:-}" == "--profile" ]]; then
   venv="$cache/peer-venv" pkgs=(torch==2.4.0 transformers==4.46.3 "numpy<2" "polars==1.*" onnxruntime==1.20.1 onnx==1.17.0)
   script=bench_peers.py
   [[ "$1" == "--heads" ]] && script=bench_heads.py
+  [[ "$1" == "--profile" ]] && script=profile_encoder.py
 else
   venv="$cache/bench-venv" script=bench.py pkgs=("polars==1.*")
 fi
