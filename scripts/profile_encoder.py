@@ -3,8 +3,8 @@
 
     scripts/bench.sh --profile [--paragraphs 300] [--dtype f32|bf16]
 
-(At 1,000 paragraphs and more the Python process ran out of memory here,
-for a cause not yet found; 300 peaked at 2.5 GB.)
+(One profiler session over the whole corpus ran out of memory here at
+1,000 paragraphs; the sessions are per 10 batches.)
 
 paratag runs the encoder through libtorch's eager ATen ops (rust-bert's
 modules over tch). Its Rust call path cannot be profiled op by op from the
@@ -96,17 +96,23 @@ def main():
     run()
     plain = time.perf_counter() - t0
     # No shapes, FLOP counters or stacks: they cost more than the small ops
-    # they time (with them, op time tripled and RSS reached 20 GB).
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        run()
+    # they time (with them, op time tripled and RSS reached 20 GB). One
+    # profiler session per 10 batches: a single one over the whole corpus
+    # kept growing until the kernel killed it (24 GB at 1,000 paragraphs).
     groups = {}
     total = 0.0
-    for e in prof.key_averages():
-        us = e.self_cpu_time_total
-        total += us
-        g = groups.setdefault(group_of(e.key), {"us": 0.0, "flops": 0, "ops": {}})
-        g["us"] += us
-        g["ops"][e.key] = g["ops"].get(e.key, 0) + us
+    for k in range(0, len(tensors), 10):
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            with torch.inference_mode(), auto:
+                for ids, mask in tensors[k : k + 10]:
+                    module(ids, mask)
+        for e in prof.key_averages():
+            us = e.self_cpu_time_total
+            total += us
+            g = groups.setdefault(group_of(e.key), {"us": 0.0, "flops": 0, "ops": {}})
+            g["us"] += us
+            g["ops"][e.key] = g["ops"].get(e.key, 0) + us
+        del prof
     # FLOPs of what is computed (padded tokens), per encoder pass and tuned
     # head layer: linear maps 2·T·(4h² + 2hi), attention 4·n·L²·h.
     cfg = json.load(open(os.path.join(bp.E5, "config.json")))
