@@ -3,8 +3,9 @@
 
     scripts/bench.sh --profile [--paragraphs 300] [--dtype f32|bf16]
 
-(One profiler session over the whole corpus ran out of memory here at
-1,000 paragraphs; the sessions are per 10 batches.)
+The profiler is memory-hungry: one session over the whole corpus was killed
+here at 1,000 paragraphs (24 GB). Sessions are per 10 batches now, and the
+2,002-paragraph benchmark corpus peaked at 18 GB; 300 paragraphs need 2.5.
 
 paratag runs the encoder through libtorch's eager ATen ops (rust-bert's
 modules over tch). Its Rust call path cannot be profiled op by op from the
