@@ -5,14 +5,23 @@ use super::fixtures::{self, NER_LABELS};
 use super::*;
 use unicode_normalization::UnicodeNormalization;
 
-fn jsonl(dir: &Path, rows: &[(&str, &str)]) -> PathBuf {
+fn jsonl<S: AsRef<str>>(dir: &Path, rows: &[(S, S)]) -> PathBuf {
     let body: String = rows
         .iter()
         .map(|(id, t)| {
+            let (id, t) = (id.as_ref(), t.as_ref());
             serde_json::json!({"id": id, "text": t, "source": "test"}).to_string() + "\n"
         })
         .collect();
     write(dir, "in.jsonl", &body)
+}
+
+/// [`SCRIPTS`] as rows a test can add to.
+fn script_rows() -> Vec<(String, String)> {
+    SCRIPTS
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
 }
 
 const PARA: &str =
@@ -325,23 +334,14 @@ fn tag_ner(input: &Path, out: &Path, ner: &Path, extra: &[&str]) -> DataFrame {
 #[test]
 fn repeated_paragraphs_get_entities_on_their_own_text() {
     let d = tempfile::tempdir().unwrap();
-    let mut rows: Vec<(String, String)> = SCRIPTS
-        .iter()
-        .map(|(a, b)| (a.to_string(), b.to_string()))
-        .collect();
+    let mut rows = script_rows();
     for (id, text) in SCRIPTS {
         // Spaces doubled, a tab, and the combining marks composed (NFC).
         let variant = format!("  {}\t", text.replace(' ', "  ").nfc().collect::<String>());
         assert_ne!(&variant, text);
         rows.push((format!("again-{id}"), variant));
     }
-    let input = jsonl(
-        d.path(),
-        &rows
-            .iter()
-            .map(|(a, b)| (a.as_str(), b.as_str()))
-            .collect::<Vec<_>>(),
-    );
+    let input = jsonl(d.path(), &rows);
     let m = fixtures::ner(&d.path().join("ner"), NER_LABELS, 1);
     let run = |name: &str, extra: &[&str]| tag_ner(&input, &d.path().join(name), &m, extra);
     let copied = run("copied.parquet", &[]);
@@ -378,10 +378,7 @@ fn repeated_paragraphs_get_entities_on_their_own_text() {
 #[test]
 fn output_is_invariant_to_threads_batches_and_order() {
     let d = tempfile::tempdir().unwrap();
-    let mut rows: Vec<(String, String)> = SCRIPTS
-        .iter()
-        .map(|(a, b)| (a.to_string(), b.to_string()))
-        .collect();
+    let mut rows = script_rows();
     for i in 0..12 {
         rows.push((
             format!("n{i}"),
@@ -395,10 +392,9 @@ fn output_is_invariant_to_threads_batches_and_order() {
     let enc = fixtures::encoder(&d.path().join("enc"));
     let cb = write(d.path(), "cb.toml", &single_label_codebook());
     let run = |name: &str, rows: &[(String, String)], extra: &[&str]| -> DataFrame {
-        let refs: Vec<(&str, &str)> = rows.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
         let sub = d.path().join(name);
         std::fs::create_dir_all(&sub).unwrap();
-        let input = jsonl(&sub, &refs);
+        let input = jsonl(&sub, rows);
         let models = [
             "--encoder",
             enc.to_str().unwrap(),
