@@ -267,22 +267,13 @@ fn long_paragraphs_are_windowed_not_truncated() {
     let ner = fixtures::ner(&d.path().join("ner"), NER_LABELS, 3); // B-LOC everywhere
     let enc = fixtures::encoder(&d.path().join("enc"));
     let cb = write(d.path(), "cb.toml", CODEBOOK);
-    let out = d.path().join("o.parquet");
-    let o = paratag(&[
-        "tag",
-        input.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "--ner",
-        ner.to_str().unwrap(),
+    let models = [
         "--encoder",
         enc.to_str().unwrap(),
         "-c",
         cb.to_str().unwrap(),
-        "-q",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let df = read(&out);
+    ];
+    let df = tag_ner(&input, &d.path().join("o.parquet"), &ner, &models);
     let tw: Vec<u16> = df
         .column("truncated_windows")
         .unwrap()
