@@ -138,8 +138,9 @@ pub fn run(a: Args) -> Result<()> {
             ));
             continue;
         }
-        let method = default_fallback(&a, task, labels, &gold, method, &mut notes);
-        note_missing(task, labels, &gold, method, &mut notes);
+        let missing = missing_labels(labels.len(), &gold);
+        let method = default_fallback(&a, task, labels, &missing, method, &mut notes);
+        note_missing(task, labels, &missing, method, &mut notes);
         let task = Estimand {
             task,
             labels,
@@ -200,19 +201,25 @@ fn method_for(asked: Option<Method>, task: &Task, notes: &mut Vec<String>) -> Me
     asked
 }
 
-/// The default emq has no prior for a label no gold item has: pacc then
-/// (noted), where an explicit `--method emq` is an error.
+/// The labels (indices under `k`) no gold item has.
+fn missing_labels(k: usize, gold: &[Labeled]) -> Vec<usize> {
+    (0..k)
+        .filter(|&j| !gold.iter().any(|x| x.gold == j))
+        .collect()
+}
+
+/// The default emq has no prior for a label no gold item has (`missing`):
+/// pacc then (noted), where an explicit `--method emq` is an error.
 fn default_fallback(
     a: &Args,
     task: &Task,
     labels: &[String],
-    gold: &[Labeled],
+    missing: &[usize],
     method: Method,
     notes: &mut Vec<String>,
 ) -> Method {
-    let lacking = (0..labels.len()).find(|&j| !gold.iter().any(|x| x.gold == j));
-    match (a.method, method, lacking) {
-        (None, Method::Emq, Some(j)) => {
+    match (a.method, method, missing.first()) {
+        (None, Method::Emq, Some(&j)) => {
             notes.push(format!(
                 "{task}: no gold item is labeled `{}`, so emq (the default) has no prior for it: pacc instead",
                 labels[j]
@@ -223,18 +230,16 @@ fn default_fallback(
     }
 }
 
-/// Notes the labels no gold item has: their shares are not corrected.
+/// Notes the labels no gold item has (`missing`): their shares are not
+/// corrected.
 fn note_missing(
     task: &Task,
     labels: &[String],
-    gold: &[Labeled],
+    missing: &[usize],
     method: Method,
     notes: &mut Vec<String>,
 ) {
-    let missing: Vec<&str> = (0..labels.len())
-        .filter(|&j| !gold.iter().any(|x| x.gold == j))
-        .map(|j| labels[j].as_str())
-        .collect();
+    let missing: Vec<&str> = missing.iter().map(|&j| labels[j].as_str()).collect();
     if !missing.is_empty() && method != Method::Cc {
         notes.push(format!(
             "{task}: no gold item is labeled {}: taken as always predicted right, so those shares are not corrected",
