@@ -512,7 +512,15 @@ impl Dataset {
                 path: path.clone(),
                 message: e.to_string(),
             })?;
-            let df = ParquetReader::new(file).finish().map_err(bad)?;
+            // Only the columns needed, not the labels and entities.
+            let mut reader = ParquetReader::new(file);
+            let schema = reader.schema().map_err(bad)?;
+            let columns = ["article_id", "paragraph", "text", "dup_of_article_id"]
+                .into_iter()
+                .filter(|c| schema.contains(c))
+                .map(String::from)
+                .collect();
+            let df = reader.with_columns(Some(columns)).finish().map_err(bad)?;
             let ids = df
                 .column("article_id")
                 .and_then(|c| c.str().cloned())
