@@ -858,13 +858,23 @@ fn an_existing_file_or_an_empty_input_stops_the_job() {
     }
 }
 
+#[test]
+fn repeated_paragraphs_are_copied_and_marked_alike_after_a_resume_f32() {
+    repeated_paragraphs_are_copied_and_marked_alike_after_a_resume("f32");
+}
+
+#[test]
+fn repeated_paragraphs_are_copied_and_marked_alike_after_a_resume_bf16() {
+    repeated_paragraphs_are_copied_and_marked_alike_after_a_resume("bf16");
+}
+
 /// The corpus twice, the second time under new ids: every paragraph of
 /// the second half repeats one of the first. Copies get their first's
 /// labels without a model pass (the same labels as computing them), name
 /// it in `dup_of_*`, and a job killed and resumed marks the same copies.
-#[test]
-fn repeated_paragraphs_are_copied_and_marked_alike_after_a_resume() {
-    let mut s = setup(24);
+/// In each test dtype.
+fn repeated_paragraphs_are_copied_and_marked_alike_after_a_resume(dtype: &'static str) {
+    let mut s = setup_in(24, dtype);
     let once = std::fs::read_to_string(&s.input).unwrap();
     let again = once.replace("\"id\":\"art-", "\"id\":\"again-");
     assert_ne!(once, again);

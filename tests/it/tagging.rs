@@ -334,34 +334,43 @@ fn repeated_paragraphs_get_entities_on_their_own_text() {
     }
     let input = jsonl(d.path(), &rows);
     let m = fixtures::ner(&d.path().join("ner"), NER_LABELS, 1);
-    let run = |name: &str, extra: &[&str]| tag_ner(&input, &d.path().join(name), &m, extra);
-    let copied = run("copied.parquet", &[]);
-    let one = run("window1.parquet", &["--window", "1"]);
-    let computed = run("computed.parquet", &["--recompute-duplicates"]);
-    let n = SCRIPTS.len();
-    assert_eq!(copied.height(), 2 * n);
-    let ids = col_str(&copied, "article_id");
-    let dup_of = col_str(&copied, "dup_of_article_id");
-    for row in 0..2 * n {
-        let want = (row >= n).then(|| SCRIPTS[row - n].0.to_string());
-        assert_eq!(dup_of[row], want, "row {row}: {:?}", ids[row]);
-        assert_eq!(entities(&copied, row), entities(&one, row), "row {row}");
-        assert_eq!(
-            entities(&copied, row),
-            entities(&computed, row),
-            "row {row}"
-        );
-        let text: Vec<char> = col_str(&copied, "text")[row]
-            .clone()
-            .unwrap()
-            .chars()
-            .collect();
-        for (t, _, s, e) in entities(&copied, row) {
-            assert_eq!(t, text[s as usize..e as usize].iter().collect::<String>());
+    for dtype in super::DTYPES {
+        let run = |name: &str, extra: &[&str]| {
+            let out = d.path().join(format!("{dtype}-{name}"));
+            tag_ner(&input, &out, &m, &[&["--dtype", dtype][..], extra].concat())
+        };
+        let copied = run("copied.parquet", &[]);
+        let one = run("window1.parquet", &["--window", "1"]);
+        let computed = run("computed.parquet", &["--recompute-duplicates"]);
+        let n = SCRIPTS.len();
+        assert_eq!(copied.height(), 2 * n);
+        let ids = col_str(&copied, "article_id");
+        let dup_of = col_str(&copied, "dup_of_article_id");
+        for row in 0..2 * n {
+            let want = (row >= n).then(|| SCRIPTS[row - n].0.to_string());
+            assert_eq!(dup_of[row], want, "{dtype} row {row}: {:?}", ids[row]);
+            assert_eq!(
+                entities(&copied, row),
+                entities(&one, row),
+                "{dtype} row {row}"
+            );
+            assert_eq!(
+                entities(&copied, row),
+                entities(&computed, row),
+                "{dtype} row {row}"
+            );
+            let text: Vec<char> = col_str(&copied, "text")[row]
+                .clone()
+                .unwrap()
+                .chars()
+                .collect();
+            for (t, _, s, e) in entities(&copied, row) {
+                assert_eq!(t, text[s as usize..e as usize].iter().collect::<String>());
+            }
         }
+        assert_eq!(col_str(&one, "dup_of_article_id"), dup_of);
+        assert_eq!(col_str(&computed, "dup_of_article_id"), vec![None; 2 * n]);
     }
-    assert_eq!(col_str(&one, "dup_of_article_id"), dup_of);
-    assert_eq!(col_str(&computed, "dup_of_article_id"), vec![None; 2 * n]);
 }
 
 /// The same corpus under different --threads, --batch-tokens and input order
