@@ -194,10 +194,21 @@ impl TunedHead {
         for w in weights {
             h = bert_layer(&h, w, &ext, &run);
         }
-        if self.pooled {
-            h = mean_pool(&h, &m);
+        if !self.pooled {
+            return self.classifier.forward(&h.dropout(self.dropout, train));
         }
-        self.classifier.forward(&h.dropout(self.dropout, train))
+        let h = mean_pool(&h, &m).dropout(self.dropout, train);
+        if train || h.size()[0] < 2 {
+            return self.classifier.forward(&h);
+        }
+        // One pooled row at a time: MKL multiplies a matrix of a few rows
+        // with other kernels than a tall one, even in strict CBWR mode (AMD
+        // EPYC, 7 labels: rows 1-6 differ in the last bit), so a paragraph's
+        // scores changed with how many windows shared its batch.
+        let rows: Vec<Tensor> = (0..h.size()[0])
+            .map(|i| self.classifier.forward(&h.narrow(0, i, 1)))
+            .collect();
+        Tensor::cat(&rows, 0)
     }
 
     /// Divides the classifier by a fitted softmax temperature.
