@@ -12,7 +12,14 @@
 # models/heads/ukraine-multi and the calibrated codebook to
 # datasets/codebooks/ukraine-multi.toml (the quick start's profile).
 #
-#   scripts/quality.sh [--bootstrap N] [--ship] [--skip-train]
+#   scripts/quality.sh [--bootstrap N] [--ship] [--skip-train] [--unseen] [--curve]
+#
+# --unseen and --curve add the figures of the INSTALLED profile `default`
+# (the shipped model as scripts/setup.sh installs it, not the heads trained
+# here): stance on unseen targets, zero-shot, on the test splits
+# (scripts/unseen-targets.sh --split test, 7-15 minutes), and the learning
+# curves by sampling strategy on a new target (scripts/active-curve.sh, 2
+# seeds, about an hour). Their tables are printed after the main one.
 #
 # HEADS=DIR measures (and with --skip-train does not retrain) the model in DIR.
 #
@@ -30,11 +37,15 @@ OUT=${OUT:-target/quality}
 BOOT=1000
 SHIP=0
 TRAIN=1
+UNSEEN=0
+CURVE=0
 while [[ $# -gt 0 ]]; do
   case $1 in
     --bootstrap) BOOT=$2; shift 2 ;;
     --ship) SHIP=1; shift ;;
     --skip-train) TRAIN=0; shift ;;
+    --unseen) UNSEEN=1; shift ;;
+    --curve) CURVE=1; shift ;;
     *) echo "quality: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -143,3 +154,16 @@ for name, n in ner:
     types = ", ".join(f'{t["label"]} {t["f1"]:.3f}' for t in e["per_type"])
     print(f'| {name} | {n["n"]} | {e["micro"]["f1"]:.3f} ({e["micro"]["precision"]:.3f}, {e["micro"]["recall"]:.3f}) | {p["micro"]["f1"]:.3f} | {types} |')
 PY
+
+if [[ $UNSEEN == 1 ]]; then
+  echo
+  echo "Stance on unseen targets, zero-shot, installed profile \`default\` (test splits):"
+  SHARED=$SHARED scripts/unseen-targets.sh --split test --bootstrap "$BOOT" > /dev/null
+  cat target/unseen-targets/test/table.md
+fi
+if [[ $CURVE == 1 ]]; then
+  echo
+  echo "Learning curves by sampling strategy, installed profile \`default\` (RUW \"Ukraine\", test split):"
+  SHARED=$SHARED scripts/active-curve.sh --seeds 1,2 > /dev/null
+  cat target/active-curve/curve.md
+fi
