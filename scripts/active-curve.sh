@@ -103,9 +103,9 @@ RUNS=$OUT/runs.tsv
 if ! grep -q "^none	0	" "$RUNS"; then
   # Size 0: the shipped head with its threshold calibrated on dev, as every
   # trained head below, so that the curve starts where a researcher would.
-  "$P" calibrate --gold "$OUT/dev.csv" "${COLS[@]}" -c "$OUT/codebook.toml" --heads "$OUT/head-0" \
+  "$P" calibrate --force --gold "$OUT/dev.csv" "${COLS[@]}" -c "$OUT/codebook.toml" --heads "$OUT/head-0" \
     -o "$OUT/runs/0.toml" --threads "$THREADS" 2> "$OUT/runs/0.calibrate.err"
-  "$P" eval --gold "$OUT/test.csv" -c "$OUT/runs/0.toml" --heads "$OUT/head-0" "${COLS[@]}" \
+  "$P" eval --force --gold "$OUT/test.csv" -c "$OUT/runs/0.toml" --heads "$OUT/head-0" "${COLS[@]}" \
     --bootstrap 0 -q --json "$OUT/runs/eval-0.json" --threads "$THREADS" > /dev/null
   printf 'none\t0\t-\t%s\t-\n' "$(score "$OUT/runs/eval-0.json")" >> "$RUNS"
 fi
@@ -114,7 +114,7 @@ for seed in ${SEEDS//,/ }; do
     for s in ${STRATEGIES//,/ }; do
       id=$s-$n-$seed
       grep -q "^$s	$n	$seed	" "$RUNS" && continue
-      "$P" sample "$OUT/pool.parquet" -n "$n" --strategy "$s" --seed "$seed" -o "$OUT/runs/$id.drawn.csv" 2> /dev/null
+      "$P" sample --force "$OUT/pool.parquet" -n "$n" --strategy "$s" --seed "$seed" -o "$OUT/runs/$id.drawn.csv" 2> /dev/null
       # Reveal the drawn rows' labels (the pool sheet has them).
       labels=$(python3 - "$OUT/pool.csv" "$OUT/runs/$id.drawn.csv" "$OUT/runs/$id.train.csv" <<'PY'
 import csv, sys
@@ -137,9 +137,9 @@ PY
       # `train` fits the head's own threshold on the same dev set, so this
       # step changes little; it keeps the runs comparable with those made
       # before, and with the size-0 row.
-      "$P" calibrate --gold "$OUT/dev.csv" "${COLS[@]}" -c "$OUT/codebook.toml" --heads "$OUT/head-$id" \
+      "$P" calibrate --force --gold "$OUT/dev.csv" "${COLS[@]}" -c "$OUT/codebook.toml" --heads "$OUT/head-$id" \
         -o "$OUT/runs/$id.toml" --threads "$THREADS" 2> "$OUT/runs/$id.calibrate.err"
-      "$P" eval --gold "$OUT/test.csv" -c "$OUT/runs/$id.toml" --heads "$OUT/head-$id" "${COLS[@]}" \
+      "$P" eval --force --gold "$OUT/test.csv" -c "$OUT/runs/$id.toml" --heads "$OUT/head-$id" "${COLS[@]}" \
         --bootstrap 0 -q --json "$OUT/runs/eval-$id.json" --threads "$THREADS" > /dev/null
       printf '%s\t%s\t%s\t%s\t%s\n' "$s" "$n" "$seed" "$(score "$OUT/runs/eval-$id.json")" "$labels" >> "$RUNS"
       echo "active-curve: $(tail -n 1 "$RUNS")" >&2

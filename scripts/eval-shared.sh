@@ -24,7 +24,7 @@ CB=datasets/codebooks
 run() { # name gold [eval args...]
   local name=$1 gold=$2; shift 2
   echo "eval-shared: $name" >&2
-  "$P" eval --gold "$gold" --bootstrap "$BOOT" --quiet \
+  "$P" eval --force --gold "$gold" --bootstrap "$BOOT" --quiet \
     --report "$OUT/$name.md" --json "$OUT/$name.json" --plots "$OUT/plots-$name" "$@"
 }
 
@@ -50,7 +50,7 @@ for s in "${NER_SETS[@]}"; do
   if [[ $HAVE_NER == 1 ]]; then
     run "$name" "$gold" --gold-format conll --entity-map PERS=PER
   else
-    echo "$name: $("$P" eval --check-gold --gold "$gold" --gold-format conll)" >> "$OUT/ner-check.txt"
+    echo "$name: $("$P" eval --force --check-gold --gold "$gold" --gold-format conll)" >> "$OUT/ner-check.txt"
   fi
 done
 

@@ -92,7 +92,7 @@ for n in ${SIZES//,/ }; do
       --seed "$SEED" --batch-size 16 2> "$OUT/train-$n.err"
   fi
   secs=$((SECONDS - t0))
-  "$P" eval --gold "$OUT/test.csv" -c "$OUT/empty.toml" --heads "$OUT/head-$n" "${COLS[@]}" \
+  "$P" eval --force --gold "$OUT/test.csv" -c "$OUT/empty.toml" --heads "$OUT/head-$n" "${COLS[@]}" \
     --bootstrap 1000 --seed "$SEED" -q --json "$OUT/eval-$n.json" --report "$OUT/eval-$n.md"
   python3 - "$OUT/eval-$n.json" "$n" "$secs" >> "$OUT/curve.md" <<'PY'
 import json, sys

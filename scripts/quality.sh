@@ -61,7 +61,7 @@ A=$SHARED/anercorp_camel
 ev() { # name gold [args]
   local name=$1 gold=$2; shift 2
   echo "quality: eval $name" >&2
-  "$P" eval --gold "$gold" --bootstrap "$BOOT" --quiet --json "$OUT/$name.json" \
+  "$P" eval --force --gold "$gold" --bootstrap "$BOOT" --quiet --json "$OUT/$name.json" \
     --report "$OUT/$name.md" "$@"
 }
 
@@ -82,7 +82,7 @@ fi
 
 # Thresholds of the shipped codebook, calibrated on ukraine-aid dev.
 UAH=("$H/entities" "$H/topic" "$H/stance_ukraine_aid" "$H/stance_ukraine_aid_holder")
-"$P" calibrate --gold $UA/dev.jsonl -c $CB/ukraine.toml -o "$OUT/ukraine-heads.toml" --heads "${UAH[@]}"
+"$P" calibrate --force --gold $UA/dev.jsonl -c $CB/ukraine.toml -o "$OUT/ukraine-heads.toml" --heads "${UAH[@]}"
 
 # Entities: PER/ORG/LOC (the figure; MISC is in each report's
 # per-type table), and ANERCorp and AQMAR in both span conventions

@@ -200,7 +200,7 @@ fi
 # `tag` calls favor/against only at the codebook's threshold, 0.5 unless
 # calibrated, and the fine-tuned head's probabilities are softer).
 if [[ ! -f $HEADS/trained.toml || $HEADS/trained.toml -ot $HEADS/trained.stamp ]]; then
-  "$P" calibrate --gold "$DATA/dev.csv" "${COLS[@]}" -c "$DATA/codebook.toml" --heads "$HEADS/trained" \
+  "$P" calibrate --force --gold "$DATA/dev.csv" "${COLS[@]}" -c "$DATA/codebook.toml" --heads "$HEADS/trained" \
     -o "$HEADS/trained.toml" --threads "$THREADS" 2> "$HEADS/calibrate.err" \
     || { echo "quant-sim: calibration failed: $(tail -n 3 "$HEADS/calibrate.err")" >&2; exit 1; }
 fi
@@ -220,7 +220,7 @@ for h in weak trained; do
     echo "$TAG_STAMP" > "$TAGGED/$h.stamp"
     echo "quant-sim: tagged in $((SECONDS - t0)) s" >&2
   fi
-  "$P" eval --gold "$DATA/pool.csv" --pred "$TAGGED/$h.parquet" "${COLS[@]}" \
+  "$P" eval --force --gold "$DATA/pool.csv" --pred "$TAGGED/$h.parquet" "${COLS[@]}" \
     --bootstrap 1000 --seed 1 -q --json "$TAGGED/eval-$h.json" --report "$TAGGED/eval-$h.md"
   HEAD_ARGS+=(--head "$h=$TAGGED/$h.parquet,$TAGGED/eval-$h.json")
 done

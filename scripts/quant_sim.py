@@ -216,7 +216,7 @@ def write_rep(table, meta, t, pos, pool_ids, gold_of, gold, corpora, r, pred_pat
 
 
 def run_estimate(a, pred, sheet, method, seed, out):
-    cmd = [a.bin, "estimate", pred, "--gold", sheet, "--gold-col", "target=target",
+    cmd = [a.bin, "estimate", "--force", pred, "--gold", sheet, "--gold-col", "target=target",
            "--gold-col", "stance=stance", "--by", "corpus", "--method", method,
            "--bootstrap", str(a.bootstrap), "--seed", str(seed), "-o", out]
     t0 = time.time()
@@ -445,7 +445,7 @@ def synthetic_head(a, accuracy, base, gold_of):
     meta[b"quant_sim.derived"] = json.dumps({"synthetic_accuracy": accuracy}).encode()
     pq.write_table(table.replace_schema_metadata(meta), path)
     evalj = os.path.join(d, f"eval-{name}.json")
-    cmd = [a.bin, "eval", "--gold", os.path.join(a.data, "pool.csv"), "--pred", path,
+    cmd = [a.bin, "eval", "--force", "--gold", os.path.join(a.data, "pool.csv"), "--pred", path,
            "--gold-col", "target=target", "--gold-col", "stance=stance", "--bootstrap", "1000",
            "--seed", "1", "-q", "--json", evalj, "--report", os.devnull]
     pr = subprocess.run(cmd, capture_output=True, text=True)

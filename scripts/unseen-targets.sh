@@ -72,7 +72,7 @@ NAMES=$($PY -c 'import json,sys; print(" ".join(s["name"] for s in json.load(ope
 FAILED=0
 for name in $NAMES; do
   t0=$SECONDS
-  if "$P" eval --gold "$OUT/$name.csv" -c "$OUT/codebook.toml" "${MODELS[@]}" \
+  if "$P" eval --force --gold "$OUT/$name.csv" -c "$OUT/codebook.toml" "${MODELS[@]}" \
        --gold-col target=target --gold-col stance=stance \
        --bootstrap "$BOOT" --seed "$SEED" -q \
        --report "$OUT/$name.md" --json "$OUT/$name.json" 2> "$OUT/$name.err"; then
@@ -101,7 +101,7 @@ PY
   "$P" tag "$PROV/texts.jsonl" -o "$PROV/tagged.parquet" -c "$PROV/codebook.toml" "${MODELS[@]}" \
     --no-ner --no-topic --no-segment --force -q
   "$P" inspect "$PROV/tagged.parquet" --json > "$PROV/inspect.json"
-  "$P" eval --gold "$OUT/$FIRST.csv" --pred "$PROV/tagged.parquet" \
+  "$P" eval --force --gold "$OUT/$FIRST.csv" --pred "$PROV/tagged.parquet" \
     --gold-col target=target --gold-col stance=stance --bootstrap 10 -q \
     --report "$PROV/eval-pred.md" --json "$PROV/eval-pred.json"
   $PY scripts/unseen_targets.py provenance --sheet "$OUT/$FIRST.csv" \

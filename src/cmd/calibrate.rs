@@ -28,6 +28,9 @@ pub struct Args {
     /// The new codebook (never the input one).
     #[arg(short, long)]
     pub output: PathBuf,
+    /// Replace existing output files (never done silently).
+    #[arg(long)]
+    pub force: bool,
     /// Also install the new codebook with the heads (the profile's, the
     /// --heads given, or those recorded in the predictions) as profile
     /// NAME, so `paratag tag --profile NAME` uses it.
@@ -56,6 +59,7 @@ pub fn run(mut a: Args) -> Result<()> {
     if a.folds < 2 {
         anyhow::bail!("--folds must be at least 2");
     }
+    crate::cmd::refuse_existing(&[Some(&a.output)], a.force)?;
     // Tagging the gold needs a model (the default profile unless named);
     // with --pred a named profile gives the codebook and the heads.
     let profile = match (&a.pred, &a.models.profile) {

@@ -52,6 +52,9 @@ pub struct Args {
     /// Codebook (default: the one stored in the predictions' metadata).
     #[arg(short, long)]
     pub codebook: Option<PathBuf>,
+    /// Replace existing output files (never done silently).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// How a date column is bucketed.
@@ -102,6 +105,7 @@ struct Out {
 }
 
 pub fn run(a: Args) -> Result<()> {
+    crate::cmd::refuse_existing(&[Some(&a.output), a.report.as_deref()], a.force)?;
     let ext = a.output.extension().and_then(|e| e.to_str()).unwrap_or("");
     if !matches!(ext, "csv" | "parquet") {
         anyhow::bail!(

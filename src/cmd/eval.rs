@@ -109,6 +109,9 @@ pub struct Args {
     /// Folder for PNG plots.
     #[arg(long)]
     pub plots: Option<PathBuf>,
+    /// Replace existing output files (never done silently).
+    #[arg(long)]
+    pub force: bool,
     /// Only read and check the gold (labels against the codebook), print
     /// what it holds, and stop.
     #[arg(long)]
@@ -320,6 +323,7 @@ pub fn held_out(pairs: &[eval::Pair], split: f64, seed: u64) -> Result<BTreeSet<
 }
 
 pub fn run(mut a: Args) -> Result<()> {
+    crate::cmd::refuse_existing(&[a.report.as_deref(), a.json.as_deref()], a.force)?;
     // The model that tags the gold: the default profile unless named.
     let needed = a.pred.is_none() && !a.check_gold;
     if a.pred.is_some() && a.models.profile.is_some() {

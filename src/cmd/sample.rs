@@ -55,9 +55,13 @@ pub struct Args {
     /// Extra columns to copy into the sheet (default: lang and the strata).
     #[arg(long, value_delimiter = ',')]
     pub columns: Vec<String>,
+    /// Replace existing output files (never done silently).
+    #[arg(long)]
+    pub force: bool,
 }
 
 pub fn run(a: Args) -> Result<()> {
+    crate::cmd::refuse_existing(&[Some(&a.output)], a.force)?;
     let fmt = match a.format {
         Some(f) => f,
         None => Format::from_path(&a.output).with_context(|| {

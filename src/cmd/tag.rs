@@ -249,12 +249,7 @@ impl Out {
     fn check(&self, force: bool) -> Result<()> {
         match self {
             Out::File(p) => {
-                if p.is_file() && !force {
-                    anyhow::bail!(
-                        "{}: exists; pass --force to replace it (an output is never overwritten silently)",
-                        p.display()
-                    );
-                }
+                crate::cmd::refuse_existing(&[Some(p)], force)?;
                 drop(paratag::atomic::Pending::create(p)?)
             }
             Out::Folder(d) => {

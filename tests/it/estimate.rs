@@ -55,6 +55,7 @@ fn a_perfect_classifier_keeps_its_raw_shares_in_every_group() {
             md.to_str().unwrap(),
             "--plots",
             plots.to_str().unwrap(),
+            "--force",
         ];
         args.extend_from_slice(extra);
         paratag(&args)
@@ -125,6 +126,29 @@ fn a_perfect_classifier_keeps_its_raw_shares_in_every_group() {
     );
 
     // Bad requests: one-line errors naming what is wrong, and no output.
+    // An existing table or report is kept unless --force.
+    let table = std::fs::read(&out).unwrap();
+    for (o, m) in [
+        (&out, &s.root.join("new.md")),
+        (&s.root.join("new.csv"), &md),
+    ] {
+        let o = paratag(&[
+            "estimate",
+            s.pred.to_str().unwrap(),
+            "--gold",
+            gold.to_str().unwrap(),
+            "-o",
+            o.to_str().unwrap(),
+            "--report",
+            m.to_str().unwrap(),
+        ]);
+        assert!(
+            !o.status.success() && stderr(&o).contains("exists; pass --force"),
+            "{}",
+            stderr(&o)
+        );
+    }
+    assert_eq!(std::fs::read(&out).unwrap(), table);
     let o = run(&["--every", "month"]);
     assert!(!o.status.success());
     assert!(
@@ -156,6 +180,7 @@ fn a_perfect_classifier_keeps_its_raw_shares_in_every_group() {
         "outlet",
         "-o",
         out.to_str().unwrap(),
+        "--force",
     ]);
     assert!(
         !o.status.success() && stderr(&o).contains("--by outlet: no such column"),

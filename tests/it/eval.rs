@@ -272,6 +272,7 @@ fn eval_json(s: &Setup, gold: &Path, extra: &[&str]) -> Value {
         s.pred.to_str().unwrap(),
         "--json",
         js.to_str().unwrap(),
+        "--force",
         "--bootstrap",
         "200",
         "--by",
@@ -716,8 +717,17 @@ fn calibrate_writes_a_new_codebook_and_never_the_input() {
     assert!(new.contains("# below it: topic = null"), "{new}");
     assert!(new.ends_with('\n'), "{new}");
     assert_eq!(std::fs::read_to_string(&s.codebook).unwrap(), cb_before);
-    // -o the input codebook is refused.
-    let o = calibrate(&s.codebook, &[]);
+    // An existing -o is refused before any work, and the input codebook
+    // even with --force.
+    let o = calibrate(&out, &["--folds", "3"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("exists; pass --force"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), new);
+    let o = calibrate(&s.codebook, &["--force"]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("never overwrites"), "{}", stderr(&o));
     // --split reports on held-out articles.
@@ -881,6 +891,7 @@ fn eval_tagging(s: &Setup, gold: &Path, extra: &[&str]) -> Value {
         s.codebook.to_str().unwrap(),
         "--json",
         js.to_str().unwrap(),
+        "--force",
     ];
     let enc = s.root.join("enc");
     args.extend(["--encoder", enc.to_str().unwrap()]);

@@ -489,6 +489,7 @@ fn feature_cache_gives_identical_reports() {
                 json.to_str().unwrap(),
                 "--report",
                 d.path().join("r.md").to_str().unwrap(),
+                "--force",
                 "--bootstrap",
                 "50",
                 "-q",

@@ -254,6 +254,7 @@ fn estimate_weights_an_active_sheet_and_eval_refuses_it() {
             out.to_str().unwrap(),
             "--report",
             md.to_str().unwrap(),
+            "--force",
         ])
     };
     let o = estimate(&gold);
@@ -368,4 +369,23 @@ fn strategy_options_are_checked() {
         assert!(stderr(&o).contains(msg), "{a:?}: {}", stderr(&o));
         assert!(!sheet.exists(), "no sheet on error");
     }
+}
+
+/// A rerun never replaces a sheet someone may be labeling: it stops, names
+/// the file and leaves it as it was; `--force` replaces it.
+#[test]
+fn an_existing_sheet_is_kept_unless_forced() {
+    let t = tagged();
+    let sheet = t.root.join("sheet.csv");
+    let labeled = "paragraph_id,text,topic\nx,hand-labeled,war\n";
+    std::fs::write(&sheet, labeled).unwrap();
+    let o = sample(&t.pred, &sheet, &["-n", "3"]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains("sheet.csv: exists; pass --force"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert_eq!(std::fs::read_to_string(&sheet).unwrap(), labeled);
+    let o = sample(&t.pred, &sheet, &["-n", "3", "--force"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(rows(&sheet).len(), 3);
 }
