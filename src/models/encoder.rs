@@ -517,12 +517,7 @@ impl Encoder {
                     (out.hidden_state.to_kind(Kind::Float), states)
                 }
             };
-            let m = p.mask.to_kind(Kind::Float).unsqueeze(-1);
-            let summed = (&h * &m).sum_dim_intlist([1i64].as_slice(), false, Kind::Float);
-            let count = m
-                .sum_dim_intlist([1i64].as_slice(), false, Kind::Float)
-                .clamp_min(1e-9);
-            let mean = summed / count;
+            let mean = mean_pool(&h, &p.mask);
             let norm = mean
                 .norm_scalaropt_dim(2, [1i64].as_slice(), true)
                 .clamp_min(1e-12);
@@ -531,9 +526,52 @@ impl Encoder {
     }
 }
 
+/// The mean of token states `[batch, seq, hidden]` over the unmasked tokens
+/// (`mask` `[batch, seq]`, 1 = token): `[batch, hidden]`.
+pub fn mean_pool(h: &Tensor, mask: &Tensor) -> Tensor {
+    let m = mask.to_kind(Kind::Float).unsqueeze(-1);
+    let count = m
+        .sum_dim_intlist([1i64].as_slice(), false, Kind::Float)
+        .clamp_min(1e-9);
+    (h * &m).sum_dim_intlist([1i64].as_slice(), false, Kind::Float) / count
+}
+
 pub fn _assert_send() {
     fn s<T: Send>() {}
     s::<Encoder>();
     s::<super::classifier::SeqClassifier>();
     s::<super::token::TokenClassifier>();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fused GELU at inference computes rust-bert's composed one (exact
+    /// and tanh forms) to float rounding, from -12 to 12 and in both test
+    /// dtypes; with gradients on, it is rust-bert's form exactly.
+    #[test]
+    fn fused_gelu_matches_rust_berts_composed_form() {
+        let x = Tensor::linspace(-12.0, 12.0, 4801, (Kind::Float, Device::Cpu));
+        for act in [Activation::gelu, Activation::gelu_new] {
+            let cfg = BertConfig {
+                hidden_act: act,
+                ..BertConfig::default()
+            };
+            let function = cfg.hidden_act.get_function();
+            let composed = function.get_fn();
+            for (kind, tol) in [(Kind::Float, 1e-6), (Kind::BFloat16, 2e-2)] {
+                let x = x.to_kind(kind);
+                let fused = activation(&cfg, &x).to_kind(Kind::Float);
+                let reference = composed(&x).to_kind(Kind::Float);
+                // Relative to |value| + 1: absolute near 0, relative beyond.
+                let diff = ((&fused - &reference).abs() / (reference.abs() + 1.0))
+                    .max()
+                    .double_value(&[]);
+                assert!(diff <= tol, "{kind:?}: max difference {diff}");
+            }
+            let g = x.set_requires_grad(true);
+            assert!(activation(&cfg, &g).equal(&composed(&g)));
+        }
+    }
 }

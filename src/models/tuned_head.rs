@@ -19,7 +19,7 @@
 //! layers (`layer.{j}.…`, BERT names) and `classifier.weight` /
 //! `classifier.bias`, in f16.
 
-use super::encoder::{attention_mask, bert_layer, LayerRun, LayerWeights};
+use super::encoder::{attention_mask, bert_layer, mean_pool, LayerRun, LayerWeights};
 use super::head::{self, HeadMeta, Named};
 use super::ModelDir;
 use crate::error::{Error, Result};
@@ -253,14 +253,4 @@ pub fn with_prefix(prefix: &Tensor, states: &Tensor, mask: &Tensor) -> (Tensor, 
         Tensor::cat(&[p, states.shallow_clone()], 1),
         Tensor::cat(&[ones, mask.shallow_clone()], 1),
     )
-}
-
-/// The mean of token states `[batch, seq, hidden]` over the unmasked tokens
-/// (`mask` `[batch, seq]`, 1 = token): `[batch, hidden]`.
-pub fn mean_pool(h: &Tensor, mask: &Tensor) -> Tensor {
-    let m = mask.to_kind(Kind::Float).unsqueeze(-1);
-    let count = m
-        .sum_dim_intlist([1i64].as_slice(), false, Kind::Float)
-        .clamp_min(1e-9);
-    (h * &m).sum_dim_intlist([1i64].as_slice(), false, Kind::Float) / count
 }

@@ -28,10 +28,10 @@
 use crate::batch;
 use crate::error::{Error, Result};
 use crate::heads::NerScheme;
-use crate::models::encoder::Encoder;
+use crate::models::encoder::{mean_pool, Encoder};
 use crate::models::head::{HeadMeta, Hyper};
 use crate::models::lora::{self, Adapter, AdapterMeta};
-use crate::models::tuned_head::{self, TunedHead};
+use crate::models::tuned_head::TunedHead;
 use crate::models::{DType, ModelDir};
 use crate::task::{HeadKind, Task};
 use crate::tokenize::{Encoded, Tok};
@@ -716,7 +716,7 @@ impl Trainer<'_> {
             return Ok(loss);
         }
         let plain = tch::no_grad(|| lora::forward(&self.enc, None, &padded, false))?;
-        let pool = |s: &Tensor| tuned_head::mean_pool(&s.to_kind(Kind::Float), &padded.mask);
+        let pool = |s: &Tensor| mean_pool(&s.to_kind(Kind::Float), &padded.mask);
         let cos = Tensor::cosine_similarity(&pool(&states), &pool(&plain), 1, 1e-8);
         Ok(loss + (cos.neg() + 1.0).mean(Kind::Float) * o.preserve)
     }
