@@ -6,87 +6,55 @@
 use super::{Arch, DType, ModelDir};
 use crate::batch::Padded;
 use crate::error::{Error, Result};
-use rust_bert::bert::{BertConfig, BertEmbedding, BertModel};
+use rust_bert::bert::{BertConfig, BertModel};
 use rust_bert::roberta::RobertaEmbeddings;
-use rust_bert::{Activation, RustBertError};
-use std::borrow::Borrow;
-use tch::nn::{self, Module, VarStore};
+use rust_bert::Activation;
+use tch::nn::{self, VarStore};
 use tch::{Device, Kind, Tensor};
 
 enum Net {
-    /// BERT runs through [`bert_layer`]; rust-bert's module only lays out
-    /// the variables.
+    /// BERT runs through [`bert_layer`] over the variables [`lay_out_bert`]
+    /// lays out.
     Bert,
     Roberta(Box<BertModel<RobertaEmbeddings>>),
 }
 
-/// BERT's input embeddings (word + position + token type, layer norm), as
-/// rust-bert's `BertEmbeddings` computes them, but created as zeros: the
-/// weights are read over them at once, and drawing 96M random numbers for
-/// multilingual-e5-small's vocabulary took about half a second of every
-/// start-up, and a second copy of the table in memory.
-pub struct Embeddings {
-    word: nn::Embedding,
-    position: nn::Embedding,
-    token_type: nn::Embedding,
-    layer_norm: nn::LayerNorm,
-}
-
-impl BertEmbedding for Embeddings {
-    fn new<'p, P>(p: P, config: &BertConfig) -> Self
-    where
-        P: Borrow<nn::Path<'p>>,
-    {
-        let p = p.borrow();
-        let table = |name: &str, n: i64, padding_idx: i64| {
-            let c = nn::EmbeddingConfig {
-                padding_idx,
-                ws_init: nn::Init::Const(0.),
-                ..Default::default()
-            };
-            nn::embedding(p / name, n, config.hidden_size, c)
-        };
-        let ln = nn::LayerNormConfig {
-            eps: 1e-12,
-            ..Default::default()
-        };
-        Embeddings {
-            word: table("word_embeddings", config.vocab_size, 0),
-            position: table("position_embeddings", config.max_position_embeddings, -1),
-            token_type: table("token_type_embeddings", config.type_vocab_size, -1),
-            layer_norm: nn::layer_norm(p / "LayerNorm", vec![config.hidden_size], ln),
-        }
+/// Lays out BERT's variables as rust-bert's `BertModel` (no pooler) names
+/// them, all zeros: the weights are read over them at once. Building
+/// rust-bert's modules instead drew random initial values for every layer
+/// (and, before, for the 96M-entry e5 vocabulary: half a second and a
+/// second copy of the table), about 0.2 s of CPU of every start-up.
+fn lay_out_bert(p: &nn::Path, cfg: &BertConfig) {
+    let h = cfg.hidden_size;
+    // The VarStore keeps each tensor; the handle returned is not needed.
+    let zeros = |p: &nn::Path, name: &str, dims: &[i64]| drop(p.zeros(name, dims));
+    let linear = |p: nn::Path, inputs: i64, outputs: i64| {
+        zeros(&p, "weight", &[outputs, inputs]);
+        zeros(&p, "bias", &[outputs]);
+    };
+    let norm = |p: nn::Path| {
+        zeros(&p, "weight", &[h]);
+        zeros(&p, "bias", &[h]);
+    };
+    let e = p / "embeddings";
+    for (name, rows) in [
+        ("word_embeddings", cfg.vocab_size),
+        ("position_embeddings", cfg.max_position_embeddings),
+        ("token_type_embeddings", cfg.type_vocab_size),
+    ] {
+        zeros(&(&e / name), "weight", &[rows, h]);
     }
-
-    /// Inference only (no dropout), from token ids.
-    fn forward_t(
-        &self,
-        input_ids: Option<&Tensor>,
-        token_type_ids: Option<&Tensor>,
-        position_ids: Option<&Tensor>,
-        input_embeds: Option<&Tensor>,
-        _train: bool,
-    ) -> std::result::Result<Tensor, RustBertError> {
-        let (Some(ids), None) = (input_ids, input_embeds) else {
-            return Err(RustBertError::ValueError(
-                "the encoder embeds token ids only".into(),
-            ));
-        };
-        let shape = ids.size();
-        let positions = match position_ids {
-            Some(p) => p.shallow_clone(),
-            None => Tensor::arange(shape[1], (Kind::Int64, ids.device()))
-                .unsqueeze(0)
-                .expand(&shape, true),
-        };
-        let types = match token_type_ids {
-            Some(t) => t.shallow_clone(),
-            None => Tensor::zeros(&shape, (Kind::Int64, ids.device())),
-        };
-        let x = self.word.forward(ids)
-            + self.position.forward(&positions)
-            + self.token_type.forward(&types);
-        Ok(x.apply(&self.layer_norm))
+    norm(&e / "LayerNorm");
+    for i in 0..cfg.num_hidden_layers {
+        let l = p / "encoder" / "layer" / i;
+        for name in ["query", "key", "value"] {
+            linear(&l / "attention" / "self" / name, h, h);
+        }
+        linear(&l / "attention" / "output" / "dense", h, h);
+        norm(&l / "attention" / "output" / "LayerNorm");
+        linear(&l / "intermediate" / "dense", h, cfg.intermediate_size);
+        linear(&l / "output" / "dense", cfg.intermediate_size, h);
+        norm(&l / "output" / "LayerNorm");
     }
 }
 
@@ -279,7 +247,7 @@ impl Encoder {
                 &p, &cfg, false,
             ))),
             _ => {
-                let _: BertModel<Embeddings> = BertModel::new_with_optional_pooler(&p, &cfg, false);
+                lay_out_bert(&p, &cfg);
                 Net::Bert
             }
         };
@@ -546,6 +514,43 @@ pub fn _assert_send() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The layout names and shapes every variable as rust-bert's
+    /// `BertModel` does, all trainable, so weights and adapters written for
+    /// one load into the other.
+    #[test]
+    fn bert_layout_matches_rust_berts_model() {
+        let cfg = BertConfig {
+            hidden_size: 32,
+            intermediate_size: 48,
+            num_hidden_layers: 3,
+            num_attention_heads: 4,
+            vocab_size: 101,
+            max_position_embeddings: 40,
+            type_vocab_size: 2,
+            ..BertConfig::default()
+        };
+        let layout = |vs: &VarStore| -> std::collections::BTreeMap<String, Vec<i64>> {
+            vs.variables()
+                .into_iter()
+                .map(|(k, v)| (k, v.size()))
+                .collect()
+        };
+        let theirs = VarStore::new(Device::Cpu);
+        let _: BertModel<rust_bert::bert::BertEmbeddings> =
+            BertModel::new_with_optional_pooler(theirs.root() / "bert", &cfg, false);
+        let ours = VarStore::new(Device::Cpu);
+        lay_out_bert(&(ours.root() / "bert"), &cfg);
+        assert_eq!(layout(&ours), layout(&theirs));
+        assert_eq!(
+            ours.trainable_variables().len(),
+            theirs.trainable_variables().len()
+        );
+        assert!(ours
+            .variables()
+            .values()
+            .all(|t| t.abs().sum(Kind::Float).double_value(&[]) == 0.0));
+    }
 
     /// The fused GELU at inference computes rust-bert's composed one (exact
     /// and tanh forms) to float rounding, from -12 to 12 and in both test

@@ -126,65 +126,40 @@ fn a_perfect_classifier_keeps_its_raw_shares_in_every_group() {
     );
 
     // Bad requests: one-line errors naming what is wrong, and no output.
+    let bare = |extra: &[&str]| {
+        let mut args = vec![
+            "estimate",
+            s.pred.to_str().unwrap(),
+            "--gold",
+            gold.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        paratag(&args)
+    };
+    let refused = |o: std::process::Output, msg: &str| {
+        assert!(
+            !o.status.success() && stderr(&o).contains(msg),
+            "{msg}: {}",
+            stderr(&o)
+        );
+    };
     // An existing table or report is kept unless --force.
     let table = std::fs::read(&out).unwrap();
     for (o, m) in [
         (&out, &s.root.join("new.md")),
         (&s.root.join("new.csv"), &md),
     ] {
-        let o = paratag(&[
-            "estimate",
-            s.pred.to_str().unwrap(),
-            "--gold",
-            gold.to_str().unwrap(),
-            "-o",
-            o.to_str().unwrap(),
-            "--report",
-            m.to_str().unwrap(),
-        ]);
-        assert!(
-            !o.status.success() && stderr(&o).contains("exists; pass --force"),
-            "{}",
-            stderr(&o)
-        );
+        let (o, m) = (o.to_str().unwrap(), m.to_str().unwrap());
+        refused(bare(&["-o", o, "--report", m]), "exists; pass --force");
     }
     assert_eq!(std::fs::read(&out).unwrap(), table);
-    let o = run(&["--every", "month"]);
-    assert!(!o.status.success());
-    assert!(
-        stderr(&o).contains("none of the --by columns (lang) holds dates"),
-        "{}",
-        stderr(&o)
+    refused(
+        run(&["--every", "month"]),
+        "none of the --by columns (lang) holds dates",
     );
     let bad = s.root.join("shares.txt");
-    let o = paratag(&[
-        "estimate",
-        s.pred.to_str().unwrap(),
-        "--gold",
-        gold.to_str().unwrap(),
-        "-o",
-        bad.to_str().unwrap(),
-    ]);
-    assert!(
-        !o.status.success() && stderr(&o).contains(".csv or .parquet"),
-        "{}",
-        stderr(&o)
-    );
+    refused(bare(&["-o", bad.to_str().unwrap()]), ".csv or .parquet");
     assert!(!bad.exists());
-    let o = paratag(&[
-        "estimate",
-        s.pred.to_str().unwrap(),
-        "--gold",
-        gold.to_str().unwrap(),
-        "--by",
-        "outlet",
-        "-o",
-        out.to_str().unwrap(),
-        "--force",
-    ]);
-    assert!(
-        !o.status.success() && stderr(&o).contains("--by outlet: no such column"),
-        "{}",
-        stderr(&o)
-    );
+    let args = ["--by", "outlet", "-o", out.to_str().unwrap(), "--force"];
+    refused(bare(&args), "--by outlet: no such column");
 }
