@@ -37,12 +37,19 @@ fn a_perfect_classifier_keeps_its_raw_shares_in_every_group() {
         s.root.join("r.md"),
         s.root.join("plots"),
     );
-    let run = |extra: &[&str]| {
+    // `estimate PRED --gold GOLD` and `extra`.
+    let bare = |extra: &[&str]| {
         let mut args = vec![
             "estimate",
             s.pred.to_str().unwrap(),
             "--gold",
             gold.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        paratag(&args)
+    };
+    let run = |extra: &[&str]| {
+        let mut args = vec![
             "--by",
             "lang",
             "--bootstrap",
@@ -58,7 +65,7 @@ fn a_perfect_classifier_keeps_its_raw_shares_in_every_group() {
             "--force",
         ];
         args.extend_from_slice(extra);
-        paratag(&args)
+        bare(&args)
     };
     let o = run(&[]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -126,16 +133,6 @@ fn a_perfect_classifier_keeps_its_raw_shares_in_every_group() {
     );
 
     // Bad requests: one-line errors naming what is wrong, and no output.
-    let bare = |extra: &[&str]| {
-        let mut args = vec![
-            "estimate",
-            s.pred.to_str().unwrap(),
-            "--gold",
-            gold.to_str().unwrap(),
-        ];
-        args.extend_from_slice(extra);
-        paratag(&args)
-    };
     let refused = |o: std::process::Output, msg: &str| {
         assert!(
             !o.status.success() && stderr(&o).contains(msg),
